@@ -1,2 +1,59 @@
-//! placeholder
+//! latchkey-client: a small blocking HTTP/1.1 client for Tang servers, and the
+//! driver that runs a decryption plan of `latchkey-proto` over the network.
+//!
+//! ```text
+//!   cli (latchkey) ──┐                      ┌── GET  {url}/adv[/thp]
+//!   agent (initrd) ──┼─▶ latchkey-client ───┼── POST {url}/rec/{kid}   (one thread per request)
+//!   luks check ──────┘        │             └── Tang servers
+//!                             ▼
+//!                      latchkey-proto (sans-IO: pin::Decryption, EncryptIo)
+//! ```
+//!
+//! The HTTP client is our own, a few hundred lines over `std::net::TcpStream`, rather than
+//! ureq: Tang needs only two request shapes, the reply must be framed by `Content-Length`
+//! because tangd never closes its side, and the initrd agent must stay small. Owning the
+//! socket also gives what a general client hides: a per-attempt timeout that covers the
+//! whole reply (not just each read), cancellation of an in-flight request by shutting its
+//! socket down, and no proxy taken from the environment (`http_proxy` is never read).
+//! Names resolve through std (getaddrinfo, which reads `/etc/hosts` in the initrd).
+//! `https://` needs the `tls` feature (rustls with the system CA bundle); the agent is built
+//! without it.
 #![forbid(unsafe_code)]
+
+mod error;
+mod http;
+mod options;
+mod tls;
+mod transport;
+pub mod url;
+
+use std::time::Instant;
+
+pub use error::Error;
+pub use options::{Cancel, Options, Retry, UrlRewrite};
+use transport::Request;
+
+/// `GET url`; the body of a 200 reply.
+pub fn get(url: &str, opts: &Options) -> Result<Vec<u8>, Error> {
+    let url = opts.url(url);
+    let req = Request { method: "GET", url: &url, body: None };
+    transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
+}
+
+/// `POST url` with `body` of `content_type`; the body of a 200 reply.
+pub fn post(url: &str, content_type: &'static str, body: &[u8], opts: &Options) -> Result<Vec<u8>, Error> {
+    let url = opts.url(url);
+    let req = Request { method: "POST", url: &url, body: Some((content_type, body)) };
+    transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
+}
+
+/// Fetches a Tang advertisement: `GET {url}/adv/` or `GET {url}/adv/{thp}`, as clevis does.
+/// The body is returned unverified (verification is `latchkey_proto::jws`'s job).
+pub fn fetch_adv(url: &str, thp: Option<&str>, opts: &Options) -> Result<Vec<u8>, Error> {
+    get(&adv_url(url, thp), opts)
+}
+
+/// clevis appends to the configured URL without normalising slashes; tangd accepts repeats.
+fn adv_url(url: &str, thp: Option<&str>) -> String {
+    format!("{url}/adv/{}", thp.unwrap_or(""))
+}

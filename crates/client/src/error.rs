@@ -1,0 +1,164 @@
+//! The one error type of this crate. Every variant names the URL it is about.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong talking to a Tang server or driving a decryption.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL cannot be used.
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Which part is wrong.
+        reason: String,
+    },
+    /// An `https://` URL, but this build has no TLS (the `tls` feature).
+    TlsUnsupported {
+        /// The URL as given.
+        url: String,
+    },
+    /// The host name did not resolve to any address.
+    Resolve {
+        /// The URL as given.
+        url: String,
+        /// The resolver's answer.
+        source: std::io::Error,
+    },
+    /// The server actively refused the connection (nothing listens there).
+    Refused {
+        /// The URL as given.
+        url: String,
+    },
+    /// Connecting failed for another reason (unreachable network, reset, ...).
+    Connect {
+        /// The URL as given.
+        url: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No complete reply within the per-request timeout.
+    Timeout {
+        /// The URL as given.
+        url: String,
+        /// The timeout that expired.
+        after: Duration,
+        /// What was under way: "connecting", "sending the request", "waiting for the reply".
+        during: &'static str,
+    },
+    /// The connection broke while sending or receiving.
+    Io {
+        /// The URL as given.
+        url: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TLS handshake or certificate failure.
+    Tls {
+        /// The URL as given.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The server replied with a status other than 200.
+    Status {
+        /// The URL as given.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The reply is not well-formed HTTP, or its body is not what Tang sends.
+    BadReply {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request was abandoned because the answer was no longer needed.
+    Cancelled {
+        /// The URL as given.
+        url: String,
+    },
+    //JWE-VARIANT
+    /// The pin tree could not be satisfied: `reason` from the plan, then one line per URL.
+    Failed {
+        /// The plan's explanation.
+        reason: String,
+        /// Each Tang URL and what happened to its request.
+        outcomes: Vec<(String, String)>,
+    },
+    /// The overall deadline passed with requests still outstanding.
+    Deadline {
+        /// The deadline.
+        after: Duration,
+        /// Each Tang URL and what happened to its request.
+        outcomes: Vec<(String, String)>,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Error::TlsUnsupported { url } => {
+                write!(f, "{url}: https is not supported by this build (no TLS)")
+            }
+            Error::Resolve { url, source } => write!(f, "{url}: cannot resolve host: {source}"),
+            Error::Refused { url } => write!(f, "{url}: connection refused"),
+            Error::Connect { url, source } => write!(f, "{url}: cannot connect: {source}"),
+            Error::Timeout { url, after, during } => {
+                write!(f, "{url}: timeout after {} {during}", secs(*after))
+            }
+            Error::Io { url, source } => write!(f, "{url}: connection failed: {source}"),
+            Error::Tls { url, reason } => write!(f, "{url}: TLS: {reason}"),
+            Error::Status { url, status } => write!(f, "{url}: HTTP status {status}"),
+            Error::BadReply { url, reason } => write!(f, "{url}: bad reply: {reason}"),
+            Error::Cancelled { url } => write!(f, "{url}: cancelled"),
+            //JWE-DISPLAY
+            Error::Failed { reason, outcomes } => {
+                write!(f, "{reason}")?;
+                list(f, outcomes)
+            }
+            Error::Deadline { after, outcomes } => {
+                write!(f, "no result within the deadline of {}", secs(*after))?;
+                list(f, outcomes)
+            }
+        }
+    }
+}
+
+fn list(f: &mut fmt::Formatter<'_>, outcomes: &[(String, String)]) -> fmt::Result {
+    for (url, what) in outcomes {
+        write!(f, "\n  {url}: {what}")?;
+    }
+    Ok(())
+}
+
+/// "1.5s", "2s": short and exact enough for a person.
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{:.1}s", d.as_secs_f64()) }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(source),
+            //JWE-SOURCE
+            _ => None,
+        }
+    }
+}
+
+//JWE-FROM
+
+impl Error {
+    /// Whether another attempt may succeed: the server was not reached or dropped the
+    /// connection. A timeout is not retried: it already used up the request's time.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Refused { .. } | Error::Connect { .. } | Error::Io { .. })
+            || matches!(self, Error::Status { status, .. } if *status == 502 || *status == 503 || *status == 504)
+    }
+}

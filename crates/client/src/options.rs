@@ -1,0 +1,176 @@
+//! Knobs of a request or a decryption, and the cancel handle.
+
+use std::fmt;
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Rewrites a URL before it is used (tests point bindings at local servers with it).
+pub type UrlRewrite = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Timeouts, retries and the overall deadline.
+#[derive(Clone)]
+pub struct Options {
+    /// Limit for establishing one TCP connection (each resolved address in turn).
+    pub connect_timeout: Duration,
+    /// Limit for one attempt: connect, send, and the complete reply.
+    pub timeout: Duration,
+    /// Limit for everything, retries and backoff included.
+    pub deadline: Duration,
+    /// How often and how patiently to try again after a transient failure.
+    pub retry: Retry,
+    /// Applied to every URL before connecting; `None` in normal use.
+    pub rewrite: Option<UrlRewrite>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            retry: Retry::default(),
+            rewrite: None,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("retry", &self.retry)
+            .field("rewrite", &self.rewrite.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+impl Options {
+    pub(crate) fn url(&self, url: &str) -> String {
+        match &self.rewrite {
+            Some(f) => f(url),
+            None => url.to_owned(),
+        }
+    }
+}
+
+/// Bounded retries with exponential backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts after the first one.
+    pub retries: u32,
+    /// Pause before the first retry; doubled for each further one.
+    pub initial: Duration,
+    /// Upper bound of a pause.
+    pub max: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { retries: 3, initial: Duration::from_millis(250), max: Duration::from_secs(2) }
+    }
+}
+
+impl Retry {
+    /// No retries at all.
+    pub const NONE: Retry = Retry { retries: 0, initial: Duration::ZERO, max: Duration::ZERO };
+
+    /// The pause before retry number `n` (0 for the first retry).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// Abandons a request from another thread: wakes its backoff sleep and shuts down
+/// its socket so a blocked read returns at once.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<(Mutex<CancelState>, Condvar)>);
+
+#[derive(Default)]
+struct CancelState {
+    cancelled: bool,
+    stream: Option<TcpStream>,
+}
+
+impl Cancel {
+    /// A fresh handle, not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the request; idempotent.
+    pub fn cancel(&self) {
+        let mut state = self.0.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.cancelled = true;
+        if let Some(s) = state.stream.take() {
+            // The socket may already be closed; nothing else to do then.
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        self.0.1.notify_all();
+    }
+
+    /// Whether `cancel` was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).cancelled
+    }
+
+    /// Remembers the connection so `cancel` can shut it down; false if already cancelled.
+    pub(crate) fn register(&self, tcp: &TcpStream) -> bool {
+        let mut state = self.0.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.cancelled {
+            return false;
+        }
+        state.stream = tcp.try_clone().ok();
+        true
+    }
+
+    pub(crate) fn unregister(&self) {
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).stream = None;
+    }
+
+    /// Sleeps until `until` or until cancelled; false if cancelled.
+    pub(crate) fn sleep_until(&self, until: Instant) -> bool {
+        let (lock, cv) = &*self.0;
+        let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.cancelled {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            state = cv.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let r = Retry { retries: 5, initial: Duration::from_millis(100), max: Duration::from_millis(500) };
+        let d: Vec<u128> = (0..5).map(|n| r.delay(n).as_millis()).collect();
+        assert_eq!(d, [100, 200, 400, 500, 500]);
+        assert_eq!(r.delay(200), Duration::from_millis(500));
+        assert_eq!(Retry::NONE.delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn cancel_wakes_a_sleeper() {
+        let c = Cancel::new();
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || c2.sleep_until(Instant::now() + Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        c.cancel();
+        assert!(!t.join().unwrap());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(c.is_cancelled());
+    }
+}
