@@ -1,1 +1,27 @@
-//! placeholder
+//! latchkey-sys: the one crate of latchkey that talks to the kernel.
+//!
+//! ```text
+//!   agent ──► latchkey-sys ──► kernel
+//!             ├─ dm        device-mapper ioctls on /dev/mapper/control
+//!             ├─ netlink   rtnetlink: links, addresses, routes
+//!             ├─ packet    AF_PACKET socket for DHCP before an address exists
+//!             ├─ mount     mount/umount, mlockall
+//!             ├─ kmsg      /dev/kmsg writer
+//!             └─ proc      /proc/cmdline, /sys/class/block, uname
+//! ```
+//!
+//! Everything here is a thin, typed wrapper over a system call; protocol
+//! logic (DHCP, dm table lines, command-line parsing) lives in the callers.
+//! Every `unsafe` block carries a `// SAFETY:` comment.
+
+mod error;
+
+pub mod dm;
+pub mod kmsg;
+pub mod mount;
+pub mod netlink;
+pub mod packet;
+pub mod proc;
+
+pub use error::{Error, Result};
+pub use rustix::io::Errno;

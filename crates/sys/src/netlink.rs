@@ -1,0 +1,572 @@
+//! rtnetlink (`NETLINK_ROUTE`) for what an initrd needs: list links,
+//! addresses and routes, set a link up, add an IPv4 address and a default
+//! route. Messages are encoded and decoded here in safe code; the socket
+//! calls come from rustix.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::OwnedFd;
+
+use rustix::io::Errno;
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+use crate::{Error, Result};
+
+const NLMSG_HDR: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_CREATE: u16 = 0x400;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_CARRIER: u16 = 33;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_TABLE: u16 = 15;
+
+const AF_UNSPEC: u8 = 0;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RTN_UNICAST: u8 = 1;
+
+/// `IFF_UP`: administratively up.
+pub const IFF_UP: u32 = 0x1;
+/// `IFF_LOOPBACK`.
+pub const IFF_LOOPBACK: u32 = 0x8;
+/// `IFF_LOWER_UP`: the driver reports carrier.
+pub const IFF_LOWER_UP: u32 = 0x10000;
+
+/// RFC 2863 operational state as reported in `IFLA_OPERSTATE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperState {
+    /// 0: unknown (many virtual devices stay here while working).
+    Unknown,
+    /// 1: not present.
+    NotPresent,
+    /// 2: down.
+    Down,
+    /// 3: lower layer down.
+    LowerLayerDown,
+    /// 4: testing.
+    Testing,
+    /// 5: dormant.
+    Dormant,
+    /// 6: up.
+    Up,
+}
+
+impl OperState {
+    fn from_u8(v: u8) -> OperState {
+        match v {
+            1 => OperState::NotPresent,
+            2 => OperState::Down,
+            3 => OperState::LowerLayerDown,
+            4 => OperState::Testing,
+            5 => OperState::Dormant,
+            6 => OperState::Up,
+            _ => OperState::Unknown,
+        }
+    }
+}
+
+/// A network interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name, e.g. `eth0`.
+    pub name: String,
+    /// `IFF_*` flags.
+    pub flags: u32,
+    /// `IFLA_CARRIER` (falls back to `IFF_LOWER_UP` when absent).
+    pub carrier: bool,
+    /// `IFLA_OPERSTATE`.
+    pub operstate: OperState,
+    /// Hardware address when it is a 6-byte Ethernet MAC.
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Link {
+    /// Administratively up.
+    pub fn is_up(&self) -> bool {
+        self.flags & IFF_UP != 0
+    }
+    /// The loopback device.
+    pub fn is_loopback(&self) -> bool {
+        self.flags & IFF_LOOPBACK != 0
+    }
+}
+
+/// An address assigned to an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// Interface index.
+    pub index: u32,
+    /// The address (`IFA_LOCAL` for IPv4, `IFA_ADDRESS` for IPv6).
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Scope (0 universe, 253 link, 254 host).
+    pub scope: u8,
+}
+
+/// A route in the main table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Destination, `None` for a default route.
+    pub dst: Option<IpAddr>,
+    /// Destination prefix length (0 for a default route).
+    pub dst_len: u8,
+    /// Next hop.
+    pub gateway: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: Option<u32>,
+}
+
+impl Route {
+    /// A default route (`0.0.0.0/0` or `::/0`).
+    pub fn is_default(&self) -> bool {
+        self.dst_len == 0
+    }
+}
+
+/// An rtnetlink socket.
+pub struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+/// Builds one netlink message: header, fixed part, attributes.
+struct Msg {
+    buf: Vec<u8>,
+}
+
+impl Msg {
+    fn new(kind: u16, flags: u16, seq: u32, fixed: &[u8]) -> Msg {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(fixed);
+        pad4(&mut buf);
+        Msg { buf }
+    }
+
+    fn attr(mut self, kind: u16, data: &[u8]) -> Msg {
+        self.buf
+            .extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(data);
+        pad4(&mut self.buf);
+        self
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let len = self.buf.len() as u32;
+        self.buf[..4].copy_from_slice(&len.to_ne_bytes());
+        self.buf
+    }
+}
+
+fn pad4(buf: &mut Vec<u8>) {
+    while buf.len() % 4 != 0 {
+        buf.push(0);
+    }
+}
+
+fn ifinfomsg(family: u8, index: u32, flags: u32, change: u32) -> [u8; 16] {
+    let mut m = [0u8; 16];
+    m[0] = family;
+    m[4..8].copy_from_slice(&index.to_ne_bytes());
+    m[8..12].copy_from_slice(&flags.to_ne_bytes());
+    m[12..16].copy_from_slice(&change.to_ne_bytes());
+    m
+}
+
+/// Iterates `(type, payload)` over the attributes in `data`.
+fn attrs(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    core::iter::from_fn(move || {
+        if data.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
+        let kind = u16::from_ne_bytes([data[2], data[3]]) & 0x3fff;
+        if len < 4 || len > data.len() {
+            return None;
+        }
+        let payload = &data[4..len];
+        data = &data[len.next_multiple_of(4).min(data.len())..];
+        Some((kind, payload))
+    })
+}
+
+fn ip_from(family: u8, b: &[u8]) -> Option<IpAddr> {
+    match (family, b.len()) {
+        (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        (AF_INET6, 16) => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?))),
+        _ => None,
+    }
+}
+
+fn parse_link(body: &[u8]) -> Option<Link> {
+    if body.len() < 16 {
+        return None;
+    }
+    let index = u32::from_ne_bytes(body[4..8].try_into().ok()?);
+    let flags = u32::from_ne_bytes(body[8..12].try_into().ok()?);
+    let mut link = Link {
+        index,
+        name: String::new(),
+        flags,
+        carrier: flags & IFF_LOWER_UP != 0,
+        operstate: OperState::Unknown,
+        mac: None,
+    };
+    for (kind, p) in attrs(&body[16..]) {
+        match kind {
+            IFLA_IFNAME => {
+                let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
+                link.name = String::from_utf8_lossy(&p[..end]).into_owned();
+            }
+            IFLA_ADDRESS if p.len() == 6 => link.mac = p.try_into().ok(),
+            IFLA_OPERSTATE if !p.is_empty() => link.operstate = OperState::from_u8(p[0]),
+            IFLA_CARRIER if !p.is_empty() => link.carrier = p[0] != 0,
+            _ => {}
+        }
+    }
+    Some(link)
+}
+
+fn parse_addr(body: &[u8]) -> Option<Address> {
+    if body.len() < 8 {
+        return None;
+    }
+    let family = body[0];
+    let prefix = body[1];
+    let scope = body[3];
+    let index = u32::from_ne_bytes(body[4..8].try_into().ok()?);
+    let (mut local, mut address) = (None, None);
+    for (kind, p) in attrs(&body[8..]) {
+        match kind {
+            IFA_LOCAL => local = ip_from(family, p),
+            IFA_ADDRESS => address = ip_from(family, p),
+            _ => {}
+        }
+    }
+    Some(Address {
+        index,
+        addr: local.or(address)?,
+        prefix,
+        scope,
+    })
+}
+
+fn parse_route(body: &[u8]) -> Option<Route> {
+    if body.len() < 12 {
+        return None;
+    }
+    let family = body[0];
+    let dst_len = body[1];
+    let mut table = u32::from(body[4]);
+    let kind = body[7];
+    let mut route = Route {
+        dst: None,
+        dst_len,
+        gateway: None,
+        oif: None,
+    };
+    for (k, p) in attrs(&body[12..]) {
+        match k {
+            RTA_DST => route.dst = ip_from(family, p),
+            RTA_GATEWAY => route.gateway = ip_from(family, p),
+            RTA_OIF if p.len() == 4 => route.oif = Some(u32::from_ne_bytes(p.try_into().ok()?)),
+            RTA_TABLE if p.len() == 4 => table = u32::from_ne_bytes(p.try_into().ok()?),
+            _ => {}
+        }
+    }
+    (table == u32::from(RT_TABLE_MAIN) && kind == RTN_UNICAST).then_some(route)
+}
+
+impl Netlink {
+    /// Opens and binds an rtnetlink socket.
+    pub fn open() -> Result<Netlink> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            None, // NETLINK_ROUTE
+        )
+        .map_err(Error::NetlinkSocket)?;
+        rustix::net::bind(&fd, &SocketAddrNetlink::new(0, 0)).map_err(Error::NetlinkSocket)?;
+        Ok(Netlink { fd, seq: 1 })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn send(&self, msg: &[u8], op: &'static str, ifindex: u32) -> Result<()> {
+        rustix::net::sendto(
+            &self.fd,
+            msg,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )
+        .map_err(|errno| Error::Netlink { op, ifindex, errno })?;
+        Ok(())
+    }
+
+    /// Reads replies to `seq`, handing each message's `(type, body)` to `f`,
+    /// until `NLMSG_DONE` or the final `NLMSG_ERROR` (ack).
+    fn receive(
+        &self,
+        seq: u32,
+        op: &'static str,
+        ifindex: u32,
+        mut f: impl FnMut(u16, &[u8]),
+    ) -> Result<()> {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let (n, _) = rustix::net::recv(&self.fd, &mut buf[..], RecvFlags::empty())
+                .map_err(|errno| Error::Netlink { op, ifindex, errno })?;
+            let mut data = &buf[..n];
+            while data.len() >= NLMSG_HDR {
+                let len = u32::from_ne_bytes(data[0..4].try_into().expect("4")) as usize;
+                if len < NLMSG_HDR || len > data.len() {
+                    return Err(Error::NetlinkReply("message length out of bounds"));
+                }
+                let kind = u16::from_ne_bytes([data[4], data[5]]);
+                let mseq = u32::from_ne_bytes(data[8..12].try_into().expect("4"));
+                let body = &data[NLMSG_HDR..len];
+                data = &data[len.next_multiple_of(4).min(data.len())..];
+                if mseq != seq {
+                    continue;
+                }
+                match kind {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        if body.len() < 4 {
+                            return Err(Error::NetlinkReply("short NLMSG_ERROR"));
+                        }
+                        let code = i32::from_ne_bytes(body[0..4].try_into().expect("4"));
+                        if code == 0 {
+                            return Ok(());
+                        }
+                        let errno = Errno::from_raw_os_error(-code);
+                        return Err(Error::Netlink { op, ifindex, errno });
+                    }
+                    _ => f(kind, body),
+                }
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        op: &'static str,
+        ifindex: u32,
+        build: impl FnOnce(u32) -> Vec<u8>,
+    ) -> Result<()> {
+        let seq = self.next_seq();
+        self.send(&build(seq), op, ifindex)?;
+        self.receive(seq, op, ifindex, |_, _| {})
+    }
+
+    fn dump<T>(
+        &mut self,
+        op: &'static str,
+        kind: u16,
+        fixed: &[u8],
+        want: u16,
+        parse: impl Fn(&[u8]) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        let seq = self.next_seq();
+        let msg = Msg::new(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, fixed).finish();
+        self.send(&msg, op, 0)?;
+        let mut out = Vec::new();
+        self.receive(seq, op, 0, |k, body| {
+            if k == want {
+                out.extend(parse(body));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// All network interfaces.
+    pub fn links(&mut self) -> Result<Vec<Link>> {
+        self.dump(
+            "RTM_GETLINK",
+            RTM_GETLINK,
+            &ifinfomsg(AF_UNSPEC, 0, 0, 0),
+            RTM_NEWLINK,
+            parse_link,
+        )
+    }
+
+    /// All addresses, IPv4 and IPv6.
+    pub fn addresses(&mut self) -> Result<Vec<Address>> {
+        self.dump(
+            "RTM_GETADDR",
+            RTM_GETADDR,
+            &[AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0],
+            RTM_NEWADDR,
+            parse_addr,
+        )
+    }
+
+    /// Unicast routes of the main table, IPv4 and IPv6.
+    pub fn routes(&mut self) -> Result<Vec<Route>> {
+        self.dump(
+            "RTM_GETROUTE",
+            RTM_GETROUTE,
+            &[AF_UNSPEC; 12],
+            RTM_NEWROUTE,
+            parse_route,
+        )
+    }
+
+    /// Sets `IFF_UP` on interface `index`.
+    pub fn set_link_up(&mut self, index: u32) -> Result<()> {
+        self.request("RTM_NEWLINK", index, |seq| {
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, IFF_UP, IFF_UP),
+            )
+            .finish()
+        })
+    }
+
+    /// Adds `addr/prefix` (with its broadcast address) to interface `index`.
+    pub fn add_address_v4(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+        let prefix = prefix.min(32);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        let brd = Ipv4Addr::from(u32::from(addr) | !mask);
+        self.request("RTM_NEWADDR", index, |seq| {
+            let mut fixed = [AF_INET, prefix, 0, RT_SCOPE_UNIVERSE, 0, 0, 0, 0];
+            fixed[4..8].copy_from_slice(&index.to_ne_bytes());
+            let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+            let m = Msg::new(RTM_NEWADDR, flags, seq, &fixed)
+                .attr(IFA_LOCAL, &addr.octets())
+                .attr(IFA_ADDRESS, &addr.octets());
+            if prefix < 31 {
+                m.attr(IFA_BROADCAST, &brd.octets())
+            } else {
+                m
+            }
+            .finish()
+        })
+    }
+
+    /// Adds the IPv4 default route via `gateway` out of interface `index`.
+    pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+        self.request("RTM_NEWROUTE", index, |seq| {
+            let fixed = [
+                AF_INET,
+                0,
+                0,
+                0,
+                RT_TABLE_MAIN,
+                RTPROT_BOOT,
+                RT_SCOPE_UNIVERSE,
+                RTN_UNICAST,
+                0,
+                0,
+                0,
+                0,
+            ];
+            let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+            Msg::new(RTM_NEWROUTE, flags, seq, &fixed)
+                .attr(RTA_GATEWAY, &gateway.octets())
+                .attr(RTA_OIF, &index.to_ne_bytes())
+                .finish()
+        })
+    }
+}
+
+/// Asks the kernel to do IPv6 stateless autoconfiguration on `ifname`
+/// (accept router advertisements and autoconf addresses).
+pub fn enable_ipv6_autoconf(ifname: &str) -> Result<()> {
+    for knob in ["accept_ra", "autoconf"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
+        std::fs::write(&path, b"1").map_err(|source| Error::File { path, source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_encoding() {
+        let m = Msg::new(
+            RTM_NEWLINK,
+            NLM_F_REQUEST | NLM_F_ACK,
+            7,
+            &ifinfomsg(0, 3, 1, 1),
+        )
+        .attr(IFLA_IFNAME, b"eth0\0")
+        .finish();
+        assert_eq!(m.len(), 16 + 16 + 12);
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 44);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_NEWLINK);
+        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 7);
+        let parsed: Vec<_> = attrs(&m[32..]).collect();
+        assert_eq!(parsed, vec![(IFLA_IFNAME, &b"eth0\0"[..])]);
+    }
+
+    #[test]
+    fn link_parsing() {
+        let m = Msg::new(
+            RTM_NEWLINK,
+            0,
+            0,
+            &ifinfomsg(0, 2, IFF_UP | IFF_LOWER_UP, 0),
+        )
+        .attr(IFLA_IFNAME, b"en0\0")
+        .attr(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 1])
+        .attr(IFLA_OPERSTATE, &[6])
+        .attr(IFLA_CARRIER, &[1])
+        .finish();
+        let l = parse_link(&m[16..]).unwrap();
+        assert_eq!(l.index, 2);
+        assert_eq!(l.name, "en0");
+        assert_eq!(l.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(l.operstate, OperState::Up);
+        assert!(l.carrier && l.is_up() && !l.is_loopback());
+    }
+
+    #[test]
+    fn attrs_stop_on_garbage() {
+        assert_eq!(attrs(&[200, 0, 1, 0, 1]).count(), 0);
+        assert_eq!(attrs(&[2, 0, 1, 0]).count(), 0);
+    }
+}

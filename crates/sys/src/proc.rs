@@ -1,0 +1,167 @@
+//! Reading what the kernel tells through /proc and /sys: the command line,
+//! block devices, the kernel release.
+
+use std::path::Path;
+
+use crate::dm::DevId;
+use crate::{Error, Result};
+
+/// Reads `/proc/cmdline`.
+pub fn read_cmdline() -> Result<String> {
+    read_string(Path::new("/proc/cmdline"))
+}
+
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A block device as `/sys/class/block` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockDevice {
+    /// Kernel name, e.g. `vda2`, `nvme0n1p3`, `dm-0`.
+    pub name: String,
+    /// Device number.
+    pub dev: DevId,
+    /// Size in 512-byte sectors.
+    pub sectors: u64,
+    /// A partition of another device.
+    pub partition: bool,
+    /// The `ro` attribute is set.
+    pub read_only: bool,
+}
+
+impl BlockDevice {
+    /// `/dev/NAME`, where devtmpfs puts the node.
+    pub fn dev_path(&self) -> std::path::PathBuf {
+        Path::new("/dev").join(&self.name)
+    }
+}
+
+/// Parses a `MAJOR:MINOR` string.
+pub fn parse_dev(s: &str) -> Option<DevId> {
+    let (ma, mi) = s.split_once(':')?;
+    Some(DevId {
+        major: ma.parse().ok()?,
+        minor: mi.parse().ok()?,
+    })
+}
+
+fn read_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::File {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Every block device under `/sys/class/block`.
+pub fn block_devices() -> Result<Vec<BlockDevice>> {
+    block_devices_in(Path::new("/sys/class/block"))
+}
+
+/// Every block device under `root` (a `/sys/class/block`-shaped directory),
+/// sorted by name. Devices that vanish while being read are skipped.
+pub fn block_devices_in(root: &Path) -> Result<Vec<BlockDevice>> {
+    let dir = std::fs::read_dir(root).map_err(|source| Error::File {
+        path: root.display().to_string(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let base = root.join(&name);
+        let Ok(dev) = read_string(&base.join("dev")) else {
+            continue;
+        };
+        let dev = parse_dev(dev.trim()).ok_or_else(|| Error::Format {
+            path: base.join("dev").display().to_string(),
+            what: "not MAJOR:MINOR",
+        })?;
+        let sectors = read_string(&base.join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let read_only = read_string(&base.join("ro")).is_ok_and(|s| s.trim() == "1");
+        let partition = base.join("partition").exists();
+        out.push(BlockDevice {
+            name,
+            dev,
+            sectors,
+            partition,
+            read_only,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The size in 512-byte sectors of the block device with number `dev`.
+pub fn block_device_sectors(dev: DevId) -> Result<u64> {
+    let path = format!("/sys/dev/block/{}:{}/size", dev.major, dev.minor);
+    let s = read_string(Path::new(&path))?;
+    s.trim().parse().map_err(|_| Error::Format {
+        path,
+        what: "not a number",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_numbers() {
+        assert_eq!(
+            parse_dev("253:0"),
+            Some(DevId {
+                major: 253,
+                minor: 0
+            })
+        );
+        assert_eq!(parse_dev("8"), None);
+        assert_eq!(parse_dev("a:1"), None);
+    }
+
+    #[test]
+    fn fake_sysfs() {
+        let root = std::env::temp_dir().join(format!("latchkey-sys-block-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (n, d, s, part) in [
+            ("vda", "252:0", "2097152", false),
+            ("vda1", "252:1", "1024", true),
+        ] {
+            let p = root.join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("dev"), format!("{d}\n")).unwrap();
+            std::fs::write(p.join("size"), format!("{s}\n")).unwrap();
+            std::fs::write(p.join("ro"), "0\n").unwrap();
+            if part {
+                std::fs::write(p.join("partition"), "1\n").unwrap();
+            }
+        }
+        std::fs::create_dir_all(root.join("gone")).unwrap();
+        let l = block_devices_in(&root).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].name, "vda");
+        assert_eq!(l[0].sectors, 2097152);
+        assert!(!l[0].partition && l[1].partition);
+        assert_eq!(
+            l[1].dev,
+            DevId {
+                major: 252,
+                minor: 1
+            }
+        );
+        assert_eq!(l[1].dev_path(), Path::new("/dev/vda1"));
+    }
+
+    #[test]
+    fn live_system() {
+        assert!(!kernel_release().is_empty());
+        assert!(!read_cmdline().unwrap().is_empty());
+    }
+}

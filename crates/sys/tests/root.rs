@@ -1,0 +1,165 @@
+//! Root-only tests. Network tests run in a fresh network namespace entered
+//! by the test thread, so the host's interfaces are never touched.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::time::Duration;
+
+use latchkey_sys::dm::{Control, Target};
+use latchkey_sys::netlink::Netlink;
+use latchkey_sys::packet::PacketSocket;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Enters a new network namespace on this thread, or says why not.
+fn new_netns(test: &str) -> bool {
+    if !is_root() {
+        println!("{test}: skipped: needs root");
+        return false;
+    }
+    latchkey_sys::mount::enter_new_network_namespace().expect("unshare(CLONE_NEWNET) as root");
+    true
+}
+
+fn ip(args: &str) {
+    let st = Command::new("ip").args(args.split(' ')).status().expect("running ip(8)");
+    assert!(st.success(), "ip {args}");
+}
+
+fn have_ip(test: &str) -> bool {
+    if Command::new("ip").arg("-V").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{test}: ip(8) is missing (install iproute2)");
+    println!("{test}: skipped: ip(8) not installed");
+    false
+}
+
+#[test]
+fn root_netlink_links_addresses_routes() {
+    let t = "root_netlink_links_addresses_routes";
+    if !have_ip(t) || !new_netns(t) {
+        return;
+    }
+    let mut nl = Netlink::open().unwrap();
+    let links = nl.links().unwrap();
+    assert_eq!(links.len(), 1, "a fresh namespace has only lo: {links:?}");
+    let lo = &links[0];
+    assert!(lo.is_loopback() && !lo.is_up());
+    nl.set_link_up(lo.index).unwrap();
+    assert!(nl.links().unwrap()[0].is_up());
+
+    ip("link add lkv0 type veth peer name lkv1");
+    let links = nl.links().unwrap();
+    let v0 = links.iter().find(|l| l.name == "lkv0").expect("lkv0 listed");
+    let v1 = links.iter().find(|l| l.name == "lkv1").expect("lkv1 listed");
+    assert!(v0.mac.is_some() && !v0.carrier);
+    nl.set_link_up(v0.index).unwrap();
+    nl.set_link_up(v1.index).unwrap();
+    // veth reports carrier once both ends are up; the kernel may take a moment.
+    let mut carrier = false;
+    for _ in 0..50 {
+        if nl.links().unwrap().iter().any(|l| l.name == "lkv0" && l.carrier) {
+            carrier = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(carrier, "lkv0 never got carrier");
+
+    nl.add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24).unwrap();
+    let err = nl.add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24).unwrap_err();
+    assert_eq!(err.errno(), Some(rustix::io::Errno::EXIST), "{err}");
+    nl.add_default_route_v4(v0.index, Ipv4Addr::new(10, 77, 0, 1)).unwrap();
+
+    let addrs = nl.addresses().unwrap();
+    assert!(
+        addrs.iter().any(|a| a.index == v0.index && a.addr == IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)) && a.prefix == 24),
+        "{addrs:?}"
+    );
+    let routes = nl.routes().unwrap();
+    let def = routes.iter().find(|r| r.is_default() && r.dst.is_none_or(|d| d.is_ipv4())).expect("default route");
+    assert_eq!(def.gateway, Some(IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1))));
+    assert_eq!(def.oif, Some(v0.index));
+
+    let err = nl.set_link_up(99999).unwrap_err();
+    assert!(err.to_string().contains("#99999"), "{err}");
+}
+
+#[test]
+fn root_packet_socket_roundtrip() {
+    let t = "root_packet_socket_roundtrip";
+    if !have_ip(t) || !new_netns(t) {
+        return;
+    }
+    ip("link add lkp0 type veth peer name lkp1");
+    ip("link set lkp0 up");
+    ip("link set lkp1 up");
+    let mut nl = Netlink::open().unwrap();
+    let links = nl.links().unwrap();
+    let i0 = links.iter().find(|l| l.name == "lkp0").unwrap().index;
+    let i1 = links.iter().find(|l| l.name == "lkp1").unwrap().index;
+    let s0 = PacketSocket::open(i0).unwrap();
+    let s1 = PacketSocket::open(i1).unwrap();
+    // A broadcast Ethernet frame with EtherType IPv4 and a recognisable body.
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[2, 0, 0, 0, 0, 9, 0x08, 0x00]);
+    frame.extend_from_slice(b"latchkey packet test");
+    frame.resize(60, 0);
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        s0.send(&frame).unwrap();
+        // The sender must not see its own frame.
+        if let Some(n) = s1.recv(&mut buf, Duration::from_millis(100)).unwrap() {
+            if buf[..n] == frame[..] {
+                assert_eq!(s0.recv(&mut buf, Duration::from_millis(50)).unwrap(), None);
+                return;
+            }
+        }
+    }
+    panic!("frame never arrived on lkp1");
+}
+
+#[test]
+fn root_device_mapper_lifecycle() {
+    let t = "root_device_mapper_lifecycle";
+    if !is_root() {
+        println!("{t}: skipped: needs root");
+        return;
+    }
+    let ctl = match Control::open() {
+        Ok(c) => c,
+        Err(e) if e.is_no_device_mapper() => {
+            println!("{t}: skipped: no device-mapper (tested in vm-tests) ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let v = ctl.version().unwrap();
+    assert_eq!(v[0], 4);
+    let name = format!("latchkey-test-{}", std::process::id());
+    assert_eq!(ctl.status(&name).unwrap(), None);
+    let dev = ctl.create(&name, &format!("LATCHKEY-TEST-{name}")).unwrap();
+    let result = (|| {
+        ctl.load_table(&name, &[Target { start: 0, len: 2048, kind: "zero", params: "" }], true)?;
+        let st = ctl.status(&name)?.expect("created device");
+        assert!(st.inactive_loaded && !st.active);
+        assert_eq!(ctl.resume(&name)?, dev);
+        let st = ctl.status(&name)?.expect("created device");
+        assert!(st.active && st.read_only && st.target_count == 1);
+        assert!(ctl.list()?.iter().any(|(n, d)| *n == name && *d == dev));
+        let dir = std::env::temp_dir().join(format!("latchkey-dm-{}", std::process::id()));
+        let node = latchkey_sys::dm::make_node_in(&dir, &name, dev)?;
+        let meta = std::fs::metadata(&node).unwrap();
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        assert!(meta.file_type().is_block_device());
+        assert_eq!(rustix::fs::major(meta.rdev()), dev.major);
+        std::fs::remove_dir_all(&dir).unwrap();
+        Ok::<(), latchkey_sys::Error>(())
+    })();
+    ctl.remove(&name).unwrap();
+    result.unwrap();
+    assert_eq!(ctl.status(&name).unwrap(), None);
+}
