@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# Test disks, made offline on plain files (the host has no device-mapper).
+#
+#   disk_plain IMG TOKEN [SIZE_MIB]      ext4 (4 KiB blocks) holding /latchkey-marker
+#   disk_luks IMG TOKEN UUID PASSFILE    disk_plain, then encrypted in place
+#       DISK_TYPE=luks2|luks1            luks1 is made as luks2 and converted:
+#                                        cryptsetup cannot reencrypt LUKS1
+#                                        without device-mapper
+#       DISK_PBKDF=pbkdf2|argon2id       argon2id with 64 MiB, fit for the guest
+#       DISK_SECTOR=512|4096
+#   disk_add_key IMG PASSFILE NEWKEYFILE another keyslot (DISK_PBKDF applies)
+#   disk_bind_tang IMG PASSFILE URL ADV  `clevis luks bind` offline, adv from a file
+#   disk_bind_sss IMG PASSFILE T URL=ADV...   Shamir over several Tang pins
+#   disk_boot IMG LABEL KEYFILE          unencrypted ext4 boot disk with
+#                                        nbde/local-boot.key (/boot/nbde/... once
+#                                        mounted on /boot)
+#   new_secret FILE                      32 random bytes, base64, no newline
+#
+# The Tang URLs name the guestfwd addresses (http://10.0.2.100:80), which is
+# what the guest dials; the adv was fetched from the same server on 127.0.0.1.
+
+BOOT_KEY_PATH=${BOOT_KEY_PATH:-nbde/local-boot.key}
+
+new_secret() {
+  head -c 32 /dev/urandom | base64 | tr -d '\n' >"$1"
+}
+
+disk_plain() {
+  local img=$1 token=$2 size=${3:-64} content
+  content=$(mktemp -d)
+  printf '%s\n' "$token" >"$content/latchkey-marker"
+  rm -f "$img"
+  truncate -s "${size}M" "$img"
+  # 4 KiB blocks so the same file system also mounts over 4096-byte sectors.
+  mkfs.ext4 -q -F -b 4096 -d "$content" "$img" "$((size - 16))M"
+  rm -rf "$content"
+}
+
+pbkdf_args() {
+  case ${DISK_PBKDF:-pbkdf2} in
+    pbkdf2) echo --pbkdf pbkdf2 --pbkdf-force-iterations 1000 ;;
+    argon2id) echo --pbkdf argon2id --pbkdf-memory 65536 --pbkdf-parallel 1 --pbkdf-force-iterations 4 ;;
+    *) echo "disk: unknown DISK_PBKDF=$DISK_PBKDF" >&2; return 1 ;;
+  esac
+}
+
+disk_luks() {
+  local img=$1 token=$2 uuid=$3 pass=$4 pbkdf
+  pbkdf=$(pbkdf_args) || return 1
+  disk_plain "$img" "$token"
+  # shellcheck disable=SC2086 # pbkdf is a word list
+  cryptsetup reencrypt --batch-mode --encrypt --type luks2 $pbkdf \
+    --sector-size "${DISK_SECTOR:-512}" --key-file "$pass" --reduce-device-size 16M "$img" >/dev/null
+  if [[ ${DISK_TYPE:-luks2} == luks1 ]]; then
+    cryptsetup convert --batch-mode --type luks1 "$img"
+  fi
+  cryptsetup luksUUID --batch-mode --uuid "$uuid" "$img"
+}
+
+disk_add_key() {
+  local pbkdf
+  pbkdf=$(pbkdf_args) || return 1
+  # shellcheck disable=SC2086
+  cryptsetup luksAddKey --batch-mode $pbkdf --key-file "$2" "$1" "$3"
+}
+
+disk_bind_tang() {
+  local img=$1 pass=$2 url=$3 adv=$4
+  clevis luks bind -y -d "$img" -k "$pass" tang "{\"url\":\"$url\",\"adv\":\"$adv\"}"
+}
+
+disk_bind_sss() {
+  local img=$1 pass=$2 t=$3 pins="" p
+  shift 3
+  for p in "$@"; do
+    pins+="${pins:+,}{\"url\":\"${p%%=*}\",\"adv\":\"${p#*=}\"}"
+  done
+  clevis luks bind -y -d "$img" -k "$pass" sss "{\"t\":$t,\"pins\":{\"tang\":[$pins]}}"
+}
+
+disk_boot() {
+  local img=$1 label=$2 key=$3 content
+  content=$(mktemp -d)
+  install -D -m 0400 "$key" "$content/$BOOT_KEY_PATH"
+  rm -f "$img"
+  truncate -s 16M "$img"
+  mkfs.ext4 -q -F -L "$label" -d "$content" "$img"
+  rm -rf "$content"
+}

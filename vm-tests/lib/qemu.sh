@@ -1,0 +1,145 @@
+# shellcheck shell=bash disable=SC2034 # VM_AT, VM_WHY: read by the caller
+# One QEMU guest at a time, under TCG (the host's nested KVM cannot run a
+# stock kernel), with its serial console on a pair of FIFOs so a test can
+# both read it and type into it.
+#
+#   vm_start DIR KERNEL INITRD APPEND [options]
+#       -d IMG          a virtio disk (vda, vdb, ... in order)
+#       -f IP=PORT      guestfwd: guest tcp IP:80 -> host 127.0.0.1:PORT
+#       -N              no network card at all
+#       -t SECONDS      hard limit for the whole boot (default 90)
+#     DIR gets console.log (console lines stamped with
+#     seconds since QEMU started) and qemu.log.
+#   vm_wait REGEX [SECONDS]  wait until the console matches (grep -E);
+#                            sets VM_AT to the stamp of the matching line
+#   vm_send LINE             type LINE and Enter on the serial console
+#   vm_wait_exit [SECONDS]   wait for QEMU to end; returns its status
+#   vm_stop                  end QEMU now (and the console reader)
+#   vm_elapsed               seconds since QEMU started, e.g. 4.213
+
+vm_elapsed() {
+  local us=$((${EPOCHREALTIME/./} - VM_T0US))
+  printf '%d.%03d\n' $((us / 1000000)) $((us % 1000000 / 1000))
+}
+
+# Prefixes each console line with the time since QEMU started. A prompt
+# without a newline is flushed after a short pause, so it shows too.
+vm__stamp() {
+  local line rc
+  while :; do
+    line=
+    IFS= read -r -t 0.3 line
+    rc=$?
+    line=${line%$'\r'}
+    if ((rc == 0)) || [[ -n $line ]]; then
+      printf '[%8s] %s\n' "$(vm_elapsed)" "$line"
+    elif ((rc < 128)); then
+      break
+    fi
+  done
+}
+
+vm_start() {
+  VM_DIR=$1
+  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=90
+  local drives=() fwds=""
+  shift 4
+  OPTIND=1
+  while getopts 'd:f:Nt:' opt; do
+    case $opt in
+      d) drives+=(-drive "file=$OPTARG,format=raw,if=virtio") ;;
+      f) fwds+=",guestfwd=tcp:${OPTARG%%=*}:80-cmd:socat - TCP:127.0.0.1:${OPTARG#*=}" ;;
+      N) nic=0 ;;
+      t) limit=$OPTARG ;;
+      *) return 2 ;;
+    esac
+  done
+  mkdir -p "$VM_DIR"
+  rm -f "$VM_DIR"/serial.{in,out} "$VM_DIR"/console.{raw,log}
+  mkfifo "$VM_DIR/serial.in" "$VM_DIR/serial.out"
+  : >"$VM_DIR/console.log"
+  netdev=()
+  if ((nic)); then
+    # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
+    netdev=(-netdev "user,id=n0,restrict=on,ipv6=off$fwds" -device virtio-net-pci,netdev=n0)
+  fi
+  VM_T0US=${EPOCHREALTIME/./}
+  # The reader must open the FIFO before QEMU writes, and ends when QEMU
+  # closes it (QEMU holds the only write end).
+  (vm__stamp <"$VM_DIR/serial.out" >"$VM_DIR/console.log") &
+  VM_STAMP_PID=$!
+  timeout -k 3 "$limit" qemu-system-x86_64 \
+    -accel tcg -cpu max -m 256 -smp 1 -nodefaults -display none -no-reboot \
+    -kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 $append" \
+    -chardev "pipe,id=s0,path=$VM_DIR/serial" -serial chardev:s0 \
+    "${drives[@]}" "${netdev[@]}" \
+    >"$VM_DIR/qemu.log" 2>&1 &
+  VM_PID=$!
+  echo "$append" >"$VM_DIR/cmdline"
+}
+
+# The stamped log is what people read; matching happens on it too, minus the
+# stamps, so a pattern never straddles a stamp.
+vm__text() {
+  sed 's/^\[ *[0-9.]*\] //' "$VM_DIR/console.log"
+}
+
+# vm__at REGEX: the stamp of the first line matching REGEX.
+vm__at() {
+  local n
+  n=$(vm__text | grep -anE -m1 -- "$1" | cut -d: -f1)
+  [[ -n $n ]] || return 1
+  VM_AT=$(sed -n "${n}s/^\[ *\([0-9.]*\)\].*/\1/p" "$VM_DIR/console.log")
+}
+
+vm_wait() {
+  local re=$1 limit=${2:-60} end
+  end=$((${EPOCHREALTIME/./} + limit * 1000000))
+  while :; do
+    vm__at "$re" && return 0
+    if ! kill -0 "$VM_PID" 2>/dev/null; then
+      # QEMU is gone; let the reader drain, then look once more.
+      wait "$VM_STAMP_PID" 2>/dev/null
+      vm__at "$re" && return 0
+      VM_WHY="VM ended without printing /$re/"
+      return 1
+    fi
+    if ((${EPOCHREALTIME/./} > end)); then
+      VM_WHY="no /$re/ within ${limit}s"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+vm_send() {
+  printf '%s\n' "$1" >"$VM_DIR/serial.in"
+}
+
+vm_wait_exit() {
+  local limit=${1:-60} i rc
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$VM_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$VM_PID" 2>/dev/null; then
+    VM_WHY="VM still running after ${limit}s"
+    vm_stop
+    return 124
+  fi
+  wait "$VM_PID"
+  rc=$?
+  wait "$VM_STAMP_PID" 2>/dev/null
+  return "$rc"
+}
+
+vm_stop() {
+  if kill -0 "$VM_PID" 2>/dev/null; then
+    kill "$VM_PID" 2>/dev/null
+    wait "$VM_PID" 2>/dev/null
+  fi
+  # If QEMU never opened the FIFO, the reader still waits in open().
+  kill "$VM_STAMP_PID" 2>/dev/null
+  wait "$VM_STAMP_PID" 2>/dev/null
+  return 0
+}

@@ -1,0 +1,91 @@
+# shellcheck shell=bash
+# Servers on 127.0.0.1 that the guest reaches through QEMU's guestfwd.
+#
+#   tang_keygen DIR              new Tang keys in DIR
+#   tang_start NAME PORT DIR     serve DIR with the command in TANG_CMD
+#   tang_rotate DIR              tangd-rotate-keys: old keys hidden, still served
+#   blackhole_start NAME PORT    accepts connections and never answers
+#   hostile_start NAME PORT MODE MODE: offcurve (a JWK whose point is not on
+#                                P-521) or garbage (a body that is not JSON)
+#   server_stop NAME / servers_stop_all
+#   free_port                    prints a free TCP port on 127.0.0.1
+#
+# TANG_CMD is the server command, with @PORT@ and @KEYS@ replaced; the default
+# is Debian's tangd behind socat. Another tangd is swapped in by setting it:
+#   TANG_CMD=(target/release/tangd serve --listen 127.0.0.1:@PORT@ --keys @KEYS@)
+# Every server runs in its own session, so stopping it ends its children too.
+
+TANG_LIBEXEC=${TANG_LIBEXEC:-/usr/libexec}
+SERVERS_DIR=${SERVERS_DIR:-${TMPDIR:-/tmp}/latchkey-vm-servers.$$}
+if ! declare -p TANG_CMD >/dev/null 2>&1; then
+  TANG_CMD=(socat "TCP-LISTEN:@PORT@,bind=127.0.0.1,reuseaddr,fork" "EXEC:$TANG_LIBEXEC/tangd @KEYS@")
+fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+tang_keygen() {
+  mkdir -p "$1" && "$TANG_LIBEXEC/tangd-keygen" "$1"
+}
+
+tang_rotate() {
+  "$TANG_LIBEXEC/tangd-rotate-keys" -d "$1" >/dev/null
+}
+
+# server_run NAME PORT CMD...: start CMD in a new session, wait for the port.
+server_run() {
+  local name=$1 port=$2 i
+  shift 2
+  mkdir -p "$SERVERS_DIR"
+  setsid "$@" >"$SERVERS_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$SERVERS_DIR/$name.pid"
+  echo "$port" >"$SERVERS_DIR/$name.port"
+  for ((i = 0; i < 100; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$(cat "$SERVERS_DIR/$name.pid")" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "server $name did not listen on 127.0.0.1:$port: $(cat "$SERVERS_DIR/$name.log")" >&2
+  return 1
+}
+
+tang_start() {
+  local name=$1 port=$2 keys=$3 cmd=() a
+  for a in "${TANG_CMD[@]}"; do
+    a=${a//@PORT@/$port}
+    cmd+=("${a//@KEYS@/$keys}")
+  done
+  server_run "$name" "$port" "${cmd[@]}"
+}
+
+blackhole_start() {
+  server_run "$1" "$2" socat "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr,fork" "EXEC:sleep 600"
+}
+
+hostile_start() {
+  server_run "$1" "$2" python3 "$(dirname "${BASH_SOURCE[0]}")/hostile-tang.py" "$2" "$3"
+}
+
+server_stop() {
+  local pidf=$SERVERS_DIR/$1.pid pid
+  [[ -f $pidf ]] || return 0
+  pid=$(cat "$pidf")
+  # setsid made the server a session and group leader: end the group.
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$pidf"
+}
+
+servers_stop_all() {
+  local f
+  for f in "$SERVERS_DIR"/*.pid; do
+    [[ -e $f ]] && server_stop "$(basename "$f" .pid)"
+  done
+  return 0
+}
+
+# fetch_adv PORT FILE: the advertisement clevis binds against offline.
+fetch_adv() {
+  curl -fsS -o "$2" "http://127.0.0.1:$1/adv"
+}
