@@ -35,7 +35,7 @@ less_than() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 expect() {
   local want=$1 limit=${2:-60} fatal=${3-$FATAL} line
   vm_wait "($want)${fatal:+|$fatal}" "$limit" || fail "$VM_WHY" || return
-  if ! vm__text | grep -aEq -- "$want"; then
+  if ! vm_seen "$want"; then
     line=$(vm__text | grep -aE -m1 -- "$fatal")
     fail "console says '$line' before /$want/"
     return
@@ -48,7 +48,7 @@ expect_root() {
   NOTES+=("root mounted at ${VM_AT}s after QEMU start")
   expect "^marker: $2\$" 5 || return
   vm_wait_exit 20 || fail "QEMU did not end after poweroff: ${VM_WHY:-rc=$?}" || return
-  vm__text | grep -aq 'reboot: Power down' || fail "no 'reboot: Power down' on the console"
+  vm_seen 'reboot: Power down' || fail "no 'reboot: Power down' on the console"
 }
 
 # need_agent: builds the agent initrd once per run, or skips/fails without it.
@@ -122,6 +122,212 @@ t_standin() {
   expect "standin: fetched http://10\.0\.2\.100/adv \\($size bytes\\)" 20 || return
   NOTES+=("adv fetched at ${VM_AT}s")
   expect_root /dev/vda "$tok" 20 || return
-  vm__text | grep -aq 'standin: LUKS header on /dev/vdb' || fail "no LUKS header seen on /dev/vdb" || return
+  vm_seen 'standin: LUKS header on /dev/vdb' || fail "no LUKS header seen on /dev/vdb" || return
   NOTES+=("QEMU ended at $(vm_elapsed)s")
+}
+
+# --- with the agent -------------------------------------------------------
+
+# 1: one Tang, address from DHCP.
+t_tang_dhcp() {
+  local u tok
+  need_agent || return
+  u=$(uuid 1) tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect 'latchkey: key recovered' || return
+  expect "latchkey: volume luks-$u open" || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+  note_phases
+}
+
+# 2: static address from ip=, no DHCP server needed.
+t_static_ip() {
+  local u tok
+  need_agent || return
+  u=$(uuid 2) tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  boot "rd.luks.name=$u=cryptroot ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:none" \
+    -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect "latchkey: volume cryptroot open" || return
+  expect_root /dev/mapper/cryptroot "$tok" || return
+  note_phases
+}
+
+# sss_disk N: root.img bound with Shamir 2-of-3 over tang1..tang3
+# (10.0.2.100..102); all three serving afterwards.
+sss_disk() {
+  SSS_UUID=$(uuid "$1") SSS_TOKEN=$(token)
+  tang_up tang1 && tang_up tang2 && tang_up tang3 || return
+  root_disk "$W/root.img" "$SSS_UUID" "$SSS_TOKEN" || return
+  disk_bind_sss "$W/root.img" "$W/pass" 2 \
+    "http://10.0.2.100:80=$W/tang1.adv" "http://10.0.2.101:80=$W/tang2.adv" \
+    "http://10.0.2.102:80=$W/tang3.adv" || fail "clevis luks bind sss" || return
+}
+
+sss_boot() {
+  boot "rd.luks.uuid=$SSS_UUID ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" \
+    -f "10.0.2.101=${PORT[tang2]}" -f "10.0.2.102=${PORT[tang3]}"
+}
+
+# 3a: 2-of-3 with the third server stopped (connections refused).
+t_sss_one_down() {
+  need_agent || return
+  sss_disk 3 || return
+  server_stop tang3
+  sss_boot
+  expect_root "/dev/mapper/luks-$SSS_UUID" "$SSS_TOKEN" || return
+  note_phases
+}
+
+# 3b: 2-of-3 with the third server accepting and never answering. The
+# client's read timeout is 10 s; the quorum must not wait for it.
+t_sss_blackhole() {
+  local net
+  need_agent || return
+  sss_disk 3 || return
+  server_stop tang3
+  blackhole_start tang3 "${PORT[tang3]}" || fail "starting the blackhole" || return
+  sss_boot
+  expect 'latchkey: network up' || return
+  net=$VM_AT
+  expect_root "/dev/mapper/luks-$SSS_UUID" "$SSS_TOKEN" || return
+  NOTES+=("root mounted $(secs_between "$net" "$VM_AT")s after network up")
+  less_than "$(secs_between "$net" "$VM_AT")" 5 ||
+    fail "root mounted $(secs_between "$net" "$VM_AT")s after network up: waited for the blackholed server"
+}
+
+# 4: quorum lost (two of three down). The agent names each failing URL,
+# gives up before its 30 s deadline, then prompts on the console; the
+# passphrase typed there opens the volume.
+t_quorum_lost() {
+  local net prompt
+  need_agent || return
+  sss_disk 4 || return
+  server_stop tang2
+  server_stop tang3
+  sss_boot
+  expect 'latchkey: network up' || return
+  net=$VM_AT
+  expect '[Pp]assphrase' 60 '' || return
+  prompt=$VM_AT
+  NOTES+=("prompt $(secs_between "$net" "$prompt")s after network up")
+  less_than "$(secs_between "$net" "$prompt")" 35 || fail "prompt only after the 30 s deadline" || return
+  vm_seen 'http://10\.0\.2\.101:80' || fail "failing URL http://10.0.2.101:80 not reported" || return
+  vm_seen 'http://10\.0\.2\.102:80' || fail "failing URL http://10.0.2.102:80 not reported" || return
+  vm_send "$(cat "$W/pass")"
+  expect_root "/dev/mapper/luks-$SSS_UUID" "$SSS_TOKEN" 60 || return
+}
+
+# local_key_disk N: root.img (bound to tang1, which the guest cannot reach)
+# with a second keyslot opened by the key file on the boot disk boot.img.
+local_key_disk() {
+  LK_UUID=$(uuid "$1") LK_TOKEN=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$LK_UUID" "$LK_TOKEN" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  new_secret "$W/local-boot.key"
+  disk_add_key "$W/root.img" "$W/pass" "$W/local-boot.key" || fail "luksAddKey local-boot.key" || return
+  disk_boot "$W/boot.img" nbdeboot "$W/local-boot.key" || fail "making boot.img" || return
+}
+
+# 5: degraded mode: no network card, the local key file opens the volume.
+t_degraded_local_key() {
+  need_agent || return
+  local_key_disk 5 || return
+  boot "rd.luks.uuid=$LK_UUID ip=dhcp latchkey.boot=LABEL=nbdeboot" -d "$W/root.img" -d "$W/boot.img" -N
+  expect_root "/dev/mapper/luks-$LK_UUID" "$LK_TOKEN" || return
+}
+
+# 6: the server's keys were rotated after binding; the old key still answers.
+t_rotated_keys() {
+  local u tok
+  need_agent || return
+  u=$(uuid 6) tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_rotate "$W/tang1.keys" || fail "tangd-rotate-keys" || return
+  fetch_adv "${PORT[tang1]}" "$W/tang1.adv.new" || fail "fetching the rotated adv" || return
+  ! cmp -s "$W/tang1.adv" "$W/tang1.adv.new" || fail "adv unchanged after rotation" || return
+  boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+}
+
+# 7: LUKS1 with the clevis JWE in LUKSMeta.
+t_luks1_luksmeta() {
+  local u tok
+  need_agent || return
+  u=$(uuid 7) tok=$(token)
+  tang_up tang1 || return
+  DISK_TYPE=luks1 root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  luksmeta show -d "$W/root.img" | grep -q 'cb6e8904-81ff-40da-a84a-07ab9ab5715e' ||
+    fail "clevis left no LUKSMeta slot" || return
+  boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+}
+
+# hostile MODE N: bound to a real Tang, answered at boot by an impostor.
+# The agent must fail with an error naming the server, quickly, and either
+# exit (init: "agent failed rc=N") or fall back to the passphrase prompt.
+hostile() {
+  local u tok net line
+  need_agent || return
+  u=$(uuid "$2") tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  server_stop tang1
+  hostile_start tang1 "${PORT[tang1]}" "$1" || fail "starting the hostile server" || return
+  boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
+  expect 'latchkey: network up' || return
+  net=$VM_AT
+  expect 'agent failed rc=[1-9][0-9]*|[Pp]assphrase' 60 'root mounted' || return
+  NOTES+=("gave up $(secs_between "$net" "$VM_AT")s after network up")
+  less_than "$(secs_between "$net" "$VM_AT")" 35 || fail "gave up only after the 30 s deadline" || return
+  line=$(vm__text | grep -a 'http://10\.0\.2\.100:80' | grep -aiE 'error|fail|invalid|bad|not' | head -n1)
+  [[ -n $line ]] || fail "no error line naming http://10.0.2.100:80" || return
+  NOTES+=("error: $line")
+}
+
+# 8: hostile Tang: a JWK off the curve, then a body that is not JSON.
+t_hostile_offcurve() { hostile offcurve 8; }
+t_hostile_garbage() { hostile garbage 9; }
+
+# 9: LUKS2 argon2id keyslots (64 MiB), 4096-byte sectors, local key file.
+t_argon2_4k_local_key() {
+  need_agent || return
+  DISK_PBKDF=argon2id DISK_SECTOR=4096 local_key_disk 10 || return
+  boot "rd.luks.uuid=$LK_UUID ip=dhcp latchkey.boot=LABEL=nbdeboot" -d "$W/root.img" -d "$W/boot.img" -N
+  expect_root "/dev/mapper/luks-$LK_UUID" "$LK_TOKEN" 90 || return
+}
+
+# 10: two volumes, different bindings: root on tang1 by address, data on a
+# 2-of-2 Shamir over tang2 and tang3 by name (/etc/hosts in the initrd).
+t_two_volumes() {
+  local u1 u2 t1 t2
+  need_agent || return
+  u1=$(uuid 11 1) u2=$(uuid 11 2) t1=$(token) t2=$(token)
+  tang_up tang1 && tang_up tang2 && tang_up tang3 || return
+  root_disk "$W/root.img" "$u1" "$t1" || return
+  root_disk "$W/data.img" "$u2" "$t2" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind root" || return
+  disk_bind_sss "$W/data.img" "$W/pass" 2 "http://tang2.test:80=$W/tang2.adv" \
+    "http://tang3.test:80=$W/tang3.adv" || fail "clevis luks bind data" || return
+  boot "rd.luks.name=$u1=root rd.luks.name=$u2=data ip=dhcp" -d "$W/root.img" -d "$W/data.img" \
+    -f "10.0.2.100=${PORT[tang1]}" -f "10.0.2.101=${PORT[tang2]}" -f "10.0.2.102=${PORT[tang3]}"
+  expect 'latchkey: volume root open' || return
+  expect 'latchkey: volume data open' || return
+  expect "^marker: $t2\$" || return
+  expect_root /dev/mapper/root "$t1" || return
+  vm_seen 'volume mounted: /dev/mapper/data$' || fail "data not mounted"
 }

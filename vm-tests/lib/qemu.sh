@@ -12,10 +12,13 @@
 #     seconds since QEMU started) and qemu.log.
 #   vm_wait REGEX [SECONDS]  wait until the console matches (grep -E);
 #                            sets VM_AT to the stamp of the matching line
+#   vm_seen REGEX            the console so far matches REGEX
 #   vm_send LINE             type LINE and Enter on the serial console
 #   vm_wait_exit [SECONDS]   wait for QEMU to end; returns its status
 #   vm_stop                  end QEMU now (and the console reader)
 #   vm_elapsed               seconds since QEMU started, e.g. 4.213
+
+VM_PID="" VM_STAMP_PID="" VM_DIR=""
 
 vm_elapsed() {
   local us=$((${EPOCHREALTIME/./} - VM_T0US))
@@ -84,6 +87,12 @@ vm__text() {
   sed 's/^\[ *[0-9.]*\] //' "$VM_DIR/console.log"
 }
 
+# vm_seen REGEX: the console so far has a line matching REGEX. (Not grep -q:
+# quitting early would kill sed with SIGPIPE and fail under pipefail.)
+vm_seen() {
+  vm__text | grep -aE -- "$1" >/dev/null
+}
+
 # vm__at REGEX: the stamp of the first line matching REGEX.
 vm__at() {
   local n
@@ -134,6 +143,7 @@ vm_wait_exit() {
 }
 
 vm_stop() {
+  [[ -n $VM_PID ]] || return 0
   if kill -0 "$VM_PID" 2>/dev/null; then
     kill "$VM_PID" 2>/dev/null
     wait "$VM_PID" 2>/dev/null
