@@ -1,0 +1,159 @@
+//! Trying a passphrase on keyslots: KDF, area decryption, AF merge, digest.
+
+use crate::cipher::CipherSpec;
+use crate::header::{Digest, Header};
+use crate::io::read_at;
+use crate::model::{DmParams, Keyslot, Priority};
+use crate::secret::VolumeKey;
+use crate::{Error, af, kdf};
+use std::io::{Read, Seek};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Resource limits for key derivation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest Argon2 memory cost to run, in KiB. A keyslot asking for more
+    /// fails with [`Error::MemoryLimit`] instead of exhausting memory.
+    pub max_memory_kib: u64,
+}
+
+impl Limits {
+    /// Allow Argon2 up to `max_memory_kib` KiB.
+    pub fn new(max_memory_kib: u64) -> Limits {
+        Limits { max_memory_kib }
+    }
+
+    /// Limits from the text of `/proc/meminfo`: `MemAvailable` (or `MemFree`
+    /// on kernels without it). `None` if neither line is there.
+    pub fn from_meminfo(meminfo: &str) -> Option<Limits> {
+        let field = |name: &str| {
+            meminfo.lines().find_map(|l| {
+                let rest = l.strip_prefix(name)?.strip_prefix(':')?;
+                rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+            })
+        };
+        field("MemAvailable")
+            .or_else(|| field("MemFree"))
+            .map(Limits::new)
+    }
+}
+
+/// A successfully opened keyslot.
+#[non_exhaustive]
+pub struct Unlocked {
+    /// The keyslot that accepted the passphrase.
+    pub keyslot: u32,
+    /// The volume key.
+    pub volume_key: VolumeKey,
+    /// What the dm-crypt table needs besides the key.
+    pub dm: DmParams,
+}
+
+/// Try `passphrase` on keyslot `slot`, or on every keyslot if `None`.
+///
+/// Without a slot, keyslots are tried as cryptsetup does: priority `High`
+/// first, then `Normal`, each in numeric order; `Ignore` slots only when
+/// named. When no slot opens, the first error other than a wrong passphrase
+/// (e.g. [`Error::MemoryLimit`]) is returned, else [`Error::PassphraseRejected`].
+pub fn unlock<R: Read + Seek>(
+    hdr: &Header,
+    dev: &mut R,
+    passphrase: &[u8],
+    slot: Option<u32>,
+    limits: &Limits,
+) -> Result<Unlocked, Error> {
+    if let Some(r) = hdr.requirements().first() {
+        return Err(Error::UnsupportedFeature(format!(
+            "LUKS2 mandatory requirement {r:?} (e.g. an unfinished reencryption)"
+        )));
+    }
+    let candidates: Vec<&Keyslot> = match slot {
+        Some(n) => vec![hdr.keyslot(n).ok_or(Error::NoSuchKeyslot(n))?],
+        None => {
+            let mut v: Vec<&Keyslot> = hdr
+                .keyslots()
+                .iter()
+                .filter(|k| k.priority != Priority::Ignore)
+                .collect();
+            v.sort_by_key(|k| (std::cmp::Reverse(k.priority), k.id));
+            v
+        }
+    };
+    if candidates.is_empty() {
+        return Err(Error::NoUsableKeyslot);
+    }
+    let mut tried = Vec::new();
+    let mut first_error = None;
+    for ks in candidates {
+        tried.push(ks.id);
+        match try_keyslot(hdr, dev, ks, passphrase, limits) {
+            Ok(Some(u)) => return Ok(u),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(Error::PassphraseRejected { tried }))
+}
+
+/// `Ok(None)` means the passphrase is wrong for this slot.
+fn try_keyslot<R: Read + Seek>(
+    hdr: &Header,
+    dev: &mut R,
+    ks: &Keyslot,
+    passphrase: &[u8],
+    limits: &Limits,
+) -> Result<Option<Unlocked>, Error> {
+    let digest = hdr
+        .digests
+        .iter()
+        .find(|d| d.keyslots.contains(&ks.id))
+        .ok_or_else(|| {
+            Error::meta(
+                format!("keyslots.{}", ks.id),
+                "no digest covers this keyslot",
+            )
+        })?;
+    let segment = hdr.segment_for(digest).ok_or_else(|| {
+        Error::meta(
+            "digests",
+            format!("keyslot {} opens no crypt segment", ks.id),
+        )
+    })?;
+    if let Some(i) = &segment.integrity {
+        return Err(Error::UnsupportedFeature(format!(
+            "dm-integrity segment ({i})"
+        )));
+    }
+    let spec = CipherSpec::parse(&ks.area_encryption)?;
+    if !spec.key_len_ok(ks.area_key_size) {
+        return Err(Error::UnsupportedCipher(format!(
+            "{} with a {}-byte key",
+            ks.area_encryption, ks.area_key_size
+        )));
+    }
+
+    let area_key = kdf::derive(&ks.kdf, ks.id, passphrase, ks.area_key_size, limits)?;
+    let len = af::material_len(ks.key_size, ks.af_stripes);
+    let mut material = Zeroizing::new(read_at(dev, ks.area_offset, len, "keyslot material")?);
+    spec.decrypt_sectors(&area_key, &mut material)?;
+    let key = af::merge(&material, ks.key_size, ks.af_stripes, ks.af_hash);
+    if !digest_matches(digest, &key) {
+        return Ok(None);
+    }
+    let dm = hdr.dm_params(segment, key.len());
+    Ok(Some(Unlocked {
+        keyslot: ks.id,
+        volume_key: VolumeKey::new(key),
+        dm,
+    }))
+}
+
+fn digest_matches(d: &Digest, key: &[u8]) -> bool {
+    let mut out = Zeroizing::new(vec![0u8; d.value.len()]);
+    d.hash.pbkdf2(key, &d.salt, d.iterations, &mut out);
+    bool::from(out.ct_eq(&d.value))
+}
