@@ -1,0 +1,360 @@
+//! Connections: accept, read requests within limits and deadlines, answer,
+//! keep alive or close, and drain on shutdown.
+//!
+//! ```text
+//! listener ──accept──▶ connection task ──Head+body──▶ Handler ──Response──▶ socket
+//!     ▲ permits (max connections)      ▲ idle / request / write deadlines
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, timeout_at};
+
+use crate::http::{self, Framing, Head, Limits, Persist, Reject};
+use crate::log::Logger;
+
+/// A response body: precomputed and shared (advertisements) or made per request.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Empty,
+    Shared(Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Empty => &[],
+            Body::Shared(b) => b,
+            Body::Owned(b) => b,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn status(status: u16) -> Response {
+        Response {
+            status,
+            content_type: None,
+            body: Body::Empty,
+        }
+    }
+}
+
+/// The application: turns one complete request into a response.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Response> + Send;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub limits: Limits,
+    /// How long a kept-alive connection may sit without starting a request.
+    pub idle_timeout: Duration,
+    /// From the first byte of a request to its last; slow senders are cut off here.
+    pub request_timeout: Duration,
+    /// How long a response may take to be written out.
+    pub write_timeout: Duration,
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in progress.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            limits: Limits::default(),
+            idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves every listener until `shutdown` turns true, then waits (up to the
+/// drain timeout) for requests in progress.
+pub async fn run<H: Handler>(
+    listeners: Vec<TcpListener>,
+    handler: Arc<H>,
+    cfg: Config,
+    log: Logger,
+    shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let mut loops = Vec::new();
+    for listener in listeners {
+        let ctx = Ctx {
+            handler: handler.clone(),
+            cfg,
+            log: log.clone(),
+            shutdown: shutdown.clone(),
+        };
+        loops.push(tokio::spawn(accept_loop(listener, ctx, permits.clone())));
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(cfg.drain_timeout, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        log.line(format!(
+            "shutdown: {} connections still busy after {:?}; closing them",
+            cfg.max_connections - permits.available_permits(),
+            cfg.drain_timeout
+        ));
+    }
+}
+
+struct Ctx<H> {
+    handler: Arc<H>,
+    cfg: Config,
+    log: Logger,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<H> Clone for Ctx<H> {
+    fn clone(&self) -> Self {
+        Ctx {
+            handler: self.handler.clone(),
+            cfg: self.cfg,
+            log: self.log.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+async fn accept_loop<H: Handler>(listener: TcpListener, mut ctx: Ctx<H>, permits: Arc<Semaphore>) {
+    loop {
+        // Past the connection limit, new clients wait in the kernel's backlog.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p,
+            _ = ctx.shutdown.wait_for(|&s| s) => return,
+        };
+        let Ok(permit) = permit else { return };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = ctx.shutdown.wait_for(|&s| s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, ctx).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning on the error.
+                ctx.log.line(format!("accept: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Why reading a request stopped without one.
+enum Stop {
+    /// Clean end: the peer closed, or the server shuts down between requests.
+    Quiet,
+    /// The request took too long; logged, not answered.
+    Timeout,
+    /// Answer with this status and close.
+    Reject(Reject),
+}
+
+struct Conn<H> {
+    stream: TcpStream,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    ctx: Ctx<H>,
+}
+
+async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Ctx<H>) {
+    let mut c = Conn {
+        stream,
+        peer,
+        buf: Vec::with_capacity(4096),
+        out: Vec::with_capacity(2048),
+        ctx,
+    };
+    loop {
+        let (head, body, started) = match c.read_request().await {
+            Ok(r) => r,
+            Err(Stop::Quiet) => return,
+            Err(Stop::Timeout) => {
+                c.log("-", "-", 408, Instant::now());
+                return;
+            }
+            Err(Stop::Reject(r)) => {
+                let started = Instant::now();
+                let _ = c.send(&Response::status(r.status()), Persist::Close).await;
+                c.log("-", "-", r.status(), started);
+                return;
+            }
+        };
+        let resp = if head.target.len() >= c.ctx.cfg.limits.url {
+            Response::status(414)
+        } else {
+            c.ctx.handler.handle(&head.method, &head.target, body).await
+        };
+        let closing = !head.keep_alive || *c.ctx.shutdown.borrow();
+        let persist = match (closing, head.minor) {
+            (true, _) => Persist::Close,
+            (false, 0) => Persist::KeepAlive,
+            (false, _) => Persist::Default,
+        };
+        let sent = c.send(&resp, persist).await;
+        c.log(&head.method, &head.target, resp.status, started);
+        if sent.is_err() || closing {
+            return;
+        }
+    }
+}
+
+impl<H: Handler> Conn<H> {
+    /// Reads one request: head, then body. The clock for the request deadline
+    /// starts at its first byte; before that only the idle deadline applies.
+    async fn read_request(&mut self) -> Result<(Head, Vec<u8>, Instant), Stop> {
+        let cfg = self.ctx.cfg;
+        let idle_deadline = Instant::now() + cfg.idle_timeout;
+        let mut started = (!self.buf.is_empty()).then(Instant::now);
+        let (head, n) = loop {
+            if !self.buf.is_empty() {
+                if let Some(parsed) =
+                    http::parse_head(&self.buf, &cfg.limits).map_err(Stop::Reject)?
+                {
+                    break parsed;
+                }
+            }
+            let deadline = started.map_or(idle_deadline, |s| s + cfg.request_timeout);
+            let idle = started.is_none();
+            let mut shutdown = self.ctx.shutdown.clone();
+            let read = tokio::select! {
+                r = timeout_at(deadline, read_more(&mut self.stream, &mut self.buf)) => r,
+                _ = shutdown.wait_for(|&s| s), if idle => return Err(Stop::Quiet),
+            };
+            match read {
+                Err(_) if idle => return Err(Stop::Quiet),
+                Err(_) => return Err(Stop::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
+                Ok(Ok(_)) => {
+                    started.get_or_insert_with(Instant::now);
+                }
+            }
+        };
+        let started = started.unwrap_or_else(Instant::now);
+        let deadline = started + cfg.request_timeout;
+        self.buf.drain(..n);
+
+        let body = match head.framing {
+            Framing::Length(len) => {
+                if head.expect_continue && len > self.buf.len() {
+                    self.continue_100(deadline).await?;
+                }
+                while self.buf.len() < len {
+                    self.read_until(deadline).await?;
+                }
+                let rest = self.buf.split_off(len);
+                std::mem::replace(&mut self.buf, rest)
+            }
+            Framing::Chunked => {
+                if head.expect_continue && self.buf.is_empty() {
+                    self.continue_100(deadline).await?;
+                }
+                loop {
+                    if let Some((body, n)) =
+                        http::parse_chunked(&self.buf, &cfg.limits).map_err(Stop::Reject)?
+                    {
+                        self.buf.drain(..n);
+                        break body;
+                    }
+                    self.read_until(deadline).await?;
+                }
+            }
+        };
+        Ok((head, body, started))
+    }
+
+    async fn read_until(&mut self, deadline: Instant) -> Result<(), Stop> {
+        match timeout_at(deadline, read_more(&mut self.stream, &mut self.buf)).await {
+            Err(_) => Err(Stop::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Quiet),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    async fn continue_100(&mut self, deadline: Instant) -> Result<(), Stop> {
+        match timeout_at(
+            deadline,
+            self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Quiet),
+            Err(_) => Err(Stop::Timeout),
+        }
+    }
+
+    async fn send(&mut self, resp: &Response, persist: Persist) -> Result<(), ()> {
+        self.out.clear();
+        http::write_response(
+            &mut self.out,
+            resp.status,
+            resp.content_type,
+            resp.body.bytes(),
+            persist,
+        );
+        let deadline = Instant::now() + self.ctx.cfg.write_timeout;
+        match timeout_at(deadline, self.stream.write_all(&self.out)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    /// One line per request: peer, method, target, status, microseconds.
+    /// Never the body, which may carry key material.
+    fn log(&self, method: &str, target: &str, status: u16, started: Instant) {
+        let us = started.elapsed().as_micros();
+        let target = truncate(target, 200);
+        self.ctx
+            .log
+            .line(format!("{} {method} {target} {status} {us}us", self.peer));
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    buf.reserve(4096);
+    stream.read_buf(buf).await
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,132 @@
+//! The Tang application: routes a request and answers it from the current key set.
+//!
+//! ```text
+//! GET  /adv          precomputed bytes (signed once per key set)
+//! GET  /adv/{thp}    cached per key; signed on first use on the blocking pool
+//! POST /rec/{kid}    latchkey_proto::tang::exchange on the blocking pool
+//! ```
+
+use std::sync::Arc;
+
+use latchkey_proto::curve::EcBackend;
+use latchkey_proto::jwk::Jwk;
+use tokio::sync::Semaphore;
+
+use crate::keyset::{KeySet, KeyStore, Unavailable};
+use crate::route::{Router, Target};
+use crate::server::{Body, Handler, Response};
+
+const JOSE: &str = "application/jose+json";
+const JWK: &str = "application/jwk+json";
+
+pub struct Tang {
+    router: Router,
+    keys: Arc<KeyStore>,
+    backend: Arc<dyn EcBackend>,
+    /// Bounds the curve work queued on the blocking pool to one job per core
+    /// in flight, so a burst of /rec cannot spawn hundreds of threads.
+    cpu: Semaphore,
+    /// A key no kid names: lets proto's `rec` answer an unknown kid with tang's
+    /// checks and status, without a scan of the real keys.
+    stand_in: Arc<Jwk>,
+}
+
+impl Tang {
+    pub fn new(
+        router: Router,
+        keys: Arc<KeyStore>,
+        backend: Arc<dyn EcBackend>,
+        cores: usize,
+    ) -> anyhow::Result<Tang> {
+        let [_, stand_in] = crate::keydir::generate_pair();
+        Ok(Tang {
+            router,
+            keys,
+            backend,
+            cpu: Semaphore::new(cores.max(1)),
+            stand_in: Arc::new(stand_in),
+        })
+    }
+
+    async fn on_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _permit = self.cpu.acquire().await.ok()?;
+        tokio::task::spawn_blocking(f).await.ok()
+    }
+
+    async fn adv(&self, keys: Arc<KeySet>, thp: Option<&str>) -> Response {
+        let signed = match thp {
+            None => keys.default_adv(),
+            Some(thp) => match keys.cached_adv_for(thp) {
+                Ok(adv) => Ok(adv),
+                Err(Some(u)) => Err(u),
+                Err(None) => {
+                    let thp = thp.to_owned();
+                    match self.on_cpu(move || keys.sign_adv_for(&thp)).await {
+                        Some(r) => r,
+                        None => return Response::status(500),
+                    }
+                }
+            },
+        };
+        match signed {
+            Ok(body) => Response {
+                status: 200,
+                content_type: Some(JOSE),
+                body: Body::Shared(body),
+            },
+            Err(Unavailable::Broken) => Response::status(500),
+            Err(Unavailable::NotFound) => Response::status(404),
+        }
+    }
+
+    async fn rec(&self, keys: Arc<KeySet>, kid: &str, body: Vec<u8>) -> Response {
+        let backend = self.backend.clone();
+        let kid = kid.to_owned();
+        let stand_in = self.stand_in.clone();
+        let answer = self
+            .on_cpu(move || {
+                // tang checks the request body before it looks at its keys, so
+                // even the 500 and 404 answers go through proto's checks first.
+                let reply = if !keys.usable() {
+                    latchkey_proto::tang::rec(&[], &kid, &body, backend.as_ref())
+                } else if let Some(key) = keys.find(&kid) {
+                    latchkey_proto::tang::exchange(key, &body, backend.as_ref())
+                } else {
+                    latchkey_proto::tang::rec(
+                        std::slice::from_ref(&stand_in),
+                        &kid,
+                        &body,
+                        backend.as_ref(),
+                    )
+                };
+                reply.map_err(|e| e.status())
+            })
+            .await;
+        match answer {
+            Some(Ok(reply)) => Response {
+                status: 200,
+                content_type: Some(JWK),
+                body: Body::Owned(reply),
+            },
+            Some(Err(status)) => Response::status(status),
+            None => Response::status(500),
+        }
+    }
+}
+
+impl Handler for Tang {
+    async fn handle(&self, method: &str, target: &str, body: Vec<u8>) -> Response {
+        let Some(route) = self.router.route(target) else {
+            return Response::status(404);
+        };
+        if method != route.method() {
+            return Response::status(405);
+        }
+        let keys = self.keys.current();
+        match route {
+            Target::Adv => self.adv(keys, None).await,
+            Target::AdvThp(thp) => self.adv(keys, Some(thp)).await,
+            Target::Rec(kid) => self.rec(keys, kid, body).await,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Shared by the integration tests: start our tangd on a free loopback port,
+//! talk raw HTTP to it, make scratch key directories, find Debian's tools.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TANGD: &str = env!("CARGO_BIN_EXE_tangd");
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tangd-test-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Test data shipped with the crate (see tests/data/README.md).
+pub fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+}
+
+/// Copies a sample key directory into a scratch one, hidden files included.
+pub fn copy_keys(sample: &str) -> TempDir {
+    let dir = TempDir::new(sample);
+    for e in std::fs::read_dir(data(&format!("tang-db/{sample}"))).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Our tangd, killed on drop. Its stderr is collected for assertions.
+pub struct Tangd {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Tangd {
+    pub fn start(keys: &Path, extra: &[&str]) -> Tangd {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--keys", keys.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Tangd::start_args(&args)
+    }
+
+    pub fn start_args(args: &[&str]) -> Tangd {
+        let mut child = Command::new(TANGD)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tangd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        // Drain stderr for the whole life of the server: a full pipe would stall it.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                    }
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("tangd did not start listening: {}", log.lock().unwrap());
+            }
+        };
+        Tangd { child, addr, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Tangd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+    /// The exact bytes of the response.
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads one response framed by Content-Length; `None` if the server closed first.
+pub fn read_response(s: &mut TcpStream) -> Option<Resp> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => raw.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8(raw.clone()).unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut r = Resp { status, head, body: Vec::new(), raw };
+    if status == 100 {
+        return read_response(s);
+    }
+    let len: usize = r.header("content-length").map_or(0, |v| v.parse().unwrap());
+    r.body = vec![0; len];
+    s.read_exact(&mut r.body).ok()?;
+    r.raw.extend_from_slice(&r.body);
+    Some(r)
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, raw: &[u8]) -> Option<Resp> {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    read_response(&mut s)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Resp {
+    request(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).expect("no response")
+}
+
+pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Resp {
+    let mut raw = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    raw.extend_from_slice(body);
+    request(addr, &raw).expect("no response")
+}
+
+/// True once the server has closed the connection (EOF), within `timeout`.
+pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+pub fn shutdown_write(s: &TcpStream) {
+    let _ = s.shutdown(Shutdown::Write);
+}
+
+/// Debian's programs the interop tests need. Missing ones fail under CI and
+/// are reported as skipped elsewhere.
+pub fn require(tools: &[&str], test: &str) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !tool_exists(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{test}: missing {} (run scripts/setup)", missing.join(", "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    println!("skipped: {msg}");
+    false
+}
+
+fn tool_exists(t: &str) -> bool {
+    if t.contains('/') {
+        return Path::new(t).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+}
+
+/// A free loopback port (for programs that need one on the command line).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
