@@ -63,9 +63,11 @@ need_agent() {
     if [[ -n ${CI:-} ]]; then fail "$why"; else SKIP_WHY=$why; return 2; fi
     return
   fi
-  AGENT_INITRD=$OUT/agent-initrd.gz
-  if [[ ! -f $AGENT_INITRD || $AGENT -nt $AGENT_INITRD ]]; then
-    initrd_build "$AGENT_INITRD" "$AGENT" || fail "building the agent initrd" || return
+  if [[ -z ${AGENT_INITRD:-} ]]; then
+    AGENT_INITRD=$OUT/agent-initrd.gz
+    local extra=()
+    [[ -z ${AGENT_EXTRA:-} ]] || mapfile -t extra <"$AGENT_EXTRA"
+    initrd_build "$AGENT_INITRD" "$AGENT" "${extra[@]}" || { AGENT_INITRD=""; fail "building the agent initrd"; return; }
   fi
 }
 

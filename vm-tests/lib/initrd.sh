@@ -36,7 +36,8 @@ initrd_build() {
     install -m 0755 "$agent" "$stage/bin/latchkey-agent"
   fi
   for pair in "$@"; do
-    install -D -m 0644 "${pair%%=*}" "$stage/${pair#*=}"
+    # keeps the source's mode: extras may be programs
+    install -D -m "$(stat -L -c %a "${pair%%=*}")" "${pair%%=*}" "$stage/${pair#*=}"
   done
   # The kernel's built-in initramfs has /dev/console too; this one must not
   # depend on it, or /init would start without stdout.
