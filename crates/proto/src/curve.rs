@@ -1,0 +1,349 @@
+//! NIST curves and the small arithmetic interface the Tang exchange needs.
+//!
+//! ```text
+//!   tang / jwe / jwk ──► &dyn EcBackend ──► RustCrypto (p256/p384/p521, pure Rust, this crate)
+//!                                       └─► tangd's OpenSSL backend (another crate)
+//! ```
+//!
+//! Every point that enters a backend is validated: coordinates of the curve's width and below
+//! the field prime, on the curve, not the identity. Every result is checked not to be the
+//! identity, so an all-zero shared secret can never come out.
+
+use rand_core::CryptoRng;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The curves JOSE names P-256, P-384 and P-521.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Curve {
+    /// NIST P-256 (`ES256`).
+    P256,
+    /// NIST P-384 (`ES384`).
+    P384,
+    /// NIST P-521 (`ES512`; the only curve tang uses).
+    P521,
+}
+
+impl Curve {
+    /// Every supported curve.
+    pub const ALL: [Curve; 3] = [Curve::P256, Curve::P384, Curve::P521];
+
+    /// The JWK `crv` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+        }
+    }
+
+    /// Parses a JWK `crv` name.
+    pub fn from_name(name: &str) -> Option<Curve> {
+        Curve::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Bytes of a coordinate or a private scalar (32, 48, 66).
+    pub fn width(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
+
+    /// The JWS algorithm that signs with this curve.
+    pub fn jws_alg(self) -> &'static str {
+        match self {
+            Curve::P256 => "ES256",
+            Curve::P384 => "ES384",
+            Curve::P521 => "ES512",
+        }
+    }
+}
+
+/// An affine point with fixed-width big-endian coordinates. Wiped on drop, because a shared
+/// point (K = c·S) is key material.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EcPoint {
+    /// The curve the point claims to be on.
+    pub crv: Curve,
+    /// x, exactly `crv.width()` bytes.
+    pub x: Vec<u8>,
+    /// y, exactly `crv.width()` bytes.
+    pub y: Vec<u8>,
+}
+
+impl core::fmt::Debug for EcPoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Public points are harmless but shared points are not: print only the curve.
+        write!(f, "EcPoint({})", self.crv.name())
+    }
+}
+
+impl Drop for EcPoint {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.x.zeroize();
+        self.y.zeroize();
+    }
+}
+
+impl EcPoint {
+    /// Builds a point, checking only the coordinate widths (curve membership is checked by the
+    /// backend that uses it).
+    pub fn new(crv: Curve, x: Vec<u8>, y: Vec<u8>) -> Result<EcPoint> {
+        let w = crv.width();
+        if x.len() != w || y.len() != w {
+            return Err(Error::InvalidPoint(format!(
+                "{} coordinates must be {w} bytes, got {} and {}",
+                crv.name(),
+                x.len(),
+                y.len()
+            )));
+        }
+        Ok(EcPoint { crv, x, y })
+    }
+
+    /// The SEC1 uncompressed encoding `04 ‖ x ‖ y`.
+    pub fn to_sec1(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(1 + 2 * self.x.len());
+        v.push(4);
+        v.extend_from_slice(&self.x);
+        v.extend_from_slice(&self.y);
+        v
+    }
+}
+
+/// Curve arithmetic for the Tang exchange. Implement it outside this crate for a faster
+/// backend; implementations must validate every input point and reject identity results.
+pub trait EcBackend: Send + Sync {
+    /// `scalar · point`; `scalar_be` is big-endian, exactly `crv.width()` bytes, in [1, n).
+    fn mul(&self, crv: Curve, scalar_be: &Secret, point: &EcPoint) -> Result<EcPoint>;
+    /// `scalar · G`.
+    fn mul_base(&self, crv: Curve, scalar_be: &Secret) -> Result<EcPoint>;
+    /// `a + b` (both on the same curve).
+    fn add(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint>;
+    /// `a − b` (both on the same curve).
+    fn sub(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint>;
+    /// Checks that the point is on its curve, in range and not the identity.
+    fn validate(&self, point: &EcPoint) -> Result<()>;
+}
+
+/// The pure-Rust backend (RustCrypto `p256`, `p384`, `p521`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RustCrypto;
+
+/// Draws a uniform private scalar in [1, n) for `crv`, as `crv.width()` big-endian bytes.
+pub fn random_scalar<R: CryptoRng + ?Sized>(crv: Curve, rng: &mut R) -> Secret {
+    match crv {
+        Curve::P256 => p256::random(rng),
+        Curve::P384 => p384::random(rng),
+        Curve::P521 => p521::random(rng),
+    }
+}
+
+fn same_curve(a: &EcPoint, b: &EcPoint) -> Result<Curve> {
+    if a.crv != b.crv {
+        return Err(Error::InvalidPoint(format!(
+            "points on different curves ({} and {})",
+            a.crv.name(),
+            b.crv.name()
+        )));
+    }
+    Ok(a.crv)
+}
+
+macro_rules! curve_ops {
+    ($m:ident, $crv:expr) => {
+        mod $m {
+            use super::*;
+            use ::$m::elliptic_curve::Generate as _;
+            use ::$m::elliptic_curve::PrimeField as _;
+            use ::$m::elliptic_curve::group::Group as _;
+            use ::$m::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
+            use ::$m::{AffinePoint, FieldBytes, NonZeroScalar, ProjectivePoint};
+
+            pub(super) fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Secret {
+                let s = NonZeroScalar::generate_from_rng(rng);
+                Secret::from_slice(&s.to_repr())
+            }
+
+            pub(super) fn validate(p: &EcPoint) -> Result<()> {
+                decode(p).map(drop)
+            }
+
+            pub(super) fn decode(p: &EcPoint) -> Result<ProjectivePoint> {
+                if p.crv != $crv {
+                    return Err(Error::InvalidPoint(format!(
+                        "expected a {} point, got {}",
+                        $crv.name(),
+                        p.crv.name()
+                    )));
+                }
+                let checked = EcPoint::new(p.crv, p.x.clone(), p.y.clone())?;
+                let affine = AffinePoint::from_sec1_bytes(&checked.to_sec1())
+                    .map_err(|_| Error::InvalidPoint(format!("not a point of {}", $crv.name())))?;
+                let proj = ProjectivePoint::from(affine);
+                if bool::from(proj.is_identity()) {
+                    return Err(Error::InvalidPoint("identity".into()));
+                }
+                Ok(proj)
+            }
+
+            pub(super) fn encode(p: ProjectivePoint) -> Result<EcPoint> {
+                if bool::from(p.is_identity()) {
+                    return Err(Error::InvalidPoint("result is the identity".into()));
+                }
+                let enc = p.to_affine().to_sec1_point(false);
+                let bytes = enc.as_bytes();
+                let w = $crv.width();
+                EcPoint::new($crv, bytes[1..1 + w].to_vec(), bytes[1 + w..].to_vec())
+            }
+
+            pub(super) fn scalar(s: &Secret) -> Result<NonZeroScalar> {
+                if s.len() != $crv.width() {
+                    return Err(Error::InvalidScalar(format!(
+                        "{} scalar must be {} bytes",
+                        $crv.name(),
+                        $crv.width()
+                    )));
+                }
+                let mut repr = FieldBytes::default();
+                repr.copy_from_slice(s.expose());
+                Option::from(NonZeroScalar::from_repr(repr))
+                    .ok_or_else(|| Error::InvalidScalar("zero or not below the group order".into()))
+            }
+
+            pub(super) fn mul(s: &Secret, p: &EcPoint) -> Result<EcPoint> {
+                let k = scalar(s)?;
+                encode(decode(p)? * *k)
+            }
+
+            pub(super) fn mul_base(s: &Secret) -> Result<EcPoint> {
+                let k = scalar(s)?;
+                encode(ProjectivePoint::generator() * *k)
+            }
+
+            pub(super) fn add(a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
+                encode(decode(a)? + decode(b)?)
+            }
+
+            pub(super) fn sub(a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
+                encode(decode(a)? - decode(b)?)
+            }
+        }
+    };
+}
+
+curve_ops!(p256, Curve::P256);
+curve_ops!(p384, Curve::P384);
+curve_ops!(p521, Curve::P521);
+
+macro_rules! dispatch {
+    ($crv:expr, $f:ident ( $($arg:expr),* )) => {
+        match $crv {
+            Curve::P256 => p256::$f($($arg),*),
+            Curve::P384 => p384::$f($($arg),*),
+            Curve::P521 => p521::$f($($arg),*),
+        }
+    };
+}
+
+impl EcBackend for RustCrypto {
+    fn mul(&self, crv: Curve, scalar_be: &Secret, point: &EcPoint) -> Result<EcPoint> {
+        if point.crv != crv {
+            return Err(Error::InvalidPoint(format!(
+                "expected a {} point, got {}",
+                crv.name(),
+                point.crv.name()
+            )));
+        }
+        dispatch!(crv, mul(scalar_be, point))
+    }
+
+    fn mul_base(&self, crv: Curve, scalar_be: &Secret) -> Result<EcPoint> {
+        dispatch!(crv, mul_base(scalar_be))
+    }
+
+    fn add(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
+        dispatch!(same_curve(a, b)?, add(a, b))
+    }
+
+    fn sub(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
+        dispatch!(same_curve(a, b)?, sub(a, b))
+    }
+
+    fn validate(&self, point: &EcPoint) -> Result<()> {
+        dispatch!(point.crv, validate(point))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(crv: Curve) -> Secret {
+        let mut v = vec![0u8; crv.width()];
+        *v.last_mut().unwrap() = 1;
+        Secret::new(v)
+    }
+
+    #[test]
+    fn group_laws_and_validation() {
+        let b = RustCrypto;
+        for crv in Curve::ALL {
+            let g = b.mul_base(crv, &one(crv)).unwrap();
+            b.validate(&g).unwrap();
+            let two_g = b.add(&g, &g).unwrap();
+            let mut two = vec![0u8; crv.width()];
+            *two.last_mut().unwrap() = 2;
+            assert_eq!(b.mul(crv, &Secret::new(two), &g).unwrap(), two_g);
+            assert_eq!(b.sub(&two_g, &g).unwrap(), g);
+            // g - g is the identity: refused.
+            assert!(matches!(b.sub(&g, &g), Err(Error::InvalidPoint(_))));
+            // off the curve
+            let mut bad = g.clone();
+            *bad.y.last_mut().unwrap() ^= 1;
+            assert!(matches!(b.validate(&bad), Err(Error::InvalidPoint(_))));
+            // zero scalar
+            assert!(matches!(
+                b.mul_base(crv, &Secret::new(vec![0; crv.width()])),
+                Err(Error::InvalidScalar(_))
+            ));
+            // scalar above the order
+            assert!(
+                b.mul_base(crv, &Secret::new(vec![0xff; crv.width()]))
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn coordinates_out_of_range_are_rejected() {
+        // x = p (the P-256 field prime) with any y: not canonical, must fail.
+        let p = hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff");
+        let pt = EcPoint {
+            crv: Curve::P256,
+            x: p.clone(),
+            y: p,
+        };
+        assert!(RustCrypto.validate(&pt).is_err());
+        // wrong curve label
+        let g = RustCrypto.mul_base(Curve::P256, &one(Curve::P256)).unwrap();
+        let other = EcPoint {
+            crv: Curve::P384,
+            x: g.x.clone(),
+            y: g.y.clone(),
+        };
+        assert!(RustCrypto.validate(&other).is_err());
+        assert!(RustCrypto.add(&g, &other).is_err());
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}
