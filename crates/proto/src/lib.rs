@@ -21,9 +21,11 @@ pub mod b64;
 pub mod curve;
 pub mod error;
 mod json;
+pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod secret;
+pub mod sss;
 pub mod tang;
 
 pub use error::{Error, Result};

@@ -26,6 +26,11 @@ impl Secret {
         &self.0
     }
 
+    /// The secret bytes, writable (for in-place decryption).
+    pub(crate) fn expose_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
     /// Length in bytes (not secret).
     pub fn len(&self) -> usize {
         self.0.len()
