@@ -10,19 +10,24 @@ use std::thread::JoinHandle;
 
 const QUEUE: usize = 16 * 1024;
 
+/// `None` tells the writer to stop after what is queued before it.
+type Msg = Option<String>;
+
 #[derive(Clone)]
 pub struct Logger {
-    tx: SyncSender<String>,
+    tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
 }
 
-/// Joins the writer thread once every [`Logger`] clone is gone, so that the
-/// last lines are out before the process exits.
-pub struct Flusher(JoinHandle<()>);
+/// Stops the writer thread once the lines queued so far are out, so that the
+/// last lines are written before the process exits.
+pub struct Flusher(SyncSender<Msg>, JoinHandle<()>);
 
 impl Flusher {
     pub fn finish(self) {
-        let _ = self.0.join();
+        if self.0.send(None).is_ok() {
+            let _ = self.1.join();
+        }
     }
 }
 
@@ -34,34 +39,50 @@ pub fn start() -> (Logger, Flusher) {
         .name("log".into())
         .spawn(move || write_loop(rx, counter))
         .expect("spawning the log thread");
-    (Logger { tx, dropped }, Flusher(handle))
+    (
+        Logger {
+            tx: tx.clone(),
+            dropped,
+        },
+        Flusher(tx, handle),
+    )
 }
 
 impl Logger {
     pub fn line(&self, line: String) {
-        match self.tx.try_send(line) {
+        match self.tx.try_send(Some(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(line)) => eprintln!("{line}"),
+            Err(TrySendError::Disconnected(line)) => eprintln!("{}", line.unwrap_or_default()),
         }
     }
 }
 
-fn write_loop(rx: Receiver<String>, dropped: Arc<AtomicU64>) {
+fn write_loop(rx: Receiver<Msg>, dropped: Arc<AtomicU64>) {
     let stderr = std::io::stderr();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
-    while let Ok(first) = rx.recv() {
-        let _ = writeln!(out, "{first}");
+    let mut next = rx.recv();
+    while let Ok(Some(line)) = next {
+        let _ = writeln!(out, "{line}");
         // Batch whatever queued up meanwhile into one write.
-        while let Ok(line) = rx.try_recv() {
-            let _ = writeln!(out, "{line}");
-        }
-        let lost = dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            let _ = writeln!(out, "log: {lost} lines dropped (stderr too slow)");
-        }
-        let _ = out.flush();
+        next = loop {
+            match rx.try_recv() {
+                Ok(Some(line)) => {
+                    let _ = writeln!(out, "{line}");
+                }
+                Ok(None) => break Ok(None),
+                Err(_) => {
+                    let lost = dropped.swap(0, Ordering::Relaxed);
+                    if lost > 0 {
+                        let _ = writeln!(out, "log: {lost} lines dropped (stderr too slow)");
+                    }
+                    let _ = out.flush();
+                    break rx.recv();
+                }
+            }
+        };
     }
+    let _ = out.flush();
 }

@@ -24,7 +24,11 @@ fn recordings() -> Vec<(String, Vec<u8>, Vec<u8>)> {
         })
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap(), std::fs::read(p.with_extension("resp")).unwrap())
+            (
+                name,
+                std::fs::read(&p).unwrap(),
+                std::fs::read(p.with_extension("resp")).unwrap(),
+            )
         })
         .collect();
     v.sort();
@@ -45,7 +49,8 @@ fn payload_keys(body: &[u8]) -> Vec<String> {
 
 fn signatures(body: &[u8]) -> usize {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    v.get("signatures").map_or(1, |s| s.as_array().unwrap().len())
+    v.get("signatures")
+        .map_or(1, |s| s.as_array().unwrap().len())
 }
 
 #[test]
@@ -60,8 +65,13 @@ fn recorded_requests_get_tangs_answers() {
             200 if name.contains("rec") => assert_eq!(got.raw, want, "{name}"),
             200 => {
                 // Advertisements carry fresh ECDSA signatures: same keys, same signers.
-                assert_eq!(got.header("content-type").as_deref(), Some("application/jose+json"), "{name}");
-                let want_body = &want[want.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+                assert_eq!(
+                    got.header("content-type").as_deref(),
+                    Some("application/jose+json"),
+                    "{name}"
+                );
+                let want_body =
+                    &want[want.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
                 assert_eq!(payload_keys(&got.body), payload_keys(want_body), "{name}");
                 assert_eq!(signatures(&got.body), signatures(want_body), "{name}");
             }
@@ -119,12 +129,21 @@ fn endpoint_prefix() {
     let keys = copy_keys("tang-db");
     let tangd = Tangd::start(keys.path(), &["--endpoint", "tang"]);
     assert_eq!(get(tangd.addr, "/tang/adv").status, 200);
-    assert_eq!(get(tangd.addr, &format!("/tang//adv/{SIG_THP}")).status, 200);
+    assert_eq!(
+        get(tangd.addr, &format!("/tang//adv/{SIG_THP}")).status,
+        200
+    );
     assert_eq!(get(tangd.addr, "/adv").status, 404);
     let body = &recordings()[10].1;
     let body = &body[body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
-    assert_eq!(post(tangd.addr, &format!("/tang/rec/{ECMR_KID}"), body).status, 200);
-    assert_eq!(post(tangd.addr, &format!("/rec/{ECMR_KID}"), body).status, 404);
+    assert_eq!(
+        post(tangd.addr, &format!("/tang/rec/{ECMR_KID}"), body).status,
+        200
+    );
+    assert_eq!(
+        post(tangd.addr, &format!("/rec/{ECMR_KID}"), body).status,
+        404
+    );
 }
 
 #[test]
@@ -135,7 +154,11 @@ fn uri_too_long_is_414_and_the_connection_survives() {
     // tang's limit: a target of 4096 bytes or more.
     let at_limit = format!("/adv/{}", "a".repeat(4096 - 5));
     let below = format!("/adv/{}", "a".repeat(4095 - 5));
-    write!(s, "GET {at_limit} HTTP/1.1\r\n\r\nGET {below} HTTP/1.1\r\n\r\nGET /adv HTTP/1.1\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {at_limit} HTTP/1.1\r\n\r\nGET {below} HTTP/1.1\r\n\r\nGET /adv HTTP/1.1\r\n\r\n"
+    )
+    .unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 414);
     assert_eq!(read_response(&mut s).unwrap().status, 404);
     assert_eq!(read_response(&mut s).unwrap().status, 200);
@@ -155,13 +178,23 @@ fn body_too_large_is_413() {
     // 64 KiB - 1 is still read (and is not JSON): 400.
     assert_eq!(post(tangd.addr, &path, &vec![b' '; 65535]).status, 400);
     // 64 KiB: 413, before the body is even sent.
-    let r = request(tangd.addr, format!("POST {path} HTTP/1.1\r\nContent-Length: 65536\r\n\r\n").as_bytes());
+    let r = request(
+        tangd.addr,
+        format!("POST {path} HTTP/1.1\r\nContent-Length: 65536\r\n\r\n").as_bytes(),
+    );
     assert_eq!(r.unwrap().status, 413);
-    let r = request(tangd.addr, format!("POST {path} HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n").as_bytes());
+    let r = request(
+        tangd.addr,
+        format!("POST {path} HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n").as_bytes(),
+    );
     assert_eq!(r.unwrap().status, 413);
     // Chunked, adding up to 64 KiB.
     let mut s = connect(tangd.addr);
-    write!(s, "POST {path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
     for _ in 0..16 {
         write!(s, "1000\r\n{}\r\n", " ".repeat(4096)).unwrap();
     }
@@ -174,9 +207,13 @@ fn body_too_large_is_413() {
 fn chunked_and_expect_continue_bodies() {
     let keys = copy_keys("tang-db");
     let tangd = Tangd::start(keys.path(), &[]);
-    let (_, req, want) = recordings().into_iter().find(|r| r.0 == "11-post-rec-ok").unwrap();
+    let (_, req, want) = recordings()
+        .into_iter()
+        .find(|r| r.0 == "11-post-rec-ok")
+        .unwrap();
     let body = &req[req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
-    let mut chunked = format!("POST /rec/{ECMR_KID} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let mut chunked =
+        format!("POST /rec/{ECMR_KID} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
     for part in body.chunks(100) {
         chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
         chunked.extend_from_slice(part);
@@ -186,7 +223,12 @@ fn chunked_and_expect_continue_bodies() {
     assert_eq!(request(tangd.addr, &chunked).unwrap().raw, want);
 
     let mut s = connect(tangd.addr);
-    write!(s, "POST /rec/{ECMR_KID} HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    write!(
+        s,
+        "POST /rec/{ECMR_KID} HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
     let mut line = [0u8; 25];
     std::io::Read::read_exact(&mut s, &mut line).unwrap();
     assert_eq!(&line, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -225,15 +267,23 @@ fn invalid_points_are_400() {
     let tangd = Tangd::start(keys.path(), &[]);
     let path = format!("/rec/{ECMR_KID}");
     let jwk = |crv: &str, x: &[u8], y: &[u8]| {
-        format!(r#"{{"alg":"ECMR","crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#, b64::encode(x), b64::encode(y))
+        format!(
+            r#"{{"alg":"ECMR","crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64::encode(x),
+            b64::encode(y)
+        )
     };
     let scalar = |crv: Curve| {
         let mut v = vec![0x42u8; crv.width()];
         v[0] = 0;
         Secret::new(v)
     };
-    let g521 = RustCrypto.mul_base(Curve::P521, &scalar(Curve::P521)).unwrap();
-    let g256 = RustCrypto.mul_base(Curve::P256, &scalar(Curve::P256)).unwrap();
+    let g521 = RustCrypto
+        .mul_base(Curve::P521, &scalar(Curve::P521))
+        .unwrap();
+    let g256 = RustCrypto
+        .mul_base(Curve::P256, &scalar(Curve::P256))
+        .unwrap();
     // p of P-521 = 2^521 - 1: the smallest coordinate out of range.
     let mut p521 = vec![0xffu8; 66];
     p521[0] = 0x01;
@@ -248,11 +298,24 @@ fn invalid_points_are_400() {
         ("the identity as (0,0)", jwk("P-521", &[0; 66], &[0; 66])),
         ("x = p", jwk("P-521", &p521, &g521.y)),
         ("x, y = all ones", jwk("P-521", &[0xff; 66], &[0xff; 66])),
-        ("no y", format!(r#"{{"crv":"P-521","kty":"EC","x":"{}"}}"#, b64::encode(&g521.x))),
+        (
+            "no y",
+            format!(
+                r#"{{"crv":"P-521","kty":"EC","x":"{}"}}"#,
+                b64::encode(&g521.x)
+            ),
+        ),
         ("unknown curve", jwk("P-192", &g256.x, &g256.y)),
-        ("x not base64url", r#"{"crv":"P-521","kty":"EC","x":"!!","y":"!!"}"#.to_owned()),
+        (
+            "x not base64url",
+            r#"{"crv":"P-521","kty":"EC","x":"!!","y":"!!"}"#.to_owned(),
+        ),
     ] {
-        assert_eq!(post(tangd.addr, &path, body.as_bytes()).status, 400, "{what}");
+        assert_eq!(
+            post(tangd.addr, &path, body.as_bytes()).status,
+            400,
+            "{what}"
+        );
     }
 }
 
@@ -265,11 +328,28 @@ fn no_active_signing_key_is_500() {
     let tangd = Tangd::start(keys.path(), &[]);
     assert_eq!(get(tangd.addr, "/adv").status, 500);
     assert_eq!(get(tangd.addr, &format!("/adv/{ECMR_KID}")).status, 500);
-    let (_, req, _) = recordings().into_iter().find(|r| r.0 == "11-post-rec-ok").unwrap();
+    let (_, req, _) = recordings()
+        .into_iter()
+        .find(|r| r.0 == "11-post-rec-ok")
+        .unwrap();
     let body = &req[req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
-    assert_eq!(post(tangd.addr, &format!("/rec/{ECMR_KID}"), body).status, 500);
-    assert_eq!(post(tangd.addr, &format!("/rec/{ECMR_KID}"), b"{").status, 400);
-    assert_eq!(post(tangd.addr, "/rec/unknown", br#"{"kty":"EC","key_ops":["sign"]}"#).status, 403);
+    assert_eq!(
+        post(tangd.addr, &format!("/rec/{ECMR_KID}"), body).status,
+        500
+    );
+    assert_eq!(
+        post(tangd.addr, &format!("/rec/{ECMR_KID}"), b"{").status,
+        400
+    );
+    assert_eq!(
+        post(
+            tangd.addr,
+            "/rec/unknown",
+            br#"{"kty":"EC","key_ops":["sign"]}"#
+        )
+        .status,
+        403
+    );
     // An ECMR key alone does not count as "no key": nothing was created.
     assert_eq!(std::fs::read_dir(keys.path()).unwrap().count(), 1);
 }
@@ -299,7 +379,11 @@ fn connection_close_and_http10_are_honoured() {
             assert!(closed_within(&mut s, Duration::from_secs(5)), "{req:?}");
         } else {
             s.write_all(b"GET /adv/ HTTP/1.1\r\n\r\n").unwrap();
-            assert_eq!(read_response(&mut s).unwrap().status, 200, "{req:?} kept alive");
+            assert_eq!(
+                read_response(&mut s).unwrap().status,
+                200,
+                "{req:?} kept alive"
+            );
         }
     }
 }
@@ -308,14 +392,27 @@ fn connection_close_and_http10_are_honoured() {
 fn access_log_has_one_line_per_request_and_no_body() {
     let keys = copy_keys("tang-db");
     let tangd = Tangd::start(keys.path(), &[]);
-    let (_, req, _) = recordings().into_iter().find(|r| r.0 == "11-post-rec-ok").unwrap();
+    let (_, req, _) = recordings()
+        .into_iter()
+        .find(|r| r.0 == "11-post-rec-ok")
+        .unwrap();
     let r = request(tangd.addr, &req).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(get(tangd.addr, "/nope").status, 404);
-    assert!(tangd.wait_log(" GET /nope 404 ", Duration::from_secs(5)), "{}", tangd.log());
+    assert!(
+        tangd.wait_log(" GET /nope 404 ", Duration::from_secs(5)),
+        "{}",
+        tangd.log()
+    );
     let log = tangd.log();
-    let line = log.lines().find(|l| l.contains(&format!("POST /rec/{ECMR_KID} 200 "))).expect("rec line");
-    assert!(line.starts_with("127.0.0.1:") && line.ends_with("us"), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("POST /rec/{ECMR_KID} 200 ")))
+        .expect("rec line");
+    assert!(
+        line.starts_with("127.0.0.1:") && line.ends_with("us"),
+        "{line}"
+    );
     // Neither the request point nor the reply, nor any private key, appears.
     for secretish in ["AFZ1-tU5kdiZAb4dD5pw", "AHhTADs8oQV8dnoFWlEw", "\"d\""] {
         assert!(!log.contains(secretish), "log leaks {secretish}");

@@ -41,7 +41,9 @@ impl Drop for TempDir {
 
 /// Test data shipped with the crate (see tests/data/README.md).
 pub fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 /// Copies a sample key directory into a scratch one, hidden files included.
@@ -63,7 +65,13 @@ pub struct Tangd {
 
 impl Tangd {
     pub fn start(keys: &Path, extra: &[&str]) -> Tangd {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--keys", keys.to_str().unwrap()];
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--keys",
+            keys.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         Tangd::start_args(&args)
     }
@@ -170,7 +178,12 @@ pub fn read_response(s: &mut TcpStream) -> Option<Resp> {
     }
     let head = String::from_utf8(raw.clone()).unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut r = Resp { status, head, body: Vec::new(), raw };
+    let mut r = Resp {
+        status,
+        head,
+        body: Vec::new(),
+        raw,
+    };
     if status == 100 {
         return read_response(s);
     }
@@ -189,11 +202,19 @@ pub fn request(addr: SocketAddr, raw: &[u8]) -> Option<Resp> {
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
-    request(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).expect("no response")
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+    .expect("no response")
 }
 
 pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Resp {
-    let mut raw = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     raw.extend_from_slice(body);
     request(addr, &raw).expect("no response")
 }
@@ -235,13 +256,16 @@ fn tool_exists(t: &str) -> bool {
     if t.contains('/') {
         return Path::new(t).exists();
     }
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
 }
 
 /// A free loopback port (for programs that need one on the command line).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts connections on `port`.

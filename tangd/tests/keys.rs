@@ -1,0 +1,254 @@
+//! The key directory: files we write, `keygen`/`rotate`/`show-keys`, creation
+//! on start, and reloading while serving.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use latchkey_proto::jwk::{Jwk, ThpHash};
+use latchkey_proto::jws::verify_advertisement;
+
+const ECMR_KID: &str = "Hk_gGBVF5MTLuXfJvfnQYraEqI_SWT33ykzPmp6Ejrw";
+const SIG_THP: &str = "45kux_IdAIuGDUtrzdUDqwGgVAZfWVjknmI2sJh7TrA";
+
+fn tangd_cmd(args: &[&str]) -> String {
+    let out = Command::new(TANGD).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tangd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file is what `jose jwk gen` + tangd-keygen write: named by the S256
+/// thumbprint, mode 0440, sorted compact JSON and a newline.
+fn assert_tang_key_file(dir: &Path, name: &str) -> Jwk {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let jwk = Jwk::parse(text.as_bytes()).unwrap();
+    let stem = name.trim_start_matches('.').trim_end_matches(".jwk");
+    assert_eq!(stem, jwk.thumbprint(ThpHash::S256), "{name}");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        text,
+        format!("{}\n", serde_json::to_string(&value).unwrap()),
+        "{name} not sorted compact + newline"
+    );
+    assert!(jwk.d().is_some(), "{name} has no private key");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o440,
+        "{name}"
+    );
+    jwk
+}
+
+#[test]
+fn keygen_writes_tang_key_files() {
+    let dir = TempDir::new("keygen");
+    let keys = dir.path().join("db");
+    tangd_cmd(&["keygen", keys.to_str().unwrap()]);
+    let names = files(&keys);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let mut algs: Vec<(String, Vec<String>)> = names
+        .iter()
+        .map(|n| {
+            let k = assert_tang_key_file(&keys, n);
+            (k.alg().unwrap().to_owned(), k.key_ops().unwrap())
+        })
+        .collect();
+    algs.sort();
+    assert_eq!(
+        algs,
+        vec![
+            ("ECMR".into(), vec!["deriveKey".into()]),
+            ("ES512".into(), vec!["sign".into(), "verify".into()])
+        ]
+    );
+    // show-keys names the signing key.
+    let shown = tangd_cmd(&["show-keys", keys.to_str().unwrap()]);
+    let sig = names
+        .iter()
+        .find(|n| shown.trim() == n.trim_end_matches(".jwk"))
+        .expect("signing key shown");
+    assert!(sig.ends_with(".jwk"));
+}
+
+#[test]
+fn show_keys_of_tangs_directories() {
+    let keys = copy_keys("tang-db");
+    assert_eq!(
+        tangd_cmd(&["show-keys", keys.path().to_str().unwrap()]),
+        format!("{SIG_THP}\n")
+    );
+    let rot = copy_keys("tang-db-rot");
+    assert_eq!(
+        tangd_cmd(&["show-keys", rot.path().to_str().unwrap()]),
+        "FGfyUvNrPJH7QZSKfNA02DRjLlAG-pdoW9RIhO7LahI\n"
+    );
+}
+
+#[test]
+fn rotate_hides_the_old_pair_behind_a_new_one() {
+    let keys = copy_keys("tang-db");
+    let before = files(keys.path());
+    let out = tangd_cmd(&["rotate", keys.path().to_str().unwrap()]);
+    let after = files(keys.path());
+    assert_eq!(after.len(), 4, "{after:?}\n{out}");
+    for old in &before {
+        assert!(
+            after.contains(&format!(".{old}")),
+            "{old} not hidden: {after:?}"
+        );
+    }
+    let new: Vec<&String> = after.iter().filter(|n| !n.starts_with('.')).collect();
+    assert_eq!(new.len(), 2);
+    for n in new {
+        assert_tang_key_file(keys.path(), n);
+    }
+    // The hidden ones are untouched tang files.
+    assert_eq!(
+        std::fs::read(keys.path().join(format!(".{SIG_THP}.jwk"))).unwrap(),
+        std::fs::read(data(&format!("tang-db/tang-db/{SIG_THP}.jwk"))).unwrap()
+    );
+    // No temporary file is left behind.
+    assert!(after.iter().all(|n| n.ends_with(".jwk")), "{after:?}");
+}
+
+#[test]
+fn empty_directory_gets_a_pair_at_start() {
+    let dir = TempDir::new("empty");
+    let tangd = Tangd::start(dir.path(), &[]);
+    let names = files(dir.path());
+    assert_eq!(names.len(), 2, "{names:?}");
+    for n in &names {
+        assert_tang_key_file(dir.path(), n);
+    }
+    assert!(
+        tangd.log().contains("had no active key; created"),
+        "{}",
+        tangd.log()
+    );
+    let adv = verify_advertisement(&get(tangd.addr, "/adv").body).unwrap();
+    assert_eq!(adv.keys.len(), 2);
+}
+
+#[test]
+fn auto_created_tang_keys_are_read() {
+    // tangd's own files: insertion-ordered JSON with spaces, no newline.
+    let keys = copy_keys("tang-db-auto");
+    let tangd = Tangd::start(keys.path(), &[]);
+    let adv = verify_advertisement(&get(tangd.addr, "/adv").body).unwrap();
+    assert_eq!(adv.keys.len(), 2);
+    assert_eq!(files(keys.path()).len(), 2, "nothing created");
+}
+
+fn adv_keys(addr: std::net::SocketAddr) -> Vec<String> {
+    let r = get(addr, "/adv");
+    assert_eq!(r.status, 200);
+    let adv = verify_advertisement(&r.body).unwrap();
+    let mut v: Vec<String> = adv
+        .keys
+        .iter()
+        .map(|k| k.thumbprint(ThpHash::S256))
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn reload_on_add_hide_and_delete() {
+    let keys = copy_keys("tang-db");
+    let tangd = Tangd::start(keys.path(), &["--reload-ms", "100"]);
+    let a = tangd.addr;
+    let mut original = vec![SIG_THP.to_owned(), ECMR_KID.to_owned()];
+    original.sort();
+    assert_eq!(adv_keys(a), original);
+    let rec = std::fs::read(data("tang-http/11-post-rec-ok.req")).unwrap();
+    let rec_reply = std::fs::read(data("tang-http/11-post-rec-ok.resp")).unwrap();
+
+    // Add: a second pair shows up, and both signing keys sign.
+    let other = TempDir::new("other");
+    tangd_cmd(&["keygen", other.path().to_str().unwrap()]);
+    for n in files(other.path()) {
+        std::fs::copy(other.path().join(&n), keys.path().join(&n)).unwrap();
+    }
+    wait_until("4 advertised keys", || adv_keys(a).len() == 4);
+    let body = get(a, "/adv").body;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["signatures"].as_array().map(Vec::len),
+        Some(2),
+        "general JWS with 2 signers"
+    );
+
+    // Hide the original pair: gone from /adv, still good for /rec and /adv/{thp}.
+    for k in &original {
+        std::fs::rename(
+            keys.path().join(format!("{k}.jwk")),
+            keys.path().join(format!(".{k}.jwk")),
+        )
+        .unwrap();
+    }
+    wait_until("the original pair hidden", || {
+        adv_keys(a).iter().all(|k| !original.contains(k))
+    });
+    assert_eq!(adv_keys(a).len(), 2);
+    assert_eq!(
+        request(a, &rec).unwrap().raw,
+        rec_reply,
+        "hidden key still recovers"
+    );
+    let by_hidden = get(a, &format!("/adv/{SIG_THP}"));
+    assert_eq!(by_hidden.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&by_hidden.body).unwrap();
+    assert_eq!(
+        v["signatures"].as_array().map(Vec::len),
+        Some(2),
+        "signed by the active and the named key"
+    );
+    assert_eq!(verify_advertisement(&by_hidden.body).unwrap().keys.len(), 2);
+
+    // Delete the hidden exchange key: /rec with its kid is now 404.
+    std::fs::remove_file(keys.path().join(format!(".{ECMR_KID}.jwk"))).unwrap();
+    wait_until("the deleted key to be gone", || {
+        request(a, &rec).unwrap().status == 404
+    });
+    assert!(tangd.log().contains("keys: serving"), "{}", tangd.log());
+}
+
+#[test]
+fn broken_files_are_skipped_and_logged() {
+    let keys = copy_keys("tang-db");
+    std::fs::write(keys.path().join("junk.jwk"), b"{not json").unwrap();
+    std::fs::write(keys.path().join("notes.txt"), b"ignored").unwrap();
+    let tangd = Tangd::start(keys.path(), &[]);
+    assert_eq!(adv_keys(tangd.addr).len(), 2);
+    assert!(tangd.log().contains("junk.jwk"), "{}", tangd.log());
+    assert!(!tangd.log().contains("notes.txt"));
+}
