@@ -24,7 +24,10 @@ fn new_netns(test: &str) -> bool {
 }
 
 fn ip(args: &str) {
-    let st = Command::new("ip").args(args.split(' ')).status().expect("running ip(8)");
+    let st = Command::new("ip")
+        .args(args.split(' '))
+        .status()
+        .expect("running ip(8)");
     assert!(st.success(), "ip {args}");
 }
 
@@ -32,7 +35,10 @@ fn have_ip(test: &str) -> bool {
     if Command::new("ip").arg("-V").output().is_ok() {
         return true;
     }
-    assert!(std::env::var_os("CI").is_none(), "{test}: ip(8) is missing (install iproute2)");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: ip(8) is missing (install iproute2)"
+    );
     println!("{test}: skipped: ip(8) not installed");
     false
 }
@@ -53,15 +59,26 @@ fn root_netlink_links_addresses_routes() {
 
     ip("link add lkv0 type veth peer name lkv1");
     let links = nl.links().unwrap();
-    let v0 = links.iter().find(|l| l.name == "lkv0").expect("lkv0 listed");
-    let v1 = links.iter().find(|l| l.name == "lkv1").expect("lkv1 listed");
+    let v0 = links
+        .iter()
+        .find(|l| l.name == "lkv0")
+        .expect("lkv0 listed");
+    let v1 = links
+        .iter()
+        .find(|l| l.name == "lkv1")
+        .expect("lkv1 listed");
     assert!(v0.mac.is_some() && !v0.carrier);
     nl.set_link_up(v0.index).unwrap();
     nl.set_link_up(v1.index).unwrap();
     // veth reports carrier once both ends are up; the kernel may take a moment.
     let mut carrier = false;
     for _ in 0..50 {
-        if nl.links().unwrap().iter().any(|l| l.name == "lkv0" && l.carrier) {
+        if nl
+            .links()
+            .unwrap()
+            .iter()
+            .any(|l| l.name == "lkv0" && l.carrier)
+        {
             carrier = true;
             break;
         }
@@ -69,18 +86,27 @@ fn root_netlink_links_addresses_routes() {
     }
     assert!(carrier, "lkv0 never got carrier");
 
-    nl.add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24).unwrap();
-    let err = nl.add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24).unwrap_err();
+    nl.add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24)
+        .unwrap();
+    let err = nl
+        .add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24)
+        .unwrap_err();
     assert_eq!(err.errno(), Some(rustix::io::Errno::EXIST), "{err}");
-    nl.add_default_route_v4(v0.index, Ipv4Addr::new(10, 77, 0, 1)).unwrap();
+    nl.add_default_route_v4(v0.index, Ipv4Addr::new(10, 77, 0, 1))
+        .unwrap();
 
     let addrs = nl.addresses().unwrap();
     assert!(
-        addrs.iter().any(|a| a.index == v0.index && a.addr == IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)) && a.prefix == 24),
+        addrs.iter().any(|a| a.index == v0.index
+            && a.addr == IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2))
+            && a.prefix == 24),
         "{addrs:?}"
     );
     let routes = nl.routes().unwrap();
-    let def = routes.iter().find(|r| r.is_default() && r.dst.is_none_or(|d| d.is_ipv4())).expect("default route");
+    let def = routes
+        .iter()
+        .find(|r| r.is_default() && r.dst.is_none_or(|d| d.is_ipv4()))
+        .expect("default route");
     assert_eq!(def.gateway, Some(IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1))));
     assert_eq!(def.oif, Some(v0.index));
 
@@ -112,8 +138,9 @@ fn root_packet_socket_roundtrip() {
     for _ in 0..20 {
         s0.send(&frame).unwrap();
         // The sender must not see its own frame.
-        if let Some(n) = s1.recv(&mut buf, Duration::from_millis(100)).unwrap() {
-            if buf[..n] == frame[..] {
+        if let Some(r) = s1.recv(&mut buf, Duration::from_millis(100)).unwrap() {
+            if buf[..r.len] == frame[..] {
+                assert!(!r.checksum_pending);
                 assert_eq!(s0.recv(&mut buf, Duration::from_millis(50)).unwrap(), None);
                 return;
             }
@@ -143,7 +170,16 @@ fn root_device_mapper_lifecycle() {
     assert_eq!(ctl.status(&name).unwrap(), None);
     let dev = ctl.create(&name, &format!("LATCHKEY-TEST-{name}")).unwrap();
     let result = (|| {
-        ctl.load_table(&name, &[Target { start: 0, len: 2048, kind: "zero", params: "" }], true)?;
+        ctl.load_table(
+            &name,
+            &[Target {
+                start: 0,
+                len: 2048,
+                kind: "zero",
+                params: "",
+            }],
+            true,
+        )?;
         let st = ctl.status(&name)?.expect("created device");
         assert!(st.inactive_loaded && !st.active);
         assert_eq!(ctl.resume(&name)?, dev);

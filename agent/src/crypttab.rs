@@ -1,0 +1,190 @@
+//! `/etc/crypttab` as the initrd carries it (crypttab(5)): one volume per
+//! line, `NAME DEVICE [KEYFILE [OPTIONS]]`, `#` comments.
+
+use std::path::PathBuf;
+
+/// How a device is named in crypttab and on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// `UUID=` (file system or LUKS UUID, lower case).
+    Uuid(String),
+    /// `PARTUUID=` (GPT partition UUID, lower case).
+    PartUuid(String),
+    /// `LABEL=`.
+    Label(String),
+    /// `PARTLABEL=`.
+    PartLabel(String),
+    /// A path such as `/dev/vda2`.
+    Path(PathBuf),
+}
+
+impl DeviceSpec {
+    /// Parses `UUID=…`, `PARTUUID=…`, `LABEL=…`, `PARTLABEL=…` or an
+    /// absolute path; `None` for anything else or an empty value.
+    pub fn parse(s: &str) -> Option<DeviceSpec> {
+        let (tag, v) = s.split_once('=').unwrap_or(("", s));
+        let v = v.trim_matches('"');
+        if v.is_empty() {
+            return None;
+        }
+        Some(match tag {
+            "UUID" => DeviceSpec::Uuid(v.strip_prefix("luks-").unwrap_or(v).to_ascii_lowercase()),
+            "PARTUUID" => DeviceSpec::PartUuid(v.to_ascii_lowercase()),
+            "LABEL" => DeviceSpec::Label(v.to_owned()),
+            "PARTLABEL" => DeviceSpec::PartLabel(v.to_owned()),
+            "" if v.starts_with('/') => DeviceSpec::Path(PathBuf::from(v)),
+            _ => return None,
+        })
+    }
+}
+
+/// One crypttab line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Mapping name (`/dev/mapper/NAME`).
+    pub name: String,
+    /// The encrypted device.
+    pub device: DeviceSpec,
+    /// Key file; `None` for `none`, `-` or an absent field.
+    pub key_file: Option<PathBuf>,
+    /// Options in order, e.g. `luks`, `discard`, `keyfile-timeout=10s`.
+    pub options: Vec<String>,
+}
+
+impl Entry {
+    /// True when the flag option `opt` is present.
+    pub fn has(&self, opt: &str) -> bool {
+        self.options.iter().any(|o| o == opt)
+    }
+
+    /// The value of `key=value` option `key` (last one wins).
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// `discard` or `allow-discards` asks for `allow_discards` in the table.
+    pub fn allow_discards(&self) -> bool {
+        self.has("discard") || self.has("allow-discards")
+    }
+}
+
+/// Parses crypttab text. Bad lines are skipped with a warning naming the
+/// line number.
+pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut warn = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let lineno = n + 1;
+        if f.len() < 2 || f.len() > 4 {
+            warn.push(format!(
+                "crypttab line {lineno}: expected 2 to 4 fields, found {}; skipped",
+                f.len()
+            ));
+            continue;
+        }
+        if f[0].contains('/') {
+            warn.push(format!(
+                "crypttab line {lineno}: name {:?} contains '/'; skipped",
+                f[0]
+            ));
+            continue;
+        }
+        let Some(device) = DeviceSpec::parse(f[1]) else {
+            warn.push(format!(
+                "crypttab line {lineno}: cannot use device {:?}; skipped",
+                f[1]
+            ));
+            continue;
+        };
+        let key_file = match f.get(2) {
+            None | Some(&"none") | Some(&"-") | Some(&"") => None,
+            Some(k) => Some(PathBuf::from(k)),
+        };
+        let options = f.get(3).map(|o| {
+            o.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+        out.push(Entry {
+            name: f[0].to_owned(),
+            device,
+            key_file,
+            options: options.unwrap_or_default(),
+        });
+    }
+    (out, warn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_style_file() {
+        // The line the Debian QEMU reference image uses, and common variants.
+        let text = "# <target name> <source device> <key file> <options>\n\
+                    \n\
+                    cryptroot /dev/vda none luks,initramfs\n\
+                    \tdata UUID=0D3F1B52-7A37-4C2B-9B0E-3C1F5E2A9D10  -  luks,discard,_netdev,keyfile-timeout=10s\n\
+                    swap PARTUUID=ABCD-01 /dev/urandom swap,cipher=aes-xts-plain64\n\
+                    home LABEL=home\n";
+        let (e, w) = parse(text);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[0].name, "cryptroot");
+        assert_eq!(e[0].device, DeviceSpec::Path("/dev/vda".into()));
+        assert_eq!(e[0].key_file, None);
+        assert!(e[0].has("initramfs") && !e[0].allow_discards());
+        assert_eq!(
+            e[1].device,
+            DeviceSpec::Uuid("0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10".into())
+        );
+        assert!(e[1].allow_discards() && e[1].has("_netdev"));
+        assert_eq!(e[1].value("keyfile-timeout"), Some("10s"));
+        assert_eq!(e[2].device, DeviceSpec::PartUuid("abcd-01".into()));
+        assert_eq!(e[2].key_file, Some(PathBuf::from("/dev/urandom")));
+        assert_eq!(e[3].device, DeviceSpec::Label("home".into()));
+        assert!(e[3].options.is_empty());
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let (e, w) = parse(
+            "lonely\nx UUID= none luks\na/b /dev/sda\nok /dev/sdb none luks extra\nfine /dev/sdc\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].name, "fine");
+        assert_eq!(w.len(), 4);
+        assert!(w[0].starts_with("crypttab line 1:"));
+        assert!(w[1].starts_with("crypttab line 2:"));
+        assert!(w[2].contains("contains '/'"));
+        assert!(w[3].starts_with("crypttab line 4:"));
+    }
+
+    #[test]
+    fn device_specs() {
+        assert_eq!(
+            DeviceSpec::parse("UUID=luks-ABC"),
+            Some(DeviceSpec::Uuid("abc".into()))
+        );
+        assert_eq!(
+            DeviceSpec::parse("PARTLABEL=esp"),
+            Some(DeviceSpec::PartLabel("esp".into()))
+        );
+        assert_eq!(
+            DeviceSpec::parse("LABEL=\"my disk\""),
+            Some(DeviceSpec::Label("my disk".into()))
+        );
+        assert_eq!(DeviceSpec::parse("sda1"), None);
+        assert_eq!(DeviceSpec::parse("ID=x"), None);
+    }
+}

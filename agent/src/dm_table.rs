@@ -1,0 +1,325 @@
+//! The dm-crypt table line and DM UUID exactly as cryptsetup 2.6 writes
+//! them (lib/libdevmapper.c: `get_dm_crypt_params`, `dm_prepare_uuid`), so
+//! that `cryptsetup status`, `lsblk` and systemd see our mapping as theirs.
+//!
+//! ```text
+//! 0 <sectors> crypt <cipher> <key> <iv_offset> <device> <offset>[ <#opts> <opts…>]
+//! ```
+//! The key is either hex or a kernel keyring reference `:<len>:logon:<desc>`.
+
+use core::fmt::Write as _;
+
+use zeroize::Zeroizing;
+
+/// LUKS version, which names the DM UUID's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LuksVersion {
+    /// LUKS1: `CRYPT-LUKS1-…`.
+    Luks1,
+    /// LUKS2: `CRYPT-LUKS2-…`.
+    Luks2,
+}
+
+/// Longest DM UUID the kernel takes (`DM_UUID_LEN` less the NUL).
+const DM_UUID_MAX: usize = 128;
+
+/// `CRYPT-LUKS2-<uuid without dashes>-<name>`, cut at 128 bytes as
+/// cryptsetup's snprintf cuts it.
+pub fn dm_uuid(version: LuksVersion, luks_uuid: &str, name: &str) -> String {
+    let kind = match version {
+        LuksVersion::Luks1 => "LUKS1",
+        LuksVersion::Luks2 => "LUKS2",
+    };
+    let hex: String = luks_uuid.chars().filter(|&c| c != '-').collect();
+    let mut s = format!("CRYPT-{kind}-{hex}-{name}");
+    if s.len() > DM_UUID_MAX {
+        let mut cut = DM_UUID_MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The kernel keyring description cryptsetup gives a LUKS2 volume key:
+/// `cryptsetup:<uuid>-d<digest>`.
+pub fn keyring_description(luks_uuid: &str, digest: u32) -> String {
+    format!("cryptsetup:{luks_uuid}-d{digest}")
+}
+
+/// Where the key comes from.
+pub enum Key<'a> {
+    /// The volume key itself, written in lower-case hex.
+    Raw(&'a [u8]),
+    /// A `logon` key of `len` bytes already in the kernel keyring.
+    Keyring {
+        /// Key length in bytes.
+        len: usize,
+        /// Key description, see [`keyring_description`].
+        description: &'a str,
+    },
+}
+
+/// The data device: `major:minor` (what we use, no udev needed) or a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataDevice {
+    /// A device number.
+    Dev(u32, u32),
+    /// A path such as `/dev/vda2`.
+    Path(String),
+}
+
+/// dm-crypt optional features. The field order is cryptsetup's output order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `allow_discards` (crypttab `discard`).
+    pub allow_discards: bool,
+    /// `same_cpu_crypt`.
+    pub same_cpu_crypt: bool,
+    /// `submit_from_crypt_cpus`.
+    pub submit_from_crypt_cpus: bool,
+    /// `no_read_workqueue`.
+    pub no_read_workqueue: bool,
+    /// `no_write_workqueue`.
+    pub no_write_workqueue: bool,
+    /// `iv_large_sectors` (plain mode only; LUKS2 never sets it).
+    pub iv_large_sectors: bool,
+}
+
+impl Features {
+    /// Features named by crypttab / `rd.luks.options` options or LUKS2
+    /// `config.flags` (`discard`, `allow-discards`, `same-cpu-crypt`, …).
+    /// Unknown options are left for others to interpret.
+    pub fn from_options<S: AsRef<str>>(opts: &[S]) -> Features {
+        let mut f = Features::default();
+        for o in opts {
+            match o.as_ref() {
+                "discard" | "allow-discards" => f.allow_discards = true,
+                "same-cpu-crypt" => f.same_cpu_crypt = true,
+                "submit-from-crypt-cpus" => f.submit_from_crypt_cpus = true,
+                "no-read-workqueue" => f.no_read_workqueue = true,
+                "no-write-workqueue" => f.no_write_workqueue = true,
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// One dm-crypt target.
+pub struct CryptTarget<'a> {
+    /// Length of the mapping in 512-byte sectors.
+    pub sectors: u64,
+    /// Cipher spec, e.g. `aes-xts-plain64`.
+    pub cipher: &'a str,
+    /// The key.
+    pub key: Key<'a>,
+    /// IV offset in 512-byte sectors (LUKS2 `iv_tweak`, 0 for LUKS1).
+    pub iv_offset: u64,
+    /// The encrypted device.
+    pub device: DataDevice,
+    /// Start of the data on `device`, in 512-byte sectors.
+    pub offset: u64,
+    /// Encryption sector size in bytes (512 is the default and not written).
+    pub sector_size: u32,
+    /// Optional features.
+    pub features: Features,
+}
+
+impl CryptTarget<'_> {
+    /// The parameter string (what follows `crypt` in the table line). It
+    /// holds the key, so it is zeroized on drop.
+    pub fn params(&self) -> Zeroizing<String> {
+        let f = &self.features;
+        let flags = [
+            (f.allow_discards, "allow_discards"),
+            (f.same_cpu_crypt, "same_cpu_crypt"),
+            (f.submit_from_crypt_cpus, "submit_from_crypt_cpus"),
+            (f.no_read_workqueue, "no_read_workqueue"),
+            (f.no_write_workqueue, "no_write_workqueue"),
+            (f.iv_large_sectors, "iv_large_sectors"),
+        ];
+        let count =
+            flags.iter().filter(|(on, _)| *on).count() + usize::from(self.sector_size != 512);
+        let cap = 128 + self.cipher.len() + 2 * 64 + 128;
+        let mut s = Zeroizing::new(String::with_capacity(cap));
+        s.push_str(self.cipher);
+        s.push(' ');
+        match self.key {
+            Key::Raw(k) => {
+                for b in k {
+                    let _ = write!(s, "{b:02x}");
+                }
+            }
+            Key::Keyring { len, description } => {
+                let _ = write!(s, ":{len}:logon:{description}");
+            }
+        }
+        let _ = write!(s, " {} ", self.iv_offset);
+        match &self.device {
+            DataDevice::Dev(ma, mi) => {
+                let _ = write!(s, "{ma}:{mi}");
+            }
+            DataDevice::Path(p) => s.push_str(p),
+        }
+        let _ = write!(s, " {}", self.offset);
+        if count > 0 {
+            let _ = write!(s, " {count}");
+            for (_, name) in flags.iter().filter(|(on, _)| *on) {
+                s.push(' ');
+                s.push_str(name);
+            }
+            if self.sector_size != 512 {
+                let _ = write!(s, " sector_size:{}", self.sector_size);
+            }
+        }
+        s
+    }
+
+    /// The whole table line as `dmsetup table --showkeys` would list it
+    /// for a single-target table: `0 <sectors> crypt <params>`.
+    pub fn line(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
+            "0 {} crypt {}",
+            self.sectors,
+            self.params().as_str()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Expected strings follow cryptsetup v2.6.1, lib/libdevmapper.c:
+    //   get_dm_crypt_params(): "%s %s %" PRIu64 " %s %" PRIu64 "%s" with
+    //   features " %d%s%s%s%s%s%s%s%s" in the order allow_discards,
+    //   same_cpu_crypt, submit_from_crypt_cpus, no_read_workqueue,
+    //   no_write_workqueue, iv_large_sectors, " sector_size:%u", integrity;
+    //   dm_prepare_uuid(): "CRYPT-" "%s%s%s%s%s" = type "-" uuid-without-dashes "-" name.
+    // The key is 64 bytes 00..3f, as a LUKS2 aes-xts-plain64 512-bit volume key.
+
+    const UUID: &str = "0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10";
+
+    fn key() -> Vec<u8> {
+        (0u8..64).collect()
+    }
+
+    const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
+                       202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+    #[test]
+    fn dm_uuids() {
+        assert_eq!(
+            dm_uuid(LuksVersion::Luks2, UUID, "cryptroot"),
+            "CRYPT-LUKS2-0d3f1b527a374c2b9b0e3c1f5e2a9d10-cryptroot"
+        );
+        assert_eq!(
+            dm_uuid(LuksVersion::Luks1, UUID, &format!("luks-{UUID}")),
+            "CRYPT-LUKS1-0d3f1b527a374c2b9b0e3c1f5e2a9d10-luks-0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10"
+        );
+        let long = dm_uuid(LuksVersion::Luks2, UUID, &"n".repeat(200));
+        assert_eq!(long.len(), 128);
+        assert!(long.starts_with("CRYPT-LUKS2-0d3f1b527a374c2b9b0e3c1f5e2a9d10-nnn"));
+    }
+
+    #[test]
+    fn plain_luks2_line() {
+        let k = key();
+        let t = CryptTarget {
+            sectors: 114688,
+            cipher: "aes-xts-plain64",
+            key: Key::Raw(&k),
+            iv_offset: 0,
+            device: DataDevice::Dev(254, 0),
+            offset: 32768,
+            sector_size: 512,
+            features: Features::default(),
+        };
+        assert_eq!(
+            *t.line(),
+            format!("0 114688 crypt aes-xts-plain64 {HEX} 0 254:0 32768")
+        );
+    }
+
+    #[test]
+    fn features_and_sector_size_in_cryptsetup_order() {
+        let k = key();
+        let t = CryptTarget {
+            sectors: 2048,
+            cipher: "aes-xts-plain64",
+            key: Key::Raw(&k),
+            iv_offset: 0,
+            device: DataDevice::Path("/dev/vda2".into()),
+            offset: 32768,
+            sector_size: 4096,
+            features: Features::from_options(&[
+                "luks",
+                "no-write-workqueue",
+                "discard",
+                "no-read-workqueue",
+            ]),
+        };
+        assert_eq!(
+            *t.params(),
+            format!(
+                "aes-xts-plain64 {HEX} 0 /dev/vda2 32768 4 allow_discards no_read_workqueue no_write_workqueue sector_size:4096"
+            )
+        );
+        let t = CryptTarget {
+            sector_size: 512,
+            features: Features {
+                same_cpu_crypt: true,
+                ..Features::default()
+            },
+            ..t
+        };
+        assert_eq!(
+            *t.params(),
+            format!("aes-xts-plain64 {HEX} 0 /dev/vda2 32768 1 same_cpu_crypt")
+        );
+    }
+
+    #[test]
+    fn keyring_reference() {
+        let desc = keyring_description(UUID, 0);
+        assert_eq!(desc, "cryptsetup:0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10-d0");
+        let t = CryptTarget {
+            sectors: 1,
+            cipher: "aes-xts-plain64",
+            key: Key::Keyring {
+                len: 64,
+                description: &desc,
+            },
+            iv_offset: 0,
+            device: DataDevice::Dev(8, 2),
+            offset: 4096,
+            sector_size: 512,
+            features: Features::default(),
+        };
+        assert_eq!(
+            *t.line(),
+            "0 1 crypt aes-xts-plain64 :64:logon:cryptsetup:0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10-d0 0 8:2 4096"
+        );
+    }
+
+    #[test]
+    fn luks1_cbc_essiv() {
+        let k = &key()[..32];
+        let t = CryptTarget {
+            sectors: 100,
+            cipher: "aes-cbc-essiv:sha256",
+            key: Key::Raw(k),
+            iv_offset: 0,
+            device: DataDevice::Dev(252, 1),
+            offset: 4096,
+            sector_size: 512,
+            features: Features::default(),
+        };
+        assert_eq!(
+            *t.params(),
+            format!("aes-cbc-essiv:sha256 {} 0 252:1 4096", &HEX[..64])
+        );
+    }
+}
