@@ -1,0 +1,288 @@
+//! Interop with Debian's real programs on 127.0.0.1: clevis against our tangd
+//! with keys from either side, and the real tangd on directories we made.
+//! Needs clevis, tang (/usr/libexec/tangd*), jose and socat (scripts/setup).
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use latchkey_proto::jws::verify_advertisement;
+
+const TOOLS: &[&str] = &[
+    "clevis",
+    "jose",
+    "socat",
+    "curl",
+    "/usr/libexec/tangd",
+    "/usr/libexec/tangd-keygen",
+];
+
+fn clevis_encrypt(url: &str, plaintext: &str) -> String {
+    let mut child = Command::new("timeout")
+        .args([
+            "60",
+            "clevis",
+            "encrypt",
+            "tang",
+            &format!(r#"{{"url":"{url}"}}"#),
+            "-y",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plaintext.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "clevis encrypt {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn clevis_decrypt(jwe: &str) -> Result<String, String> {
+    let mut child = Command::new("timeout")
+        .args(["60", "clevis", "decrypt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(jwe.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The `kid` in a clevis tang JWE's protected header.
+fn kid(jwe: &str) -> String {
+    let protected = jwe.split('.').next().unwrap();
+    let header = latchkey_proto::b64::decode(protected).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    v["kid"].as_str().unwrap().to_owned()
+}
+
+/// Debian's tangd behind socat, as Debian runs it (one process per connection).
+struct RealTang {
+    socat: Child,
+    port: u16,
+}
+
+impl RealTang {
+    fn start(dir: &Path, port: u16) -> RealTang {
+        let socat = Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!("EXEC:/usr/libexec/tangd {}", dir.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_port(port, Duration::from_secs(10)),
+            "socat did not listen on {port}"
+        );
+        RealTang { socat, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RealTang {
+    fn drop(&mut self) {
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+    }
+}
+
+fn active_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jwk") && !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn clevis_round_trip_with_our_keys() {
+    if !require(TOOLS, "clevis_round_trip_with_our_keys") {
+        return;
+    }
+    let dir = TempDir::new("ours");
+    let out = Command::new(TANGD)
+        .args(["keygen", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tangd = Tangd::start(dir.path(), &[]);
+    let jwe = clevis_encrypt(&tangd.url(), "our-keys-secret");
+    assert_eq!(clevis_decrypt(&jwe).unwrap(), "our-keys-secret");
+}
+
+#[test]
+fn debian_keygen_and_rotate_while_serving() {
+    if !require(TOOLS, "debian_keygen_and_rotate_while_serving")
+        || !require(&["/usr/libexec/tangd-rotate-keys"], "rotate")
+    {
+        return;
+    }
+    let dir = TempDir::new("debian");
+    let st = Command::new("/usr/libexec/tangd-keygen")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tangd = Tangd::start(dir.path(), &["--reload-ms", "200"]);
+    let before = clevis_encrypt(&tangd.url(), "before-rotation");
+    assert_eq!(clevis_decrypt(&before).unwrap(), "before-rotation");
+    let adv_before = get(tangd.addr, "/adv").body;
+
+    let st = Command::new("/usr/libexec/tangd-rotate-keys")
+        .args(["-d", dir.path().to_str().unwrap()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let end = Instant::now() + Duration::from_secs(10);
+    while get(tangd.addr, "/adv").body == adv_before {
+        assert!(Instant::now() < end, "rotation not picked up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Debian's script hides first, then generates: we must not have filled the gap with a pair of our own.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        active_files(dir.path()).len(),
+        2,
+        "{:?}",
+        active_files(dir.path())
+    );
+
+    let after = clevis_encrypt(&tangd.url(), "after-rotation");
+    assert_ne!(
+        kid(&before),
+        kid(&after),
+        "new JWEs use the new exchange key"
+    );
+    assert_eq!(
+        clevis_decrypt(&before).unwrap(),
+        "before-rotation",
+        "hidden key still recovers"
+    );
+    assert_eq!(clevis_decrypt(&after).unwrap(), "after-rotation");
+}
+
+#[test]
+fn jwe_made_with_real_tang_decrypts_with_ours() {
+    if !require(TOOLS, "jwe_made_with_real_tang_decrypts_with_ours") {
+        return;
+    }
+    let dir = TempDir::new("realtang");
+    let st = Command::new("/usr/libexec/tangd-keygen")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = free_port();
+    let jwe = {
+        let real = RealTang::start(dir.path(), port);
+        clevis_encrypt(&real.url(), "made-with-real-tang")
+    };
+    // Same directory, same port, our server now.
+    let tangd = Tangd::start_args(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--keys",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(clevis_decrypt(&jwe).unwrap(), "made-with-real-tang");
+    assert!(
+        tangd.log().contains("POST /rec/"),
+        "decrypt went through our tangd: {}",
+        tangd.log()
+    );
+}
+
+#[test]
+fn real_tang_serves_our_keys() {
+    if !require(TOOLS, "real_tang_serves_our_keys") {
+        return;
+    }
+    let dir = TempDir::new("ourkeys-realtang");
+    let out = Command::new(TANGD)
+        .args(["keygen", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // A JWE made against our tangd...
+    let port = free_port();
+    let ours_jwe = {
+        let tangd = Tangd::start_args(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--keys",
+            dir.path().to_str().unwrap(),
+        ]);
+        let jwe = clevis_encrypt(&tangd.url(), "made-with-ours");
+        drop(tangd);
+        jwe
+    };
+    // ...decrypts against the real tangd on the same directory, which also
+    // advertises our keys and round-trips new JWEs. It must not have needed to
+    // make keys of its own.
+    let real = RealTang::start(dir.path(), port);
+    assert_eq!(clevis_decrypt(&ours_jwe).unwrap(), "made-with-ours");
+    let adv = Command::new("curl")
+        .args(["-sf", &format!("{}/adv", real.url())])
+        .output()
+        .unwrap();
+    assert!(adv.status.success());
+    assert_eq!(verify_advertisement(&adv.stdout).unwrap().keys.len(), 2);
+    let jwe = clevis_encrypt(&real.url(), "real-tang-our-keys");
+    assert_eq!(clevis_decrypt(&jwe).unwrap(), "real-tang-our-keys");
+    assert_eq!(active_files(dir.path()).len(), 2);
+    // jose agrees with the file names.
+    for name in active_files(dir.path()) {
+        let out = Command::new("jose")
+            .args([
+                "jwk",
+                "thp",
+                "-i",
+                dir.path().join(&name).to_str().unwrap(),
+                "-a",
+                "S256",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().trim(),
+            name.trim_end_matches(".jwk")
+        );
+    }
+}
