@@ -24,6 +24,7 @@ mod json;
 pub mod jwe;
 pub mod jwk;
 pub mod jws;
+pub mod pin;
 pub mod secret;
 pub mod sss;
 pub mod tang;

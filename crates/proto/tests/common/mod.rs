@@ -66,3 +66,66 @@ pub fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+use latchkey_proto::curve::RustCrypto;
+use latchkey_proto::jwe::Jwe;
+use latchkey_proto::pin::{Decryption, RecRequest, Status};
+use latchkey_proto::{Error, Secret, tang};
+
+/// The sample servers: URL → key directory.
+pub const SERVERS: &[(&str, &str)] = &[
+    ("http://127.0.0.1:18081", "tang-db"),
+    ("http://127.0.0.1:18082", "tang-db2"),
+    ("http://127.0.0.1:18083", "tang-db3"),
+    ("http://127.0.0.1:18084", "tang-db-rot"),
+    ("http://127.0.0.1:18085", "tang-db-auto"),
+];
+
+/// Answers a request the way tangd would, with the real exchange over a sample key
+/// directory. `down` lists URLs that refuse connections.
+pub fn serve(req: &RecRequest, down: &[&str]) -> Result<Vec<u8>, String> {
+    if down.contains(&req.url.as_str()) {
+        return Err("connection refused".into());
+    }
+    let (_, db) = SERVERS
+        .iter()
+        .find(|(u, _)| *u == req.url)
+        .ok_or("no such server")?;
+    let kid = req.rec_url.rsplit('/').next().unwrap();
+    assert_eq!(req.rec_url, format!("{}/rec/{kid}", req.url));
+    tang::rec(&keys(db), kid, &req.body, &RustCrypto).map_err(|e| format!("HTTP {}", e.status()))
+}
+
+/// Runs a plan to the end, answering with `answer`.
+pub fn drive(
+    text: &str,
+    mut answer: impl FnMut(&RecRequest) -> Result<Vec<u8>, String>,
+) -> Result<Secret, Error> {
+    let jwe = Jwe::parse(text)?;
+    let mut plan = Decryption::new(&jwe, &mut rng())?;
+    for req in plan.requests() {
+        if let Status::Done(_) | Status::Failed(_) = plan.status() {
+            break;
+        }
+        let reply = answer(&req);
+        plan.supply(req.id, reply);
+    }
+    match plan.status() {
+        Status::Done(s) => Ok(s),
+        Status::Failed(e) => Err(e),
+        Status::Pending => panic!("plan still pending after every reply"),
+    }
+}
+
+/// Decrypts with every sample server up.
+pub fn decrypt(text: &str) -> Result<Secret, Error> {
+    drive(text, |r| serve(r, &[]))
+}
+
+/// The error of a result whose Ok side cannot be printed (secrets have no Debug).
+pub fn err<T>(r: Result<T, Error>) -> Error {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,59 @@
+//! The clevis pin tree: tang, sss (nested to any depth) and null.
+//!
+//! ```text
+//!  encrypt(pin, config) ──► compact JWE           (EncryptIo fetches advertisements)
+//!  Decryption::new(jwe) ──► requests() ─► caller POSTs them, concurrently
+//!                           supply(id, reply) ──► status(): Pending | Done | Failed
+//! ```
+
+mod null;
+mod plan;
+mod sss;
+mod tang;
+
+use rand_core::CryptoRng;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::jwe::Jwe;
+
+pub use plan::{Decryption, RecRequest, RequestId, Status};
+
+/// The side effects of encryption, supplied by the caller.
+pub trait EncryptIo {
+    /// GET `{url}/adv/` (or `/adv/{thp}`); returns the body.
+    fn fetch_adv(&mut self, url: &str, thp: Option<&str>) -> Result<Vec<u8>, String>;
+    /// Reads an advertisement file named in the config's `adv`.
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
+    /// No `thp` and no `-y`: asks the operator to trust these S256 signing-key thumbprints
+    /// for `url`.
+    fn trust(&mut self, url: &str, thumbprints: &[String]) -> bool;
+}
+
+/// `clevis encrypt PIN CONFIG [-y]`: returns the compact JWE (no newline).
+pub fn encrypt<R: CryptoRng + ?Sized>(
+    pin: &str,
+    config: &Value,
+    plaintext: &[u8],
+    yes: bool,
+    io: &mut dyn EncryptIo,
+    rng: &mut R,
+) -> Result<String> {
+    Ok(encrypt_jwe(pin, config, plaintext, yes, io, rng)?.to_compact())
+}
+
+pub(crate) fn encrypt_jwe<R: CryptoRng + ?Sized>(
+    pin: &str,
+    config: &Value,
+    plaintext: &[u8],
+    yes: bool,
+    io: &mut dyn EncryptIo,
+    rng: &mut R,
+) -> Result<Jwe> {
+    match pin {
+        "tang" => tang::encrypt(config, plaintext, yes, io, rng),
+        "sss" => sss::encrypt(config, plaintext, yes, io, rng),
+        "null" => null::encrypt(config, plaintext, rng),
+        other => Err(Error::UnknownPin(other.into())),
+    }
+}

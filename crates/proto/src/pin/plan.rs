@@ -1,0 +1,318 @@
+//! Decryption as a plan the caller drives: every tang leaf is one request, all handed out at
+//! once; replies come back in any order; sss nodes resolve at their threshold or as soon as
+//! it can no longer be met, as `clevis-decrypt-sss` does.
+
+use rand_core::CryptoRng;
+
+use super::{null, sss, tang};
+use crate::error::{Error, Result};
+use crate::jwe::Jwe;
+use crate::secret::Secret;
+use crate::sss::combine;
+
+/// Names one request of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(u32);
+
+/// One `/rec` POST to make.
+#[derive(Debug, Clone)]
+pub struct RecRequest {
+    /// Pass back to [`Decryption::supply`].
+    pub id: RequestId,
+    /// The JWE's `clevis.tang.url` (for messages).
+    pub url: String,
+    /// `url + "/rec/" + kid`: where to POST.
+    pub rec_url: String,
+    /// The body (a JWK, Content-Type `application/jwk+json`).
+    pub body: Vec<u8>,
+}
+
+/// Where a plan stands.
+pub enum Status {
+    /// Waiting for more replies.
+    Pending,
+    /// The plaintext.
+    Done(Secret),
+    /// It can no longer succeed; the error says why, per URL.
+    Failed(Error),
+}
+
+enum State {
+    Pending,
+    Done(Secret),
+    Failed(Error),
+}
+
+enum Kind {
+    /// Resolved when built (null pins, nodes that failed to parse).
+    Fixed,
+    Tang(Box<tang::Leaf>),
+    Sss(Box<SssNode>),
+}
+
+struct SssNode {
+    jwe: Jwe,
+    p: Vec<u8>,
+    t: usize,
+    children: usize,
+    shares: Vec<Secret>,
+    reasons: Vec<String>,
+}
+
+struct Node {
+    parent: Option<usize>,
+    kind: Kind,
+    state: State,
+}
+
+/// The decryption of one clevis JWE.
+pub struct Decryption {
+    nodes: Vec<Node>,
+    /// Node index of each request.
+    leaves: Vec<usize>,
+    handed_out: bool,
+}
+
+impl Decryption {
+    /// Validates the tree and blinds every tang leaf. Errors in the top-level JWE, and trees
+    /// that cannot succeed from the start (e.g. an unknown pin without enough siblings),
+    /// are returned here.
+    pub fn new<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Decryption> {
+        let mut plan = Decryption {
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+            handed_out: false,
+        };
+        plan.build(jwe, None, rng)?;
+        if let State::Failed(e) = &plan.nodes[0].state {
+            return Err(e.clone());
+        }
+        Ok(plan)
+    }
+
+    fn push(&mut self, parent: Option<usize>, kind: Kind, state: State) -> usize {
+        self.nodes.push(Node {
+            parent,
+            kind,
+            state,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Adds the node for `jwe`; errors only for the root.
+    fn build<R: CryptoRng + ?Sized>(
+        &mut self,
+        jwe: &Jwe,
+        parent: Option<usize>,
+        rng: &mut R,
+    ) -> Result<usize> {
+        let built = self.build_node(jwe, parent, rng);
+        match (built, parent) {
+            (Ok(idx), _) => Ok(idx),
+            (Err(e), None) => Err(e),
+            (Err(e), Some(_)) => Ok(self.push(parent, Kind::Fixed, State::Failed(e))),
+        }
+    }
+
+    fn build_node<R: CryptoRng + ?Sized>(
+        &mut self,
+        jwe: &Jwe,
+        parent: Option<usize>,
+        rng: &mut R,
+    ) -> Result<usize> {
+        match jwe.pin()? {
+            "null" => {
+                let state = match null::decrypt(jwe) {
+                    Ok(s) => State::Done(s),
+                    Err(e) => State::Failed(e),
+                };
+                Ok(self.push(parent, Kind::Fixed, state))
+            }
+            "tang" => {
+                let leaf = tang::leaf(jwe, rng)?;
+                let idx = self.push(parent, Kind::Tang(Box::new(leaf)), State::Pending);
+                self.leaves.push(idx);
+                Ok(idx)
+            }
+            "sss" => {
+                let node = sss::parse(jwe)?;
+                if node.children.len() < node.t {
+                    return Err(Error::Threshold {
+                        t: node.t,
+                        got: 0,
+                        total: node.children.len(),
+                        reasons: vec!["fewer shares than the threshold".into()],
+                    });
+                }
+                let idx = self.push(
+                    parent,
+                    Kind::Sss(Box::new(SssNode {
+                        jwe: jwe.clone(),
+                        p: node.p,
+                        t: node.t,
+                        children: node.children.len(),
+                        shares: Vec::new(),
+                        reasons: Vec::new(),
+                    })),
+                    State::Pending,
+                );
+                for text in &node.children {
+                    let child = match Jwe::parse(text) {
+                        Ok(child) => self.build(&child, Some(idx), rng)?,
+                        Err(e) => self.push(Some(idx), Kind::Fixed, State::Failed(e)),
+                    };
+                    if !matches!(self.nodes[child].state, State::Pending) {
+                        self.child_resolved(child);
+                    }
+                }
+                Ok(idx)
+            }
+            other => Err(Error::UnknownPin(other.into())),
+        }
+    }
+
+    /// The requests to make, each returned once (later calls return nothing). Leaves under
+    /// an already resolved node are left out.
+    pub fn requests(&mut self) -> Vec<RecRequest> {
+        if std::mem::replace(&mut self.handed_out, true) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, &idx) in self.leaves.iter().enumerate() {
+            if !self.live(idx) {
+                continue;
+            }
+            if let Kind::Tang(leaf) = &self.nodes[idx].kind {
+                out.push(RecRequest {
+                    id: RequestId(i as u32),
+                    url: leaf.url.clone(),
+                    rec_url: leaf.rec_url.clone(),
+                    body: leaf.body.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether the node and all its ancestors are still pending.
+    fn live(&self, mut idx: usize) -> bool {
+        loop {
+            if !matches!(self.nodes[idx].state, State::Pending) {
+                return false;
+            }
+            match self.nodes[idx].parent {
+                Some(p) => idx = p,
+                None => return true,
+            }
+        }
+    }
+
+    /// Hands in the reply body for a request, or the transport error. Replies for unknown
+    /// or already answered requests, or after the plan resolved, are ignored.
+    pub fn supply(&mut self, id: RequestId, reply: Result<Vec<u8>, String>) {
+        let Some(&idx) = self.leaves.get(id.0 as usize) else {
+            return;
+        };
+        if !self.live(idx) {
+            return;
+        }
+        let Kind::Tang(leaf) = &self.nodes[idx].kind else {
+            return;
+        };
+        let url = leaf.url.clone();
+        let result = match reply {
+            Err(reason) => Err(reason),
+            Ok(body) => leaf.finish(&body).map_err(|e| e.to_string()),
+        };
+        self.nodes[idx].state = match result {
+            Ok(plaintext) => State::Done(plaintext),
+            Err(reason) => State::Failed(Error::Server { url, reason }),
+        };
+        self.child_resolved(idx);
+    }
+
+    /// Propagates a resolved node into its sss parent, and further up as parents resolve.
+    fn child_resolved(&mut self, mut child: usize) {
+        while let Some(parent) = self.nodes[child].parent {
+            if !matches!(self.nodes[parent].state, State::Pending) {
+                return;
+            }
+            let outcome = match std::mem::replace(&mut self.nodes[child].state, State::Pending) {
+                State::Done(share) => {
+                    // The share moves up; the child stays marked as resolved.
+                    self.nodes[child].state = State::Done(Secret::new(Vec::new()));
+                    Ok(share)
+                }
+                State::Failed(e) => {
+                    self.nodes[child].state = State::Failed(e.clone());
+                    Err(e)
+                }
+                State::Pending => return,
+            };
+            let Kind::Sss(node) = &mut self.nodes[parent].kind else {
+                return;
+            };
+            let SssNode {
+                jwe,
+                p,
+                t,
+                children,
+                shares,
+                reasons,
+            } = &mut **node;
+            let new_state = match outcome {
+                Ok(share) if share.len() != 2 * p.len() => {
+                    // clevis aborts the whole sss decryption on a share of the wrong size.
+                    Some(State::Failed(Error::ShareLength {
+                        got: share.len(),
+                        expected: 2 * p.len(),
+                    }))
+                }
+                Ok(share) => {
+                    shares.push(share);
+                    (shares.len() == *t).then(|| {
+                        match combine(p, shares).and_then(|cek| jwe.decrypt(&cek)) {
+                            Ok(plaintext) => State::Done(plaintext),
+                            Err(e) => State::Failed(e),
+                        }
+                    })
+                }
+                Err(e) => {
+                    reasons.push(e.to_string());
+                    (*children - reasons.len() < *t).then(|| {
+                        State::Failed(Error::Threshold {
+                            t: *t,
+                            got: shares.len(),
+                            total: *children,
+                            reasons: reasons.clone(),
+                        })
+                    })
+                }
+            };
+            match new_state {
+                Some(state) => {
+                    if let Kind::Sss(node) = &mut self.nodes[parent].kind {
+                        node.shares.clear();
+                    }
+                    self.nodes[parent].state = state;
+                    child = parent;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Where the plan stands.
+    pub fn status(&self) -> Status {
+        match &self.nodes[0].state {
+            State::Pending => Status::Pending,
+            State::Done(s) => Status::Done(s.clone()),
+            State::Failed(e) => Status::Failed(e.clone()),
+        }
+    }
+
+    /// Requests whose replies are still awaited (for progress messages).
+    pub fn outstanding(&self) -> usize {
+        self.leaves.iter().filter(|&&idx| self.live(idx)).count()
+    }
+}

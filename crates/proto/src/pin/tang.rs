@@ -1,0 +1,181 @@
+//! The tang pin: encryption against a verified advertisement, and the decryption leaf that
+//! becomes one `/rec` request.
+
+use rand_core::CryptoRng;
+use serde_json::{Value, json};
+
+use super::EncryptIo;
+use crate::curve::{EcBackend, EcPoint, RustCrypto};
+use crate::error::{Error, Result, invalid, missing, unsupported};
+use crate::json;
+use crate::jwe::{Jwe, ecdh_es_cek};
+use crate::jwk::{Jwk, ThpHash};
+use crate::jws::{self, Advertisement};
+use crate::secret::Secret;
+use crate::tang::{self, Unblinder};
+
+const CFG: &str = "tang pin config";
+
+/// Where the advertisement comes from, and whether it is trusted already.
+fn advertisement(
+    config: &Value,
+    url: &str,
+    thp: Option<&str>,
+    io: &mut dyn EncryptIo,
+) -> Result<(Vec<u8>, bool)> {
+    match config.get("adv") {
+        Some(Value::Object(_)) => Ok((json::to_sorted(&config["adv"]).into_bytes(), true)),
+        Some(Value::String(path)) => {
+            let body = io.read_file(path).map_err(|reason| Error::Io {
+                what: path.clone(),
+                reason,
+            })?;
+            Ok((body, true))
+        }
+        Some(_) => Err(invalid(CFG, "adv", "neither an object nor a file name")),
+        None => {
+            let what = format!("{url}/adv/{}", thp.unwrap_or(""));
+            let body = io
+                .fetch_adv(url, thp)
+                .map_err(|reason| Error::Io { what, reason })?;
+            Ok((body, false))
+        }
+    }
+}
+
+/// The trust step of `clevis encrypt tang`.
+fn check_trust(
+    adv: &Advertisement,
+    url: &str,
+    thp: Option<&str>,
+    preloaded: bool,
+    yes: bool,
+    io: &mut dyn EncryptIo,
+) -> Result<()> {
+    let signers = adv.signing_keys();
+    match thp {
+        Some(thp) => {
+            if !signers
+                .iter()
+                .any(|k| k.matches_thumbprint(thp, &[ThpHash::S256, ThpHash::S1]))
+            {
+                return Err(Error::Untrusted {
+                    url: url.into(),
+                    reason: format!("trusted JWK {thp} did not sign the advertisement"),
+                });
+            }
+        }
+        None if preloaded || yes => {}
+        None => {
+            let thps: Vec<String> = signers
+                .iter()
+                .map(|k| k.thumbprint(ThpHash::S256))
+                .collect();
+            if !io.trust(url, &thps) {
+                return Err(Error::Untrusted {
+                    url: url.into(),
+                    reason: "the operator declined the signing keys".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `clevis encrypt tang CONFIG [-y]`.
+pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
+    config: &Value,
+    plaintext: &[u8],
+    yes: bool,
+    io: &mut dyn EncryptIo,
+    rng: &mut R,
+) -> Result<Jwe> {
+    json::object(config, CFG)?;
+    let url = json::req_str(config, CFG, "url")?;
+    let thp = match config.get("thp") {
+        None => None,
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(_) => return Err(invalid(CFG, "thp", "not a string")),
+    };
+    let (body, preloaded) = advertisement(config, url, thp, io)?;
+    let adv = jws::verify_advertisement(&body)?;
+    check_trust(&adv, url, thp, preloaded, yes, io)?;
+    let server = adv
+        .exchange_keys()
+        .first()
+        .map(|k| k.without_alg_and_ops())
+        .ok_or_else(|| {
+            Error::KeyUse(format!(
+                "deriveKey: the advertisement of {url} has no exchange key"
+            ))
+        })?;
+    let kid = server.thumbprint(ThpHash::S256);
+    let s = server.require_point("tang exchange key")?;
+    let (c, z) = tang::encrypt_point(s, &RustCrypto, rng)?;
+    let cek = ecdh_es_cek(&z);
+    let header = json!({
+        "alg": "ECDH-ES",
+        "enc": "A256GCM",
+        "clevis": {"pin": "tang", "tang": {"adv": adv.payload_value(), "url": url}},
+        "epk": Jwk::from_point(&c).to_value(),
+        "kid": kid,
+    });
+    Jwe::encrypt(&header, &cek, plaintext, rng)
+}
+
+/// A tang leaf waiting for its `/rec` reply.
+pub(crate) struct Leaf {
+    pub(crate) jwe: Jwe,
+    pub(crate) url: String,
+    pub(crate) rec_url: String,
+    pub(crate) body: Vec<u8>,
+    unblinder: Unblinder,
+}
+
+const WHAT: &str = "JWE";
+
+/// Checks a tang JWE as `clevis-decrypt-tang` does and blinds its epk.
+pub(crate) fn leaf<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Leaf> {
+    let h = &jwe.header;
+    let alg = json::req_str(h, WHAT, "alg")?;
+    if alg != "ECDH-ES" {
+        return Err(unsupported(WHAT, "alg", alg));
+    }
+    let epk = Jwk::from_value(json::req(h, WHAT, "epk")?)?;
+    let kid = json::req_str(h, WHAT, "kid")?;
+    let adv = json::req(h, WHAT, "clevis.tang.adv")?;
+    let url = json::req_str(h, WHAT, "clevis.tang.url")?;
+    let keys = match adv.get("keys") {
+        Some(Value::Array(keys)) => keys,
+        Some(_) => return Err(invalid(WHAT, "clevis.tang.adv.keys", "not an array")),
+        None => return Err(missing(WHAT, "clevis.tang.adv.keys")),
+    };
+    let keys = keys
+        .iter()
+        .map(Jwk::from_value)
+        .collect::<Result<Vec<_>>>()?;
+    let server = [ThpHash::S256, ThpHash::S1]
+        .iter()
+        .find_map(|&h| keys.iter().find(|k| k.thumbprint(h) == kid))
+        .ok_or_else(|| Error::KidNotInAdvertisement(kid.into()))?;
+    let c: &EcPoint = epk.require_point("JWE epk")?;
+    let s = server.require_point("tang exchange key")?;
+    let backend: &dyn EcBackend = &RustCrypto;
+    backend.validate(c)?;
+    let (body, unblinder) = tang::blind(c, s, backend, rng)?;
+    Ok(Leaf {
+        jwe: jwe.clone(),
+        url: url.into(),
+        rec_url: format!("{url}/rec/{kid}"),
+        body,
+        unblinder,
+    })
+}
+
+impl Leaf {
+    /// Turns the server's reply into the plaintext of this JWE.
+    pub(crate) fn finish(&self, reply: &[u8]) -> Result<Secret> {
+        let z = self.unblinder.unblind(reply, &RustCrypto)?;
+        self.jwe.decrypt(&ecdh_es_cek(&z))
+    }
+}
