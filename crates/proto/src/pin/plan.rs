@@ -63,6 +63,8 @@ struct Node {
     parent: Option<usize>,
     kind: Kind,
     state: State,
+    /// Already handed to the parent (a node resolves once, however it is reached).
+    reported: bool,
 }
 
 /// The decryption of one clevis JWE.
@@ -95,6 +97,7 @@ impl Decryption {
             parent,
             kind,
             state,
+            reported: false,
         });
         self.nodes.len() - 1
     }
@@ -234,9 +237,10 @@ impl Decryption {
     /// Propagates a resolved node into its sss parent, and further up as parents resolve.
     fn child_resolved(&mut self, mut child: usize) {
         while let Some(parent) = self.nodes[child].parent {
-            if !matches!(self.nodes[parent].state, State::Pending) {
+            if self.nodes[child].reported || !matches!(self.nodes[parent].state, State::Pending) {
                 return;
             }
+            self.nodes[child].reported = true;
             let outcome = match std::mem::replace(&mut self.nodes[child].state, State::Pending) {
                 State::Done(share) => {
                     // The share moves up; the child stays marked as resolved.

@@ -129,3 +129,61 @@ pub fn err<T>(r: Result<T, Error>) -> Error {
         Err(e) => e,
     }
 }
+
+/// Re-encodes a JWE's header after `edit` (the AAD changes, so only pre-decryption checks
+/// can pass).
+pub fn edit_header(text: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut jwe = Jwe::parse(text).unwrap();
+    edit(&mut jwe.header);
+    jwe.protected_b64 =
+        latchkey_proto::b64::encode(serde_json::to_string(&jwe.header).unwrap().as_bytes());
+    jwe.to_compact()
+}
+
+/// An [`latchkey_proto::pin::EncryptIo`] over fixed advertisements and files.
+#[derive(Default)]
+pub struct Io {
+    pub advs: Vec<(String, Vec<u8>)>,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub trust_answer: bool,
+    pub asked: Vec<(String, Vec<String>)>,
+    pub fetched: Vec<String>,
+}
+
+impl Io {
+    /// Serves the sample `/adv` of every sample server.
+    pub fn samples() -> Io {
+        let mut io = Io::default();
+        for (url, db) in SERVERS {
+            let file = match *db {
+                "tang-db-rot" => "adv/adv-tang-db-rot-current.json".to_string(),
+                db => format!("adv/adv-{db}.json"),
+            };
+            io.advs.push((url.to_string(), data(&file)));
+        }
+        io
+    }
+}
+
+impl latchkey_proto::pin::EncryptIo for Io {
+    fn fetch_adv(&mut self, url: &str, thp: Option<&str>) -> Result<Vec<u8>, String> {
+        self.fetched
+            .push(format!("{url}/adv/{}", thp.unwrap_or("")));
+        self.advs
+            .iter()
+            .find(|(u, _)| u == url)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| "connection refused".into())
+    }
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| "no such file".into())
+    }
+    fn trust(&mut self, url: &str, thumbprints: &[String]) -> bool {
+        self.asked.push((url.into(), thumbprints.to_vec()));
+        self.trust_answer
+    }
+}
