@@ -415,6 +415,21 @@ impl Client {
         }
     }
 
+    /// A client already holding `offer`, about to REQUEST it (tests use it
+    /// to provoke a NAK).
+    #[cfg(test)]
+    pub(crate) fn requesting(
+        mac: [u8; 6],
+        xid: u32,
+        offer: Lease,
+        backoff: Backoff,
+        now: Instant,
+    ) -> Client {
+        let mut c = Client::new(mac, xid, backoff, now);
+        c.state = State::Requesting { offer, sent: 0 };
+        c
+    }
+
     /// Sends option 12 with `name`.
     pub fn with_hostname(mut self, name: &str) -> Client {
         self.hostname = Some(name.to_owned());
@@ -577,11 +592,6 @@ fn push_option(p: &mut Vec<u8>, code: u8, v: &[u8]) {
     p.extend_from_slice(v);
 }
 
-/// Parses a BOOTREQUEST as a server would see it (used by tests to check
-/// what we send with the same parser).
 #[cfg(test)]
-pub fn parse_request(payload: &[u8]) -> Option<Message> {
-    let mut p = payload.to_vec();
-    *p.first_mut()? = 2;
-    parse_reply(&p).ok()
-}
+#[path = "dhcp_tests.rs"]
+mod tests;

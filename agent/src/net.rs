@@ -375,3 +375,339 @@ fn write_resolv_conf(path: &Path, dns: &[IpAddr]) -> Result<(), NetError> {
         source,
     })
 }
+
+/// Root-only helpers: a private network namespace with veth pairs and
+/// real DHCP servers on the far ends. Nothing here touches the host's
+/// interfaces: every link is created inside a namespace this thread made.
+#[cfg(test)]
+pub(crate) mod testnet {
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+
+    /// Enters a new network namespace, or prints why the test is skipped.
+    pub fn enter(test: &str) -> bool {
+        if !latchkey_sys::proc::is_root() {
+            println!("{test}: skipped: needs root");
+            return false;
+        }
+        if Command::new("ip").arg("-V").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: ip(8) missing (iproute2)"
+            );
+            println!("{test}: skipped: ip(8) not installed");
+            return false;
+        }
+        latchkey_sys::mount::enter_new_network_namespace().expect("unshare(CLONE_NEWNET) as root");
+        true
+    }
+
+    pub fn ip(args: &str) {
+        let st = Command::new("ip")
+            .args(args.split(' '))
+            .status()
+            .expect("running ip(8)");
+        assert!(st.success(), "ip {args}");
+    }
+
+    /// A veth pair `client`/`server`, the server end up with `server_cidr`.
+    pub fn veth(client: &str, server: &str, server_cidr: &str) {
+        ip(&format!("link add {client} type veth peer name {server}"));
+        ip(&format!("addr add {server_cidr} dev {server}"));
+        ip(&format!("link set {server} up"));
+    }
+
+    pub fn scratch(test: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("latchkey-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A server process we started; killed (by its own pid) on drop.
+    pub struct Server(pub Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// busybox udhcpd on `iface` handing out 10.88.N.50-59 with router
+    /// 10.88.N.1 and DNS 10.88.N.53 (`net` is the third octet).
+    pub fn udhcpd(test: &str, dir: &std::path::Path, iface: &str, net: u8) -> Option<Server> {
+        if Command::new("busybox")
+            .arg("udhcpd")
+            .arg("--help")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: busybox missing (busybox-static)"
+            );
+            println!("{test}: skipped: busybox not installed");
+            return None;
+        }
+        let conf = dir.join(format!("udhcpd-{iface}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "start 10.88.{net}.50\nend 10.88.{net}.59\ninterface {iface}\n\
+                 lease_file {lf}\npidfile {pf}\nopt subnet 255.255.255.0\n\
+                 opt router 10.88.{net}.1\nopt dns 10.88.{net}.53\nopt lease 3600\n",
+                lf = dir.join(format!("{iface}.leases")).display(),
+                pf = dir.join(format!("{iface}.pid")).display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join(format!("{iface}.leases")), b"").unwrap();
+        let child = Command::new("busybox")
+            .arg("udhcpd")
+            .arg("-f")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting busybox udhcpd");
+        // udhcpd opens its socket right away; give it a moment.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Some(Server(child))
+    }
+
+    /// dnsmasq on `iface` with the same pool as [`udhcpd`], if installed.
+    pub fn dnsmasq(dir: &std::path::Path, iface: &str, net: u8) -> Option<Server> {
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--user=root",
+                "--bind-interfaces",
+                "--dhcp-authoritative",
+            ])
+            .arg(format!("--interface={iface}"))
+            .arg(format!(
+                "--dhcp-range=10.88.{net}.50,10.88.{net}.59,255.255.255.0,1h"
+            ))
+            .arg(format!("--dhcp-option=option:router,10.88.{net}.1"))
+            .arg(format!("--dhcp-option=option:dns-server,10.88.{net}.53"))
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                dir.join("dnsmasq.leases").display()
+            ))
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Some(Server(child))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testnet::*;
+    use super::*;
+    use crate::deadline::XorShift;
+    use crate::netconf::Step;
+
+    fn pool(net: u8) -> std::ops::RangeInclusive<Ipv4Addr> {
+        Ipv4Addr::new(10, 88, net, 50)..=Ipv4Addr::new(10, 88, net, 59)
+    }
+
+    #[test]
+    fn resolv_conf_lists_at_most_three() {
+        let dns: Vec<IpAddr> = ["1.1.1.1", "9.9.9.9", "2001:db8::53", "8.8.8.8"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            resolv_conf_text(&dns),
+            "# written by latchkey\nnameserver 1.1.1.1\nnameserver 9.9.9.9\nnameserver 2001:db8::53\n"
+        );
+    }
+
+    #[test]
+    fn root_bring_up_dhcp_from_busybox_udhcpd() {
+        let t = "root_bring_up_dhcp_from_busybox_udhcpd";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        veth("lkc0", "lks0", "10.88.1.1/24");
+        let Some(_server) = udhcpd(t, &dir, "lks0", 1) else {
+            return;
+        };
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::Name("lkc0".into()),
+                method: Method::Dhcp,
+            }],
+            nameservers: vec!["192.0.2.53".parse().unwrap()],
+            hostname: None,
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let deadline = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(7), &log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Outcome::Configured(c) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(c.len(), 1);
+        let (addr, prefix) = c[0].address.unwrap();
+        assert!(pool(1).contains(&addr) && prefix == 24, "{addr}/{prefix}");
+        assert_eq!(c[0].gateway, Some(Ipv4Addr::new(10, 88, 1, 1)));
+        let resolv = std::fs::read_to_string(dir.join("resolv.conf")).unwrap();
+        assert_eq!(
+            resolv,
+            "# written by latchkey\nnameserver 192.0.2.53\nnameserver 10.88.1.53\n"
+        );
+
+        let mut nl = Netlink::open().unwrap();
+        let idx = nl
+            .links()
+            .unwrap()
+            .iter()
+            .find(|l| l.name == "lkc0")
+            .unwrap()
+            .index;
+        assert!(
+            nl.addresses()
+                .unwrap()
+                .iter()
+                .any(|a| a.index == idx && a.addr == IpAddr::V4(addr))
+        );
+        assert!(
+            nl.routes()
+                .unwrap()
+                .iter()
+                .any(|r| r.is_default() && r.oif == Some(idx))
+        );
+        assert!(
+            log.lines().iter().any(|(_, l)| l.contains("DHCP lease")),
+            "{:?}",
+            log.lines()
+        );
+
+        // A second run finds the network configured and changes nothing.
+        let again = bring_up(&plan, &opts, deadline, &mut XorShift::new(8), &log).unwrap();
+        assert_eq!(again, Outcome::AlreadyConfigured);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_bring_up_picks_the_interface_with_carrier() {
+        let t = "root_bring_up_picks_the_interface_with_carrier";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        // lka0's peer stays down, so lka0 never gets carrier.
+        ip("link add lka0 type veth peer name lka1");
+        veth("lkb0", "lkb1", "10.88.2.1/24");
+        let Some(_server) = udhcpd(t, &dir, "lkb1", 2) else {
+            return;
+        };
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::AnyWithCarrier,
+                method: Method::Dhcp,
+            }],
+            nameservers: vec![],
+            hostname: Some("latchkey-test".into()),
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), false);
+        let deadline = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(9), &log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Outcome::Configured(c) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(c[0].ifname, "lkb0");
+        assert!(pool(2).contains(&c[0].address.unwrap().0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_bring_up_static_and_failures() {
+        let t = "root_bring_up_static_and_failures";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        ip("link add lkt0 type veth peer name lkt1");
+        ip("link set lkt1 up");
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::Name("lkt0".into()),
+                method: Method::Static {
+                    address: Ipv4Addr::new(192, 0, 2, 10),
+                    prefix: 24,
+                    gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                },
+            }],
+            nameservers: vec![],
+            hostname: None,
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            carrier_timeout: Duration::from_millis(500),
+            dhcp_backoff: Backoff::new(Duration::from_millis(100), 2, Duration::from_millis(400)),
+        };
+        let log = Log::memory(Instant::now(), false);
+        let soon = || Deadline::after(Instant::now(), Duration::from_secs(2));
+        let out = bring_up(&plan, &opts, soon(), &mut XorShift::new(1), &log).unwrap();
+        assert_eq!(
+            out,
+            Outcome::Configured(vec![Configured {
+                ifname: "lkt0".into(),
+                address: Some((Ipv4Addr::new(192, 0, 2, 10), 24)),
+                gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                dns: vec![],
+            }])
+        );
+        assert!(!dir.join("resolv.conf").exists());
+
+        // Fresh namespace for the failure cases: nothing configured yet.
+        latchkey_sys::mount::enter_new_network_namespace().unwrap();
+        let named = |n: &str| Plan {
+            steps: vec![Step {
+                iface: Iface::Name(n.into()),
+                method: Method::Dhcp,
+            }],
+            nameservers: vec![],
+            hostname: None,
+        };
+        let e = bring_up(
+            &named("nosuch0"),
+            &opts,
+            soon(),
+            &mut XorShift::new(1),
+            &log,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "no network interface nosuch0");
+        ip("link add lku0 type veth peer name lku1");
+        let e = bring_up(&named("lku0"), &opts, soon(), &mut XorShift::new(1), &log).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no carrier on lku0 (is the cable plugged in?)"
+        );
+        // Carrier but nobody answers DHCP.
+        ip("link set lku1 up");
+        let e = bring_up(&named("lku0"), &opts, soon(), &mut XorShift::new(1), &log).unwrap_err();
+        assert_eq!(e.to_string(), "no DHCP lease on lku0 before the deadline");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -19,6 +19,11 @@ pub fn kernel_release() -> String {
         .into_owned()
 }
 
+/// True when running with effective uid 0.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// A block device as `/sys/class/block` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockDevice {
