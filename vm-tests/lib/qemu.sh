@@ -18,7 +18,7 @@
 #   vm_stop                  end QEMU now (and the console reader)
 #   vm_elapsed               seconds since QEMU started, e.g. 4.213
 
-VM_PID="" VM_STAMP_PID="" VM_DIR=""
+VM_PID="" VM_STAMP_PID="" VM_DIR="" VM_RC="" VM_LIMIT=""
 
 vm_elapsed() {
   local us=$((${EPOCHREALTIME/./} - VM_T0US))
@@ -77,7 +77,7 @@ vm_start() {
     -chardev "pipe,id=s0,path=$VM_DIR/serial" -serial chardev:s0 \
     "${drives[@]}" "${netdev[@]}" \
     >"$VM_DIR/qemu.log" 2>&1 &
-  VM_PID=$!
+  VM_PID=$! VM_RC="" VM_LIMIT=$limit
   echo "$append" >"$VM_DIR/cmdline"
 }
 
@@ -108,9 +108,11 @@ vm_wait() {
     vm__at "$re" && return 0
     if ! kill -0 "$VM_PID" 2>/dev/null; then
       # QEMU is gone; let the reader drain, then look once more.
-      wait "$VM_STAMP_PID" 2>/dev/null
+      vm__drain
       vm__at "$re" && return 0
+      vm__reap
       VM_WHY="VM ended without printing /$re/"
+      ((VM_RC == 124 || VM_RC == 137)) && VM_WHY+=" (killed at its ${VM_LIMIT}s limit)"
       return 1
     fi
     if ((${EPOCHREALTIME/./} > end)); then
@@ -126,7 +128,7 @@ vm_send() {
 }
 
 vm_wait_exit() {
-  local limit=${1:-60} i rc
+  local limit=${1:-60} i
   for ((i = 0; i < limit * 10; i++)); do
     kill -0 "$VM_PID" 2>/dev/null || break
     sleep 0.1
@@ -136,10 +138,29 @@ vm_wait_exit() {
     vm_stop
     return 124
   fi
+  vm__reap
+  vm__drain
+  return "$VM_RC"
+}
+
+# vm__reap: QEMU's exit status (timeout's 124 or 137 at the time limit), once.
+vm__reap() {
+  [[ -n $VM_RC ]] && return 0
   wait "$VM_PID"
-  rc=$?
+  VM_RC=$?
+}
+
+# vm__drain: the reader ends at EOF once QEMU is gone; if QEMU never opened
+# the FIFO the reader still sits in open(), so give it a moment, then end it.
+vm__drain() {
+  local i
+  for ((i = 0; i < 20; i++)); do
+    kill -0 "$VM_STAMP_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$VM_STAMP_PID" 2>/dev/null
   wait "$VM_STAMP_PID" 2>/dev/null
-  return "$rc"
+  return 0
 }
 
 vm_stop() {
@@ -148,8 +169,5 @@ vm_stop() {
     kill "$VM_PID" 2>/dev/null
     wait "$VM_PID" 2>/dev/null
   fi
-  # If QEMU never opened the FIFO, the reader still waits in open().
-  kill "$VM_STAMP_PID" 2>/dev/null
-  wait "$VM_STAMP_PID" 2>/dev/null
-  return 0
+  vm__drain
 }
