@@ -7,7 +7,8 @@
 //!             ├─ packet    AF_PACKET socket for DHCP before an address exists
 //!             ├─ mount     mount/umount, mlockall
 //!             ├─ kmsg      /dev/kmsg writer
-//!             └─ proc      /proc/cmdline, /sys/class/block, uname
+//!             ├─ proc      /proc/cmdline, /sys/class/block, uname
+//!             └─ blkid     ext4/FAT/LUKS UUID and label, without udev
 //! ```
 //!
 //! Everything here is a thin, typed wrapper over a system call; protocol
@@ -16,6 +17,7 @@
 
 mod error;
 
+pub mod blkid;
 pub mod dm;
 pub mod kmsg;
 pub mod mount;
