@@ -18,6 +18,9 @@ use crate::json;
 use crate::jwk::{Jwk, ThpHash};
 use crate::secret::Secret;
 
+/// The Content-Type of `/rec` requests and replies (tang does not check it).
+pub const REC_CONTENT_TYPE: &str = "application/jwk+json";
+
 /// Why tang refuses a `/rec` request; [`ExchangeError::status`] is the HTTP status tang 11
 /// gives for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -311,3 +311,67 @@ fn wrong_size_shares_fail_the_sss_node() {
         _ => panic!("the good share suffices"),
     }
 }
+
+/// tang.jwe re-encrypted under its own CEK (tang-vector.json) after `edit`, so the header
+/// can change while the ECDH secret stays the same.
+fn tang_reencrypted(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut header = Jwe::parse(&text("jwe/tang.jwe")).unwrap().header;
+    edit(&mut header);
+    let cek = latchkey_proto::Secret::new(hex(
+        "e2fedd0692da76ed81981be66db38a94d2cc272bb59c6a05f99f82ab35166c22",
+    ));
+    Jwe::encrypt(&header, &cek, b"re-encrypted", &mut rng())
+        .unwrap()
+        .to_compact()
+}
+
+#[test]
+fn kid_may_be_s1() {
+    let s1 = tang_reencrypted(|h| h["kid"] = json!("0C-N825zucXqVFZnZV8ftjbmDIs"));
+    assert_eq!(decrypt(&s1).unwrap().expose(), b"re-encrypted");
+    let mut seen = String::new();
+    drive(&s1, |r| {
+        seen = r.rec_url.clone();
+        serve(r, &[])
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        "http://127.0.0.1:18081/rec/0C-N825zucXqVFZnZV8ftjbmDIs"
+    );
+    // S512 is not accepted in a JWE kid (clevis looks up S256, then S1).
+    let s512 = tang_reencrypted(|h| {
+        h["kid"] = json!(keys("tang-db")[1].thumbprint(latchkey_proto::jwk::ThpHash::S512));
+    });
+    assert!(matches!(new_err(&s512), Error::KidNotInAdvertisement(_)));
+}
+
+#[test]
+fn bad_epks_are_refused_before_any_request() {
+    // off the curve
+    let off = tang_reencrypted(|h| {
+        let mut y = b64::decode(h["epk"]["y"].as_str().unwrap()).unwrap();
+        y[65] ^= 1;
+        h["epk"]["y"] = json!(b64::encode(&y));
+    });
+    assert!(
+        matches!(new_err(&off), Error::InvalidPoint(_)),
+        "{}",
+        new_err(&off)
+    );
+    // another curve than the server key
+    let p256 = latchkey_proto::jwk::Jwk::generate(
+        latchkey_proto::curve::Curve::P256,
+        "x",
+        &[],
+        &mut rng(),
+    );
+    let other = tang_reencrypted(|h| h["epk"] = p256.public().without_alg_and_ops().to_value());
+    assert_eq!(
+        new_err(&other).to_string(),
+        "invalid EC point: epk is on P-256, the server key on P-521"
+    );
+    // not EC
+    let oct = tang_reencrypted(|h| h["epk"] = json!({"kty": "oct", "k": "AAAA"}));
+    assert!(matches!(new_err(&oct), Error::Unsupported { .. }));
+}
