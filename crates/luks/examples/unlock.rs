@@ -17,7 +17,10 @@ fn main() {
         std::process::exit(64);
     }
     let passphrase = std::fs::read(&args[1]).expect("reading key file");
-    let slot = args.get(2).filter(|s| *s != "any").map(|s| s.parse::<u32>().expect("slot number"));
+    let slot = args
+        .get(2)
+        .filter(|s| *s != "any")
+        .map(|s| s.parse::<u32>().expect("slot number"));
     let runs: usize = args.get(3).map_or(1, |s| s.parse().expect("run count"));
     let meminfo = std::fs::read_to_string("/proc/meminfo").expect("reading /proc/meminfo");
     let limits = Limits::from_meminfo(&meminfo).expect("MemAvailable in /proc/meminfo");

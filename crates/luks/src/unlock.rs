@@ -157,3 +157,21 @@ fn digest_matches(d: &Digest, key: &[u8]) -> bool {
     d.hash.pbkdf2(key, &d.salt, d.iterations, &mut out);
     bool::from(out.ct_eq(&d.value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Limits;
+
+    #[test]
+    fn limits_from_meminfo() {
+        let text =
+            "MemTotal:       24684408 kB\nMemFree:        1000 kB\nMemAvailable:   24123456 kB\n";
+        assert_eq!(Limits::from_meminfo(text), Some(Limits::new(24_123_456)));
+        assert_eq!(
+            Limits::from_meminfo("MemFree:  77 kB\n"),
+            Some(Limits::new(77))
+        );
+        assert_eq!(Limits::from_meminfo("MemAvailableX: 5 kB\n"), None);
+        assert_eq!(Limits::from_meminfo(""), None);
+    }
+}
