@@ -36,7 +36,11 @@ pub fn target<'a>(vol: &Volume, u: &'a Unlocked) -> CryptTarget<'a> {
 }
 
 fn version(u: &Unlocked) -> LuksVersion {
-    if u.dm.version.number() == 1 { LuksVersion::Luks1 } else { LuksVersion::Luks2 }
+    if u.dm.version.number() == 1 {
+        LuksVersion::Luks1
+    } else {
+        LuksVersion::Luks2
+    }
 }
 
 /// Creates `/dev/mapper/NAME`. An existing mapping of that name is an error
@@ -47,13 +51,29 @@ pub fn activate(vol: &Volume, u: &Unlocked) -> Result<std::path::PathBuf, String
     let uuid = dm_uuid(version(u), &u.dm.uuid, &vol.name);
     let t = target(vol, u);
     if t.sectors == 0 {
-        return Err(format!("{}: no data area after the LUKS header", vol.path.display()));
+        return Err(format!(
+            "{}: no data area after the LUKS header",
+            vol.path.display()
+        ));
     }
     let params = t.params();
-    let read_only = vol.options.iter().any(|o| o == "readonly" || o == "read-only");
-    ctl.create(&vol.name, &uuid).map_err(|e| format!("creating dm device {}: {e}", vol.name))?;
+    let read_only = vol
+        .options
+        .iter()
+        .any(|o| o == "readonly" || o == "read-only");
+    ctl.create(&vol.name, &uuid)
+        .map_err(|e| format!("creating dm device {}: {e}", vol.name))?;
     let loaded = ctl
-        .load_table(&vol.name, &[Target { start: 0, len: t.sectors, kind: "crypt", params: &params }], read_only)
+        .load_table(
+            &vol.name,
+            &[Target {
+                start: 0,
+                len: t.sectors,
+                kind: "crypt",
+                params: &params,
+            }],
+            read_only,
+        )
         .and_then(|()| ctl.resume(&vol.name));
     let dev = match loaded {
         Ok(dev) => dev,
@@ -70,5 +90,8 @@ pub fn activate(vol: &Volume, u: &Unlocked) -> Result<std::path::PathBuf, String
 
 /// True when a mapping called `name` already exists (opened by someone else).
 pub fn is_active(name: &str) -> bool {
-    Control::open().ok().and_then(|c| c.status(name).ok().flatten()).is_some()
+    Control::open()
+        .ok()
+        .and_then(|c| c.status(name).ok().flatten())
+        .is_some()
 }

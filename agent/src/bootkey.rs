@@ -23,13 +23,17 @@ const FS_TYPES: &[&str] = &["ext4", "vfat", "ext3", "ext2", "xfs", "btrfs"];
 /// The key file's path inside the boot partition: `/boot/nbde/x.key` lives at
 /// `/nbde/x.key` there, since the partition is mounted on `/boot`.
 fn path_in_partition(key: &Path) -> PathBuf {
-    key.strip_prefix("/boot").map(|p| Path::new("/").join(p)).unwrap_or_else(|_| key.to_path_buf())
+    key.strip_prefix("/boot")
+        .map(|p| Path::new("/").join(p))
+        .unwrap_or_else(|_| key.to_path_buf())
 }
 
 fn read_key(path: &Path) -> Result<Secret, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut bytes = Vec::new();
-    f.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.take(MAX_KEY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() as u64 > MAX_KEY_BYTES {
         return Err(format!("{}: larger than 8 MiB", path.display()));
     }
@@ -50,14 +54,26 @@ pub fn load(cfg: &Config, until: Instant, log: &Log) -> Result<Option<Secret>, S
         };
     };
     let what = volumes::describe(spec);
-    let dev = volumes::find_device(spec, until).ok_or_else(|| format!("boot partition {what} not found"))?;
+    let dev = volumes::find_device(spec, until)
+        .ok_or_else(|| format!("boot partition {what} not found"))?;
     let target = Path::new(MOUNT_POINT);
     std::fs::create_dir_all(target).map_err(|e| format!("creating {MOUNT_POINT}: {e}"))?;
     let fstype = mount::mount_readonly(&dev.dev_path(), target, FS_TYPES)
         .map_err(|e| format!("mounting boot partition {what}: {e}"))?;
-    log.debug(&format!("boot partition {what} ({}) mounted read-only as {fstype}", dev.dev_path().display()));
-    let file = target.join(path_in_partition(&cfg.key_path).strip_prefix("/").unwrap_or(Path::new("")));
-    let key = if file.exists() { read_key(&file).map(Some) } else { Ok(None) };
+    log.debug(&format!(
+        "boot partition {what} ({}) mounted read-only as {fstype}",
+        dev.dev_path().display()
+    ));
+    let file = target.join(
+        path_in_partition(&cfg.key_path)
+            .strip_prefix("/")
+            .unwrap_or(Path::new("")),
+    );
+    let key = if file.exists() {
+        read_key(&file).map(Some)
+    } else {
+        Ok(None)
+    };
     if let Err(e) = mount::umount(target) {
         log.warn(&format!("unmounting {MOUNT_POINT}: {e}"));
     }
@@ -75,8 +91,14 @@ mod tests {
 
     #[test]
     fn key_paths_are_relative_to_the_boot_partition() {
-        assert_eq!(path_in_partition(Path::new("/boot/nbde/local-boot.key")), Path::new("/nbde/local-boot.key"));
-        assert_eq!(path_in_partition(Path::new("/nbde/k")), Path::new("/nbde/k"));
+        assert_eq!(
+            path_in_partition(Path::new("/boot/nbde/local-boot.key")),
+            Path::new("/nbde/local-boot.key")
+        );
+        assert_eq!(
+            path_in_partition(Path::new("/nbde/k")),
+            Path::new("/nbde/k")
+        );
     }
 
     #[test]
@@ -84,9 +106,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("k");
         std::fs::write(&p, b"pass\n").unwrap();
-        assert_eq!(read_key(&p).unwrap().expose(), b"pass\n", "key files are used byte for byte, as cryptsetup does");
+        assert_eq!(
+            read_key(&p).unwrap().expose(),
+            b"pass\n",
+            "key files are used byte for byte, as cryptsetup does"
+        );
         std::fs::write(&p, b"").unwrap();
-        assert!(read_key(&p).unwrap_err().contains("empty"));
-        assert!(read_key(&d.path().join("none")).unwrap_err().contains("none"));
+        assert!(read_key(&p).err().unwrap().contains("empty"));
+        assert!(
+            read_key(&d.path().join("none"))
+                .err()
+                .unwrap()
+                .contains("none")
+        );
     }
 }

@@ -1,35 +1,63 @@
-//! latchkey-agent: the static initrd binary that recovers a LUKS passphrase
-//! from Tang servers and opens the root volume.
-//!
-//! ```text
-//!   /proc/cmdline ─► cmdline ─► netconf ─► net (netlink + dhcp) ─► Tang (client/proto)
-//!   /etc/crypttab ─► crypttab                                          │
-//!                               luks header ─► volume key ─► dm_table ─► latchkey-sys dm
-//! ```
-//!
-//! This file only lists the modules; the unlock flow is wired in later.
+//! The `latchkey-agent` binary: dispatches to [`latchkey_agent::unlock`]
+//! (the boot flow) and [`latchkey_agent::decrypt`].
 #![forbid(unsafe_code)]
-// The modules are complete but not yet called from `main`.
-#![allow(dead_code)]
 
-mod cmdline;
-mod crypttab;
-mod deadline;
-mod dhcp;
-mod dm_table;
-mod kmsg_log;
-mod net;
-mod netconf;
+use latchkey_agent::{decrypt, unlock};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn main() {
-    let log = kmsg_log::Log::open(std::time::Instant::now(), false);
-    let line = latchkey_sys::proc::read_cmdline().unwrap_or_default();
-    let (cfg, warnings) = cmdline::parse(&line);
-    for w in &warnings {
-        log.warn(w);
+const USAGE: &str = "\
+usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
+       latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] < JWE > PLAINTEXT
+       latchkey-agent --version
+
+unlock   open the LUKS volumes named by rd.luks.* / crypttab (or every clevis-bound one):
+         local key file, then every clevis binding at once, then the console
+decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine";
+
+fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
+    it.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn parse_unlock(mut it: impl Iterator<Item = String>) -> Result<unlock::Args, String> {
+    let mut a = unlock::Args::default();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--dry-run" => a.dry_run = true,
+            "--no-prompt" => a.no_prompt = true,
+            "--cmdline" => a.cmdline = Some(PathBuf::from(value(&mut it, &arg)?)),
+            "--crypttab" => a.crypttab = Some(PathBuf::from(value(&mut it, &arg)?)),
+            "--device" => a.devices.push(PathBuf::from(value(&mut it, &arg)?)),
+            other => return Err(format!("unknown option {other:?}")),
+        }
     }
-    log.debug(&format!(
-        "{} LUKS volume(s) requested",
-        cfg.luks_uuids.len()
-    ));
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next();
+    let rc = match cmd.as_deref() {
+        Some("unlock") => match parse_unlock(args) {
+            Ok(a) => unlock::run(&a),
+            Err(e) => {
+                eprintln!("latchkey-agent unlock: {e}\n{USAGE}");
+                2
+            }
+        },
+        Some("decrypt") => decrypt::run(args),
+        Some("--version") => {
+            println!("latchkey-agent {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            0
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    };
+    ExitCode::from(rc as u8)
 }

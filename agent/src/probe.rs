@@ -61,8 +61,16 @@ fn luks(b: &[u8]) -> Option<Ident> {
     }
     let version = u16::from_be_bytes([b[6], b[7]]);
     let uuid = cstr(&b[168..208])?.to_ascii_lowercase();
-    let label = if version == 2 { cstr(&b[24..72]).filter(|s| !s.is_empty()) } else { None };
-    Some(Ident { kind: Kind::Luks(version), uuid, label })
+    let label = if version == 2 {
+        cstr(&b[24..72]).filter(|s| !s.is_empty())
+    } else {
+        None
+    };
+    Some(Ident {
+        kind: Kind::Luks(version),
+        uuid,
+        label,
+    })
 }
 
 fn ext(b: &[u8]) -> Option<Ident> {
@@ -72,7 +80,11 @@ fn ext(b: &[u8]) -> Option<Ident> {
     }
     let uuid = format_uuid(&sb[0x68..0x78]);
     let label = cstr(&sb[0x78..0x88]).filter(|s| !s.is_empty());
-    Some(Ident { kind: Kind::Ext, uuid, label })
+    Some(Ident {
+        kind: Kind::Ext,
+        uuid,
+        label,
+    })
 }
 
 fn vfat(b: &[u8]) -> Option<Ident> {
@@ -81,15 +93,25 @@ fn vfat(b: &[u8]) -> Option<Ident> {
     }
     let fat16_sectors = u16::from_le_bytes([b[0x16], b[0x17]]);
     // FAT32 keeps its extended boot record 28 bytes further on.
-    let (id_at, label_at, type_at) = if fat16_sectors == 0 { (0x43, 0x47, 0x52) } else { (0x27, 0x2B, 0x36) };
+    let (id_at, label_at, type_at) = if fat16_sectors == 0 {
+        (0x43, 0x47, 0x52)
+    } else {
+        (0x27, 0x2B, 0x36)
+    };
     if &b[type_at..type_at + 3] != b"FAT" {
         return None;
     }
     let id = u32::from_le_bytes([b[id_at], b[id_at + 1], b[id_at + 2], b[id_at + 3]]);
     let uuid = format!("{:04X}-{:04X}", id >> 16, id & 0xffff);
-    let raw = std::str::from_utf8(&b[label_at..label_at + 11]).ok()?.trim_end();
+    let raw = std::str::from_utf8(&b[label_at..label_at + 11])
+        .ok()?
+        .trim_end();
     let label = (!raw.is_empty() && raw != "NO NAME").then(|| raw.to_owned());
-    Some(Ident { kind: Kind::Vfat, uuid, label })
+    Some(Ident {
+        kind: Kind::Vfat,
+        uuid,
+        label,
+    })
 }
 
 fn cstr(b: &[u8]) -> Option<String> {
@@ -99,7 +121,14 @@ fn cstr(b: &[u8]) -> Option<String> {
 
 fn format_uuid(u: &[u8]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(test)]
@@ -114,7 +143,10 @@ mod tests {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !found {
-            assert!(std::env::var_os("CI").is_none(), "{name} is missing (scripts/setup installs it)");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{name} is missing (scripts/setup installs it)"
+            );
             eprintln!("skipped: {name} is not installed");
         }
         found
@@ -141,7 +173,14 @@ mod tests {
             .unwrap();
         assert!(st.success());
         let id = probe_path(&p).unwrap();
-        assert_eq!(id, Ident { kind: Kind::Ext, uuid: uuid.into(), label: Some("nbdeboot".into()) });
+        assert_eq!(
+            id,
+            Ident {
+                kind: Kind::Ext,
+                uuid: uuid.into(),
+                label: Some("nbdeboot".into())
+            }
+        );
     }
 
     #[test]
@@ -158,7 +197,14 @@ mod tests {
             .unwrap();
         assert!(st.success());
         let id = probe_path(&p).unwrap();
-        assert_eq!(id, Ident { kind: Kind::Vfat, uuid: "1234-ABCD".into(), label: Some("NBDEBOOT".into()) });
+        assert_eq!(
+            id,
+            Ident {
+                kind: Kind::Vfat,
+                uuid: "1234-ABCD".into(),
+                label: Some("NBDEBOOT".into())
+            }
+        );
     }
 
     #[test]
@@ -172,14 +218,29 @@ mod tests {
         let uuid = "4c4b0000-1111-4222-8333-444455556666";
         let st = Command::new("cryptsetup")
             .args(["luksFormat", "-q", "--type", "luks2", "--pbkdf", "pbkdf2"])
-            .args(["--pbkdf-force-iterations", "1000", "--uuid", uuid, "--label", "rootvol", "--key-file"])
+            .args([
+                "--pbkdf-force-iterations",
+                "1000",
+                "--uuid",
+                uuid,
+                "--label",
+                "rootvol",
+                "--key-file",
+            ])
             .arg(&key)
             .arg(&p)
             .status()
             .unwrap();
         assert!(st.success());
         let id = probe_path(&p).unwrap();
-        assert_eq!(id, Ident { kind: Kind::Luks(2), uuid: uuid.into(), label: Some("rootvol".into()) });
+        assert_eq!(
+            id,
+            Ident {
+                kind: Kind::Luks(2),
+                uuid: uuid.into(),
+                label: Some("rootvol".into())
+            }
+        );
     }
 
     #[test]

@@ -67,21 +67,34 @@ pub fn wanted(cfg: &Config, crypttab: &[Entry]) -> Vec<Wanted> {
         }
     }
     for uuid in uuids {
-        let tab = crypttab.iter().find(|e| e.device == DeviceSpec::Uuid(uuid.clone()));
-        let named_on_cmdline = cfg.luks_names.iter().any(|(u, _)| normalize_uuid(u) == uuid);
+        let tab = crypttab
+            .iter()
+            .find(|e| e.device == DeviceSpec::Uuid(uuid.clone()));
+        let named_on_cmdline = cfg
+            .luks_names
+            .iter()
+            .any(|(u, _)| normalize_uuid(u) == uuid);
         let name = match tab {
             Some(e) if !named_on_cmdline => e.name.clone(),
             _ => cfg.name_for(&uuid),
         };
         let mut options = tab.map(|e| e.options.clone()).unwrap_or_default();
         options.extend(cfg.options_for(&uuid));
-        out.push(Wanted { name, device: DeviceSpec::Uuid(uuid), options });
+        out.push(Wanted {
+            name,
+            device: DeviceSpec::Uuid(uuid),
+            options,
+        });
     }
     // With rd.luks.uuid= given, it is the whole list (as systemd-cryptsetup-generator does).
     if cfg.luks_uuids.is_empty() && cfg.luks_names.is_empty() {
         for e in crypttab.iter().filter(|e| !e.has("noauto")) {
             if !out.iter().any(|w| w.name == e.name) {
-                out.push(Wanted { name: e.name.clone(), device: e.device.clone(), options: e.options.clone() });
+                out.push(Wanted {
+                    name: e.name.clone(),
+                    device: e.device.clone(),
+                    options: e.options.clone(),
+                });
             }
         }
     }
@@ -116,7 +129,8 @@ fn matches(spec: &DeviceSpec, s: &Seen) -> bool {
 }
 
 fn same_device(path: &Path, dev: &BlockDevice) -> bool {
-    path == dev.dev_path() || std::fs::canonicalize(path).ok() == std::fs::canonicalize(dev.dev_path()).ok()
+    path == dev.dev_path()
+        || std::fs::canonicalize(path).ok() == std::fs::canonicalize(dev.dev_path()).ok()
 }
 
 /// Finds the block device named by `spec` (UUID, LABEL or path), waiting for
@@ -136,20 +150,40 @@ pub fn find_device(spec: &DeviceSpec, until: Instant) -> Option<BlockDevice> {
 fn open(name: &str, options: Vec<String>, dev: &BlockDevice) -> Result<Volume, String> {
     let path = dev.dev_path();
     let mut f = File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let header = Header::read(&mut f).map_err(|e| format!("reading the LUKS header of {}: {e}", path.display()))?;
-    Ok(Volume { name: name.to_owned(), path, dev: dev.dev, sectors: dev.sectors, header, options })
+    let header = Header::read(&mut f)
+        .map_err(|e| format!("reading the LUKS header of {}: {e}", path.display()))?;
+    Ok(Volume {
+        name: name.to_owned(),
+        path,
+        dev: dev.dev,
+        sectors: dev.sectors,
+        header,
+        options,
+    })
 }
 
 /// Locates every wanted volume, waiting for late devices until `until`.
 /// Returns the volumes found and, for the rest, why not.
-pub fn locate(wanted: &[Wanted], until: Instant, log: &Log) -> (Vec<Volume>, Vec<(String, String)>) {
+pub fn locate(
+    wanted: &[Wanted],
+    until: Instant,
+    log: &Log,
+) -> (Vec<Volume>, Vec<(String, String)>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut left: Vec<&Wanted> = wanted.iter().collect();
     loop {
         let seen = scan();
         left.retain(|w| match seen.iter().find(|s| matches(&w.device, s)) {
-            Some(s) if matches!(s.ident, Some(Ident { kind: Kind::Luks(_), .. })) => {
+            Some(s)
+                if matches!(
+                    s.ident,
+                    Some(Ident {
+                        kind: Kind::Luks(_),
+                        ..
+                    })
+                ) =>
+            {
                 match open(&w.name, w.options.clone(), &s.dev) {
                     Ok(v) => found.push(v),
                     Err(e) => missing.push((w.name.clone(), e)),
@@ -157,7 +191,10 @@ pub fn locate(wanted: &[Wanted], until: Instant, log: &Log) -> (Vec<Volume>, Vec
                 false
             }
             Some(s) => {
-                missing.push((w.name.clone(), format!("{} holds no LUKS header", s.dev.dev_path().display())));
+                missing.push((
+                    w.name.clone(),
+                    format!("{} holds no LUKS header", s.dev.dev_path().display()),
+                ));
                 false
             }
             None => true,
@@ -168,7 +205,10 @@ pub fn locate(wanted: &[Wanted], until: Instant, log: &Log) -> (Vec<Volume>, Vec
         thread::sleep(Duration::from_millis(100));
     }
     for w in left {
-        missing.push((w.name.clone(), format!("no device with {} appeared", describe(&w.device))));
+        missing.push((
+            w.name.clone(),
+            format!("no device with {} appeared", describe(&w.device)),
+        ));
     }
     for v in &found {
         log.info(&format!("found {} on {}", v.label(), v.path.display()));
@@ -183,7 +223,15 @@ pub fn discover(cfg: &Config, until: Instant) -> Vec<Volume> {
     loop {
         let vols: Vec<Volume> = scan()
             .iter()
-            .filter(|s| matches!(s.ident, Some(Ident { kind: Kind::Luks(_), .. })))
+            .filter(|s| {
+                matches!(
+                    s.ident,
+                    Some(Ident {
+                        kind: Kind::Luks(_),
+                        ..
+                    })
+                )
+            })
             .filter_map(|s| {
                 let uuid = s.ident.as_ref().map(|i| i.uuid.clone()).unwrap_or_default();
                 open(&cfg.name_for(&uuid), cfg.options_for(&uuid), &s.dev).ok()
@@ -226,7 +274,10 @@ mod tests {
         let w = wanted(&cfg, &tab);
         assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(w[0].name, "cryptroot");
-        assert_eq!(w[0].device, DeviceSpec::Uuid("aaaaaaaa-0000-4000-8000-000000000001".into()));
+        assert_eq!(
+            w[0].device,
+            DeviceSpec::Uuid("aaaaaaaa-0000-4000-8000-000000000001".into())
+        );
         assert_eq!(w[0].options, ["luks", "same-cpu-crypt", "discard"]);
         assert_eq!(w[1].name, "data");
     }
@@ -239,7 +290,10 @@ mod tests {
              backup /dev/vdc none luks,noauto\n",
         );
         let w = wanted(&cfg, &tab);
-        assert_eq!(w.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["root"]);
+        assert_eq!(
+            w.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+            ["root"]
+        );
     }
 
     #[test]

@@ -1,0 +1,310 @@
+//! `latchkey-agent unlock`: the boot-time flow.
+//!
+//! ```text
+//!   cmdline + crypttab ─▶ volumes ─▶ local key? ─▶ race (bindings ∥ console) ─▶ dm-crypt
+//!                                        │              │
+//!                                   boot partition   network, once, on first need
+//! ```
+//! Every volume runs in its own thread; the agent exits 0 when all of them
+//! are open, else prints per volume what was tried and why it failed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use latchkey_luks::Limits;
+use latchkey_sys::dm::DevId;
+
+use crate::cmdline::{self, Config};
+use crate::console::Console;
+use crate::deadline::{Deadline, XorShift};
+use crate::engine::{self, Ctx, NetGate, Opened};
+use crate::kmsg_log::Log;
+use crate::volumes::{self, Volume};
+use crate::{activate, bootkey, crypttab, net, netconf};
+
+/// What the command line of `latchkey-agent unlock` says.
+#[derive(Debug, Default)]
+pub struct Args {
+    /// Everything but activation; print the plan and the outcome.
+    pub dry_run: bool,
+    /// Read the kernel command line from this file instead of /proc/cmdline.
+    pub cmdline: Option<PathBuf>,
+    /// The crypttab to read.
+    pub crypttab: Option<PathBuf>,
+    /// LUKS images or devices to use instead of scanning block devices.
+    pub devices: Vec<PathBuf>,
+    /// Never ask on the console.
+    pub no_prompt: bool,
+}
+
+/// Used when /proc/meminfo cannot be read: enough for cryptsetup's default
+/// argon2 cost on a small machine.
+const FALLBACK_MEMORY_KIB: u64 = 1 << 20;
+
+fn open_image(path: &PathBuf, cfg: &Config) -> Result<Volume, String> {
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let header = latchkey_luks::Header::read(&mut f)
+        .map_err(|e| format!("reading the LUKS header of {}: {e}", path.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let uuid = header.uuid().to_owned();
+    Ok(Volume {
+        name: cfg.name_for(&uuid),
+        path: path.clone(),
+        dev: DevId { major: 0, minor: 0 },
+        sectors: len / 512,
+        header,
+        options: cfg.options_for(&uuid),
+    })
+}
+
+fn describe_plan(log: &Log, vol: &Volume) {
+    log.info(&format!(
+        "{}: LUKS{} on {}",
+        vol.label(),
+        vol.header.version().number(),
+        vol.path.display()
+    ));
+    for b in vol.header.clevis_bindings() {
+        let pins = latchkey_proto::jwe::Jwe::parse(&b.jwe)
+            .map(|j| engine::describe_pins(&j.header))
+            .unwrap_or_else(|e| format!("unreadable JWE: {e}"));
+        log.info(&format!("  {}: {pins}", engine::binding_name(b)));
+    }
+}
+
+/// Runs the flow; the process exit code.
+pub fn run(args: &Args) -> i32 {
+    let start = Instant::now();
+    // Before any secret exists, so none is ever swapped out.
+    let locked = latchkey_sys::mount::lock_memory();
+    let line = match &args.cmdline {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => latchkey_sys::proc::read_cmdline().unwrap_or_default(),
+    };
+    let (cfg, warnings) = cmdline::parse(&line);
+    let log = Arc::new(if args.dry_run {
+        Log::stderr(start, cfg.debug)
+    } else {
+        Log::open(start, cfg.debug)
+    });
+    for w in &warnings {
+        log.warn(w);
+    }
+    if let Err(e) = locked {
+        log.debug(&format!("mlockall: {e}"));
+    }
+    if !cfg.luks_enabled {
+        log.info("rd.luks=0: nothing to do");
+        return 0;
+    }
+    let deadline = start + cfg.deadline;
+    let tab_path = args
+        .crypttab
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/etc/crypttab"));
+    let tab = match std::fs::read_to_string(&tab_path) {
+        Ok(text) => {
+            let (entries, warns) = crypttab::parse(&text);
+            for w in warns {
+                log.warn(&format!("{}: {w}", tab_path.display()));
+            }
+            entries
+        }
+        Err(_) => Vec::new(),
+    };
+
+    let mut failed: Vec<(String, Vec<String>)> = Vec::new();
+    let vols: Vec<Volume> = if !args.devices.is_empty() {
+        let mut v = Vec::new();
+        for p in &args.devices {
+            match open_image(p, &cfg) {
+                Ok(vol) => v.push(vol),
+                Err(e) => failed.push((p.display().to_string(), vec![e])),
+            }
+        }
+        v
+    } else {
+        let wanted = volumes::wanted(&cfg, &tab);
+        if wanted.is_empty() {
+            // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
+            volumes::discover(&cfg, start + Duration::from_secs(2).min(cfg.deadline))
+        } else {
+            let (found, missing) = volumes::locate(&wanted, deadline, &log);
+            failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why])));
+            found
+        }
+    };
+    if vols.is_empty() && failed.is_empty() {
+        log.info("no LUKS volume with a clevis binding found; nothing to do");
+        return 0;
+    }
+    let vols: Vec<Volume> = vols
+        .into_iter()
+        .filter(|v| {
+            let active = !args.dry_run && activate::is_active(&v.name);
+            if active {
+                log.info(&format!("{} is already open", v.label()));
+            }
+            !active
+        })
+        .collect();
+    for v in &vols {
+        describe_plan(&log, v);
+    }
+
+    let limits = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| Limits::from_meminfo(&m))
+        .unwrap_or_else(|| Limits::new(FALLBACK_MEMORY_KIB));
+
+    // Degraded mode first: the local key needs no network.
+    let local_key = match bootkey::load(&cfg, deadline, &log) {
+        Ok(k) => k,
+        Err(e) => {
+            log.warn(&format!("local key: {e}"));
+            None
+        }
+    };
+
+    let net_log = log.clone();
+    let net_cfg = cfg.clone();
+    let dry_run = args.dry_run;
+    let bring_up = Box::new(move || -> Result<(), String> {
+        if dry_run {
+            return Ok(());
+        }
+        let (plan, warns) = netconf::plan(&net_cfg);
+        for w in warns {
+            net_log.warn(&w);
+        }
+        let seed = start.elapsed().subsec_nanos() | 1;
+        let r = net::bring_up(
+            &plan,
+            &net::Options::default(),
+            Deadline::at(deadline),
+            &mut XorShift::new(seed),
+            &net_log,
+        );
+        match r {
+            Ok(_) => {
+                net_log.phase("network up");
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    let console = if args.no_prompt || args.dry_run {
+        None
+    } else {
+        Console::open()
+    };
+    let ctx = Arc::new(Ctx {
+        log: log.clone(),
+        net: NetGate::new(bring_up),
+        deadline,
+        timeout: cfg.timeout,
+        prompt_at: start + cfg.prompt_delay,
+        console,
+        limits,
+    });
+    let local_key = local_key.map(Arc::new);
+
+    let workers: Vec<_> = vols
+        .into_iter()
+        .map(|vol| {
+            let vol = Arc::new(vol);
+            let ctx = ctx.clone();
+            let local_key = local_key.clone();
+            let handle = thread::spawn({
+                let vol = vol.clone();
+                move || open_one(vol, ctx, local_key.as_deref(), dry_run)
+            });
+            (vol, handle)
+        })
+        .collect();
+    for (vol, h) in workers {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(reasons)) => failed.push((vol.label(), reasons)),
+            Err(_) => failed.push((vol.label(), vec!["internal error: worker panicked".into()])),
+        }
+    }
+    if failed.is_empty() {
+        log.phase("all volumes open");
+        return 0;
+    }
+    for (name, reasons) in &failed {
+        let text = format!(
+            "latchkey: {name} NOT opened:\n{}",
+            reasons
+                .iter()
+                .map(|r| format!("  - {r}\n"))
+                .collect::<String>()
+        );
+        log.error(text.trim_end());
+        eprint!("{text}");
+    }
+    1
+}
+
+fn open_one(
+    vol: Arc<Volume>,
+    ctx: Arc<Ctx>,
+    local_key: Option<&latchkey_proto::secret::Secret>,
+    dry_run: bool,
+) -> Result<(), Vec<String>> {
+    let mut reasons = Vec::new();
+    let mut opened: Option<Opened> = None;
+    if let Some(key) = local_key {
+        match engine::try_passphrase(&vol, key, &ctx.limits) {
+            Ok(unlocked) => {
+                ctx.log.phase(&format!(
+                    "local key opened keyslot {} of {}",
+                    unlocked.keyslot, vol.name
+                ));
+                opened = Some(Opened {
+                    method: "local key".into(),
+                    unlocked,
+                });
+            }
+            Err(e) => reasons.push(format!("local key: {e}")),
+        }
+    }
+    let opened = match opened {
+        Some(o) => o,
+        None => match engine::race(vol.clone(), ctx.clone()) {
+            Ok(o) => o,
+            Err(r) => {
+                reasons.extend(r);
+                return Err(reasons);
+            }
+        },
+    };
+    let slot = opened.unlocked.keyslot;
+    if dry_run {
+        ctx.log.info(&format!(
+            "{}: would open with keyslot {slot} ({}); dry run, not activated",
+            vol.label(),
+            opened.method
+        ));
+        return Ok(());
+    }
+    match activate::activate(&vol, &opened.unlocked) {
+        Ok(path) => {
+            ctx.log.phase(&format!(
+                "volume {} open as {} (keyslot {slot}, {})",
+                vol.name,
+                path.display(),
+                opened.method
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            reasons.push(e);
+            Err(reasons)
+        }
+    }
+}
