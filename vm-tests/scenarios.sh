@@ -176,8 +176,9 @@ sss_disk() {
     "http://10.0.2.102:80=$W/tang3.adv" || fail "clevis luks bind sss" || return
 }
 
+# sss_boot [OPTION...]: boot root.img, extra kernel command line options.
 sss_boot() {
-  boot "rd.luks.uuid=$SSS_UUID ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" \
+  boot "rd.luks.uuid=$SSS_UUID ip=dhcp${1:+ $*}" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" \
     -f "10.0.2.101=${PORT[tang2]}" -f "10.0.2.102=${PORT[tang3]}"
 }
 
@@ -191,41 +192,44 @@ t_sss_one_down() {
   note_phases
 }
 
-# 3b: 2-of-3 with the third server accepting and never answering. The
-# client's read timeout is 10 s; the quorum must not wait for it.
+# 3b: 2-of-3 with the third server accepting and never answering. With
+# latchkey.timeout=20 an agent that waits for that server needs 20 s; the
+# quorum of the other two must open the volume well before.
 t_sss_blackhole() {
-  local net
+  local net took
   need_agent || return
   sss_disk 3 || return
   server_stop tang3
   blackhole_start tang3 "${PORT[tang3]}" || fail "starting the blackhole" || return
-  sss_boot
+  sss_boot latchkey.timeout=20
   expect 'latchkey: network up' || return
   net=$VM_AT
   expect_root "/dev/mapper/luks-$SSS_UUID" "$SSS_TOKEN" || return
-  NOTES+=("root mounted $(secs_between "$net" "$VM_AT")s after network up")
-  less_than "$(secs_between "$net" "$VM_AT")" 8 ||
-    fail "root mounted $(secs_between "$net" "$VM_AT")s after network up: waited for the blackholed server"
+  took=$(secs_between "$net" "$VM_AT")
+  NOTES+=("root mounted ${took}s after network up")
+  less_than "$took" 8 || fail "root mounted ${took}s after network up: waited for the blackholed server"
 }
 
-# 4: quorum lost (two of three down). The agent names each failing URL,
-# gives up before its 30 s deadline, then prompts on the console; the
+# 4: quorum lost (two of three down). With latchkey.deadline=30 the agent
+# names each failing URL within the deadline and prompts on the console
+# (the prompt may come earlier, beside the network attempt); the
 # passphrase typed there opens the volume.
 t_quorum_lost() {
-  local net prompt
+  local net url
   need_agent || return
   sss_disk 4 || return
   server_stop tang2
   server_stop tang3
-  sss_boot
+  sss_boot latchkey.deadline=30
   expect 'latchkey: network up' || return
   net=$VM_AT
+  for url in http://10.0.2.101:80 http://10.0.2.102:80; do
+    expect "${url//./\\.}" 45 '' || fail "failing URL $url not reported: $FAIL_WHY" || return
+    NOTES+=("$url reported $(secs_between "$net" "$VM_AT")s after network up")
+    less_than "$(secs_between "$net" "$VM_AT")" 35 || fail "$url reported after the 30 s deadline" || return
+  done
   expect '[Pp]assphrase' 60 '' || return
-  prompt=$VM_AT
-  NOTES+=("prompt $(secs_between "$net" "$prompt")s after network up")
-  less_than "$(secs_between "$net" "$prompt")" 35 || fail "prompt only after the 30 s deadline" || return
-  vm_seen 'http://10\.0\.2\.101:80' || fail "failing URL http://10.0.2.101:80 not reported" || return
-  vm_seen 'http://10\.0\.2\.102:80' || fail "failing URL http://10.0.2.102:80 not reported" || return
+  NOTES+=("prompt $(secs_between "$net" "$VM_AT")s after network up")
   vm_send "$(cat "$W/pass")"
   expect_root "/dev/mapper/luks-$SSS_UUID" "$SSS_TOKEN" 60 || return
 }
@@ -287,10 +291,11 @@ t_luks1_luksmeta() {
 }
 
 # hostile MODE N: bound to a real Tang, answered at boot by an impostor.
-# The agent must fail with an error naming the server, quickly, and either
-# exit (init: "agent failed rc=N") or fall back to the passphrase prompt.
+# The agent must print an error naming the server within 15 s of network
+# up (the answer comes at once; nothing to wait for), then exit non-zero
+# ("agent failed rc=N") or prompt; never mount.
 hostile() {
-  local u tok net line
+  local u tok net url='http://10\.0\.2\.100:80' err='([Ee]rror|[Ff]ail|[Ii]nvalid|[Bb]ad|not )'
   need_agent || return
   u=$(uuid "$2") tok=$(token)
   tang_up tang1 || return
@@ -301,12 +306,10 @@ hostile() {
   boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
   expect 'latchkey: network up' || return
   net=$VM_AT
+  expect "$err.*$url|$url.*$err" 45 'root mounted' || return
+  NOTES+=("error $(secs_between "$net" "$VM_AT")s after network up: $(vm__text | grep -aE -m1 "$err.*$url|$url.*$err")")
+  less_than "$(secs_between "$net" "$VM_AT")" 15 || fail "error only $(secs_between "$net" "$VM_AT")s after network up" || return
   expect 'agent failed rc=[1-9][0-9]*|[Pp]assphrase' 60 'root mounted' || return
-  NOTES+=("gave up $(secs_between "$net" "$VM_AT")s after network up")
-  less_than "$(secs_between "$net" "$VM_AT")" 35 || fail "gave up only after the 30 s deadline" || return
-  line=$(vm__text | grep -a 'http://10\.0\.2\.100:80' | grep -aiE 'error|fail|invalid|bad|not' | head -n1)
-  [[ -n $line ]] || fail "no error line naming http://10.0.2.100:80" || return
-  NOTES+=("error: $line")
 }
 
 # 8: hostile Tang: a JWK off the curve, then a body that is not JSON.
