@@ -388,4 +388,31 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Type: application/jwk+json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
         );
     }
+
+    /// Arbitrary bytes never panic the parsers (a cheap stand-in for the
+    /// cargo-fuzz targets over the same functions).
+    #[test]
+    fn random_input_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"GET POST /adv/rec HTTP/1.1\r\n:0123456789abcdefContent-Length: Transfer-Encoding: chunked;\x00\xff";
+        let limits = Limits {
+            url: 64,
+            body: 128,
+            head: 256,
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 300) as usize;
+            let buf: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = parse_head(&buf, &limits);
+            let _ = parse_chunked(&buf, &limits);
+        }
+    }
 }

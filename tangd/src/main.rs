@@ -1,27 +1,5 @@
-//! tangd: an asynchronous Tang server, a drop-in replacement for latchset/tang
-//! on the same key directory.
-//!
-//! ```text
-//!  clevis / latchkey-agent ──HTTP──▶ server (tokio, limits, deadlines)
-//!                                       │ route (tang's patterns)
-//!                                       ▼
-//!                        service ──▶ keyset (in memory, signed once per change)
-//!                           │            ▲ reload (polls the key directory)
-//!                           ▼
-//!        latchkey_proto::tang::exchange + backend (OpenSSL or RustCrypto)
-//! ```
+//! The `tangd` command: parses arguments and hands over to the library.
 #![forbid(unsafe_code)]
-
-mod backend;
-mod http;
-mod keydir;
-mod keyset;
-mod listen;
-mod log;
-mod reload;
-mod route;
-mod server;
-mod service;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use argh::FromArgs;
+use tangd::{backend, keydir, keyset, listen, log, reload, route, server, service};
 
 /// An asynchronous Tang server, compatible with tang's key directory.
 #[derive(FromArgs)]
@@ -117,11 +96,6 @@ fn main() {
         eprintln!("tangd: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// The OS random number generator, for key generation and signatures.
-pub fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
-    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
 }
 
 fn keygen(dir: &Path) -> Result<()> {

@@ -1,0 +1,29 @@
+//! tangd: an asynchronous Tang server, a drop-in replacement for latchset/tang
+//! on the same key directory.
+//!
+//! ```text
+//!  clevis / latchkey-agent ──HTTP──▶ server (tokio, limits, deadlines)
+//!                                       │ route (tang's patterns)
+//!                                       ▼
+//!                        service ──▶ keyset (in memory, signed once per change)
+//!                           │            ▲ reload (polls the key directory)
+//!                           ▼
+//!        latchkey_proto::tang::exchange + backend (OpenSSL or RustCrypto)
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod http;
+pub mod keydir;
+pub mod keyset;
+pub mod listen;
+pub mod log;
+pub mod reload;
+pub mod route;
+pub mod server;
+pub mod service;
+
+/// The OS random number generator, for key generation and signatures.
+pub fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
+    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
+}

@@ -1,0 +1,58 @@
+//! systemd socket activation (LISTEN_PID/LISTEN_FDS, fds from 3), driven by
+//! systemd's own `systemd-socket-activate`, which passes fds exactly as
+//! tangd.socket does.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn serves_on_sockets_passed_by_systemd() {
+    if !require(
+        &["systemd-socket-activate"],
+        "serves_on_sockets_passed_by_systemd",
+    ) {
+        return;
+    }
+    let keys = copy_keys("tang-db");
+    let (p1, p2) = (free_port(), free_port());
+    let mut child = Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{p1}"),
+            "-l",
+            &format!("127.0.0.1:{p2}"),
+        ])
+        .args([TANGD, "serve", "--keys", keys.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ok = wait_port(p1, Duration::from_secs(10));
+    let result = std::panic::catch_unwind(|| {
+        assert!(ok, "systemd-socket-activate did not listen");
+        for p in [p1, p2] {
+            let addr = format!("127.0.0.1:{p}").parse().unwrap();
+            assert_eq!(get(addr, "/adv").status, 200, "port {p}");
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result.unwrap();
+}
+
+#[test]
+fn no_listen_and_no_sockets_is_an_error() {
+    let keys = copy_keys("tang-db");
+    let out = Command::new(TANGD)
+        .args(["serve", "--keys", keys.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing to listen on"), "{err}");
+}
