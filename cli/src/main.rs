@@ -1,2 +1,46 @@
+//! latchkey: the operator's tool, speaking clevis's grammar.
+//!
+//! ```text
+//!   latchkey encrypt PIN CONFIG ──▶ encrypt.rs ──▶ latchkey-proto (pin::encrypt, EncryptIo)
+//!                                        └──────▶ latchkey-client (fetch_adv)
+//!   latchkey decrypt ─────────────▶ decrypt.rs ──▶ latchkey-client (decrypt) ──▶ Tang servers
+//! ```
+//!
+//! This file only parses the command line and dispatches; each subcommand is a module.
+//! Errors go to stderr with their context and the exit status is 1.
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod decrypt;
+mod encrypt;
+mod input;
+mod rng;
+mod tty;
+
+use argh::FromArgs;
+
+/// Network-Bound Disk Encryption, compatible with clevis and tang.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Encrypt(encrypt::Args),
+    Decrypt(decrypt::Args),
+    // Room for `luks` (check, bind, ...) as a nested subcommand.
+}
+
+fn main() {
+    let cli: Cli = argh::from_env();
+    let (name, result) = match cli.command {
+        Command::Encrypt(args) => ("encrypt", encrypt::run(args)),
+        Command::Decrypt(args) => ("decrypt", decrypt::run(args)),
+    };
+    if let Err(e) = result {
+        eprintln!("latchkey {name}: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -80,7 +80,8 @@ pub enum Error {
         /// The URL as given.
         url: String,
     },
-    //JWE-VARIANT
+    /// The JWE or its clevis pin tree is unusable (bad field, unknown pin, failed tag).
+    Jwe(latchkey_proto::error::Error),
     /// The pin tree could not be satisfied: `reason` from the plan, then one line per URL.
     Failed {
         /// The plan's explanation.
@@ -115,10 +116,16 @@ impl fmt::Display for Error {
             Error::Status { url, status } => write!(f, "{url}: HTTP status {status}"),
             Error::BadReply { url, reason } => write!(f, "{url}: bad reply: {reason}"),
             Error::Cancelled { url } => write!(f, "{url}: cancelled"),
-            //JWE-DISPLAY
+            Error::Jwe(e) => write!(f, "{e}"),
             Error::Failed { reason, outcomes } => {
                 write!(f, "{reason}")?;
-                list(f, outcomes)
+                // The plan's reason already says what went wrong with the servers it names.
+                let rest: Vec<_> = outcomes
+                    .iter()
+                    .filter(|(url, _)| !reason.contains(&format!("{url}: ")))
+                    .cloned()
+                    .collect();
+                list(f, &rest)
             }
             Error::Deadline { after, outcomes } => {
                 write!(f, "no result within the deadline of {}", secs(*after))?;
@@ -138,27 +145,42 @@ fn list(f: &mut fmt::Formatter<'_>, outcomes: &[(String, String)]) -> fmt::Resul
 /// "1.5s", "2s": short and exact enough for a person.
 fn secs(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{:.1}s", d.as_secs_f64()) }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(source),
-            Error::Io { source, .. } => Some(source),
-            //JWE-SOURCE
-            _ => None,
-        }
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
-//JWE-FROM
+/// Each message already carries its cause's text, so no `source` chain repeats it.
+impl std::error::Error for Error {}
+
+impl From<latchkey_proto::error::Error> for Error {
+    fn from(e: latchkey_proto::error::Error) -> Self {
+        Error::Jwe(e)
+    }
+}
 
 impl Error {
+    /// The message without its leading URL when that URL starts with `base` (for reports
+    /// that already name the server), otherwise the whole message.
+    pub fn detail(&self, base: &str) -> String {
+        let full = self.to_string();
+        match full.split_once(": ") {
+            Some((url, rest)) if url.starts_with(base) && url != base => {
+                format!("{}: {rest}", &url[base.len()..])
+            }
+            Some((url, rest)) if url == base => rest.to_owned(),
+            _ => full,
+        }
+    }
+
     /// Whether another attempt may succeed: the server was not reached or dropped the
     /// connection. A timeout is not retried: it already used up the request's time.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Refused { .. } | Error::Connect { .. } | Error::Io { .. })
-            || matches!(self, Error::Status { status, .. } if *status == 502 || *status == 503 || *status == 504)
+        matches!(
+            self,
+            Error::Refused { .. } | Error::Connect { .. } | Error::Io { .. }
+        ) || matches!(self, Error::Status { status, .. } if *status == 502 || *status == 503 || *status == 504)
     }
 }

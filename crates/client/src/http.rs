@@ -19,13 +19,21 @@ pub(crate) struct Response {
 }
 
 /// Serializes a request. `target` is the path and query; `body` goes with a POST.
-pub(crate) fn request(method: &str, target: &str, host: &str, body: Option<(&str, &[u8])>) -> Vec<u8> {
+pub(crate) fn request(
+    method: &str,
+    target: &str,
+    host: &str,
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
     let mut head = format!(
         "{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: latchkey/{}\r\nAccept: */*\r\nConnection: close\r\n",
         env!("CARGO_PKG_VERSION")
     );
     if let Some((content_type, body)) = body {
-        head.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()));
+        head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
@@ -55,15 +63,30 @@ impl<'a, R: Read> Reader<'a, R> {
         timeout: Duration,
         url: &'a str,
     ) -> Self {
-        Reader { io, set_timeout, deadline, timeout, url, buf: Vec::new(), pos: 0 }
+        Reader {
+            io,
+            set_timeout,
+            deadline,
+            timeout,
+            url,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 
     fn timeout(&self) -> Error {
-        Error::Timeout { url: self.url.to_owned(), after: self.timeout, during: "waiting for the reply" }
+        Error::Timeout {
+            url: self.url.to_owned(),
+            after: self.timeout,
+            during: "waiting for the reply",
+        }
     }
 
     fn bad(&self, reason: impl Into<String>) -> Error {
-        Error::BadReply { url: self.url.to_owned(), reason: reason.into() }
+        Error::BadReply {
+            url: self.url.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     /// Appends at least one byte to the buffer; Ok(false) at end of stream.
@@ -72,7 +95,10 @@ impl<'a, R: Read> Reader<'a, R> {
         if left.is_zero() {
             return Err(self.timeout());
         }
-        (self.set_timeout)(left).map_err(|e| Error::Io { url: self.url.to_owned(), source: e })?;
+        (self.set_timeout)(left).map_err(|e| Error::Io {
+            url: self.url.to_owned(),
+            source: e,
+        })?;
         let mut chunk = [0u8; 4096];
         loop {
             match self.io.read(&mut chunk) {
@@ -82,11 +108,19 @@ impl<'a, R: Read> Reader<'a, R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(self.timeout());
                 }
                 Err(e) => {
-                    let io = |e| Error::Io { url: self.url.to_owned(), source: e };
+                    let io = |e| Error::Io {
+                        url: self.url.to_owned(),
+                        source: e,
+                    };
                     return Err(crate::transport::tls_or(self.url, e, io));
                 }
             }
@@ -99,7 +133,8 @@ impl<'a, R: Read> Reader<'a, R> {
             if let Some(i) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
                 let raw = &self.buf[self.pos..self.pos + i];
                 let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                let line = String::from_utf8(raw.to_vec()).map_err(|_| self.bad("header is not UTF-8"))?;
+                let line =
+                    String::from_utf8(raw.to_vec()).map_err(|_| self.bad("header is not UTF-8"))?;
                 self.pos += i + 1;
                 return Ok(line);
             }
@@ -153,7 +188,10 @@ impl<'a, R: Read> Reader<'a, R> {
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
         if !version.starts_with("HTTP/1.") {
-            return Err(self.bad(format!("not an HTTP/1 status line: {:?}", truncate(&status_line))));
+            return Err(self.bad(format!(
+                "not an HTTP/1 status line: {:?}",
+                truncate(&status_line)
+            )));
         }
         let status = parts
             .next()
@@ -169,18 +207,27 @@ impl<'a, R: Read> Reader<'a, R> {
             if line.is_empty() {
                 return Ok((status, headers));
             }
-            let (name, value) =
-                line.split_once(':').ok_or_else(|| self.bad(format!("bad header line: {:?}", truncate(&line))))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| self.bad(format!("bad header line: {:?}", truncate(&line))))?;
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
 
     fn body(&mut self, headers: &[(String, String)]) -> Result<Vec<u8>, Error> {
-        fn get<'h>(headers: &'h [(String, String)], name: &'static str) -> impl Iterator<Item = &'h str> {
-            headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        fn get<'h>(
+            headers: &'h [(String, String)],
+            name: &'static str,
+        ) -> impl Iterator<Item = &'h str> {
+            headers
+                .iter()
+                .filter(move |(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
         }
-        let chunked = get(headers, "transfer-encoding")
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked")));
+        let chunked = get(headers, "transfer-encoding").any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
+        });
         let mut body = Vec::new();
         if chunked {
             loop {
@@ -205,7 +252,9 @@ impl<'a, R: Read> Reader<'a, R> {
         let mut lengths = get(headers, "content-length");
         match lengths.next() {
             Some(v) => {
-                let n: usize = v.parse().map_err(|_| self.bad(format!("bad Content-Length {v:?}")))?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| self.bad(format!("bad Content-Length {v:?}")))?;
                 if lengths.any(|other| other != v) {
                     return Err(self.bad("conflicting Content-Length headers"));
                 }
@@ -252,7 +301,11 @@ mod tests {
     impl Read for Trickle {
         fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
             if self.at == self.data.len() {
-                return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
             }
             let n = out.len().min(7).min(self.data.len() - self.at);
             out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
@@ -263,7 +316,11 @@ mod tests {
 
     fn parse(data: &[u8], eof: bool) -> Result<Response, Error> {
         let mut set = |_: Duration| Ok(());
-        let io = Trickle { data: data.to_vec(), at: 0, eof };
+        let io = Trickle {
+            data: data.to_vec(),
+            at: 0,
+            eof,
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         Reader::new(io, &mut set, deadline, Duration::from_secs(5), "http://t").response()
     }
@@ -291,8 +348,11 @@ mod tests {
 
     #[test]
     fn status_without_body_and_continue() {
-        let r = parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false)
-            .unwrap();
+        let r = parse(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
         assert_eq!((r.status, r.body.len()), (404, 0));
     }
 
@@ -307,7 +367,10 @@ mod tests {
         let e = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", false).unwrap_err();
         assert!(matches!(e, Error::Timeout { .. }), "{e}");
         let e = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true).unwrap_err();
-        assert_eq!(e.to_string(), "http://t: bad reply: connection closed after 3 of 10 body bytes");
+        assert_eq!(
+            e.to_string(),
+            "http://t: bad reply: connection closed after 3 of 10 body bytes"
+        );
     }
 
     #[test]
@@ -316,9 +379,18 @@ mod tests {
             (&b"SSH-2.0-OpenSSH\r\n"[..], "not an HTTP/1 status line"),
             (b"HTTP/1.1 2000 OK\r\n\r\n", "bad status line"),
             (b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "bad header line"),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "conflicting"),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                "bad Content-Length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                "conflicting",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "bad chunk size",
+            ),
             (b"", "connection closed without a reply"),
         ] {
             let e = parse(input, true).unwrap_err().to_string();
@@ -328,9 +400,16 @@ mod tests {
 
     #[test]
     fn request_bytes() {
-        let r = request("POST", "/rec/k", "127.0.0.1:1", Some(("application/jwk+json", b"{}")));
+        let r = request(
+            "POST",
+            "/rec/k",
+            "127.0.0.1:1",
+            Some(("application/jwk+json", b"{}")),
+        );
         let text = String::from_utf8(r).unwrap();
         assert!(text.starts_with("POST /rec/k HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"));
-        assert!(text.ends_with("Content-Type: application/jwk+json\r\nContent-Length: 2\r\n\r\n{}"));
+        assert!(
+            text.ends_with("Content-Type: application/jwk+json\r\nContent-Length: 2\r\n\r\n{}")
+        );
     }
 }

@@ -20,6 +20,7 @@
 //! without it.
 #![forbid(unsafe_code)]
 
+mod decrypt;
 mod error;
 mod http;
 mod options;
@@ -29,6 +30,7 @@ pub mod url;
 
 use std::time::Instant;
 
+pub use decrypt::{decrypt, drive};
 pub use error::Error;
 pub use options::{Cancel, Options, Retry, UrlRewrite};
 use transport::Request;
@@ -36,14 +38,27 @@ use transport::Request;
 /// `GET url`; the body of a 200 reply.
 pub fn get(url: &str, opts: &Options) -> Result<Vec<u8>, Error> {
     let url = opts.url(url);
-    let req = Request { method: "GET", url: &url, body: None };
+    let req = Request {
+        method: "GET",
+        url: &url,
+        body: None,
+    };
     transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
 }
 
 /// `POST url` with `body` of `content_type`; the body of a 200 reply.
-pub fn post(url: &str, content_type: &'static str, body: &[u8], opts: &Options) -> Result<Vec<u8>, Error> {
+pub fn post(
+    url: &str,
+    content_type: &'static str,
+    body: &[u8],
+    opts: &Options,
+) -> Result<Vec<u8>, Error> {
     let url = opts.url(url);
-    let req = Request { method: "POST", url: &url, body: Some((content_type, body)) };
+    let req = Request {
+        method: "POST",
+        url: &url,
+        body: Some((content_type, body)),
+    };
     transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
 }
 

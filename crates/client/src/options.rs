@@ -69,13 +69,21 @@ pub struct Retry {
 
 impl Default for Retry {
     fn default() -> Self {
-        Retry { retries: 3, initial: Duration::from_millis(250), max: Duration::from_secs(2) }
+        Retry {
+            retries: 3,
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(2),
+        }
     }
 }
 
 impl Retry {
     /// No retries at all.
-    pub const NONE: Retry = Retry { retries: 0, initial: Duration::ZERO, max: Duration::ZERO };
+    pub const NONE: Retry = Retry {
+        retries: 0,
+        initial: Duration::ZERO,
+        max: Duration::ZERO,
+    };
 
     /// The pause before retry number `n` (0 for the first retry).
     pub fn delay(&self, n: u32) -> Duration {
@@ -114,7 +122,11 @@ impl Cancel {
 
     /// Whether `cancel` was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).cancelled
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cancelled
     }
 
     /// Remembers the connection so `cancel` can shut it down; false if already cancelled.
@@ -128,7 +140,11 @@ impl Cancel {
     }
 
     pub(crate) fn unregister(&self) {
-        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).stream = None;
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stream = None;
     }
 
     /// Sleeps until `until` or until cancelled; false if cancelled.
@@ -143,7 +159,10 @@ impl Cancel {
             if left.is_zero() {
                 return true;
             }
-            state = cv.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            state = cv
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -154,7 +173,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let r = Retry { retries: 5, initial: Duration::from_millis(100), max: Duration::from_millis(500) };
+        let r = Retry {
+            retries: 5,
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
         let d: Vec<u128> = (0..5).map(|n| r.delay(n).as_millis()).collect();
         assert_eq!(d, [100, 200, 400, 500, 500]);
         assert_eq!(r.delay(200), Duration::from_millis(500));
@@ -165,7 +188,8 @@ mod tests {
     fn cancel_wakes_a_sleeper() {
         let c = Cancel::new();
         let c2 = c.clone();
-        let t = std::thread::spawn(move || c2.sleep_until(Instant::now() + Duration::from_secs(30)));
+        let t =
+            std::thread::spawn(move || c2.sleep_until(Instant::now() + Duration::from_secs(30)));
         std::thread::sleep(Duration::from_millis(20));
         let start = Instant::now();
         c.cancel();

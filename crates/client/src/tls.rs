@@ -50,7 +50,9 @@ pub(crate) fn wrap(tcp: TcpStream, parsed: &Url, url: &str) -> Result<Stream, Er
         #[cfg(feature = "tls")]
         Scheme::Https => imp::wrap(tcp, parsed, url),
         #[cfg(not(feature = "tls"))]
-        Scheme::Https => Err(Error::TlsUnsupported { url: url.to_owned() }),
+        Scheme::Https => Err(Error::TlsUnsupported {
+            url: url.to_owned(),
+        }),
     }
 }
 
@@ -87,7 +89,10 @@ mod imp {
     }
 
     pub(super) fn wrap(tcp: TcpStream, parsed: &Url, url: &str) -> Result<Stream, Error> {
-        let tls = |reason: String| Error::Tls { url: url.to_owned(), reason };
+        let tls = |reason: String| Error::Tls {
+            url: url.to_owned(),
+            reason,
+        };
         let config = config().map_err(tls)?;
         let name = ServerName::try_from(parsed.host.clone()).map_err(|e| tls(e.to_string()))?;
         let conn = rustls::ClientConnection::new(config, name).map_err(|e| tls(e.to_string()))?;

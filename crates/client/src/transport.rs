@@ -27,7 +27,10 @@ pub(crate) fn send(
     loop {
         let result = attempt(req, opts, cancel, deadline).and_then(|r| match r.status {
             200 => Ok(r.body),
-            status => Err(Error::Status { url: req.url.to_owned(), status }),
+            status => Err(Error::Status {
+                url: req.url.to_owned(),
+                status,
+            }),
         });
         match result {
             Err(e) if e.is_transient() && retry < opts.retry.retries => {
@@ -36,7 +39,9 @@ pub(crate) fn send(
                     return Err(e);
                 }
                 if !cancel.sleep_until(wake) {
-                    return Err(Error::Cancelled { url: req.url.to_owned() });
+                    return Err(Error::Cancelled {
+                        url: req.url.to_owned(),
+                    });
                 }
                 retry += 1;
             }
@@ -45,27 +50,42 @@ pub(crate) fn send(
     }
 }
 
-fn attempt(req: &Request<'_>, opts: &Options, cancel: &Cancel, deadline: Instant) -> Result<Response, Error> {
+fn attempt(
+    req: &Request<'_>,
+    opts: &Options,
+    cancel: &Cancel,
+    deadline: Instant,
+) -> Result<Response, Error> {
     let url = req.url;
     let parsed = Url::parse(url)?;
     let start = Instant::now();
     let end = (start + opts.timeout).min(deadline);
     let budget = end.saturating_duration_since(start);
-    let timeout = |during| Error::Timeout { url: url.to_owned(), after: budget, during };
+    let timeout = |during| Error::Timeout {
+        url: url.to_owned(),
+        after: budget,
+        during,
+    };
     if budget.is_zero() {
         return Err(timeout("connecting"));
     }
     if parsed.scheme == Scheme::Https && !cfg!(feature = "tls") {
-        return Err(Error::TlsUnsupported { url: url.to_owned() });
+        return Err(Error::TlsUnsupported {
+            url: url.to_owned(),
+        });
     }
     let tcp = connect(&parsed, url, opts.connect_timeout, end, budget)?;
     if !cancel.register(&tcp) {
-        return Err(Error::Cancelled { url: url.to_owned() });
+        return Err(Error::Cancelled {
+            url: url.to_owned(),
+        });
     }
     let result = exchange(req, &parsed, tcp, end, budget);
     cancel.unregister();
     match result {
-        Err(_) if cancel.is_cancelled() => Err(Error::Cancelled { url: url.to_owned() }),
+        Err(_) if cancel.is_cancelled() => Err(Error::Cancelled {
+            url: url.to_owned(),
+        }),
         other => other,
     }
 }
@@ -79,27 +99,40 @@ fn exchange(
 ) -> Result<Response, Error> {
     let url = req.url;
     let io_err = |e: io::Error| match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            Error::Timeout { url: url.to_owned(), after: budget, during: "sending the request" }
-        }
-        _ => Error::Io { url: url.to_owned(), source: e },
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout {
+            url: url.to_owned(),
+            after: budget,
+            during: "sending the request",
+        },
+        _ => Error::Io {
+            url: url.to_owned(),
+            source: e,
+        },
     };
     // Nagle would hold back the body behind the head for a delayed ACK.
     tcp.set_nodelay(true).map_err(io_err)?;
-    let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = end
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
     tcp.set_write_timeout(Some(left)).map_err(io_err)?;
     let control = tcp.try_clone().map_err(io_err)?;
     let mut set_timeout = move |d: Duration| control.set_read_timeout(Some(d));
     let bytes = http::request(req.method, &parsed.target, &parsed.host_header(), req.body);
     let mut stream = crate::tls::wrap(tcp, parsed, url)?;
-    stream.write_all(&bytes).and_then(|()| stream.flush()).map_err(|e| tls_or(url, e, io_err))?;
+    stream
+        .write_all(&bytes)
+        .and_then(|()| stream.flush())
+        .map_err(|e| tls_or(url, e, io_err))?;
     Reader::new(&mut stream, &mut set_timeout, end, budget, url).response()
 }
 
 /// TLS failures come out of rustls' `Read`/`Write` as `InvalidData`.
 pub(crate) fn tls_or(url: &str, e: io::Error, other: impl Fn(io::Error) -> Error) -> Error {
     if e.kind() == io::ErrorKind::InvalidData {
-        Error::Tls { url: url.to_owned(), reason: e.to_string() }
+        Error::Tls {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }
     } else {
         other(e)
     }
@@ -114,11 +147,17 @@ fn connect(
 ) -> Result<TcpStream, Error> {
     let addrs: Vec<SocketAddr> = (parsed.host.as_str(), parsed.port)
         .to_socket_addrs()
-        .map_err(|e| Error::Resolve { url: url.to_owned(), source: e })?
+        .map_err(|e| Error::Resolve {
+            url: url.to_owned(),
+            source: e,
+        })?
         .collect();
     if addrs.is_empty() {
         let source = io::Error::new(io::ErrorKind::NotFound, "no addresses");
-        return Err(Error::Resolve { url: url.to_owned(), source });
+        return Err(Error::Resolve {
+            url: url.to_owned(),
+            source,
+        });
     }
     let mut last = None;
     for addr in addrs {
@@ -132,15 +171,29 @@ fn connect(
         }
     }
     Err(match last {
-        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => Error::Refused { url: url.to_owned() },
-        Some(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => Error::Refused {
+            url: url.to_owned(),
+        },
+        Some(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
             Error::Timeout {
                 url: url.to_owned(),
                 after: budget.min(connect_timeout),
                 during: "connecting",
             }
         }
-        Some(e) => Error::Connect { url: url.to_owned(), source: e },
-        None => Error::Timeout { url: url.to_owned(), after: budget, during: "connecting" },
+        Some(e) => Error::Connect {
+            url: url.to_owned(),
+            source: e,
+        },
+        None => Error::Timeout {
+            url: url.to_owned(),
+            after: budget,
+            during: "connecting",
+        },
     })
 }

@@ -30,7 +30,10 @@ pub struct Url {
 impl Url {
     /// Parses `url`; errors name the URL and the part that is wrong.
     pub fn parse(url: &str) -> Result<Url, Error> {
-        let bad = |reason: &str| Error::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| Error::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
         let (scheme, rest) = match url.split_once("://") {
             Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Scheme::Http, rest),
             Some((s, rest)) if s.eq_ignore_ascii_case("https") => (Scheme::Https, rest),
@@ -47,13 +50,18 @@ impl Url {
             return Err(bad("user information is not supported"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '[' in host"))?;
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed '[' in host"))?;
             if host.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(bad("invalid IPv6 literal"));
             }
             match after {
                 "" => (host, None),
-                p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)),
+                p => (
+                    host,
+                    Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+                ),
             }
         } else {
             match authority.rsplit_once(':') {
@@ -74,18 +82,30 @@ impl Url {
             },
             Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
         };
-        Ok(Url { scheme, host: host.to_owned(), port, target })
+        Ok(Url {
+            scheme,
+            host: host.to_owned(),
+            port,
+            target,
+        })
     }
 
     /// The `Host` header value: brackets back around IPv6 literals, port only when not default.
     pub fn host_header(&self) -> String {
-        let host =
-            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         let default = match self.scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
         };
-        if self.port == default { host } else { format!("{host}:{}", self.port) }
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
 }
 
@@ -106,7 +126,10 @@ mod tests {
     #[test]
     fn defaults_and_missing_scheme() {
         let u = Url::parse("tang.example").unwrap();
-        assert_eq!((u.scheme, u.port, u.target.as_str()), (Scheme::Http, 80, "/"));
+        assert_eq!(
+            (u.scheme, u.port, u.target.as_str()),
+            (Scheme::Http, 80, "/")
+        );
         assert_eq!(u.host_header(), "tang.example");
         let u = Url::parse("HTTPS://t/adv").unwrap();
         assert_eq!((u.scheme, u.port), (Scheme::Https, 443));
@@ -117,7 +140,10 @@ mod tests {
     #[test]
     fn ipv6_literals() {
         let u = Url::parse("http://[::1]:7500/adv/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("::1", 7500, "/adv/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("::1", 7500, "/adv/")
+        );
         assert_eq!(u.host_header(), "[::1]:7500");
         let u = Url::parse("http://[fe80::1]").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("fe80::1", 80));

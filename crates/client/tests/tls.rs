@@ -11,7 +11,10 @@ use latchkey_client::{Error, Options, Retry};
 #[test]
 fn self_signed_certificate_is_refused() {
     if !std::path::Path::new("/usr/bin/openssl").exists() {
-        assert!(std::env::var_os("CI").is_none(), "openssl is not installed (run scripts/setup)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is not installed (run scripts/setup)"
+        );
         println!("skipped: openssl is not installed");
         return;
     }
@@ -19,7 +22,17 @@ fn self_signed_certificate_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
         .args(["-subj", "/CN=localhost", "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -28,9 +41,20 @@ fn self_signed_certificate_is_refused() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}"), "-key"])
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-key",
+        ])
         .arg(&key)
         .arg("-cert")
         .arg(&cert)
@@ -43,7 +67,11 @@ fn self_signed_certificate_is_refused() {
     while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let opts = Options { timeout: Duration::from_secs(5), retry: Retry::NONE, ..Options::default() };
+    let opts = Options {
+        timeout: Duration::from_secs(5),
+        retry: Retry::NONE,
+        ..Options::default()
+    };
     let url = format!("https://127.0.0.1:{port}/adv/");
     let result = latchkey_client::get(&url, &opts);
     let _ = server.kill();
@@ -52,5 +80,8 @@ fn self_signed_certificate_is_refused() {
     let err = result.unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.starts_with(&format!("{url}: TLS: ")) && text.contains("certificate"), "{text}");
+    assert!(
+        text.starts_with(&format!("{url}: TLS: ")) && text.contains("certificate"),
+        "{text}"
+    );
 }

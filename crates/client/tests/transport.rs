@@ -9,7 +9,11 @@ use latchkey_client::{Error, Options, Retry};
 
 /// Serves `reply` to each connection after reading the request head, keeps the socket open
 /// (as tangd does), and hands back what it read.
-fn serve(listener: TcpListener, reply: &'static [u8], count: usize) -> thread::JoinHandle<Vec<Vec<u8>>> {
+fn serve(
+    listener: TcpListener,
+    reply: &'static [u8],
+    count: usize,
+) -> thread::JoinHandle<Vec<Vec<u8>>> {
     thread::spawn(move || {
         let mut seen = Vec::new();
         let mut open = Vec::new();
@@ -37,7 +41,11 @@ fn fast() -> Options {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
         deadline: Duration::from_secs(5),
-        retry: Retry { retries: 2, initial: Duration::from_millis(10), max: Duration::from_millis(50) },
+        retry: Retry {
+            retries: 2,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
         rewrite: None,
     }
 }
@@ -63,24 +71,47 @@ fn ipv6_literal() {
     };
     let url = format!("http://[::1]:{}", l.local_addr().unwrap().port());
     let server = serve(l, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1);
-    let body = latchkey_client::post(&format!("{url}/rec/k"), "application/jwk+json", b"{}", &fast());
+    let body = latchkey_client::post(
+        &format!("{url}/rec/k"),
+        "application/jwk+json",
+        b"{}",
+        &fast(),
+    );
     assert_eq!(body.unwrap(), b"ok");
     let req = String::from_utf8(server.join().unwrap().remove(0)).unwrap();
-    assert!(req.contains(&format!("Host: [::1]:{}\r\n", &url[url.rfind(':').unwrap() + 1..])), "{req}");
-    assert!(req.contains("Content-Type: application/jwk+json\r\n"), "{req}");
+    assert!(
+        req.contains(&format!(
+            "Host: [::1]:{}\r\n",
+            &url[url.rfind(':').unwrap() + 1..]
+        )),
+        "{req}"
+    );
+    assert!(
+        req.contains("Content-Type: application/jwk+json\r\n"),
+        "{req}"
+    );
 }
 
 #[test]
 fn hanging_server_times_out_with_the_url_and_the_time() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
-    let opts = Options { timeout: Duration::from_millis(500), ..fast() };
+    let opts = Options {
+        timeout: Duration::from_millis(500),
+        ..fast()
+    };
     let start = Instant::now();
     let err = latchkey_client::get(&url, &opts).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
-    assert_eq!(err.to_string(), format!("{url}: timeout after 0.5s waiting for the reply"));
-    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("{url}: timeout after 0.5s waiting for the reply")
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
     drop(l);
 }
 
@@ -93,11 +124,20 @@ fn refused_is_retried_then_reported() {
     let err = latchkey_client::get(&url, &fast()).unwrap_err();
     assert_eq!(err.to_string(), format!("{url}: connection refused"));
     // A server that shows up during the backoff is reached by a retry.
-    let opts = Options { retry: Retry { retries: 5, initial: Duration::from_millis(200), ..fast().retry }, ..fast() };
+    let opts = Options {
+        retry: Retry {
+            retries: 5,
+            initial: Duration::from_millis(200),
+            ..fast().retry
+        },
+        ..fast()
+    };
     let late = thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
         let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        serve(l, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", 1).join().unwrap()
+        serve(l, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", 1)
+            .join()
+            .unwrap()
     });
     assert_eq!(latchkey_client::get(&url, &opts).unwrap(), b"x");
     late.join().unwrap();
@@ -115,7 +155,11 @@ fn status_and_garbage_are_named() {
     let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
     let _server = serve(l, b"garbage\r\n\r\n", 1);
     let err = latchkey_client::get(&url, &fast()).unwrap_err();
-    assert!(err.to_string().starts_with(&format!("{url}: bad reply: not an HTTP/1 status line")), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{url}: bad reply: not an HTTP/1 status line")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -123,7 +167,11 @@ fn proxy_environment_is_ignored() {
     // A proxy that would answer differently; the client must go straight to the server.
     let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_url = format!("http://127.0.0.1:{}", proxy.local_addr().unwrap().port());
-    let _p = serve(proxy, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nproxy", 1);
+    let _p = serve(
+        proxy,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nproxy",
+        1,
+    );
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
     let _s = serve(l, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ndirect", 1);
@@ -154,7 +202,10 @@ fn child_fetch() {
 fn unresolvable_and_unsupported() {
     let err = latchkey_client::get("http://no-such-host.invalid:1/", &fast()).unwrap_err();
     assert!(matches!(err, Error::Resolve { .. }), "{err}");
-    assert!(err.to_string().starts_with("http://no-such-host.invalid:1/: cannot resolve host"));
+    assert!(
+        err.to_string()
+            .starts_with("http://no-such-host.invalid:1/: cannot resolve host")
+    );
     if !cfg!(feature = "tls") {
         let err = latchkey_client::get("https://127.0.0.1:1/", &fast()).unwrap_err();
         assert!(matches!(err, Error::TlsUnsupported { .. }), "{err}");

@@ -1,0 +1,59 @@
+//! `latchkey decrypt`: JWE on stdin, plaintext on stdout once the tag has verified.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use argh::FromArgs;
+use latchkey_client::{Options, Retry};
+use latchkey_proto::jwe::Jwe;
+
+use crate::input;
+
+/// Decrypt a clevis JWE (compact, or a LUKS2 token's JSON) read from stdin.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "decrypt")]
+pub struct Args {
+    /// seconds one Tang request may take, connect to reply (default 10)
+    #[argh(option, default = "10.0")]
+    timeout: f64,
+    /// seconds the whole decryption may take, retries included (default 30)
+    #[argh(option, default = "30.0")]
+    deadline: f64,
+    /// retries of a request whose server could not be reached (default 3)
+    #[argh(option, default = "3")]
+    retries: u32,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let opts = options(&args)?;
+    let raw = input::stdin()?;
+    let text = input::jwe_text(raw.expose())?;
+    let jwe = Jwe::parse(&text).context("reading the JWE")?;
+    let secret = latchkey_client::decrypt(&jwe, &opts)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(secret.expose())
+        .and_then(|()| out.flush())
+        .context("writing the plaintext")?;
+    Ok(())
+}
+
+fn options(args: &Args) -> Result<Options> {
+    let secs = |what: &str, v: f64| {
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("--{what} must be a positive number of seconds, not {v}"))
+    };
+    let timeout = secs("timeout", args.timeout)?;
+    Ok(Options {
+        connect_timeout: timeout,
+        timeout,
+        deadline: secs("deadline", args.deadline)?,
+        retry: Retry {
+            retries: args.retries,
+            ..Retry::default()
+        },
+        rewrite: None,
+    })
+}

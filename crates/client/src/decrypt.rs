@@ -1,0 +1,135 @@
+//! Runs a `pin::Decryption` plan over the network: every Tang request at once, one
+//! thread each; replies are fed to the plan as they arrive, and the first verdict wins.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use latchkey_proto::jwe::Jwe;
+use latchkey_proto::pin::{Decryption, RequestId, Status};
+use latchkey_proto::secret::Secret;
+
+use crate::transport::{self, Request};
+use crate::{Cancel, Error, Options};
+
+/// Recovers the plaintext of a clevis JWE (tang, sss, null, nested), drawing the
+/// ephemeral keys from the OS.
+///
+/// All Tang requests go out concurrently; as soon as the pin tree is satisfied (or can no
+/// longer be) the outstanding ones are cancelled. `opts.timeout` bounds each request and
+/// `opts.deadline` the whole call. On failure the error lists every URL and its fate.
+pub fn decrypt(jwe: &Jwe, opts: &Options) -> Result<Secret, Error> {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let plan = Decryption::new(jwe, &mut rng)?;
+    drive(plan, opts)
+}
+
+struct Outstanding {
+    url: String,
+    cancel: Cancel,
+}
+
+/// Drives an already-built plan to its end.
+pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
+    let start = Instant::now();
+    let deadline = start + opts.deadline;
+    let (tx, rx) = mpsc::channel::<(RequestId, Result<Vec<u8>, Error>)>();
+    let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
+    let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
+    for req in plan.requests() {
+        let cancel = Cancel::new();
+        let rec_url = opts.url(&req.rec_url);
+        outstanding.insert(
+            req.id,
+            Outstanding {
+                url: req.url.clone(),
+                cancel: cancel.clone(),
+            },
+        );
+        outcomes.push((req.id, req.url.clone(), None));
+        let tx = tx.clone();
+        let opts = opts.clone();
+        let (id, body) = (req.id, req.body);
+        thread::spawn(move || {
+            let r = Request {
+                method: "POST",
+                url: &rec_url,
+                body: Some(("application/jwk+json", &body)),
+            };
+            let result = transport::send(&r, &opts, &cancel, deadline);
+            // The receiver is gone once a verdict is reached; the result is moot then.
+            let _ = tx.send((id, result));
+        });
+    }
+    drop(tx);
+
+    let report = |outcomes: &[(RequestId, String, Option<String>)], unfinished: &str| {
+        outcomes
+            .iter()
+            .map(|(_, url, what)| {
+                (
+                    url.clone(),
+                    what.clone().unwrap_or_else(|| unfinished.to_owned()),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let cancel_all = |outstanding: &HashMap<RequestId, Outstanding>| {
+        for o in outstanding.values() {
+            o.cancel.cancel();
+        }
+    };
+    loop {
+        match plan.status() {
+            Status::Pending => {}
+            Status::Done(secret) => {
+                cancel_all(&outstanding);
+                return Ok(secret);
+            }
+            Status::Failed(err) => {
+                cancel_all(&outstanding);
+                let outcomes = report(&outcomes, "not needed");
+                return Err(Error::Failed {
+                    reason: err.to_string(),
+                    outcomes,
+                });
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let received = if left.is_zero() {
+            Err(mpsc::RecvTimeoutError::Timeout)
+        } else {
+            rx.recv_timeout(left)
+        };
+        match received {
+            Ok((id, result)) => {
+                let Some(o) = outstanding.remove(&id) else {
+                    continue;
+                };
+                let what = match &result {
+                    Ok(_) => "replied".to_owned(),
+                    Err(e) => e.detail(&o.url),
+                };
+                if let Some(slot) = outcomes.iter_mut().find(|(i, _, _)| *i == id) {
+                    slot.2 = Some(what.clone());
+                }
+                plan.supply(id, result.map_err(|_| what));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                cancel_all(&outstanding);
+                let outcomes = report(&outcomes, "no reply before the deadline");
+                return Err(Error::Deadline {
+                    after: opts.deadline,
+                    outcomes,
+                });
+            }
+            // Every worker answered and the plan is still pending: it wants nothing more.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let outcomes = report(&outcomes, "no reply");
+                let reason = "the pin tree was not satisfied by the replies".to_owned();
+                return Err(Error::Failed { reason, outcomes });
+            }
+        }
+    }
+}
