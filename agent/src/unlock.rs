@@ -237,15 +237,17 @@ pub fn run(args: &Args) -> i32 {
         return 0;
     }
     for (name, reasons) in &failed {
-        let text = format!(
-            "latchkey: {name} NOT opened:\n{}",
-            reasons
-                .iter()
-                .map(|r| format!("  - {r}\n"))
-                .collect::<String>()
-        );
-        log.error(text.trim_end());
-        eprint!("{text}");
+        log.error(&format!("{name} NOT opened:"));
+        for r in reasons {
+            log.error(&format!("  - {r}"));
+        }
+        if !args.dry_run {
+            // The kernel log may be hidden by `quiet`; the console must still say why.
+            eprintln!("latchkey: {name} NOT opened:");
+            for r in reasons {
+                eprintln!("latchkey:   - {r}");
+            }
+        }
     }
     1
 }
