@@ -25,18 +25,26 @@ vm_elapsed() {
   printf '%d.%03d\n' $((us / 1000000)) $((us % 1000000 / 1000))
 }
 
-# Prefixes each console line with the time since QEMU started. A prompt
-# without a newline is flushed after a short pause, so it shows too.
+# vm__stamp PARTIAL: prefixes each console line with the time its first
+# byte arrived. A line still without its newline (a prompt, or a line the
+# guest is slow to finish) is kept whole in PARTIAL, never split in the log.
 vm__stamp() {
-  local line rc
+  local partial=$1 line rc pending="" stamp=""
   while :; do
     line=
-    IFS= read -r -t 0.3 line
+    IFS= read -r -t 0.2 line
     rc=$?
-    line=${line%$'\r'}
-    if ((rc == 0)) || [[ -n $line ]]; then
-      printf '[%8s] %s\n' "$(vm_elapsed)" "$line"
-    elif ((rc < 128)); then
+    if ((rc == 0)); then
+      printf '[%8s] %s\n' "${stamp:-$(vm_elapsed)}" "$pending${line%$'\r'}"
+      [[ -z $pending ]] || : >"$partial"
+      pending="" stamp=""
+    elif ((rc > 128)); then
+      [[ -n $line ]] || continue
+      [[ -n $pending ]] || stamp=$(vm_elapsed)
+      pending+=$line
+      printf '[%8s] %s\n' "$stamp" "$pending" >"$partial"
+    else
+      [[ -z $pending$line ]] || printf '[%8s] %s\n' "${stamp:-$(vm_elapsed)}" "$pending$line"
       break
     fi
   done
@@ -58,9 +66,10 @@ vm_start() {
     esac
   done
   mkdir -p "$VM_DIR"
-  rm -f "$VM_DIR"/serial.{in,out} "$VM_DIR"/console.{raw,log}
+  rm -f "$VM_DIR"/serial.{in,out} "$VM_DIR"/console.{log,partial}
   mkfifo "$VM_DIR/serial.in" "$VM_DIR/serial.out"
   : >"$VM_DIR/console.log"
+  : >"$VM_DIR/console.partial"
   netdev=()
   if ((nic)); then
     # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
@@ -69,7 +78,7 @@ vm_start() {
   VM_T0US=${EPOCHREALTIME/./}
   # The reader must open the FIFO before QEMU writes, and ends when QEMU
   # closes it (QEMU holds the only write end).
-  (vm__stamp <"$VM_DIR/serial.out" >"$VM_DIR/console.log") &
+  (vm__stamp "$VM_DIR/console.partial" <"$VM_DIR/serial.out" >"$VM_DIR/console.log") &
   VM_STAMP_PID=$!
   timeout -k 3 "$limit" qemu-system-x86_64 \
     -accel tcg -cpu max -m 256 -smp 1 -nodefaults -display none -no-reboot \
@@ -83,8 +92,12 @@ vm_start() {
 
 # The stamped log is what people read; matching happens on it too, minus the
 # stamps, so a pattern never straddles a stamp.
+vm__stamped() {
+  cat "$VM_DIR/console.log" "$VM_DIR/console.partial" 2>/dev/null
+}
+
 vm__text() {
-  sed 's/^\[ *[0-9.]*\] //' "$VM_DIR/console.log"
+  vm__stamped | sed 's/^\[ *[0-9.]*\] //'
 }
 
 # vm_seen REGEX: the console so far has a line matching REGEX. (Not grep -q:
@@ -98,7 +111,7 @@ vm__at() {
   local n
   n=$(vm__text | grep -anE -m1 -- "$1" | cut -d: -f1)
   [[ -n $n ]] || return 1
-  VM_AT=$(sed -n "${n}s/^\[ *\([0-9.]*\)\].*/\1/p" "$VM_DIR/console.log")
+  VM_AT=$(vm__stamped | sed -n "${n}s/^\[ *\([0-9.]*\)\].*/\1/p")
 }
 
 vm_wait() {
