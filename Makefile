@@ -7,7 +7,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 AGENT := target/$(MUSL)/release/latchkey-agent
 
-.PHONY: setup build agent test lint unit vm-test demo bench fuzz-smoke clean
+.PHONY: setup build agent test lint unit vm-test demo bench fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -40,6 +40,21 @@ bench: build
 
 fuzz-smoke:
 	fuzz/smoke
+
+PREFIX ?= /usr
+install:
+	install -D -m 0755 $(AGENT) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-agent
+	install -D -m 0755 target/release/latchkey $(DESTDIR)$(PREFIX)/bin/latchkey
+	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/sbin/tangd
+	install -D -m 0644 tangd/tangd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.service
+	install -D -m 0644 tangd/tangd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.socket
+	install -D -m 0755 initrd-hooks/initramfs-tools/hooks/latchkey $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/latchkey
+	install -D -m 0755 initrd-hooks/initramfs-tools/scripts/init-premount/latchkey $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount/latchkey
+	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90latchkey
+	install -m 0755 initrd-hooks/dracut/90latchkey/*.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90latchkey/
+	install -m 0644 initrd-hooks/dracut/90latchkey/latchkey-agent.service $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90latchkey/
+	install -D -m 0644 initrd-hooks/mkinitcpio/install/latchkey $(DESTDIR)$(PREFIX)/lib/initcpio/install/latchkey
+	install -D -m 0644 initrd-hooks/mkinitcpio/hooks/latchkey $(DESTDIR)$(PREFIX)/lib/initcpio/hooks/latchkey
 
 clean:
 	$(CARGO) clean
