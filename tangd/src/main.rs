@@ -172,12 +172,7 @@ async fn serve_async(args: Serve, threads: usize, log: log::Logger) -> Result<()
     );
 
     let (backend, backend_name) = backend::default();
-    let tang = service::Tang::new(
-        route::Router::new(args.endpoint.as_deref()),
-        store,
-        backend,
-        threads,
-    )?;
+    let tang = service::Tang::new(route::Router::new(args.endpoint.as_deref()), store, backend)?;
     let cfg = server::Config {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         request_timeout: Duration::from_secs(args.request_timeout),

@@ -71,7 +71,10 @@ pub fn spawn(dir: PathBuf, store: Arc<KeyStore>, interval: Duration, log: Logger
                     continue;
                 }
                 Ok(scan) if !scan.has_active() => match load_or_create(&dir, &log) {
-                    Ok(set) => store.replace(set),
+                    Ok(set) => {
+                        log.line(set.describe());
+                        store.replace(set);
+                    }
                     Err(e) => log.line(format!("keys: reading {}: {e}", dir.display())),
                 },
                 Ok(scan) => {

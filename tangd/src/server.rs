@@ -175,6 +175,9 @@ async fn accept_loop<H: Handler>(listener: TcpListener, mut ctx: Ctx<H>, permits
     }
 }
 
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
 /// Why reading a request stopped without one.
 enum Stop {
     /// Clean end: the peer closed, or the server shuts down between requests.
@@ -211,7 +214,12 @@ async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Ctx<H>
             }
             Err(Stop::Reject(r)) => {
                 let started = Instant::now();
-                let _ = c.send(&Response::status(r.status()), Persist::Close).await;
+                if c.send(&Response::status(r.status()), Persist::Close)
+                    .await
+                    .is_ok()
+                {
+                    c.linger().await;
+                }
                 c.log("-", "-", r.status(), started);
                 return;
             }
@@ -333,6 +341,22 @@ impl<H: Handler> Conn<H> {
         match timeout_at(deadline, self.stream.write_all(&self.out)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
+        }
+    }
+
+    /// Closing with unread input makes the kernel send RST, which can destroy
+    /// the error response before the client reads it (a 413 sent while the
+    /// body is still coming). So: FIN first, then drain briefly.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut drained = 0;
+        let mut scratch = [0u8; 8192];
+        while drained < LINGER_BYTES {
+            match timeout_at(deadline, self.stream.read(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => return,
+            }
         }
     }
 

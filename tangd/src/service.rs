@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use latchkey_proto::curve::EcBackend;
 use latchkey_proto::jwk::Jwk;
-use tokio::sync::Semaphore;
 
 use crate::keyset::{KeySet, KeyStore, Unavailable};
 use crate::route::{Router, Target};
@@ -23,9 +22,6 @@ pub struct Tang {
     router: Router,
     keys: Arc<KeyStore>,
     backend: Arc<dyn EcBackend>,
-    /// Bounds the curve work queued on the blocking pool to one job per core
-    /// in flight, so a burst of /rec cannot spawn hundreds of threads.
-    cpu: Semaphore,
     /// A key no kid names: lets proto's `rec` answer an unknown kid with tang's
     /// checks and status, without a scan of the real keys.
     stand_in: Arc<Jwk>,
@@ -36,20 +32,19 @@ impl Tang {
         router: Router,
         keys: Arc<KeyStore>,
         backend: Arc<dyn EcBackend>,
-        cores: usize,
     ) -> anyhow::Result<Tang> {
         let [_, stand_in] = crate::keydir::generate_pair();
         Ok(Tang {
             router,
             keys,
             backend,
-            cpu: Semaphore::new(cores.max(1)),
             stand_in: Arc::new(stand_in),
         })
     }
 
+    /// Curve work goes to the blocking pool, which the runtime caps at one
+    /// thread per core, so the reactor threads keep accepting and parsing.
     async fn on_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let _permit = self.cpu.acquire().await.ok()?;
         tokio::task::spawn_blocking(f).await.ok()
     }
 

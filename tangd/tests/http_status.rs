@@ -188,6 +188,12 @@ fn body_too_large_is_413() {
         format!("POST {path} HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n").as_bytes(),
     );
     assert_eq!(r.unwrap().status, 413);
+    // The client already sent the whole body: the 413 must still arrive (no RST).
+    let mut s = connect(tangd.addr);
+    let mut req = format!("POST {path} HTTP/1.1\r\nContent-Length: 200000\r\n\r\n").into_bytes();
+    req.extend_from_slice(&vec![b'x'; 200_000]);
+    let _ = s.write_all(&req);
+    assert_eq!(read_response(&mut s).unwrap().status, 413);
     // Chunked, adding up to 64 KiB.
     let mut s = connect(tangd.addr);
     write!(
