@@ -56,3 +56,25 @@ fn no_listen_and_no_sockets_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nothing to listen on"), "{err}");
 }
+
+#[test]
+fn listens_on_ipv4_and_ipv6_at_once() {
+    let keys = copy_keys("tang-db");
+    let tangd = Tangd::start_args(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        "[::1]:0",
+        "--keys",
+        keys.path().to_str().unwrap(),
+    ]);
+    assert!(tangd.wait_log("listening on [::1]:", Duration::from_secs(5)), "{}", tangd.log());
+    let log = tangd.log();
+    let addrs: Vec<std::net::SocketAddr> =
+        log.lines().filter_map(|l| l.strip_prefix("listening on ")).map(|a| a.parse().unwrap()).collect();
+    assert_eq!(addrs.len(), 2, "{log}");
+    for a in addrs {
+        assert_eq!(get(a, "/adv").status, 200, "{a}");
+    }
+}
