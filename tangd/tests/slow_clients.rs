@@ -74,10 +74,17 @@ fn idle_keepalive_connection_is_closed() {
 
 #[test]
 fn a_thousand_idle_and_slow_connections_do_not_block_others() {
+    let crowd_size = 1000;
+    let fds = raise_nofile();
+    assert!(
+        fds > crowd_size + 200,
+        "this test needs {} descriptors, the limit is {fds}",
+        crowd_size + 200
+    );
     let keys = copy_keys("tang-db");
     let tangd = Tangd::start(keys.path(), &[]);
     let mut crowd = Vec::new();
-    for i in 0..1000 {
+    for i in 0..crowd_size {
         let mut s = TcpStream::connect(tangd.addr).unwrap();
         // Half sit silent, half stop in the middle of a request.
         if i % 2 == 1 {

@@ -69,10 +69,17 @@ fn listens_on_ipv4_and_ipv6_at_once() {
         "--keys",
         keys.path().to_str().unwrap(),
     ]);
-    assert!(tangd.wait_log("listening on [::1]:", Duration::from_secs(5)), "{}", tangd.log());
+    assert!(
+        tangd.wait_log("listening on [::1]:", Duration::from_secs(5)),
+        "{}",
+        tangd.log()
+    );
     let log = tangd.log();
-    let addrs: Vec<std::net::SocketAddr> =
-        log.lines().filter_map(|l| l.strip_prefix("listening on ")).map(|a| a.parse().unwrap()).collect();
+    let addrs: Vec<std::net::SocketAddr> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("listening on "))
+        .map(|a| a.parse().unwrap())
+        .collect();
     assert_eq!(addrs.len(), 2, "{log}");
     for a in addrs {
         assert_eq!(get(a, "/adv").status, 200, "{a}");

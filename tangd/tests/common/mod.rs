@@ -279,3 +279,15 @@ pub fn wait_port(port: u16, timeout: Duration) -> bool {
     }
     false
 }
+
+/// Lifts this process's descriptor limit to the hard limit; returns how many
+/// descriptors it may now open.
+pub fn raise_nofile() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
