@@ -130,3 +130,44 @@ fn no_tty() -> Command {
     c.arg("-w").arg(env!("CARGO_BIN_EXE_latchkey"));
     c
 }
+
+#[test]
+fn trust_prompt_on_the_terminal() {
+    if !have_tools() {
+        return;
+    }
+    // script(1) gives latchkey a pseudo-terminal; what we pipe into script is typed on it.
+    let tang = Tang::start();
+    let dir = Scratch::new("prompt");
+    std::fs::write(dir.path("secret"), "typed yes").unwrap();
+    for (answer, trusted) in [("y\n", true), ("n\n", false)] {
+        let out_path = dir.path("out.jwe");
+        let inner = format!(
+            "{} encrypt tang '{{\"url\":\"{}\"}}' < {} > {}",
+            env!("CARGO_BIN_EXE_latchkey"),
+            tang.url,
+            dir.path("secret").display(),
+            out_path.display()
+        );
+        let out = run_with(
+            Command::new("script").args(["-qec", &inner, "/dev/null"]),
+            answer.as_bytes(),
+            Duration::from_secs(20),
+        );
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            screen.contains("Do you wish to trust these keys? [ynYN]"),
+            "{screen}"
+        );
+        assert!(screen.contains(&tang.signing_thp("S256")), "{screen}");
+        let jwe = std::fs::read_to_string(&out_path).unwrap();
+        if trusted {
+            assert!(out.status.success(), "{screen}");
+            assert_eq!(clevis_decrypt(&jwe), b"typed yes");
+        } else {
+            assert!(!out.status.success(), "{screen}");
+            assert!(jwe.is_empty());
+            assert!(screen.contains("not trusted"), "{screen}");
+        }
+    }
+}

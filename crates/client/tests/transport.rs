@@ -211,3 +211,20 @@ fn unresolvable_and_unsupported() {
         assert!(matches!(err, Error::TlsUnsupported { .. }), "{err}");
     }
 }
+
+#[test]
+fn rewrite_hook_redirects_requests() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let local = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let _s = serve(l, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 1);
+    let opts = Options {
+        rewrite: Some(std::sync::Arc::new(move |u: &str| {
+            u.replace("http://tang.invalid", &local)
+        })),
+        ..fast()
+    };
+    assert_eq!(
+        latchkey_client::fetch_adv("http://tang.invalid", None, &opts).unwrap(),
+        b"hi"
+    );
+}
