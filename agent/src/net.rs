@@ -710,4 +710,46 @@ mod tests {
         assert_eq!(e.to_string(), "no DHCP lease on lku0 before the deadline");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// DHCP on a real NIC named by `LATCHKEY_NET_TEST_IFACE` (agent/tests/vm-net.sh
+    /// runs it in a QEMU guest against slirp's DHCP server).
+    #[test]
+    fn root_bring_up_real_nic() {
+        let t = "root_bring_up_real_nic";
+        let Ok(iface) = std::env::var("LATCHKEY_NET_TEST_IFACE") else {
+            println!(
+                "{t}: skipped: set LATCHKEY_NET_TEST_IFACE to a NIC that may be configured (tests/vm-net.sh does)"
+            );
+            return;
+        };
+        let dir = scratch(t);
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::Name(iface.clone()),
+                method: Method::Dhcp,
+            }],
+            nameservers: vec![],
+            hostname: None,
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let start = Instant::now();
+        let log = Log::memory(start, true);
+        let deadline = Deadline::after(start, Duration::from_secs(30));
+        let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(3), &log);
+        for (_, l) in log.lines() {
+            println!("{l}");
+        }
+        let Outcome::Configured(c) = out.unwrap_or_else(|e| panic!("{e}")) else {
+            panic!("not configured")
+        };
+        println!(
+            "{t}: {iface} configured {:?} in {:?}",
+            c[0],
+            start.elapsed()
+        );
+        assert!(c[0].address.is_some());
+    }
 }

@@ -20,7 +20,7 @@ bin=$(cd "$ROOT" && cargo test -p latchkey-sys --test root --release --target x8
   python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="root": print(m["executable"])' | tail -n1)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"] and m["target"]["name"]=="root": print(m["executable"])' | tail -n1)
 [[ -x $bin ]] || { echo "vm.sh: building the test binary failed" >&2; exit 1; }
 
 cat >"$work/agent" <<'SCRIPT'
