@@ -323,10 +323,13 @@ fn run_dhcp(
         for (link, sock, client) in &mut clients {
             let now = Instant::now();
             if let Some(frame) = client.poll(now, jitter) {
+                let kind = match client.state() {
+                    dhcp::State::Selecting => "DISCOVER",
+                    _ => "REQUEST",
+                };
                 log.debug(&format!(
-                    "{}: DHCP {:?} xid {:08x}",
+                    "{}: DHCP {kind} xid {:08x}",
                     link.name,
-                    client.state(),
                     client.xid()
                 ));
                 if let Err(e) = sock.send(&frame) {
