@@ -18,6 +18,23 @@
 //! Names resolve through std (getaddrinfo, which reads `/etc/hosts` in the initrd).
 //! `https://` needs the `tls` feature (rustls with the system CA bundle); the agent is built
 //! without it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use latchkey_client::{Options, Retry};
+//! use latchkey_proto::jwe::Jwe;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let jwe = Jwe::parse(&std::fs::read_to_string("slot1.jwe")?)?;
+//! let opts = Options {
+//!     timeout: Duration::from_secs(5),  // each request, connect to reply
+//!     deadline: Duration::from_secs(60), // everything, retries included
+//!     retry: Retry { retries: 10, ..Retry::default() },
+//!     ..Options::default()
+//! };
+//! let passphrase = latchkey_client::decrypt(&jwe, &opts)?; // a zeroizing Secret
+//! # drop(passphrase); Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 mod decrypt;
