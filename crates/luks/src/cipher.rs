@@ -89,7 +89,21 @@ impl CipherSpec {
 
     /// Decrypt `buf` (a whole number of 512-byte sectors) in place, sector 0 first.
     pub(crate) fn decrypt_sectors(&self, key: &[u8], buf: &mut [u8]) -> Result<(), Error> {
-        if !self.key_len_ok(key.len()) || buf.len() % SECTOR != 0 {
+        self.decrypt_units(key, buf, SECTOR, 0)
+    }
+
+    /// Decrypt `buf`, a whole number of `unit`-byte encryption sectors, in
+    /// place. The first sector's IV is `first_iv`; each following sector's IV
+    /// advances by `unit / 512`, because dm-crypt counts IVs in 512-byte
+    /// sectors whatever the encryption sector size (no `iv_large_sectors`).
+    pub(crate) fn decrypt_units(
+        &self,
+        key: &[u8],
+        buf: &mut [u8],
+        unit: usize,
+        first_iv: u64,
+    ) -> Result<(), Error> {
+        if !self.key_len_ok(key.len()) || unit % SECTOR != 0 || buf.len() % unit != 0 {
             return Err(Error::UnsupportedCipher(format!(
                 "{self:?} with a {}-byte key",
                 key.len()
@@ -109,8 +123,9 @@ impl CipherSpec {
             _ if self.mode == Mode::Xts => Some(AesKey::new(tweak_key)),
             _ => None,
         };
-        for (n, sector) in buf.chunks_exact_mut(SECTOR).enumerate() {
-            let n = n as u64;
+        let step = (unit / SECTOR) as u64;
+        for (i, sector) in buf.chunks_exact_mut(unit).enumerate() {
+            let n = first_iv.wrapping_add(i as u64 * step);
             let mut iv = [0u8; 16];
             match self.iv {
                 Iv::None => {}

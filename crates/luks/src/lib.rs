@@ -29,7 +29,9 @@
 //!   PBKDF2 or Argon2i/id (memory capped by [`Limits`]), keyslot area
 //!   decryption (AES XTS/CBC/ECB with plain, plain64 or ESSIV IVs), AF merge,
 //!   constant-time digest check. [`Unlocked`] carries the opened keyslot, the
-//!   [`VolumeKey`] and the [`DmParams`] for the dm-crypt table.
+//!   [`VolumeKey`] and the [`DmParams`] for the dm-crypt table;
+//!   [`Unlocked::decrypt_data`] reads volume data without dm-crypt, the way
+//!   dm-crypt would (IVs in 512-byte units, no `iv_large_sectors`).
 //!
 //! Not supported: ciphers other than AES, dm-integrity segments, volumes
 //! with LUKS2 mandatory requirements (unfinished reencryption), LUKS2 digests

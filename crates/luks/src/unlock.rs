@@ -51,6 +51,32 @@ pub struct Unlocked {
     pub dm: DmParams,
 }
 
+impl Unlocked {
+    /// Decrypt volume data read from the device without dm-crypt, e.g. to look
+    /// at a filesystem superblock before mapping.
+    ///
+    /// `buf` holds whole encryption sectors (`dm.sector_size` bytes each)
+    /// read from device byte offset `dm.offset_sectors * 512 + data_offset`;
+    /// `data_offset` is the position inside the mapped volume and must be a
+    /// multiple of the sector size.
+    pub fn decrypt_data(&self, data_offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let unit = self.dm.sector_size as usize;
+        if data_offset % unit as u64 != 0 {
+            return Err(Error::meta(
+                "data offset",
+                format!("{data_offset} is not a multiple of the {unit}-byte sector"),
+            ));
+        }
+        let spec = CipherSpec::parse(&self.dm.cipher)?;
+        spec.decrypt_units(
+            self.volume_key.expose(),
+            buf,
+            unit,
+            self.dm.iv_offset.wrapping_add(data_offset / 512),
+        )
+    }
+}
+
 /// Try `passphrase` on keyslot `slot`, or on every keyslot if `None`.
 ///
 /// Without a slot, keyslots are tried as cryptsetup does: priority `High`
