@@ -66,7 +66,11 @@ impl Header {
 
     fn read_luks2<R: Read + Seek>(dev: &mut R) -> Result<Header, Error> {
         let chosen = binary::read_both(dev, &|c| json::parse(&c.json, c.hdr_size))?;
-        let (c, m) = (chosen.copy, chosen.parsed);
+        let (c, mut m) = (chosen.copy, chosen.parsed);
+        // A token may outlive its keyslot (luksKillSlot leaves it); such a
+        // binding cannot open anything.
+        m.bindings
+            .retain(|b| m.keyslots.iter().any(|k| k.id == b.keyslot));
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
         Ok(Header {
             version: Version::Luks2,
@@ -94,6 +98,7 @@ impl Header {
             uuid: h.uuid,
             label: None,
             subsystem: None,
+            // LUKS1 has one header and no sequence id.
             health: HeaderHealth {
                 used: HeaderCopy::Primary,
                 primary: CopyState::Valid { seqid: 0 },
