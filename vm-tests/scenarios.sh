@@ -33,7 +33,7 @@ less_than() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 # expect REGEX [SECONDS [FATAL_REGEX]]: the console shows REGEX before any
 # FATAL line. VM_AT is when it appeared.
 expect() {
-  local want=$1 limit=${2:-60} fatal=${3-$FATAL} line
+  local want=$1 limit=${2:-90} fatal=${3-$FATAL} line
   vm_wait "($want)${fatal:+|$fatal}" "$limit" || fail "$VM_WHY" || return
   if ! vm_seen "$want"; then
     line=$(vm__text | grep -aE -m1 -- "$fatal")
@@ -44,7 +44,7 @@ expect() {
 
 # expect_root DEV TOKEN [SECONDS]: /init mounted DEV, found TOKEN, powered off.
 expect_root() {
-  expect "root mounted: $1\$" "${3:-60}" || return
+  expect "root mounted: $1\$" "${3:-90}" || return
   NOTES+=("root mounted at ${VM_AT}s after QEMU start")
   expect "^marker: $2\$" 5 || return
   local rc

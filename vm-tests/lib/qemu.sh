@@ -7,7 +7,7 @@
 #       -d IMG          a virtio disk (vda, vdb, ... in order)
 #       -f IP=PORT      guestfwd: guest tcp IP:80 -> host 127.0.0.1:PORT
 #       -N              no network card at all
-#       -t SECONDS      hard limit for the whole boot (default 90)
+#       -t SECONDS      hard limit for the whole boot (default 150)
 #     DIR gets console.log (console lines stamped with
 #     seconds since QEMU started) and qemu.log.
 #   vm_wait REGEX [SECONDS]  wait until the console matches (grep -E);
@@ -52,7 +52,7 @@ vm__stamp() {
 
 vm_start() {
   VM_DIR=$1
-  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=90
+  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150
   local drives=() fwds=""
   shift 4
   OPTIND=1
