@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{Decryption, RequestId, Status};
@@ -34,6 +34,9 @@ struct Outstanding {
 pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
+    // Workers stop a little after the driver gives up, so a request cut short by the overall
+    // deadline is reported as such rather than as its own timeout; the driver cancels them.
+    let worker_deadline = deadline + Duration::from_millis(250);
     let (tx, rx) = mpsc::channel::<(RequestId, Result<Vec<u8>, Error>)>();
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
@@ -57,7 +60,7 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
                 url: &rec_url,
                 body: Some(("application/jwk+json", &body)),
             };
-            let result = transport::send(&r, &opts, &cancel, deadline);
+            let result = transport::send(&r, &opts, &cancel, worker_deadline);
             // The receiver is gone once a verdict is reached; the result is moot then.
             let _ = tx.send((id, result));
         });
