@@ -62,7 +62,9 @@ pub fn spawn(dir: PathBuf, store: Arc<KeyStore>, interval: Duration, log: Logger
                 }
             };
             if now.is_none() || (now == last && empty_polls == 0) {
-                last = now;
+                if now.is_none() {
+                    last = None;
+                }
                 continue;
             }
             match keydir::load(&dir) {
@@ -88,7 +90,9 @@ pub fn spawn(dir: PathBuf, store: Arc<KeyStore>, interval: Duration, log: Logger
                 Err(e) => log.line(format!("keys: reading {}: {e}", dir.display())),
             }
             empty_polls = 0;
-            last = keydir::fingerprint(&dir).ok();
+            // The fingerprint from before the load: a file that changed while
+            // it was being read (a key half written) differs next time.
+            last = now;
         }
     };
     std::thread::Builder::new()

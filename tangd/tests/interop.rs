@@ -167,9 +167,18 @@ fn debian_keygen_and_rotate_while_serving() {
         .status()
         .unwrap();
     assert!(st.success());
+    // The script writes the new signing key, then the exchange key: wait for both.
     let end = Instant::now() + Duration::from_secs(10);
-    while get(tangd.addr, "/adv").body == adv_before {
-        assert!(Instant::now() < end, "rotation not picked up");
+    loop {
+        let adv = get(tangd.addr, "/adv").body;
+        if adv != adv_before && verify_advertisement(&adv).is_ok_and(|a| a.keys.len() == 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "rotation not picked up: {}",
+            tangd.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Debian's script hides first, then generates: we must not have filled the gap with a pair of our own.
