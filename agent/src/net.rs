@@ -206,6 +206,8 @@ pub fn bring_up(
             }
             Method::Dhcp => {
                 let (link, lease) = run_dhcp(
+                    &mut nl,
+                    &step.iface,
                     &links,
                     plan.hostname.as_deref(),
                     opts,
@@ -291,8 +293,45 @@ fn xid_for(mac: &[u8; 6], jitter: &mut dyn Jitter) -> u32 {
     jitter.next_u32() ^ u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]])
 }
 
-/// Runs one DHCP client per link until one is bound.
+/// One interface taking part in DHCP.
+struct Attempt {
+    link: Link,
+    sock: PacketSocket,
+    client: dhcp::Client,
+}
+
+fn start_attempt(
+    link: &Link,
+    hostname: Option<&str>,
+    opts: &Options,
+    jitter: &mut dyn Jitter,
+) -> Result<Option<Attempt>, NetError> {
+    let Some(mac) = link.mac else { return Ok(None) };
+    let sock = PacketSocket::open(link.index)?;
+    let mut client = dhcp::Client::new(
+        mac,
+        xid_for(&mac, jitter),
+        opts.dhcp_backoff.clone(),
+        Instant::now(),
+    );
+    if let Some(h) = hostname {
+        client = client.with_hostname(h);
+    }
+    Ok(Some(Attempt {
+        link: link.clone(),
+        sock,
+        client,
+    }))
+}
+
+/// How often interfaces that had no carrier yet are looked at again.
+const RESCAN: Duration = Duration::from_millis(500);
+
+/// Runs one DHCP client per link until one is bound. For `AnyWithCarrier`
+/// and `Mac`, interfaces that gain carrier later join in.
 fn run_dhcp(
+    nl: &mut Netlink,
+    iface: &Iface,
     links: &[Link],
     hostname: Option<&str>,
     opts: &Options,
@@ -300,27 +339,30 @@ fn run_dhcp(
     jitter: &mut dyn Jitter,
     log: &Log,
 ) -> Result<(Link, dhcp::Lease), NetError> {
-    let now = Instant::now();
-    let mut clients = Vec::new();
+    let mut attempts = Vec::new();
     for l in links {
-        let Some(mac) = l.mac else { continue };
-        let sock = PacketSocket::open(l.index)?;
-        let mut c = dhcp::Client::new(mac, xid_for(&mac, jitter), opts.dhcp_backoff.clone(), now);
-        if let Some(h) = hostname {
-            c = c.with_hostname(h);
-        }
-        clients.push((l, sock, c));
+        attempts.extend(start_attempt(l, hostname, opts, jitter)?);
     }
-    if clients.is_empty() {
+    if attempts.is_empty() {
         return Err(NetError::NoInterface(
             "with an Ethernet address for DHCP".to_owned(),
         ));
     }
     let mut buf = vec![0u8; 2048];
-    // With several interfaces each socket gets a short slice in turn.
-    let slice = Duration::from_millis(if clients.len() == 1 { 250 } else { 50 });
+    let mut next_scan = Instant::now() + RESCAN;
     while !deadline.expired(Instant::now()) {
-        for (link, sock, client) in &mut clients {
+        if !matches!(iface, Iface::Name(_)) && Instant::now() >= next_scan {
+            next_scan = Instant::now() + RESCAN;
+            for l in candidates(&nl.links()?, iface) {
+                if l.carrier && !attempts.iter().any(|a| a.link.index == l.index) {
+                    log.debug(&format!("{}: carrier; joining DHCP", l.name));
+                    attempts.extend(start_attempt(&l, hostname, opts, jitter)?);
+                }
+            }
+        }
+        // With several interfaces each socket gets a short slice in turn.
+        let slice = Duration::from_millis(if attempts.len() == 1 { 250 } else { 50 });
+        for Attempt { link, sock, client } in &mut attempts {
             let now = Instant::now();
             if let Some(frame) = client.poll(now, jitter) {
                 let kind = match client.state() {
@@ -344,7 +386,7 @@ fn run_dhcp(
             let wait = deadline.cap(now, wait);
             if let Some(r) = sock.recv(&mut buf, wait)? {
                 match client.handle_frame(&buf[..r.len], r.checksum_pending, Instant::now()) {
-                    Event::Bound(lease) => return Ok(((*link).clone(), lease)),
+                    Event::Bound(lease) => return Ok((link.clone(), lease)),
                     Event::Offered(o) => log.debug(&format!(
                         "{}: offer {} from {}",
                         link.name, o.address, o.server
@@ -359,7 +401,7 @@ fn run_dhcp(
         }
     }
     Err(NetError::DhcpTimeout(
-        clients.iter().map(|(l, _, _)| l.name.clone()).collect(),
+        attempts.iter().map(|a| a.link.name.clone()).collect(),
     ))
 }
 
@@ -440,6 +482,51 @@ pub(crate) mod testnet {
     /// busybox udhcpd on `iface` handing out 10.88.N.50-59 with router
     /// 10.88.N.1 and DNS 10.88.N.53 (`net` is the third octet).
     pub fn udhcpd(test: &str, dir: &std::path::Path, iface: &str, net: u8) -> Option<Server> {
+        udhcpd_in(test, dir, iface, net, None)
+    }
+
+    /// A second namespace for the far ends of veth pairs, so that the code
+    /// under test cannot see (or raise) them: a `sleep` we started in it.
+    pub struct PeerNs(Server);
+
+    impl PeerNs {
+        pub fn new() -> PeerNs {
+            let child = Command::new("unshare")
+                .args(["-n", "sleep", "60"])
+                .spawn()
+                .expect("unshare(1)");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            PeerNs(Server(child))
+        }
+
+        pub fn pid(&self) -> u32 {
+            self.0.0.id()
+        }
+
+        /// Moves `iface` into this namespace.
+        pub fn take(&self, iface: &str) {
+            ip(&format!("link set {iface} netns {}", self.pid()));
+        }
+
+        /// Runs `ip ARGS` inside this namespace.
+        pub fn ip(&self, args: &str) {
+            let st = Command::new("nsenter")
+                .args(["-t", &self.pid().to_string(), "-n", "ip"])
+                .args(args.split(' '))
+                .status()
+                .expect("nsenter(1)");
+            assert!(st.success(), "nsenter ip {args}");
+        }
+    }
+
+    /// [`udhcpd`], inside `ns` when given.
+    pub fn udhcpd_in(
+        test: &str,
+        dir: &std::path::Path,
+        iface: &str,
+        net: u8,
+        ns: Option<&PeerNs>,
+    ) -> Option<Server> {
         if Command::new("busybox")
             .arg("udhcpd")
             .arg("--help")
@@ -466,7 +553,15 @@ pub(crate) mod testnet {
         )
         .unwrap();
         std::fs::write(dir.join(format!("{iface}.leases")), b"").unwrap();
-        let child = Command::new("busybox")
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.args(["-t", &ns.pid().to_string(), "-n", "busybox"]);
+                c
+            }
+            None => Command::new("busybox"),
+        };
+        let child = cmd
             .arg("udhcpd")
             .arg("-f")
             .arg(&conf)
@@ -639,6 +734,77 @@ mod tests {
         };
         assert_eq!(c[0].ifname, "lkb0");
         assert!(pool(2).contains(&c[0].address.unwrap().0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_bring_up_joins_an_interface_that_gets_carrier_later() {
+        let t = "root_bring_up_joins_an_interface_that_gets_carrier_later";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        // lkx0 has carrier at once but nobody answers DHCP on it; lky0 gets
+        // carrier (and a server) a second later. The far ends live in
+        // another namespace, as the switch ports of a real machine would.
+        let peers = PeerNs::new();
+        ip("link add lkx0 type veth peer name lkx1");
+        peers.take("lkx1");
+        peers.ip("link set lkx1 up");
+        ip("link add lky0 type veth peer name lky1");
+        peers.take("lky1");
+        peers.ip("addr add 10.88.5.1/24 dev lky1");
+        let later = {
+            let pid = peers.pid();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(1));
+                let st = std::process::Command::new("nsenter")
+                    .args([
+                        "-t",
+                        &pid.to_string(),
+                        "-n",
+                        "ip",
+                        "link",
+                        "set",
+                        "lky1",
+                        "up",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            })
+        };
+        let Some(_server) = udhcpd_in(t, &dir, "lky1", 5, Some(&peers)) else {
+            return;
+        };
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::AnyWithCarrier,
+                method: Method::Dhcp,
+            }],
+            nameservers: vec![],
+            hostname: None,
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let deadline = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(5), &log);
+        later.join().unwrap();
+        let Outcome::Configured(c) = out.unwrap_or_else(|e| panic!("{e}")) else {
+            panic!("not configured")
+        };
+        assert_eq!(c[0].ifname, "lky0");
+        assert!(pool(5).contains(&c[0].address.unwrap().0));
+        assert!(
+            log.lines()
+                .iter()
+                .any(|(_, l)| l.contains("lky0: carrier; joining DHCP")),
+            "{:?}",
+            log.lines()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
