@@ -1,0 +1,121 @@
+# shellcheck shell=bash
+# The pieces of bench/boot: the root disk both initrds open, one timed boot,
+# and the table. Uses vm-tests/lib (kernel, disk, qemu) and the globals
+# bench/boot sets: KERNEL_IMAGE, APPEND, OUT, PORT, TOKEN, LIMIT.
+#
+#   bench_root_disk IMG TOKEN UUID PASSFILE
+#       LUKS2 (pbkdf2, 1000 iterations) over ext4 holding /latchkey-marker and
+#       a busybox /sbin/init, so Debian's initrd has something to switch to
+#   bench_boot WHO N INITRD START_REGEX NET_REGEX OPEN_REGEX
+#       boots INITRD once, records when the initrd's first program spoke,
+#       the network came up, the volume opened and the root was mounted, in
+#       TIMES[WHO.start|net|open|root]
+#   bench_table OURS_INITRD DEBIAN_INITRD
+
+declare -A TIMES=()
+FAILED=0
+
+bench_root_disk() {
+  local img=$1 token=$2 uuid=$3 pass=$4 content pbkdf
+  content=$(mktemp -d)
+  mkdir -p "$content"/{bin,sbin,proc,sys,dev,run,tmp}
+  printf '%s\n' "$token" >"$content/latchkey-marker"
+  cp /bin/busybox "$content/bin/busybox"
+  # Debian's initrd moves /proc, /sys and /dev here before switching, so
+  # this only has to report what it finds and end the VM.
+  cat >"$content/sbin/init" <<'EOF'
+#!/bin/busybox sh
+bb=/bin/busybox
+echo "root mounted: $($bb awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)"
+echo "marker: $($bb cat /latchkey-marker)"
+$bb poweroff -f
+EOF
+  chmod 0755 "$content/sbin/init"
+  rm -f "$img"
+  truncate -s 64M "$img"
+  mkfs.ext4 -q -F -b 4096 -d "$content" "$img" 48M || { rm -rf "$content"; return 1; }
+  rm -rf "$content"
+  pbkdf=$(DISK_PBKDF=pbkdf2 pbkdf_args) || return 1
+  # shellcheck disable=SC2086 # pbkdf is a word list
+  cryptsetup reencrypt --batch-mode --encrypt --type luks2 $pbkdf \
+    --key-file "$pass" --reduce-device-size 16M "$img" >/dev/null || return 1
+  cryptsetup luksUUID --batch-mode --uuid "$uuid" "$img"
+}
+
+# bench__at LOG REGEX: the stamp of the first console line matching REGEX.
+bench__at() {
+  grep -aE -m1 -- "^\[ *[0-9.]+\] .*($2)" "$1" | sed 's/^\[ *\([0-9.]*\)\].*/\1/'
+}
+
+# shellcheck disable=SC2153 # TOKEN, PORT, OUT: set by bench/boot
+bench_boot() {
+  local who=$1 n=$2 initrd=$3 start_re=$4 net_re=$5 open_re=$6 dir log start net open root why=""
+  local fatal='agent failed rc=[0-9]+|Kernel panic|init: FAILED|ALERT!|\(initramfs\)'
+  dir=$OUT/$who-$n
+  vm_start "$dir" "$KERNEL_IMAGE" "$initrd" "$APPEND" -d "$OUT/root.img" -f "10.0.2.100=$PORT" -t "$LIMIT"
+  if ! vm_wait "root mounted: /dev/mapper/cryptroot\$|$fatal" "$LIMIT"; then
+    why=$VM_WHY
+  elif ! vm_seen 'root mounted: /dev/mapper/cryptroot$'; then
+    why="console says '$(vm__text | grep -aE -m1 -- "$fatal")'"
+  elif ! vm_wait "^marker: $TOKEN\$" 20; then
+    why="no marker: $VM_WHY"
+  fi
+  vm_wait_exit 30 >/dev/null 2>&1
+  vm_stop
+  log=$dir/console.log
+  start=$(bench__at "$log" "$start_re")
+  net=$(bench__at "$log" "$net_re")
+  open=$(bench__at "$log" "$open_re")
+  root=$(bench__at "$log" 'root mounted: /dev/mapper/cryptroot$')
+  if [[ -n $why ]]; then
+    FAILED=$((FAILED + 1))
+    printf '  %-7s run %d: FAILED: %s (log: %s)\n' "$who" "$n" "$why" "$log"
+    return 1
+  fi
+  TIMES[$who.start]+=" ${start:-}"
+  TIMES[$who.net]+=" ${net:-}"
+  TIMES[$who.open]+=" ${open:-}"
+  TIMES[$who.root]+=" $root"
+  printf '  %-7s run %d: initrd running %7ss  network up %7ss  volume open %7ss  root mounted %7ss\n' \
+    "$who" "$n" "${start:-?}" "${net:-?}" "${open:-?}" "$root"
+}
+
+# bench__median VALUES...: the median, or "-" when there are none.
+bench__median() {
+  printf '%s\n' "$@" | sort -n | awk 'NF { v[n++] = $1 } END {
+    if (!n) { print "-"; exit }
+    printf "%.2f\n", n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }'
+}
+
+bench__ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f\n", a / b }'
+}
+
+bench_table() {
+  local ours=$1 theirs=$2 k a b r s_ours s_theirs time_ratio size_ratio
+  printf '\n%-36s %14s %14s %9s\n' "" "latchkey" "Debian+clevis" "ratio"
+  for k in start:"QEMU start -> initrd running (s)" net:"QEMU start -> network up (s)" open:"QEMU start -> volume open (s)" \
+    root:"QEMU start -> root mounted (s)"; do
+    # shellcheck disable=SC2086 # word lists of times
+    a=$(bench__median ${TIMES[ours.${k%%:*}]:-})
+    # shellcheck disable=SC2086
+    b=$(bench__median ${TIMES[debian.${k%%:*}]:-})
+    r=$(bench__ratio "$a" "$b")
+    [[ ${k%%:*} == root ]] && time_ratio=$r
+    printf '%-36s %14s %14s %9s\n' "median ${k#*:}" "$a" "$b" "$r"
+  done
+  s_ours=$(stat -c %s "$ours") s_theirs=$(stat -c %s "$theirs")
+  size_ratio=$(bench__ratio "$s_ours" "$s_theirs")
+  printf '%-36s %14s %14s %9s\n' "initrd size (bytes)" "$s_ours" "$s_theirs" "$size_ratio"
+  printf '\ninitrd running: "init: started" (test /init) / "Loading, please wait..." (initramfs-tools)\n'
+  printf 'network up: latchkey "latchkey: network up", Debian klibc "IP-Config: eth0 complete"\n'
+  printf 'volume open: "latchkey: volume cryptroot open" / "cryptsetup: cryptroot: set up successfully"\n'
+  printf 'root mounted: test /init after mounting (latchkey) / the volume'"'"'s own /sbin/init after switch_root (Debian)\n'
+  printf 'target: root mounted at most 0.25x Debian'"'"'s time: %s; initrd at most 0.10x its size: %s\n' \
+    "$(bench__verdict "$time_ratio" 0.25)" "$(bench__verdict "$size_ratio" 0.10)"
+  ((FAILED == 0)) || { echo "bench/boot: $FAILED boot(s) failed"; return 1; }
+}
+
+bench__verdict() {
+  awk -v r="$1" -v t="$2" 'BEGIN { if (r == "-") print "not measured"; else if (r <= t) print "met (" r ")"; else print "NOT met (" r ")" }'
+}
