@@ -807,4 +807,58 @@ mod tests {
         assert_eq!(parse_prefix("255.0.255.0"), None);
         assert_eq!(parse_prefix("64"), Some(64));
     }
+
+    /// Random command lines built from the characters that matter never
+    /// panic the parser (a cheap stand-in until fuzz/ has a target).
+    #[test]
+    fn random_lines_do_not_panic() {
+        use crate::deadline::{Jitter, XorShift};
+        let pieces = [
+            "ip=",
+            "rd.luks",
+            ".uuid=",
+            ".name=",
+            ".options=",
+            "latchkey.",
+            "deadline=",
+            "boot=",
+            "LABEL=",
+            "UUID=",
+            ":",
+            "::",
+            "[",
+            "]",
+            "\"",
+            " ",
+            "=",
+            "dhcp",
+            "off",
+            "eth0",
+            "10.0.0.1",
+            "255.255.0.0",
+            "2001:db8::1",
+            "0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10",
+            "BOOTIF=01-",
+            "aa-",
+            "nameserver=",
+            "1",
+            "0",
+            ".",
+            "-",
+            "luks-",
+            ",",
+            "é",
+            "\t",
+        ];
+        let mut rng = XorShift::new(99);
+        for _ in 0..20_000 {
+            let n = rng.next_u32() % 24;
+            let line: String = (0..n)
+                .map(|_| pieces[rng.next_u32() as usize % pieces.len()])
+                .collect();
+            let (cfg, _) = parse(&line);
+            let _ = crate::netconf::plan(&cfg);
+            let _ = crate::crypttab::parse(&line.replace(' ', "\n"));
+        }
+    }
 }

@@ -437,3 +437,52 @@ fn root_dhcp_live_udhcpd() {
 fn root_dhcp_live_dnsmasq() {
     live_exchange("dnsmasq", 4, testnet::dnsmasq);
 }
+
+/// Random and mutated frames never panic the parser or the client
+/// (a cheap stand-in until fuzz/ has a DHCP target).
+#[test]
+fn random_frames_do_not_panic() {
+    use crate::deadline::{Jitter, XorShift};
+    let rec = load(include_str!("../tests/data/dhcp/udhcpd.txt"));
+    let mut rng = XorShift::new(0x5eed);
+    let t0 = Instant::now();
+    let mac: [u8; 6] = get(&rec, "discover").frame[6..12].try_into().unwrap();
+    for i in 0..20_000 {
+        let base = &rec[i % rec.len()].frame;
+        let mut f = base.clone();
+        match rng.next_u32() % 3 {
+            0 => {
+                for _ in 0..1 + rng.next_u32() % 8 {
+                    let at = rng.next_u32() as usize % f.len();
+                    f[at] = rng.next_u32() as u8;
+                }
+            }
+            1 => f.truncate(rng.next_u32() as usize % (f.len() + 1)),
+            _ => {
+                // A valid envelope around random DHCP options.
+                let mut p = base[42..].to_vec();
+                p.truncate(240);
+                for _ in 0..rng.next_u32() % 64 {
+                    p.push(rng.next_u32() as u8);
+                }
+                f = udp_frame(
+                    [2; 6],
+                    mac,
+                    Ipv4Addr::new(10, 0, 0, 1),
+                    Ipv4Addr::BROADCAST,
+                    67,
+                    68,
+                    &p,
+                );
+            }
+        }
+        let mut c = Client::new(
+            mac,
+            0x4c4b_0003,
+            Backoff::new(Duration::from_secs(1), 2, Duration::from_secs(4)),
+            t0,
+        );
+        let _ = c.handle_frame(&f, rng.next_u32() % 2 == 0, t0);
+        let _ = c.poll(t0, &mut NoJitter);
+    }
+}
