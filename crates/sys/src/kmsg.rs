@@ -24,9 +24,26 @@ pub enum Level {
     Debug = 7,
 }
 
+/// Records written on one open file before it is reopened: the kernel
+/// rate-limits each open `/dev/kmsg` to a burst of 10 records per 5 s and
+/// silently drops the rest (`printk.devkmsg=ratelimit`, the default), and
+/// a fresh open starts a fresh limit.
+const RECORDS_PER_OPEN: u32 = 8;
+
 /// An open `/dev/kmsg`.
 pub struct Kmsg {
     file: File,
+    written: u32,
+}
+
+fn open_kmsg() -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .open(KMSG_PATH)
+        .map_err(|source| Error::File {
+            path: KMSG_PATH.to_owned(),
+            source,
+        })
 }
 
 /// Formats one record as the kernel expects it: `<level>text` and one
@@ -42,18 +59,19 @@ pub fn format_record(level: Level, text: &str) -> Vec<u8> {
 impl Kmsg {
     /// Opens [`KMSG_PATH`] for writing.
     pub fn open() -> Result<Kmsg> {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(KMSG_PATH)
-            .map_err(|source| Error::File {
-                path: KMSG_PATH.to_owned(),
-                source,
-            })?;
-        Ok(Kmsg { file })
+        Ok(Kmsg {
+            file: open_kmsg()?,
+            written: 0,
+        })
     }
 
     /// Writes one record.
     pub fn write(&mut self, level: Level, text: &str) -> Result<()> {
+        if self.written >= RECORDS_PER_OPEN {
+            self.file = open_kmsg()?;
+            self.written = 0;
+        }
+        self.written += 1;
         self.file
             .write_all(&format_record(level, text))
             .map_err(|source| Error::File {

@@ -259,3 +259,43 @@ fn root_device_mapper_crypt_roundtrip() {
     result.unwrap();
     println!("{t}: crypt mapping on {major}:{minor} verified");
 }
+
+/// 40 records in a burst all reach the kernel log, despite the kernel's
+/// per-open rate limit of 10. Writes to the kernel log, so it runs only
+/// where `LATCHKEY_IN_VM` is set (tests/vm.sh).
+#[test]
+fn root_kmsg_records_survive_the_rate_limit() {
+    let t = "root_kmsg_records_survive_the_rate_limit";
+    if std::env::var_os("LATCHKEY_IN_VM").is_none() {
+        println!("{t}: skipped: writes to the kernel log; runs in tests/vm.sh");
+        return;
+    }
+    use latchkey_sys::kmsg::{Kmsg, Level};
+    let mut k = Kmsg::open().unwrap();
+    for i in 0..40 {
+        k.write(Level::Info, &format!("latchkey-test: record {i}"))
+            .unwrap();
+    }
+    // Each read of /dev/kmsg returns one record.
+    let f = rustix::fs::open(
+        "/dev/kmsg",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let mut seen = 0;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match rustix::io::read(&f, &mut buf) {
+            Ok(n) => {
+                if String::from_utf8_lossy(&buf[..n]).contains("latchkey-test: record ") {
+                    seen += 1;
+                }
+            }
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(rustix::io::Errno::PIPE) => continue,
+            Err(e) => panic!("reading /dev/kmsg: {e}"),
+        }
+    }
+    assert_eq!(seen, 40, "records in the kernel log");
+}

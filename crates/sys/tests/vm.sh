@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the device-mapper tests of latchkey-sys (tests/root.rs) inside a QEMU
+# Runs the device-mapper and kmsg tests of latchkey-sys (tests/root.rs) in a QEMU
 # guest, where device-mapper exists (the host has none), as a static musl
 # test binary in the vm-tests initramfs. Prints the guest's test output and
 # exits non-zero unless every test ran and passed, none skipped.
@@ -26,7 +26,7 @@ for l in sys.stdin:
 cat >"$work/agent" <<'SCRIPT'
 #!/bin/sh
 mkdir -p /tmp && mount -t tmpfs tmpfs /tmp
-LATCHKEY_DM_SCRATCH_DEVICE=/dev/vda /bin/sys-root-tests --test-threads=1 --nocapture root_device_mapper
+LATCHKEY_IN_VM=1 LATCHKEY_DM_SCRATCH_DEVICE=/dev/vda /bin/sys-root-tests --test-threads=1 --nocapture root_device_mapper root_kmsg
 echo "SYS-TESTS-EXIT $?"
 exit 1
 SCRIPT
