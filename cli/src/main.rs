@@ -4,6 +4,7 @@
 //!   latchkey encrypt PIN CONFIG ──▶ encrypt.rs ──▶ latchkey-proto (pin::encrypt, EncryptIo)
 //!                                        └──────▶ latchkey-client (fetch_adv)
 //!   latchkey decrypt ─────────────▶ decrypt.rs ──▶ latchkey-client (decrypt) ──▶ Tang servers
+//!   latchkey luks check -d DEV ───▶ luks.rs ────▶ latchkey-luks (header, unlock) + latchkey-client
 //! ```
 //!
 //! This file only parses the command line and dispatches; each subcommand is a module.
@@ -13,6 +14,7 @@
 mod decrypt;
 mod encrypt;
 mod input;
+mod luks;
 mod rng;
 mod tty;
 
@@ -30,7 +32,7 @@ struct Cli {
 enum Command {
     Encrypt(encrypt::Args),
     Decrypt(decrypt::Args),
-    // Room for `luks` (check, bind, ...) as a nested subcommand.
+    Luks(luks::Args),
 }
 
 fn main() {
@@ -38,6 +40,7 @@ fn main() {
     let (name, result) = match cli.command {
         Command::Encrypt(args) => ("encrypt", encrypt::run(args)),
         Command::Decrypt(args) => ("decrypt", decrypt::run(args)),
+        Command::Luks(args) => ("luks", luks::run(args)),
     };
     if let Err(e) = result {
         eprintln!("latchkey {name}: {e:#}");

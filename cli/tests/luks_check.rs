@@ -1,0 +1,167 @@
+//! `latchkey luks check` against images made by the real cryptsetup and bound
+//! by the real `clevis luks bind`; its verdict must agree with
+//! `cryptsetup open --test-passphrase`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use latchkey_testkit::{Scratch, Tang, have, have_tools, run_ok, run_with};
+
+fn tools() -> bool {
+    have_tools() && have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta"])
+}
+
+fn check(args: &[&str], dev: &Path) -> (bool, String) {
+    let out: Output = run_with(
+        Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["luks", "check", "--timeout", "2", "-d"])
+            .arg(dev)
+            .args(args),
+        b"",
+        Duration::from_secs(60),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn cryptsetup_accepts(dev: &Path, key: &Path) -> bool {
+    let out = run_with(
+        Command::new("cryptsetup")
+            .args(["open", "--test-passphrase", "--key-file"])
+            .arg(key)
+            .arg(dev),
+        b"",
+        Duration::from_secs(60),
+    );
+    out.status.success()
+}
+
+fn image(s: &Scratch, args: &[&str]) -> (PathBuf, PathBuf) {
+    let img = s.path("disk.img");
+    let key = s.path("disk.key");
+    std::fs::write(&key, "initial passphrase").unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(40 << 20)
+        .unwrap();
+    run_ok(
+        Command::new("cryptsetup")
+            .args(["luksFormat", "-q"])
+            .args(args)
+            .arg("--key-file")
+            .arg(&key)
+            .arg(&img),
+    );
+    (img, key)
+}
+
+#[test]
+fn agrees_with_cryptsetup_on_key_files() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("check-keys");
+    let wrong = s.path("wrong.key");
+    std::fs::write(&wrong, "not the passphrase").unwrap();
+    let formats: &[&[&str]] = &[
+        &[
+            "--type",
+            "luks2",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+        ],
+        &[
+            "--type",
+            "luks2",
+            "--pbkdf",
+            "argon2id",
+            "--pbkdf-memory",
+            "32768",
+            "--pbkdf-force-iterations",
+            "4",
+            "--sector-size",
+            "4096",
+        ],
+        &[
+            "--type",
+            "luks1",
+            "--pbkdf-force-iterations",
+            "1000",
+            "--cipher",
+            "aes-cbc-essiv:sha256",
+            "--key-size",
+            "256",
+        ],
+    ];
+    for args in formats {
+        let (img, key) = image(&s, args);
+        for k in [&key, &wrong] {
+            let (ours, text) = check(&["--key-file", k.to_str().unwrap()], &img);
+            assert_eq!(
+                ours,
+                cryptsetup_accepts(&img, k),
+                "{args:?} {}: {text}",
+                k.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn reports_bindings_servers_and_the_opening_keyslot() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("check-bind");
+    let mut tang = Tang::start();
+    let (img, key) = image(
+        &s,
+        &[
+            "--type",
+            "luks2",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+        ],
+    );
+    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    run_ok(
+        Command::new("clevis")
+            .args(["luks", "bind", "-y", "-d"])
+            .arg(&img)
+            .arg("-k")
+            .arg(&key)
+            .args(["tang", &cfg]),
+    );
+
+    let (ok, text) = check(&[], &img);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("clevis token 0 (keyslot 1): tang {}", tang.url)),
+        "{text}"
+    );
+    assert!(text.contains("answers; key still advertised"), "{text}");
+    assert!(text.contains("opens keyslot 1"), "{text}");
+
+    tang.rotate();
+    let (ok, text) = check(&[], &img);
+    assert!(ok, "a rotated key still recovers: {text}");
+    assert!(text.contains("no longer advertised"), "{text}");
+
+    tang.stop();
+    let (ok, text) = check(&[], &img);
+    assert!(!ok, "{text}");
+    assert!(text.contains("NOT answering"), "{text}");
+    assert!(text.contains("would NOT unlock"), "{text}");
+    let (ok, text) = check(&["--key-file", key.to_str().unwrap()], &img);
+    assert!(ok, "the key file still opens slot 0: {text}");
+    assert!(text.contains("opens keyslot 0"), "{text}");
+}
