@@ -25,6 +25,5 @@ pub mod engine;
 pub mod kmsg_log;
 pub mod net;
 pub mod netconf;
-pub mod probe;
 pub mod unlock;
 pub mod volumes;

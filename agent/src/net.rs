@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use latchkey_sys::netlink::{Link, Netlink};
+use latchkey_sys::netlink::{Link, Netlink, OperState};
 use latchkey_sys::packet::PacketSocket;
 
 use crate::deadline::{Backoff, Deadline, Jitter};
@@ -248,7 +248,35 @@ pub fn bring_up(
     if !dns.is_empty() {
         write_resolv_conf(&opts.resolv_conf, &dns)?;
     }
+    wait_until_operational(
+        &mut nl,
+        &done,
+        deadline.min(Deadline::after(Instant::now(), OPER_UP_WAIT)),
+    );
     Ok(Outcome::Configured(done))
+}
+
+/// Longest wait for a configured link to become operational.
+const OPER_UP_WAIT: Duration = Duration::from_secs(2);
+
+/// Carrier is reported before the kernel's link watcher activates the
+/// device's queue; until then sent packets are dropped, so the first TCP SYN
+/// to a Tang server would be lost and retried only after a second. Waits
+/// (bounded) for operstate UP, which the link watcher sets at that moment.
+fn wait_until_operational(nl: &mut Netlink, done: &[Configured], until: Deadline) {
+    loop {
+        let Ok(links) = nl.links() else { return };
+        let pending = done.iter().any(|c| {
+            links
+                .iter()
+                .find(|l| l.name == c.ifname)
+                .is_some_and(|l| l.operstate != OperState::Up && l.operstate != OperState::Unknown)
+        });
+        if !pending || until.expired(Instant::now()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The links matching `iface`, set up; for `AnyWithCarrier` only those

@@ -3,7 +3,7 @@
 //! Wanted volumes come from `rd.luks.uuid=` / `rd.luks.name=` and the
 //! initrd's `/etc/crypttab`; with neither, every LUKS device that carries a
 //! clevis binding. Devices are found by reading their first sectors
-//! ([`crate::probe`]), so no udev is needed; a wanted device that has not
+//! ([`latchkey_sys::blkid`]), so no udev is needed; a wanted device that has not
 //! appeared yet is waited for until the deadline.
 
 use std::fs::File;
@@ -12,13 +12,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey_luks::Header;
+use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
 use latchkey_sys::proc::{self, BlockDevice};
 
 use crate::cmdline::{Config, normalize_uuid};
 use crate::crypttab::{DeviceSpec, Entry};
 use crate::kmsg_log::Log;
-use crate::probe::{self, Ident, Kind};
 
 /// A volume asked for, not yet located.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +104,15 @@ pub fn wanted(cfg: &Config, crypttab: &[Entry]) -> Vec<Wanted> {
 /// A block device and what it holds.
 struct Seen {
     dev: BlockDevice,
-    ident: Option<Ident>,
+    ident: Option<Probe>,
+}
+
+impl Seen {
+    fn is_luks(&self) -> bool {
+        self.ident
+            .as_ref()
+            .is_some_and(|p| p.fstype == "crypto_LUKS")
+    }
 }
 
 fn scan() -> Vec<Seen> {
@@ -113,7 +121,7 @@ fn scan() -> Vec<Seen> {
         .into_iter()
         .filter(|d| !d.name.starts_with("loop") && !d.name.starts_with("ram") && d.sectors > 0)
         .map(|dev| {
-            let ident = probe::probe_path(&dev.dev_path());
+            let ident = blkid::probe(&dev.dev_path()).ok().flatten();
             Seen { dev, ident }
         })
         .collect()
@@ -121,7 +129,10 @@ fn scan() -> Vec<Seen> {
 
 fn matches(spec: &DeviceSpec, s: &Seen) -> bool {
     match (spec, &s.ident) {
-        (DeviceSpec::Uuid(u), Some(id)) => id.uuid.eq_ignore_ascii_case(u),
+        (DeviceSpec::Uuid(u), Some(id)) => id
+            .uuid
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case(u)),
         (DeviceSpec::Label(l), Some(id)) => id.label.as_deref() == Some(l.as_str()),
         (DeviceSpec::Path(p), _) => same_device(p, &s.dev),
         _ => false,
@@ -175,15 +186,7 @@ pub fn locate(
     loop {
         let seen = scan();
         left.retain(|w| match seen.iter().find(|s| matches(&w.device, s)) {
-            Some(s)
-                if matches!(
-                    s.ident,
-                    Some(Ident {
-                        kind: Kind::Luks(_),
-                        ..
-                    })
-                ) =>
-            {
+            Some(s) if s.is_luks() => {
                 match open(&w.name, w.options.clone(), &s.dev) {
                     Ok(v) => found.push(v),
                     Err(e) => missing.push((w.name.clone(), e)),
@@ -223,17 +226,13 @@ pub fn discover(cfg: &Config, until: Instant) -> Vec<Volume> {
     loop {
         let vols: Vec<Volume> = scan()
             .iter()
-            .filter(|s| {
-                matches!(
-                    s.ident,
-                    Some(Ident {
-                        kind: Kind::Luks(_),
-                        ..
-                    })
-                )
-            })
+            .filter(|s| s.is_luks())
             .filter_map(|s| {
-                let uuid = s.ident.as_ref().map(|i| i.uuid.clone()).unwrap_or_default();
+                let uuid = s
+                    .ident
+                    .as_ref()
+                    .and_then(|i| i.uuid.clone())
+                    .unwrap_or_default();
                 open(&cfg.name_for(&uuid), cfg.options_for(&uuid), &s.dev).ok()
             })
             .filter(|v| !v.header.clevis_bindings().is_empty())
