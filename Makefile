@@ -28,6 +28,8 @@ unit: setup
 	$(CARGO) test --workspace --release
 
 vm-test: build
+	crates/sys/tests/vm.sh
+	agent/tests/vm-net.sh
 	vm-tests/run-all
 
 test: lint unit vm-test

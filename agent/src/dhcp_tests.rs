@@ -433,7 +433,6 @@ fn root_dhcp_live_udhcpd() {
 }
 
 #[test]
-#[ignore = "needs dnsmasq (not installed by scripts/setup); run to re-record dnsmasq.txt"]
 fn root_dhcp_live_dnsmasq() {
     live_exchange("dnsmasq", 4, testnet::dnsmasq);
 }
