@@ -12,12 +12,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = hdr.clevis_bindings();
     // Only keyslots cheap enough for a fuzzer: the costs come from the input.
-    let cheap = hdr.keyslots().iter().all(|k| match &k.kdf {
-        Kdf::Pbkdf2 { iterations, .. } => *iterations <= 2000,
-        Kdf::Argon2 { time, memory_kib, .. } => *time <= 4 && *memory_kib <= 4096,
-        _ => false,
-    });
+    let cheap = hdr.digests().iter().all(|d| d.iterations <= 2000)
+        && hdr.keyslots().iter().all(|k| match &k.kdf {
+            Kdf::Pbkdf2 { iterations, .. } => *iterations <= 2000,
+            Kdf::Argon2 {
+                time, memory_kib, ..
+            } => *time <= 4 && *memory_kib <= 4096,
+            _ => false,
+        });
     if cheap {
-        let _ = unlock(&hdr, &mut Cursor::new(data), b"fuzz", None, &Limits::new(4096));
+        let _ = unlock(
+            &hdr,
+            &mut Cursor::new(data),
+            b"fuzz",
+            None,
+            &Limits::new(4096),
+        );
     }
 });

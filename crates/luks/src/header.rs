@@ -9,14 +9,22 @@ use crate::model::{
 use crate::{Error, hash::Hash, io::read_at, luks1, luksmeta};
 use std::io::{Read, Seek};
 
-/// A volume key digest: which keyslots it checks and how.
-#[derive(Debug, Clone)]
-pub(crate) struct Digest {
+/// A volume key digest (PBKDF2 of the volume key): which keyslots and
+/// segments it covers and how it is computed. LUKS1 has one, over all slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Digest {
+    /// Keyslots whose key this digest checks.
     pub keyslots: Vec<u32>,
+    /// Segments the key opens.
     pub segments: Vec<u32>,
+    /// PBKDF2 hash.
     pub hash: Hash,
+    /// PBKDF2 iterations.
     pub iterations: u32,
+    /// PBKDF2 salt.
     pub salt: Vec<u8>,
+    /// Expected PBKDF2 output.
     pub value: Vec<u8>,
 }
 
@@ -147,6 +155,11 @@ impl Header {
     /// One active keyslot.
     pub fn keyslot(&self, id: u32) -> Option<&Keyslot> {
         self.keyslots.iter().find(|k| k.id == id)
+    }
+
+    /// Volume key digests.
+    pub fn digests(&self) -> &[Digest] {
+        &self.digests
     }
 
     /// Crypt segments by id (LUKS1 has exactly one, id 0).

@@ -57,7 +57,7 @@ mod unlock;
 
 pub use error::Error;
 pub use hash::Hash;
-pub use header::Header;
+pub use header::{Digest, Header};
 pub use luksmeta::CLEVIS_UUID;
 pub use model::{
     Argon2Variant, BindingSource, ClevisBinding, CopyState, DataSize, DmFlags, DmParams,
