@@ -7,7 +7,7 @@ CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 AGENT := target/$(MUSL)/release/latchkey-agent
 
-.PHONY: setup build agent test lint unit vm-test demo bench fuzz-smoke install clean
+.PHONY: setup build agent test lint unit readme vm-test demo bench fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -27,12 +27,15 @@ lint: setup
 unit: setup
 	$(CARGO) test --workspace --release
 
+readme: build
+	scripts/readme-run
+
 vm-test: build
 	crates/sys/tests/vm.sh
 	agent/tests/vm-net.sh
 	vm-tests/run-all
 
-test: lint unit vm-test
+test: lint unit readme vm-test
 
 demo: build
 	vm-tests/demo
