@@ -1,0 +1,16 @@
+//! Any text as a kernel command line (rd.luks.*, ip=, latchkey.*) and as an
+//! /etc/crypttab: parsed into settings plus warnings, never a panic.
+#![no_main]
+
+use latchkey_agent::{cmdline, crypttab, netconf};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (cfg, _) = cmdline::parse(text);
+    let _ = netconf::plan(&cfg);
+    for u in &cfg.luks_uuids {
+        let _ = cfg.name_for(u);
+    }
+    let _ = crypttab::parse(text);
+});
