@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use latchkey_client::{Options, Retry};
 use latchkey_luks::{BindingSource, ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::jwe::Jwe;
+use latchkey_proto::pin;
 use latchkey_proto::secret::Secret;
 
 use crate::console::Console;
@@ -110,61 +111,6 @@ pub fn binding_name(b: &ClevisBinding) -> String {
     }
 }
 
-/// True when any pin in the tree is `tang` (so recovery needs the network).
-pub fn needs_network(jwe: &Jwe) -> bool {
-    fn walk(header: &serde_json::Value, depth: u32) -> bool {
-        let clevis = &header["clevis"];
-        match clevis["pin"].as_str() {
-            Some("null") => false,
-            Some("sss") if depth < 16 => clevis["sss"]["jwe"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|j| j.as_str())
-                        .any(|j| match Jwe::parse(j) {
-                            Ok(inner) => walk(&inner.header, depth + 1),
-                            Err(_) => false,
-                        })
-                })
-                .unwrap_or(false),
-            _ => true,
-        }
-    }
-    walk(&jwe.header, 0)
-}
-
-/// A one-line picture of a pin tree: `tang http://tang:80`,
-/// `sss 2 of [tang http://a, tang http://b]`, `null`.
-pub fn describe_pins(header: &serde_json::Value) -> String {
-    fn walk(header: &serde_json::Value, depth: u32) -> String {
-        let clevis = &header["clevis"];
-        match clevis["pin"].as_str() {
-            Some("tang") => format!(
-                "tang {}",
-                clevis["tang"]["url"].as_str().unwrap_or("(no url)")
-            ),
-            Some("sss") if depth < 16 => {
-                let parts: Vec<String> = clevis["sss"]["jwe"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|j| j.as_str())
-                            .map(|j| match Jwe::parse(j) {
-                                Ok(inner) => walk(&inner.header, depth + 1),
-                                Err(e) => format!("unreadable ({e})"),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                format!("sss {} of [{}]", clevis["sss"]["t"], parts.join(", "))
-            }
-            Some(other) => other.to_owned(),
-            None => "no clevis.pin".to_owned(),
-        }
-    }
-    walk(header, 0)
-}
-
 /// Tries `key` on every keyslot of `vol`.
 pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unlocked, String> {
     let mut f =
@@ -174,7 +120,7 @@ pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unl
 
 fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx) -> Result<Opened, String> {
     let jwe = Jwe::parse(&b.jwe).map_err(|e| e.to_string())?;
-    if needs_network(&jwe) {
+    if pin::needs_network(&jwe.header) {
         ctx.net.ensure().map_err(|e| format!("network: {e}"))?;
     }
     let remaining = ctx.deadline.saturating_duration_since(Instant::now());
@@ -326,15 +272,5 @@ mod tests {
             assert_eq!(h.join().unwrap(), Err("no carrier on eth0".to_owned()));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn pin_trees_that_need_the_network() {
-        let null = include_str!("../tests/data/null.jwe");
-        let sss_null = include_str!("../tests/data/sss-2of3-null.jwe");
-        let tang = include_str!("../tests/data/tang.jwe");
-        assert!(!needs_network(&Jwe::parse(null).unwrap()));
-        assert!(!needs_network(&Jwe::parse(sss_null).unwrap()));
-        assert!(needs_network(&Jwe::parse(tang).unwrap()));
     }
 }

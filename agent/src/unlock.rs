@@ -69,7 +69,7 @@ fn describe_plan(log: &Log, vol: &Volume) {
     ));
     for b in vol.header.clevis_bindings() {
         let pins = latchkey_proto::jwe::Jwe::parse(&b.jwe)
-            .map(|j| engine::describe_pins(&j.header))
+            .map(|j| latchkey_proto::pin::describe(&j.header))
             .unwrap_or_else(|e| format!("unreadable JWE: {e}"));
         log.info(&format!("  {}: {pins}", engine::binding_name(b)));
     }

@@ -19,8 +19,7 @@ use latchkey_luks::{
     Argon2Variant, BindingSource, ClevisBinding, CopyState, Header, Kdf, Limits, unlock,
 };
 use latchkey_proto::jwe::Jwe;
-use latchkey_proto::jws;
-use serde_json::Value;
+use latchkey_proto::{jws, pin};
 
 /// LUKS volumes bound with clevis.
 #[derive(FromArgs)]
@@ -101,56 +100,6 @@ fn binding_name(b: &ClevisBinding) -> String {
     }
 }
 
-/// Every `(url, kid)` of a pin tree.
-fn tang_servers(header: &Value, depth: u32, out: &mut Vec<(String, String)>) {
-    let clevis = &header["clevis"];
-    match clevis["pin"].as_str() {
-        Some("tang") => out.push((
-            clevis["tang"]["url"].as_str().unwrap_or("").to_owned(),
-            header["kid"].as_str().unwrap_or("").to_owned(),
-        )),
-        Some("sss") if depth < 16 => {
-            for j in clevis["sss"]["jwe"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if let Ok(inner) = Jwe::parse(j) {
-                    tang_servers(&inner.header, depth + 1, out);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn pins(header: &Value, depth: u32) -> String {
-    let clevis = &header["clevis"];
-    match clevis["pin"].as_str() {
-        Some("tang") => format!(
-            "tang {}",
-            clevis["tang"]["url"].as_str().unwrap_or("(no url)")
-        ),
-        Some("sss") if depth < 16 => {
-            let inner: Vec<String> = clevis["sss"]["jwe"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(|j| {
-                    Jwe::parse(j)
-                        .map(|i| pins(&i.header, depth + 1))
-                        .unwrap_or_else(|e| format!("unreadable ({e})"))
-                })
-                .collect();
-            format!("sss {} of [{}]", clevis["sss"]["t"], inner.join(", "))
-        }
-        Some(p) => p.to_owned(),
-        None => "no clevis.pin".into(),
-    }
-}
-
 /// Whether a Tang server answers `/adv` with a valid advertisement, and whether
 /// it still advertises the binding's key.
 fn probe_tang(url: &str, kid: &str, opts: &Options) -> String {
@@ -225,10 +174,8 @@ fn check(a: CheckArgs) -> Result<()> {
                 continue;
             }
         };
-        println!("{name}: {}", pins(&jwe.header, 0));
-        let mut servers = Vec::new();
-        tang_servers(&jwe.header, 0, &mut servers);
-        for (url, kid) in &servers {
+        println!("{name}: {}", pin::describe(&jwe.header));
+        for (url, kid) in &pin::tang_servers(&jwe.header) {
             println!("  {url}: {}", probe_tang(url, kid, &opts));
         }
         let outcome = latchkey_client::decrypt(&jwe, &opts)

@@ -6,6 +6,7 @@
 //!                           supply(id, reply) ──► status(): Pending | Done | Failed
 //! ```
 
+mod describe;
 mod null;
 mod plan;
 mod sss;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::jwe::Jwe;
 
+pub use describe::{describe, needs_network, tang_servers};
 pub use plan::{Decryption, RecRequest, RequestId, Status};
 
 /// The side effects of encryption, supplied by the caller.
