@@ -33,6 +33,7 @@ readme: build
 vm-test: build
 	crates/sys/tests/vm.sh
 	agent/tests/vm-net.sh
+	vm-tests/demo
 	vm-tests/run-all
 
 test: lint unit readme vm-test
