@@ -9,7 +9,7 @@
 #   bench_boot WHO N INITRD START_REGEX NET_REGEX OPEN_REGEX
 #       boots INITRD once, records when the initrd's first program spoke,
 #       the network came up, the volume opened and the root was mounted, in
-#       TIMES[WHO.start|net|open|root]
+#       TIMES[WHO.start|net|open|root], and open minus net in TIMES[WHO.unlock]
 #   bench_table OURS_INITRD DEBIAN_INITRD
 
 declare -A TIMES=()
@@ -76,6 +76,7 @@ bench_boot() {
   TIMES[$who.net]+=" ${net:-}"
   TIMES[$who.open]+=" ${open:-}"
   TIMES[$who.root]+=" $root"
+  [[ -z $net || -z $open ]] || TIMES[$who.unlock]+=" $(awk -v a="$net" -v b="$open" 'BEGIN { printf "%.3f", b - a }')"
   printf '  %-7s run %d: initrd running %7ss  network up %7ss  volume open %7ss  root mounted %7ss\n' \
     "$who" "$n" "${start:-?}" "${net:-?}" "${open:-?}" "$root"
 }
@@ -95,7 +96,7 @@ bench_table() {
   local ours=$1 theirs=$2 k a b r s_ours s_theirs time_ratio size_ratio
   printf '\n%-36s %14s %14s %9s\n' "" "latchkey" "Debian+clevis" "ratio"
   for k in start:"QEMU start -> initrd running (s)" net:"QEMU start -> network up (s)" open:"QEMU start -> volume open (s)" \
-    root:"QEMU start -> root mounted (s)"; do
+    root:"QEMU start -> root mounted (s)" unlock:"network up -> volume open (s)"; do
     # shellcheck disable=SC2086 # word lists of times
     a=$(bench__median ${TIMES[ours.${k%%:*}]:-})
     # shellcheck disable=SC2086

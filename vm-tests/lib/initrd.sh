@@ -1,13 +1,21 @@
 # shellcheck shell=bash
 # Builds the test initramfs: busybox-static, the kernel modules, /init, and
 # optionally the agent and extra files. Reproducible: sorted names, uid 0,
-# every mtime 0, gzip without a timestamp.
+# every mtime 0, gzip without a timestamp (INITRD_COMPRESS=xz for the
+# smallest image: xz with the CRC32 check the kernel's decompressor wants).
 #
 #   initrd_build OUT [AGENT_BINARY|""] [SRC=DEST ...]
 #     writes OUT (cpio newc, gzip) and OUT.list (its contents); needs
 #     kernel_fetch first. Prints the size.
 
 VMT_DIR=${VMT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+
+initrd__compress() {
+  case ${INITRD_COMPRESS:-gzip} in
+    xz) xz --check=crc32 -9e -T1 ;;
+    *) gzip -n -9 ;;
+  esac
+}
 
 initrd_build() {
   local out=$1 agent=${2:-} stage ko n=0 applet pair
@@ -45,7 +53,7 @@ initrd_build() {
 
   find "$stage" -exec touch -h -d @0 {} +
   (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
-    cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -n -9 >"$out"
+    cpio --quiet -o -H newc -R 0:0 --reproducible) | initrd__compress >"$out"
   (cd "$stage" && find . -mindepth 1 ! -type d \( -type l -printf '%P -> %l\n' -o -printf '%P %s bytes\n' \) |
     LC_ALL=C sort) >"$out.list"
   rm -rf "$stage"
