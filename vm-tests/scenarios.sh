@@ -224,7 +224,8 @@ t_quorum_lost() {
   expect 'latchkey: network up' || return
   net=$VM_AT
   for url in http://10.0.2.101:80 http://10.0.2.102:80; do
-    expect "${url//./\\.}" 45 '' || fail "failing URL $url not reported: $FAIL_WHY" || return
+    # The failure line (not the plan printed before the network) must name the dead server.
+    expect "of 3 shares.*${url//./\\.}: " 45 '' || fail "failing URL $url not reported: $FAIL_WHY" || return
     NOTES+=("$url reported $(secs_between "$net" "$VM_AT")s after network up")
     less_than "$(secs_between "$net" "$VM_AT")" 35 || fail "$url reported after the 30 s deadline" || return
   done
@@ -290,12 +291,12 @@ t_luks1_luksmeta() {
   expect_root "/dev/mapper/luks-$u" "$tok" || return
 }
 
-# hostile MODE N: bound to a real Tang, answered at boot by an impostor.
-# The agent must print an error naming the server within 15 s of network
-# up (the answer comes at once; nothing to wait for), then exit non-zero
-# ("agent failed rc=N") or prompt; never mount.
+# hostile MODE N ERROR: bound to a real Tang, answered at boot by an impostor.
+# The agent must print ERROR (a regex: the specific complaint) naming the
+# server within 15 s of network up (the answer comes at once; nothing to wait
+# for), then exit non-zero ("agent failed rc=N") or prompt; never mount.
 hostile() {
-  local u tok net url='http://10\.0\.2\.100:80' err='([Ee]rror|[Ff]ail|[Ii]nvalid|[Bb]ad|not )'
+  local u tok net url='http://10\.0\.2\.100:80' err=$3
   need_agent || return
   u=$(uuid "$2") tok=$(token)
   tang_up tang1 || return
@@ -313,8 +314,8 @@ hostile() {
 }
 
 # 8: hostile Tang: a JWK off the curve, then a body that is not JSON.
-t_hostile_offcurve() { hostile offcurve 8; }
-t_hostile_garbage() { hostile garbage 9; }
+t_hostile_offcurve() { hostile offcurve 8 'invalid EC point'; }
+t_hostile_garbage() { hostile garbage 9 'not valid JSON'; }
 
 # 9: LUKS2 argon2id keyslots (64 MiB), 4096-byte sectors, local key file.
 t_argon2_4k_local_key() {
