@@ -17,7 +17,7 @@ fn decrypt_through(tangd: &Tangd, jwe_file: &str) -> Vec<u8> {
     for req in plan.requests() {
         let path = &req.rec_url[req.url.len()..];
         assert!(path.starts_with("/rec/"), "{}", req.rec_url);
-        let reply = post(tangd.addr, path, &req.body);
+        let reply = post(tangd.addr, path, &req.body().unwrap());
         assert_eq!(reply.status, 200, "{path}");
         plan.supply(req.id, Ok(reply.body));
     }

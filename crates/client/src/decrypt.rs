@@ -1,5 +1,6 @@
 //! Runs a `pin::Decryption` plan over the network: every Tang request at once, one
-//! thread each; replies are fed to the plan as they arrive, and the first verdict wins.
+//! thread each, which also does the request's curve arithmetic; replies are fed to the plan
+//! as they arrive, and the first verdict wins.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -40,7 +41,15 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
     let (tx, rx) = mpsc::channel::<(RequestId, Result<Vec<u8>, Error>)>();
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
-    for req in plan.requests() {
+    let requests = plan.requests();
+    // Each request costs two scalar multiplications: e·G for its body, e·S for its reply.
+    // With a core to spare per request, e·S runs on its own thread beside the body;
+    // otherwise each worker computes it once its request is sent, while the server works.
+    // (A lone request always gets its helper: asking for the core count reads cgroup files,
+    // which costs more than it saves here.)
+    let spare_cores = requests.len() == 1
+        || thread::available_parallelism().is_ok_and(|n| 2 * requests.len() <= n.get());
+    for req in requests {
         let cancel = Cancel::new();
         let rec_url = opts.url(&req.rec_url);
         outstanding.insert(
@@ -51,18 +60,25 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
             },
         );
         outcomes.push((req.id, req.url.clone(), None));
+        if spare_cores {
+            let req = req.clone();
+            thread::spawn(move || req.prepare());
+        }
         let tx = tx.clone();
         let opts = opts.clone();
-        let (id, body) = (req.id, req.body);
         thread::spawn(move || {
-            let r = Request {
-                method: "POST",
-                url: &rec_url,
-                body: Some(("application/jwk+json", &body)),
-            };
-            let result = transport::send(&r, &opts, &cancel, worker_deadline);
+            let result = req.body().map_err(Error::from).and_then(|body| {
+                let prepare = || req.prepare();
+                let r = Request {
+                    method: "POST",
+                    url: &rec_url,
+                    body: Some(("application/jwk+json", &body)),
+                    while_waiting: Some(&prepare),
+                };
+                transport::send(&r, &opts, &cancel, worker_deadline)
+            });
             // The receiver is gone once a verdict is reached; the result is moot then.
-            let _ = tx.send((id, result));
+            let _ = tx.send((req.id, result));
         });
     }
     drop(tx);

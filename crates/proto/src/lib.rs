@@ -25,8 +25,9 @@
 //! let jwe = Jwe::parse(text)?;
 //! let mut plan = Decryption::new(&jwe, rng)?;
 //! for req in plan.requests() {
-//!     // POST req.body to req.rec_url (Content-Type application/jwk+json), concurrently.
-//!     plan.supply(req.id, post(&req.rec_url, &req.body));
+//!     // POST req.body() to req.rec_url (Content-Type application/jwk+json), concurrently;
+//!     // req.prepare() meanwhile, on another core, readies the unblinding.
+//!     plan.supply(req.id, post(&req.rec_url, &req.body()?));
 //!     if !matches!(plan.status(), Status::Pending) { break; }
 //! }
 //! match plan.status() {

@@ -8,6 +8,8 @@
 //!
 //! K's x coordinate is the ECDH-ES shared secret Z of the tang pin.
 
+use std::sync::OnceLock;
+
 use rand_core::CryptoRng;
 use serde_json::{Map, Value};
 
@@ -192,11 +194,18 @@ pub fn encrypt_point<R: CryptoRng + ?Sized>(
     Ok((big_c, Secret::from_slice(&k.x)))
 }
 
-/// What the client keeps between the request and the reply. Holds the ephemeral e.
-pub struct Unblinder {
+/// The client's side of one exchange: the ephemeral e, the JWE's `epk` (C) and the server's
+/// key (S). Its two scalar multiplications, `e·G` for the request and `e·S` for the reply,
+/// are independent: each runs on the first call that needs it, on whichever thread makes
+/// that call, and is kept. A caller with spare cores can compute `e·S` ([`Blinding::prepare`])
+/// while the request body is built or the request is in flight.
+pub struct Blinding {
     crv: Curve,
     e: Secret,
+    epk: EcPoint,
     server: EcPoint,
+    body: OnceLock<Result<Vec<u8>>>,
+    es: OnceLock<Result<EcPoint>>,
 }
 
 /// Blinds the JWE's `epk` (C) with a fresh ephemeral e: returns the `/rec` request body
@@ -207,7 +216,7 @@ pub fn blind<R: CryptoRng + ?Sized>(
     server: &EcPoint,
     backend: &dyn EcBackend,
     rng: &mut R,
-) -> Result<(Vec<u8>, Unblinder)> {
+) -> Result<(Vec<u8>, Blinding)> {
     blind_with(epk, server, random_scalar(epk.crv, rng), backend)
 }
 
@@ -218,32 +227,72 @@ pub fn blind_with(
     server: &EcPoint,
     e: Secret,
     backend: &dyn EcBackend,
-) -> Result<(Vec<u8>, Unblinder)> {
-    if epk.crv != server.crv {
-        return Err(Error::InvalidPoint(format!(
-            "epk is on {}, the server key on {}",
-            epk.crv.name(),
-            server.crv.name()
-        )));
-    }
-    backend.validate(server)?;
-    let big_e = backend.mul_base(epk.crv, &e)?;
-    let x = backend.add(epk, &big_e)?;
-    let mut req = point_json(&x);
-    req.insert("alg".into(), Value::String("ECMR".into()));
-    let mut body = json::to_sorted(&Value::Object(req)).into_bytes();
-    body.push(b'\n');
-    Ok((
-        body,
-        Unblinder {
-            crv: epk.crv,
-            e,
-            server: server.clone(),
-        },
-    ))
+) -> Result<(Vec<u8>, Blinding)> {
+    let b = Blinding::with(epk, server, e, backend)?;
+    Ok((b.body(backend)?, b))
 }
 
-impl Unblinder {
+impl Blinding {
+    /// Checks both points and draws e; no multiplication yet.
+    pub fn new<R: CryptoRng + ?Sized>(
+        epk: &EcPoint,
+        server: &EcPoint,
+        backend: &dyn EcBackend,
+        rng: &mut R,
+    ) -> Result<Blinding> {
+        Blinding::with(epk, server, random_scalar(epk.crv, rng), backend)
+    }
+
+    fn with(
+        epk: &EcPoint,
+        server: &EcPoint,
+        e: Secret,
+        backend: &dyn EcBackend,
+    ) -> Result<Blinding> {
+        if epk.crv != server.crv {
+            return Err(Error::InvalidPoint(format!(
+                "epk is on {}, the server key on {}",
+                epk.crv.name(),
+                server.crv.name()
+            )));
+        }
+        backend.validate(epk)?;
+        backend.validate(server)?;
+        Ok(Blinding {
+            crv: epk.crv,
+            e,
+            epk: epk.clone(),
+            server: server.clone(),
+            body: OnceLock::new(),
+            es: OnceLock::new(),
+        })
+    }
+
+    /// The `/rec` request body, `X = C + e·G` (computed on the first call).
+    pub fn body(&self, backend: &dyn EcBackend) -> Result<Vec<u8>> {
+        self.body
+            .get_or_init(|| {
+                let big_e = backend.mul_base(self.crv, &self.e)?;
+                let x = backend.add(&self.epk, &big_e)?;
+                let mut req = point_json(&x);
+                req.insert("alg".into(), Value::String("ECMR".into()));
+                let mut body = json::to_sorted(&Value::Object(req)).into_bytes();
+                body.push(b'\n');
+                Ok(body)
+            })
+            .clone()
+    }
+
+    /// Computes `e·S` now, so that [`Blinding::unblind`] finds it ready.
+    pub fn prepare(&self, backend: &dyn EcBackend) {
+        self.es(backend);
+    }
+
+    fn es(&self, backend: &dyn EcBackend) -> &Result<EcPoint> {
+        self.es
+            .get_or_init(|| backend.mul(self.crv, &self.e, &self.server))
+    }
+
     /// Checks the server's reply Y (`kty` EC, same curve, valid point) and returns Z, the x
     /// coordinate of `K = Y − e·S`.
     pub fn unblind(&self, reply: &[u8], backend: &dyn EcBackend) -> Result<Secret> {
@@ -262,8 +311,8 @@ impl Unblinder {
         }
         let y = Jwk::from_value(&v)?;
         let y = y.require_point(WHAT)?;
-        let es = backend.mul(self.crv, &self.e, &self.server)?;
-        let k = backend.sub(y, &es)?;
+        let es = self.es(backend).as_ref().map_err(Clone::clone)?;
+        let k = backend.sub(y, es)?;
         Ok(Secret::from_slice(&k.x))
     }
 }

@@ -179,7 +179,7 @@ fn tang_round_trip_with_fresh_server_keys() {
             format!("http://fresh/rec/{}", db[1].thumbprint(ThpHash::S256))
         );
         let kid = r.rec_url.rsplit('/').next().unwrap();
-        tang::rec(&db, kid, &r.body, &RustCrypto).map_err(|e| e.to_string())
+        tang::rec(&db, kid, &r.body().unwrap(), &RustCrypto).map_err(|e| e.to_string())
     })
     .unwrap();
     assert_eq!(got.expose(), b"fresh");

@@ -2,20 +2,29 @@
 //! once; replies come back in any order; sss nodes resolve at their threshold or as soon as
 //! it can no longer be met, as `clevis-decrypt-sss` does.
 
+use std::sync::Arc;
+
 use rand_core::CryptoRng;
 
 use super::{null, sss, tang};
+use crate::curve::RustCrypto;
 use crate::error::{Error, Result};
 use crate::jwe::Jwe;
 use crate::secret::Secret;
 use crate::sss::combine;
+use crate::tang::Blinding;
 
 /// Names one request of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestId(u32);
 
 /// One `/rec` POST to make.
-#[derive(Debug, Clone)]
+///
+/// The body costs a scalar multiplication and the reply another; both run on the thread that
+/// first asks. A driver with spare cores builds bodies concurrently and calls
+/// [`RecRequest::prepare`] while the request is in flight, so that [`Decryption::supply`]
+/// finds the unblinding ready.
+#[derive(Clone)]
 pub struct RecRequest {
     /// Pass back to [`Decryption::supply`].
     pub id: RequestId,
@@ -23,8 +32,28 @@ pub struct RecRequest {
     pub url: String,
     /// `url + "/rec/" + kid`: where to POST.
     pub rec_url: String,
-    /// The body (a JWK, Content-Type `application/jwk+json`).
-    pub body: Vec<u8>,
+    blinding: Arc<Blinding>,
+}
+
+impl RecRequest {
+    /// The body (a JWK, Content-Type `application/jwk+json`): `X = C + e·G`.
+    pub fn body(&self) -> Result<Vec<u8>> {
+        self.blinding.body(&RustCrypto)
+    }
+
+    /// Computes the unblinding term `e·S` now (it does not depend on the reply).
+    pub fn prepare(&self) {
+        self.blinding.prepare(&RustCrypto);
+    }
+}
+
+impl core::fmt::Debug for RecRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RecRequest")
+            .field("id", &self.id)
+            .field("rec_url", &self.rec_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a plan stands.
@@ -76,7 +105,7 @@ pub struct Decryption {
 }
 
 impl Decryption {
-    /// Validates the tree and blinds every tang leaf. Errors in the top-level JWE, and trees
+    /// Validates the tree and draws the blinding of every tang leaf. Errors in the top-level JWE, and trees
     /// that cannot succeed from the start (e.g. an unknown pin without enough siblings),
     /// are returned here.
     pub fn new<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Decryption> {
@@ -190,7 +219,7 @@ impl Decryption {
                     id: RequestId(i as u32),
                     url: leaf.url.clone(),
                     rec_url: leaf.rec_url.clone(),
-                    body: leaf.body.clone(),
+                    blinding: Arc::clone(&leaf.blinding),
                 });
             }
         }

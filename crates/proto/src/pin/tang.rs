@@ -1,18 +1,20 @@
 //! The tang pin: encryption against a verified advertisement, and the decryption leaf that
 //! becomes one `/rec` request.
 
+use std::sync::Arc;
+
 use rand_core::CryptoRng;
 use serde_json::{Value, json};
 
 use super::EncryptIo;
-use crate::curve::{EcBackend, EcPoint, RustCrypto};
+use crate::curve::{EcPoint, RustCrypto};
 use crate::error::{Error, Result, invalid, missing, unsupported};
 use crate::json;
 use crate::jwe::{Jwe, ecdh_es_cek};
 use crate::jwk::{Jwk, ThpHash};
 use crate::jws::{self, Advertisement};
 use crate::secret::Secret;
-use crate::tang::{self, Unblinder};
+use crate::tang::{self, Blinding};
 
 const CFG: &str = "tang pin config";
 
@@ -128,13 +130,14 @@ pub(crate) struct Leaf {
     pub(crate) jwe: Jwe,
     pub(crate) url: String,
     pub(crate) rec_url: String,
-    pub(crate) body: Vec<u8>,
-    unblinder: Unblinder,
+    /// Shared with the request handed out, which may compute on other threads.
+    pub(crate) blinding: Arc<Blinding>,
 }
 
 const WHAT: &str = "JWE";
 
-/// Checks a tang JWE as `clevis-decrypt-tang` does and blinds its epk.
+/// Checks a tang JWE as `clevis-decrypt-tang` does and draws its blinding (the
+/// multiplications wait until the request body or the reply needs them).
 pub(crate) fn leaf<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Leaf> {
     let h = &jwe.header;
     let alg = json::req_str(h, WHAT, "alg")?;
@@ -160,22 +163,19 @@ pub(crate) fn leaf<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Leaf
         .ok_or_else(|| Error::KidNotInAdvertisement(kid.into()))?;
     let c: &EcPoint = epk.require_point("JWE epk")?;
     let s = server.require_point("tang exchange key")?;
-    let backend: &dyn EcBackend = &RustCrypto;
-    backend.validate(c)?;
-    let (body, unblinder) = tang::blind(c, s, backend, rng)?;
+    let blinding = Blinding::new(c, s, &RustCrypto, rng)?;
     Ok(Leaf {
         jwe: jwe.clone(),
         url: url.into(),
         rec_url: format!("{url}/rec/{kid}"),
-        body,
-        unblinder,
+        blinding: Arc::new(blinding),
     })
 }
 
 impl Leaf {
     /// Turns the server's reply into the plaintext of this JWE.
     pub(crate) fn finish(&self, reply: &[u8]) -> Result<Secret> {
-        let z = self.unblinder.unblind(reply, &RustCrypto)?;
+        let z = self.blinding.unblind(reply, &RustCrypto)?;
         self.jwe.decrypt(&ecdh_es_cek(&z))
     }
 }

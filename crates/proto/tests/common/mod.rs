@@ -93,7 +93,8 @@ pub fn serve(req: &RecRequest, down: &[&str]) -> Result<Vec<u8>, String> {
         .ok_or("no such server")?;
     let kid = req.rec_url.rsplit('/').next().unwrap();
     assert_eq!(req.rec_url, format!("{}/rec/{kid}", req.url));
-    tang::rec(&keys(db), kid, &req.body, &RustCrypto).map_err(|e| format!("HTTP {}", e.status()))
+    let body = req.body().map_err(|e| e.to_string())?;
+    tang::rec(&keys(db), kid, &body, &RustCrypto).map_err(|e| format!("HTTP {}", e.status()))
 }
 
 /// Runs a plan to the end, answering with `answer`.
