@@ -1,6 +1,6 @@
 //! Runs a `pin::Decryption` plan over the network: every Tang request at once, one
-//! thread each, which also does the request's curve arithmetic; replies are fed to the plan
-//! as they arrive, and the first verdict wins.
+//! thread each, which also builds the request's body; replies are fed to the plan as they
+//! arrive, and the first verdict wins.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -42,14 +42,7 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
     let requests = plan.requests();
-    // Each request costs two scalar multiplications: e·G for its body, e·S for its reply.
-    // With a core to spare per request, e·S runs on its own thread beside the body;
-    // otherwise each worker computes it once its request is sent, while the server works.
-    // (A lone request always gets its helper: asking for the core count reads cgroup files,
-    // which costs more than it saves here.)
-    let spare_cores = requests.len() == 1
-        || thread::available_parallelism().is_ok_and(|n| 2 * requests.len() <= n.get());
-    for req in requests {
+    for req in &requests {
         let cancel = Cancel::new();
         let rec_url = opts.url(&req.rec_url);
         outstanding.insert(
@@ -60,20 +53,15 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
             },
         );
         outcomes.push((req.id, req.url.clone(), None));
-        if spare_cores {
-            let req = req.clone();
-            thread::spawn(move || req.prepare());
-        }
         let tx = tx.clone();
         let opts = opts.clone();
+        let req = req.clone();
         thread::spawn(move || {
             let result = req.body().map_err(Error::from).and_then(|body| {
-                let prepare = || req.prepare();
                 let r = Request {
                     method: "POST",
                     url: &rec_url,
                     body: Some(("application/jwk+json", &body)),
-                    while_waiting: Some(&prepare),
                 };
                 transport::send(&r, &opts, &cancel, worker_deadline)
             });
@@ -81,6 +69,10 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
             let _ = tx.send((req.id, result));
         });
     }
+    // Each request costs two scalar multiplications: e·G for its body (on its worker, which
+    // sends it at once) and e·S to unblind the reply. This thread computes the e·S terms,
+    // in request order, while the servers work, so replies find them ready.
+    let mut to_prepare = requests.into_iter();
     drop(tx);
 
     let report = |outcomes: &[(RequestId, String, Option<String>)], unfinished: &str| {
@@ -116,10 +108,17 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let received = if left.is_zero() {
-            Err(mpsc::RecvTimeoutError::Timeout)
-        } else {
-            rx.recv_timeout(left)
+        let received = match rx.try_recv() {
+            Ok(reply) => Ok(reply),
+            Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvTimeoutError::Disconnected),
+            Err(mpsc::TryRecvError::Empty) if !left.is_zero() => {
+                if let Some(req) = to_prepare.next() {
+                    req.prepare();
+                    continue;
+                }
+                rx.recv_timeout(left)
+            }
+            Err(mpsc::TryRecvError::Empty) => Err(mpsc::RecvTimeoutError::Timeout),
         };
         match received {
             Ok((id, result)) => {

@@ -59,7 +59,6 @@ pub fn get(url: &str, opts: &Options) -> Result<Vec<u8>, Error> {
         method: "GET",
         url: &url,
         body: None,
-        while_waiting: None,
     };
     transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
 }
@@ -76,7 +75,6 @@ pub fn post(
         method: "POST",
         url: &url,
         body: Some((content_type, body)),
-        while_waiting: None,
     };
     transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
 }

@@ -8,13 +8,11 @@ use crate::http::{self, Reader, Response};
 use crate::url::{Scheme, Url};
 use crate::{Cancel, Error, Options};
 
-/// A request to send: method, target URL, optional (content type, body), and work to do
-/// while the server answers (run once the request is written, before the reply is read).
+/// A request to send: method, target URL, optional (content type, body).
 pub(crate) struct Request<'a> {
     pub method: &'static str,
     pub url: &'a str,
     pub body: Option<(&'static str, &'a [u8])>,
-    pub while_waiting: Option<&'a dyn Fn()>,
 }
 
 /// Sends `req` with retries until success, a permanent error, cancellation or `deadline`.
@@ -125,9 +123,6 @@ fn exchange(
         .write_all(&bytes)
         .and_then(|()| stream.flush())
         .map_err(|e| tls_or(url, e, io_err))?;
-    if let Some(work) = req.while_waiting {
-        work();
-    }
     Reader::new(&mut stream, &mut set_timeout, end, budget, url).response()
 }
 
