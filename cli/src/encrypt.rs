@@ -25,15 +25,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let config: serde_json::Value =
-        serde_json::from_str(&args.config).context("CONFIG is not valid JSON")?;
     let secret = input::stdin()?;
     let mut io = Io {
         opts: Options::default(),
     };
-    let jwe = pin::encrypt(
+    let jwe = pin::encrypt_json(
         &args.pin,
-        &config,
+        &args.config,
         secret.expose(),
         args.yes,
         &mut io,

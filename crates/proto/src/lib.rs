@@ -46,9 +46,9 @@
 //! - [`pin::Decryption::new`] also fails when the tree cannot succeed from the start (say,
 //!   an sss node with too many unknown pins); an unknown pin inside sss is otherwise one
 //!   failed share, as with clevis.
-//! - [`pin::encrypt`] for sss orders `clevis.sss.jwe` by pin name (the config arrives as a
-//!   `serde_json::Value`, whose maps are sorted); clevis keeps the config's order. No
-//!   decrypter depends on that order.
+//! - [`pin::encrypt`] takes a parsed `serde_json::Value`, whose maps are sorted, so sss
+//!   orders `clevis.sss.jwe` by pin name; [`pin::encrypt_json`] takes CONFIG as written and
+//!   keeps its order, as clevis does. No decrypter depends on that order.
 //! - [`pin::Status`] has no `Debug`, because it can hold the plaintext.
 #![forbid(unsafe_code)]
 

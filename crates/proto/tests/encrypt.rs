@@ -219,6 +219,42 @@ fn sss_nested_round_trip() {
 }
 
 #[test]
+fn sss_shares_follow_the_config_order_as_written() {
+    // clevis makes one share per pin in the order of `pins` as written; a sorted map
+    // would put null before tang and sss.
+    let config = r#"{"t":1,"pins":{"tang":{"url":"http://127.0.0.1:18081"},"sss":{"pins":{"tang":[{"url":"http://127.0.0.1:18082"}],"null":{}}},"null":[{}]}}"#;
+    let mut io = Io::samples();
+    let text = pin::encrypt_json("sss", config, b"in order", true, &mut io, &mut rng()).unwrap();
+    let pins = |jwe: &Jwe| -> Vec<String> {
+        jwe.header["clevis"]["sss"]["jwe"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                Jwe::parse(c.as_str().unwrap())
+                    .unwrap()
+                    .pin()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let jwe = Jwe::parse(&text).unwrap();
+    assert_eq!(pins(&jwe), ["tang", "sss", "null"]);
+    let inner = Jwe::parse(jwe.header["clevis"]["sss"]["jwe"][1].as_str().unwrap()).unwrap();
+    assert_eq!(pins(&inner), ["tang", "null"]);
+    assert_eq!(decrypt(&text).unwrap().expose(), b"in order");
+    // The parsed-Value entry point sorts.
+    let cfg: Value = serde_json::from_str(config).unwrap();
+    let sorted = Jwe::parse(&enc("sss", cfg, b"sorted", true, &mut io).unwrap()).unwrap();
+    assert_eq!(pins(&sorted), ["null", "sss", "tang"]);
+    assert!(matches!(
+        pin::encrypt_json("sss", "{", b"x", true, &mut io, &mut rng()),
+        Err(Error::Json { .. })
+    ));
+}
+
+#[test]
 fn sss_of_nulls_t1_and_config_errors() {
     let mut io = Io::default();
     let one = enc(

@@ -6,6 +6,7 @@
 //!                           supply(id, reply) ──► status(): Pending | Done | Failed
 //! ```
 
+mod config;
 mod describe;
 mod null;
 mod plan;
@@ -17,6 +18,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::jwe::Jwe;
+use config::Config;
 
 pub use describe::{describe, needs_network, tang_servers};
 pub use plan::{Decryption, RecRequest, RequestId, Status};
@@ -32,7 +34,21 @@ pub trait EncryptIo {
     fn trust(&mut self, url: &str, thumbprints: &[String]) -> bool;
 }
 
-/// `clevis encrypt PIN CONFIG [-y]`: returns the compact JWE (no newline).
+/// `clevis encrypt PIN CONFIG [-y]` with CONFIG as the operator wrote it: returns the
+/// compact JWE (no newline). sss makes its shares in the order of its `pins`, as clevis does.
+pub fn encrypt_json<R: CryptoRng + ?Sized>(
+    pin: &str,
+    config: &str,
+    plaintext: &[u8],
+    yes: bool,
+    io: &mut dyn EncryptIo,
+    rng: &mut R,
+) -> Result<String> {
+    let config = Config::parse(config)?;
+    Ok(encrypt_jwe(pin, &config, plaintext, yes, io, rng)?.to_compact())
+}
+
+/// [`encrypt_json`] with an already parsed CONFIG, whose objects come in sorted order.
 pub fn encrypt<R: CryptoRng + ?Sized>(
     pin: &str,
     config: &Value,
@@ -41,21 +57,22 @@ pub fn encrypt<R: CryptoRng + ?Sized>(
     io: &mut dyn EncryptIo,
     rng: &mut R,
 ) -> Result<String> {
-    Ok(encrypt_jwe(pin, config, plaintext, yes, io, rng)?.to_compact())
+    let config = Config::from_value(config);
+    Ok(encrypt_jwe(pin, &config, plaintext, yes, io, rng)?.to_compact())
 }
 
 pub(crate) fn encrypt_jwe<R: CryptoRng + ?Sized>(
     pin: &str,
-    config: &Value,
+    config: &Config,
     plaintext: &[u8],
     yes: bool,
     io: &mut dyn EncryptIo,
     rng: &mut R,
 ) -> Result<Jwe> {
     match pin {
-        "tang" => tang::encrypt(config, plaintext, yes, io, rng),
+        "tang" => tang::encrypt(&config.to_value(), plaintext, yes, io, rng),
         "sss" => sss::encrypt(config, plaintext, yes, io, rng),
-        "null" => null::encrypt(config, plaintext, rng),
+        "null" => null::encrypt(&config.to_value(), plaintext, rng),
         other => Err(Error::UnknownPin(other.into())),
     }
 }

@@ -4,8 +4,9 @@ use rand_core::CryptoRng;
 use serde_json::{Value, json};
 
 use super::EncryptIo;
+use super::config::Config;
 use crate::b64;
-use crate::error::{Error, Result, invalid, unsupported};
+use crate::error::{Error, Result, invalid, missing, unsupported};
 use crate::json;
 use crate::jwe::Jwe;
 use crate::sss::{Dealer, P_LEN};
@@ -13,32 +14,36 @@ use crate::sss::{Dealer, P_LEN};
 const CFG: &str = "sss pin config";
 
 /// `clevis encrypt sss CONFIG [-y]`. Children are encrypted in the order of the `pins`
-/// object as this crate sees it (sorted by pin name, then array order); clevis keeps the
-/// config's insertion order. Decryption does not depend on the order.
+/// object as written, each array in its order, as clevis does.
 pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
-    config: &Value,
+    config: &Config,
     plaintext: &[u8],
     yes: bool,
     io: &mut dyn EncryptIo,
     rng: &mut R,
 ) -> Result<Jwe> {
-    json::object(config, CFG)?;
+    if config.entries().is_none() {
+        return Err(invalid(CFG, "document", "not a JSON object"));
+    }
     let t = match config.get("t") {
         None => 1,
         Some(v) => v
+            .to_value()
             .as_u64()
             .filter(|&t| t >= 1)
             .ok_or_else(|| invalid(CFG, "t", "not an integer ≥ 1"))? as usize,
     };
-    let pins = json::req(config, CFG, "pins")?
-        .as_object()
+    let pins = config
+        .get("pins")
+        .ok_or_else(|| missing(CFG, "pins"))?
+        .entries()
         .ok_or_else(|| invalid(CFG, "pins", "not an object"))?;
     let mut children = Vec::new();
     for (pin, cfgs) in pins {
         match cfgs {
-            Value::Array(list) => children.extend(list.iter().map(|c| (pin.as_str(), c))),
-            Value::Object(_) => children.push((pin.as_str(), cfgs)),
-            _ => {
+            Config::Array(list) => children.extend(list.iter().map(|c| (pin.as_str(), c))),
+            Config::Object(_) => children.push((pin.as_str(), cfgs)),
+            Config::Scalar(_) => {
                 return Err(invalid(
                     CFG,
                     &format!("pins.{pin}"),
