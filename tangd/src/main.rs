@@ -49,12 +49,9 @@ struct Serve {
     /// most connections open at once; more wait in the backlog (default 10000)
     #[argh(option, default = "10000")]
     max_connections: usize,
-    /// threads for curve work (/rec, signing) (default: one per core)
+    /// threads serving requests, /rec's multiplication included (default: one per core)
     #[argh(option)]
     threads: Option<usize>,
-    /// threads for network I/O and HTTP (default: half the cores, at least 1)
-    #[argh(option)]
-    io_threads: Option<usize>,
     /// milliseconds between checks of the key directory (default 1000)
     #[argh(option, default = "1000")]
     reload_ms: u64,
@@ -143,31 +140,23 @@ fn show_keys(dir: &Path) -> Result<()> {
 fn serve(args: Serve) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or(cores).max(1);
-    // HTTP costs a few microseconds a request, a P-521 multiplication a few
-    // hundred: fewer I/O threads than cores keeps the cores for the curve
-    // work instead of switching between more busy threads than cores.
-    let io_threads = args.io_threads.unwrap_or(cores / 2).max(1);
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads)
+        .worker_threads(threads)
         .max_blocking_threads(threads)
         .enable_io()
         .enable_time()
         .build()
         .context("starting the runtime")?;
     let (logger, flusher) = log::start();
-    let result = runtime.block_on(serve_async(args, (io_threads, threads), logger));
+    let result = runtime.block_on(serve_async(args, threads, logger));
     // Connections still open after the drain timeout are dropped here.
     runtime.shutdown_timeout(Duration::from_millis(100));
     flusher.finish();
     result
 }
 
-async fn serve_async(
-    args: Serve,
-    (io_threads, threads): (usize, usize),
-    log: log::Logger,
-) -> Result<()> {
+async fn serve_async(args: Serve, threads: usize, log: log::Logger) -> Result<()> {
     let dir = args.keys.clone();
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     let listeners = listen::all(&args.listen)?;
@@ -196,7 +185,7 @@ async fn serve_async(
         }
     }
     log.line(format!(
-        "tangd {}: {io_threads} I/O threads, {threads} curve threads, {backend_name} backend",
+        "tangd {}: {threads} threads, {backend_name} backend",
         env!("CARGO_PKG_VERSION")
     ));
 
