@@ -2,7 +2,9 @@
 # Builds the test initramfs: busybox-static, the kernel modules, /init, and
 # optionally the agent and extra files. Reproducible: sorted names, uid 0,
 # every mtime 0, gzip without a timestamp (INITRD_COMPRESS=xz for the
-# smallest image: xz with the CRC32 check the kernel's decompressor wants).
+# smallest image: xz with the CRC32 check the kernel's decompressor wants and
+# the x86 branch filter, which the kernel's unxz also undoes and which packs
+# the two static binaries about 2% smaller).
 #
 #   initrd_build OUT [AGENT_BINARY|""] [SRC=DEST ...]
 #     writes OUT (cpio newc, gzip) and OUT.list (its contents); needs
@@ -12,7 +14,7 @@ VMT_DIR=${VMT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
 initrd__compress() {
   case ${INITRD_COMPRESS:-gzip} in
-    xz) xz --check=crc32 -9e -T1 ;;
+    xz) xz --check=crc32 --x86 --lzma2=preset=9e -T1 ;;
     *) gzip -n -9 ;;
   esac
 }
