@@ -10,7 +10,7 @@ AGENT := target/$(MUSL)/release/latchkey-agent
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
 
-.PHONY: setup build agent cli test lint unit readme vm-test demo bench fuzz-smoke install clean
+.PHONY: setup build agent cli test lint unit packaging readme vm-test demo bench fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -34,6 +34,11 @@ lint: setup
 unit: setup
 	$(CARGO) test --workspace --release
 
+# The NixOS module and the Guix channel, checked without Nix or Guix installed
+# (nix-instantiate evaluates the module with nixpkgs' lib; guile reads the channel).
+packaging: setup
+	nixos-module/tests/eval/run
+
 readme: build
 	scripts/readme-run
 
@@ -43,7 +48,7 @@ vm-test: build
 	vm-tests/demo
 	vm-tests/run-all
 
-test: lint unit readme vm-test
+test: lint unit packaging readme vm-test
 
 demo: build
 	vm-tests/demo
