@@ -38,6 +38,7 @@ unit: setup
 # (nix-instantiate evaluates the module with nixpkgs' lib; guile reads the channel).
 packaging: setup
 	nixos-module/tests/eval/run
+	guix/tests/run
 
 readme: build
 	scripts/readme-run
