@@ -1,14 +1,16 @@
-//! Decryption as a plan the caller drives: every tang leaf is one request, all handed out at
-//! once; replies come back in any order; sss nodes resolve at their threshold or as soon as
-//! it can no longer be met, as `clevis-decrypt-sss` does.
+//! Decryption as a plan the caller drives: every tang leaf is one request and every tpm2
+//! leaf one unseal, all handed out at once; replies come back in any order; sss nodes
+//! resolve at their threshold or as soon as it can no longer be met, as
+//! `clevis-decrypt-sss` does.
 
 use std::sync::Arc;
 
 use rand_core::CryptoRng;
 
-use super::{null, sss, tang};
+use super::tpm2::Tpm2Binding;
+use super::{null, sss, tang, tpm2};
 use crate::curve::RustCrypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, unsupported};
 use crate::jwe::Jwe;
 use crate::secret::Secret;
 use crate::sss::combine;
@@ -56,6 +58,24 @@ impl core::fmt::Debug for RecRequest {
     }
 }
 
+/// One TPM unseal to perform: the tpm2 pin's step, which needs the TPM, not the network.
+#[derive(Clone)]
+pub struct UnsealRequest {
+    /// Pass back to [`Decryption::supply_unseal`].
+    pub id: RequestId,
+    /// What the JWE header says about the sealed key.
+    pub binding: Arc<Tpm2Binding>,
+}
+
+impl core::fmt::Debug for UnsealRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UnsealRequest")
+            .field("id", &self.id)
+            .field("binding", &self.binding.describe())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a plan stands.
 pub enum Status {
     /// Waiting for more replies.
@@ -76,6 +96,7 @@ enum Kind {
     /// Resolved when built (null pins, nodes that failed to parse).
     Fixed,
     Tang(Box<tang::Leaf>),
+    Tpm2(Box<tpm2::Leaf>),
     Sss(Box<SssNode>),
 }
 
@@ -102,6 +123,7 @@ pub struct Decryption {
     /// Node index of each request.
     leaves: Vec<usize>,
     handed_out: bool,
+    unseals_handed_out: bool,
 }
 
 impl Decryption {
@@ -113,6 +135,7 @@ impl Decryption {
             nodes: Vec::new(),
             leaves: Vec::new(),
             handed_out: false,
+            unseals_handed_out: false,
         };
         plan.build(jwe, None, rng)?;
         if let State::Failed(e) = &plan.nodes[0].state {
@@ -166,6 +189,17 @@ impl Decryption {
                 self.leaves.push(idx);
                 Ok(idx)
             }
+            "tpm2" => {
+                let leaf = tpm2::leaf(jwe)?;
+                let idx = self.push(parent, Kind::Tpm2(Box::new(leaf)), State::Pending);
+                self.leaves.push(idx);
+                Ok(idx)
+            }
+            "tpm2plus" => Err(unsupported(
+                "JWE",
+                "clevis.pin",
+                "tpm2plus (an authorized policy of clevis-pin-tpm2)",
+            )),
             "sss" => {
                 let node = sss::parse(jwe)?;
                 if node.children.len() < node.t {
@@ -224,6 +258,47 @@ impl Decryption {
             }
         }
         out
+    }
+
+    /// The TPM unseals to perform, each returned once, like [`Decryption::requests`].
+    pub fn unseal_requests(&mut self) -> Vec<UnsealRequest> {
+        if std::mem::replace(&mut self.unseals_handed_out, true) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, &idx) in self.leaves.iter().enumerate() {
+            if !self.live(idx) {
+                continue;
+            }
+            if let Kind::Tpm2(leaf) = &self.nodes[idx].kind {
+                out.push(UnsealRequest {
+                    id: RequestId(i as u32),
+                    binding: Arc::clone(&leaf.binding),
+                });
+            }
+        }
+        out
+    }
+
+    /// Hands in what the TPM unsealed for an unseal request, or why it could not. Like
+    /// [`Decryption::supply`], late, unknown or repeated answers are ignored.
+    pub fn supply_unseal(&mut self, id: RequestId, unsealed: Result<Secret, String>) {
+        let Some(&idx) = self.leaves.get(id.0 as usize) else {
+            return;
+        };
+        if !self.live(idx) {
+            return;
+        }
+        let Kind::Tpm2(leaf) = &self.nodes[idx].kind else {
+            return;
+        };
+        let binding = leaf.binding.describe();
+        self.nodes[idx].state =
+            match unsealed.and_then(|s| leaf.finish(&s).map_err(|e| e.to_string())) {
+                Ok(plaintext) => State::Done(plaintext),
+                Err(reason) => State::Failed(Error::Tpm { binding, reason }),
+            };
+        self.child_resolved(idx);
     }
 
     /// Whether the node and all its ancestors are still pending.
