@@ -135,7 +135,7 @@ pub fn seal(tpm: &mut Tpm, req: &SealRequest) -> Result<Sealed> {
 /// The TPM side of decryption for [`latchkey_proto::pin::Unseal`]: opens the TPM for each
 /// binding, and after finding no TPM at all says so at once for every later binding.
 pub struct Unsealer {
-    tcti: Tcti,
+    tcti: Result<Tcti>,
     timeout: Duration,
     unavailable: Mutex<Option<String>>,
 }
@@ -144,14 +144,28 @@ impl Unsealer {
     /// Each TPM command may take up to `timeout` (and none runs past the caller's deadline).
     pub fn new(tcti: Tcti, timeout: Duration) -> Unsealer {
         Unsealer {
-            tcti,
+            tcti: Ok(tcti),
+            timeout,
+            unavailable: Mutex::new(None),
+        }
+    }
+
+    /// The TPM `TPM2TOOLS_TCTI` names (the default devices when unset). A malformed
+    /// variable fails the tpm2 bindings only, when one is met.
+    pub fn from_env(timeout: Duration) -> Unsealer {
+        Unsealer {
+            tcti: Tcti::from_env(),
             timeout,
             unavailable: Mutex::new(None),
         }
     }
 
     fn run(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Zeroizing<Vec<u8>>> {
-        let mut tpm = Tpm::open(&self.tcti, self.timeout)?;
+        let tcti = self.tcti.as_ref().map_err(|e| match e {
+            Error::Tcti(m) => Error::Tcti(m.clone()),
+            other => Error::Config(other.to_string()),
+        })?;
+        let mut tpm = Tpm::open(tcti, self.timeout)?;
         tpm.set_deadline(deadline);
         unseal(&mut tpm, binding)
     }

@@ -106,6 +106,7 @@ struct SssNode {
     t: usize,
     children: usize,
     shares: Vec<Secret>,
+    failed: usize,
     reasons: Vec<String>,
 }
 
@@ -124,6 +125,23 @@ pub struct Decryption {
     leaves: Vec<usize>,
     handed_out: bool,
     unseals_handed_out: bool,
+}
+
+/// Adds a failed child's reason to its sss node's list. TPM bindings that failed for the
+/// same reason (no TPM, typically) share one entry, so the reason is said once:
+/// `tpm2 (no PCR policy), tpm2 (sha256:7): no TPM device: ...`.
+fn add_reason(reasons: &mut Vec<String>, e: &Error) {
+    if let Error::Tpm { binding, reason } = e {
+        let tail = format!(": {reason}");
+        if let Some(r) = reasons
+            .iter_mut()
+            .find(|r| r.starts_with("tpm2 (") && r.ends_with(&tail))
+        {
+            r.insert_str(r.len() - tail.len(), &format!(", {binding}"));
+            return;
+        }
+    }
+    reasons.push(e.to_string());
 }
 
 impl Decryption {
@@ -218,6 +236,7 @@ impl Decryption {
                         t: node.t,
                         children: node.children.len(),
                         shares: Vec::new(),
+                        failed: 0,
                         reasons: Vec::new(),
                     })),
                     State::Pending,
@@ -366,6 +385,7 @@ impl Decryption {
                 t,
                 children,
                 shares,
+                failed,
                 reasons,
             } = &mut **node;
             let new_state = match outcome {
@@ -386,8 +406,9 @@ impl Decryption {
                     })
                 }
                 Err(e) => {
-                    reasons.push(e.to_string());
-                    (*children - reasons.len() < *t).then(|| {
+                    *failed += 1;
+                    add_reason(reasons, &e);
+                    (*children - *failed < *t).then(|| {
                         State::Failed(Error::Threshold {
                             t: *t,
                             got: shares.len(),
