@@ -407,6 +407,37 @@ pub(crate) fn flush(handle: u32) -> Vec<u8> {
         .bytes()
 }
 
+/// Reads `data` as the response of every command (the fuzz target's entry): whatever the
+/// bytes, an error or a value, never a panic or an outsized allocation.
+pub fn parse_any_response(data: &[u8]) {
+    let all = [
+        (Cc::Startup, 0),
+        (Cc::CreatePrimary, 1),
+        (Cc::Create, 0),
+        (Cc::Load, 1),
+        (Cc::Unseal, 0),
+        (Cc::StartAuthSession, 1),
+        (Cc::PolicyPcr, 0),
+        (Cc::PcrRead, 0),
+        (Cc::GetCapability, 0),
+        (Cc::FlushContext, 0),
+    ];
+    for (cc, handles) in all {
+        let Ok(Reply::Ok { handles: h, params }) = reply(data, cc, handles) else {
+            continue;
+        };
+        let _ = match cc {
+            Cc::CreatePrimary => create_primary_reply(&h, params).map(|_| ()),
+            Cc::Create => create_sealed_reply(params).map(|_| ()),
+            Cc::Unseal => unseal_reply(params).map(|_| ()),
+            Cc::PcrRead => pcr_read_reply(params, Hash::Sha256).map(|_| ()),
+            Cc::GetCapability => get_pcr_banks_reply(params).map(|_| ()),
+            _ => Ok(()),
+        };
+    }
+    let _ = check_tpm2b(data, MAX_PUBLIC, "jwk_pub");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +501,28 @@ mod tests {
         assert!(check_tpm2b(&hex_bytes("000301"), 10, "jwk_pub").is_err());
         assert!(check_tpm2b(&hex_bytes("0001010a"), 10, "jwk_pub").is_err());
         check_tpm2b(&hex_bytes("000101"), 10, "jwk_pub").unwrap();
+    }
+
+    /// Every prefix and byte flip of real responses parses to an error or a value.
+    #[test]
+    fn mangled_responses_do_not_panic() {
+        let seeds = [
+            hex_bytes("80020000001b000000000000000c000a0123456789abcdef0123000001000000"),
+            hex_bytes("8001000000220000000000000000000000010004030080000000000001001400"),
+            hex_bytes("80010000001b0000000000000000000000010004030000000000000001000b03"),
+        ];
+        for seed in seeds {
+            for n in 0..=seed.len() {
+                parse_any_response(&seed[..n]);
+            }
+            for i in 0..seed.len() {
+                for bit in 0..8 {
+                    let mut m = seed.clone();
+                    m[i] ^= 1 << bit;
+                    parse_any_response(&m);
+                }
+            }
+        }
     }
 
     fn hex_bytes(s: &str) -> Vec<u8> {

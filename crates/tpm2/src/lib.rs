@@ -36,6 +36,8 @@ mod tpm;
 mod transport;
 
 pub use clevis::{Unsealer, seal, seal_with, unseal};
+#[doc(hidden)]
+pub use command::parse_any_response;
 pub use error::{Error, Result};
 pub use tcti::Tcti;
 pub use tpm::Tpm;
