@@ -1,6 +1,8 @@
 //! The TPM 2.0 commands clevis's tpm2 pin needs, as bytes (TPM 2.0 Part 3), and their
 //! responses read back with every size checked. No I/O here.
 
+use zeroize::Zeroize;
+
 use crate::alg::{Hash, PcrSelection};
 use crate::error::{Error, Result};
 use crate::marshal::{Reader, Writer};
@@ -100,7 +102,7 @@ impl Command {
             cc,
             handles: Vec::new(),
             auth: None,
-            params: Writer::default(),
+            params: Writer::with_capacity(),
         }
     }
 
@@ -119,8 +121,8 @@ impl Command {
         self
     }
 
-    fn bytes(self) -> Vec<u8> {
-        let mut w = Writer::default();
+    fn bytes(mut self) -> Vec<u8> {
+        let mut w = Writer::with_capacity();
         let tag = if self.auth.is_some() {
             ST_SESSIONS
         } else {
@@ -143,6 +145,8 @@ impl Command {
                 .tpm2b(&[]);
         }
         w.bytes(&self.params.0);
+        // The parameters may hold the data being sealed.
+        self.params.0.zeroize();
         let size = (w.0.len() as u32).to_be_bytes();
         w.0[2..6].copy_from_slice(&size);
         w.0

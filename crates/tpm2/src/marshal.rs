@@ -8,7 +8,15 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub(crate) struct Writer(pub(crate) Vec<u8>);
 
+/// Room for any command built here, so a buffer holding a secret never reallocates and
+/// leaves a copy behind.
+pub(crate) const COMMAND_CAPACITY: usize = 1024;
+
 impl Writer {
+    pub(crate) fn with_capacity() -> Writer {
+        Writer(Vec::with_capacity(COMMAND_CAPACITY))
+    }
+
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.0.push(v);
         self

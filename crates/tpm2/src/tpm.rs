@@ -33,7 +33,7 @@ impl Tpm {
     /// Opens the TPM `tcti` names; each command may take up to `timeout`.
     pub fn open(tcti: &Tcti, timeout: Duration) -> Result<Tpm> {
         Ok(Tpm {
-            transport: Transport::open(tcti)?,
+            transport: Transport::open(tcti, timeout)?,
             timeout,
             deadline: None,
             started: false,

@@ -33,7 +33,7 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    pub(crate) fn open(tcti: &Tcti) -> Result<Transport> {
+    pub(crate) fn open(tcti: &Tcti, timeout: Duration) -> Result<Transport> {
         match tcti {
             Tcti::Device(Some(path)) => open_device(path),
             Tcti::Device(None) => match DEFAULT_DEVICES.iter().find(|p| Path::new(p).exists()) {
@@ -42,7 +42,7 @@ impl Transport {
             },
             Tcti::Swtpm { host, port } => {
                 // Nothing is kept open between commands; fail now if nobody listens.
-                connect(host, *port, Duration::from_secs(5))?;
+                connect(host, *port, timeout)?;
                 Ok(Transport::Swtpm {
                     host: host.clone(),
                     port: *port,
