@@ -203,10 +203,12 @@ fn a_clevis_tpm2_binding_and_a_changed_pcr() {
             b"",
             Duration::from_secs(60),
         );
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
     };
     let (ok, text) = check();
     assert!(ok, "{text}");
