@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -141,7 +141,6 @@ fn a_pcr_extended_after_sealing_is_a_clear_error() {
     );
     sw.extend_pcr("sha256", 7);
     for (jwe, pcrs) in [(&by_clevis, "sha256:7"), (&by_us, "sha256:0,7")] {
-        let start = Instant::now();
         let out = decrypt(ours(&sw), jwe);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
@@ -152,7 +151,6 @@ fn a_pcr_extended_after_sealing_is_a_clear_error() {
                  the PCR values differ from those the key was sealed to"
             )
         );
-        assert!(start.elapsed() < Duration::from_secs(10));
         // clevis agrees that it cannot be opened.
         assert!(!decrypt(theirs(&sw), jwe).status.success());
     }
@@ -221,7 +219,8 @@ fn sss_of_tpm2_and_tang() {
     );
 }
 
-/// No TPM: every tpm2 binding fails with the same reason, said once, and quickly.
+/// No TPM: every tpm2 binding fails with the same reason, said once (and within
+/// run_with's bound, like every command here).
 #[test]
 fn no_tpm_is_reported_once() {
     if !have_tpm_tools() {
@@ -233,7 +232,6 @@ fn no_tpm_is_reported_once() {
     assert_eq!(ok(decrypt(ours(&sw), &jwe), "both there"), b"two seals");
     let tcti = sw.tcti.clone();
     drop(sw);
-    let start = Instant::now();
     let mut cmd = latchkey();
     cmd.env("TPM2TOOLS_TCTI", &tcti);
     let out = decrypt(cmd, &jwe);
@@ -244,7 +242,6 @@ fn no_tpm_is_reported_once() {
         1,
         "{err}"
     );
-    assert!(start.elapsed() < Duration::from_secs(10));
 
     // No variable, no device (unless this machine has a TPM): the default devices.
     if !std::path::Path::new("/dev/tpmrm0").exists() && !std::path::Path::new("/dev/tpm0").exists()

@@ -235,7 +235,9 @@ fn hostile_tpm_responses_are_bounded() {
         let start = Instant::now();
         let e = tpm.primary("ecc", "sha256").unwrap_err().to_string();
         assert!(e.contains(expect), "{e}");
-        assert!(start.elapsed() < Duration::from_secs(5));
+        // The 500 ms command timeout holds (a generous bound: this checks that the
+        // timeout applies, not how fast anything is).
+        assert!(start.elapsed() < Duration::from_secs(20));
         server.join().unwrap();
     }
 }
