@@ -15,8 +15,8 @@ use latchkey_proto::secret::Secret;
 use crate::transport::{self, Request};
 use crate::{Cancel, Error, Options};
 
-/// Recovers the plaintext of a clevis JWE (tang, sss, null, nested), drawing the
-/// ephemeral keys from the OS.
+/// Recovers the plaintext of a clevis JWE (tang, sss, null, nested; tpm2 with
+/// [`decrypt_with`]), drawing the ephemeral keys from the OS.
 ///
 /// All Tang requests go out concurrently; as soon as the pin tree is satisfied (or can no
 /// longer be) the outstanding ones are cancelled. `opts.timeout` bounds each request and
