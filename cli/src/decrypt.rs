@@ -8,9 +8,10 @@ use argh::FromArgs;
 use latchkey_client::{Options, Retry};
 use latchkey_proto::jwe::Jwe;
 
-use crate::input;
+use crate::{input, tpm};
 
-/// Decrypt a clevis JWE (compact, or a LUKS2 token's JSON) read from stdin.
+/// Decrypt a clevis JWE (compact, or a LUKS2 token's JSON) read from stdin. tpm2 pins use
+/// the TPM that TPM2TOOLS_TCTI names (default /dev/tpmrm0, then /dev/tpm0).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "decrypt")]
 pub struct Args {
@@ -30,7 +31,7 @@ pub fn run(args: Args) -> Result<()> {
     let raw = input::stdin()?;
     let text = input::jwe_text(raw.expose())?;
     let jwe = Jwe::parse(&text).context("reading the JWE")?;
-    let secret = latchkey_client::decrypt(&jwe, &opts)?;
+    let secret = latchkey_client::decrypt_with(&jwe, &opts, Some(tpm::unsealer()))?;
     let mut out = std::io::stdout().lock();
     out.write_all(secret.expose())
         .and_then(|()| out.flush())

@@ -5,15 +5,15 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use argh::FromArgs;
 use latchkey_client::Options;
-use latchkey_proto::pin::{self, EncryptIo};
+use latchkey_proto::pin::{self, EncryptIo, SealRequest, Sealed};
 
-use crate::{input, rng, tty};
+use crate::{input, rng, tpm, tty};
 
-/// Encrypt stdin with a clevis pin (tang, sss or null) and its JSON config.
+/// Encrypt stdin with a clevis pin (tang, sss, tpm2 or null) and its JSON config.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "encrypt")]
 pub struct Args {
-    /// the pin: tang, sss or null
+    /// the pin: tang, sss, tpm2 or null
     #[argh(positional)]
     pin: String,
     /// the pin's configuration, JSON as clevis takes it
@@ -44,7 +44,8 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// What encryption needs from the outside world: the network, files and the operator.
+/// What encryption needs from the outside world: the network, files, the TPM and the
+/// operator.
 struct Io {
     opts: Options,
 }
@@ -60,5 +61,9 @@ impl EncryptIo for Io {
 
     fn trust(&mut self, url: &str, thumbprints: &[String]) -> bool {
         tty::trust(url, thumbprints)
+    }
+
+    fn tpm2_seal(&mut self, req: &SealRequest) -> Result<Sealed, String> {
+        tpm::seal(req)
     }
 }

@@ -139,6 +139,8 @@ fn check(a: CheckArgs) -> Result<()> {
         rewrite: None,
     };
 
+    let tpm = crate::tpm::unsealer();
+
     println!("device: {}", dev.display());
     print!("LUKS{}, UUID {}", hdr.version().number(), hdr.uuid());
     match hdr.label() {
@@ -178,7 +180,7 @@ fn check(a: CheckArgs) -> Result<()> {
         for (url, kid) in &pin::tang_servers(&jwe.header) {
             println!("  {url}: {}", probe_tang(url, kid, &opts));
         }
-        let outcome = latchkey_client::decrypt(&jwe, &opts)
+        let outcome = latchkey_client::decrypt_with(&jwe, &opts, Some(tpm.clone()))
             .map_err(|e| e.to_string())
             .and_then(|pass| {
                 let mut f = File::open(dev).map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@
 //!   latchkey encrypt PIN CONFIG ──▶ encrypt.rs ──▶ latchkey-proto (pin::encrypt, EncryptIo)
 //!                                        └──────▶ latchkey-client (fetch_adv)
 //!   latchkey decrypt ─────────────▶ decrypt.rs ──▶ latchkey-client (decrypt) ──▶ Tang servers
+//!                                        └──────▶ tpm.rs ─▶ latchkey-tpm2 ──────────▶ the TPM
 //!   latchkey luks check -d DEV ───▶ luks.rs ────▶ latchkey-luks (header, unlock) + latchkey-client
 //! ```
 //!
@@ -16,6 +17,7 @@ mod encrypt;
 mod input;
 mod luks;
 mod rng;
+mod tpm;
 mod tty;
 
 use argh::FromArgs;

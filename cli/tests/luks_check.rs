@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use latchkey_testkit::{Scratch, Tang, have, have_tools, run_ok, run_with};
+use latchkey_testkit::{SWTPM_TOOLS, Scratch, Swtpm, Tang, have, have_tools, run_ok, run_with};
 
 fn tools() -> bool {
     have_tools() && have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta"])
@@ -164,4 +164,66 @@ fn reports_bindings_servers_and_the_opening_keyslot() {
     let (ok, text) = check(&["--key-file", key.to_str().unwrap()], &img);
     assert!(ok, "the key file still opens slot 0: {text}");
     assert!(text.contains("opens keyslot 0"), "{text}");
+}
+
+/// A slot bound by `clevis luks bind ... tpm2` to PCR 7, checked against the same swtpm
+/// before and after PCR 7 changes.
+#[test]
+fn a_clevis_tpm2_binding_and_a_changed_pcr() {
+    if !tools() || !have(&SWTPM_TOOLS) {
+        return;
+    }
+    let s = Scratch::new("check-tpm2");
+    let sw = Swtpm::start();
+    let (img, key) = image(
+        &s,
+        &[
+            "--type",
+            "luks2",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+        ],
+    );
+    run_ok(
+        sw.command("clevis")
+            .args(["luks", "bind", "-y", "-d"])
+            .arg(&img)
+            .arg("-k")
+            .arg(&key)
+            .args(["tpm2", r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#]),
+    );
+    sw.flush_all();
+    let check = || {
+        let out = run_with(
+            sw.command(env!("CARGO_BIN_EXE_latchkey"))
+                .args(["luks", "check", "-d"])
+                .arg(&img),
+            b"",
+            Duration::from_secs(60),
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = check();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("clevis token 0 (keyslot 1): tpm2 sha256:7"),
+        "{text}"
+    );
+    assert!(text.contains("opens keyslot 1"), "{text}");
+
+    sw.extend_pcr("sha256", 7);
+    let (ok, text) = check();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAILS: tpm2 (sha256:7): PCR sha256:7 policy does not match"),
+        "{text}"
+    );
+    assert!(text.contains("would NOT unlock"), "{text}");
 }

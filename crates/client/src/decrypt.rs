@@ -1,30 +1,50 @@
-//! Runs a `pin::Decryption` plan over the network: every Tang request at once, one
-//! thread each, which also builds the request's body; replies are fed to the plan as they
-//! arrive, and the first verdict wins.
+//! Runs a `pin::Decryption` plan: every Tang request at once, one thread each, which also
+//! builds the request's body, and the TPM unseals (tpm2 pins) on one more thread, through
+//! the caller's [`Unseal`]; answers are fed to the plan as they arrive, and the first
+//! verdict wins.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey_proto::jwe::Jwe;
-use latchkey_proto::pin::{Decryption, RequestId, Status};
+use latchkey_proto::pin::{Decryption, RequestId, Status, Unseal};
 use latchkey_proto::secret::Secret;
 
 use crate::transport::{self, Request};
 use crate::{Cancel, Error, Options};
 
-/// Recovers the plaintext of a clevis JWE (tang, sss, null, nested), drawing the
-/// ephemeral keys from the OS.
+/// Recovers the plaintext of a clevis JWE (tang, sss, null, nested; tpm2 with
+/// [`decrypt_with`]), drawing the ephemeral keys from the OS.
 ///
 /// All Tang requests go out concurrently; as soon as the pin tree is satisfied (or can no
 /// longer be) the outstanding ones are cancelled. `opts.timeout` bounds each request and
 /// `opts.deadline` the whole call. On failure the error lists every URL and its fate.
 pub fn decrypt(jwe: &Jwe, opts: &Options) -> Result<Secret, Error> {
+    decrypt_with(jwe, opts, None)
+}
+
+/// [`decrypt`], with the TPM steps of tpm2 pins done by `tpm` (latchkey-tpm2's
+/// `Unsealer`). Without it, a tpm2 binding fails as unsupported by this program.
+pub fn decrypt_with(
+    jwe: &Jwe,
+    opts: &Options,
+    tpm: Option<Arc<dyn Unseal>>,
+) -> Result<Secret, Error> {
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let plan = Decryption::new(jwe, &mut rng)?;
-    drive(plan, opts)
+    drive_with(plan, opts, tpm)
 }
+
+/// What a worker hands back.
+enum Answer {
+    Rec(Result<Vec<u8>, Error>),
+    Unsealed(Result<Secret, String>),
+}
+
+/// Why a tpm2 binding fails in a program that has no TPM access.
+const NO_TPM: &str = "this program was built without TPM support";
 
 struct Outstanding {
     url: String,
@@ -32,13 +52,22 @@ struct Outstanding {
 }
 
 /// Drives an already-built plan to its end.
-pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
+pub fn drive(plan: Decryption, opts: &Options) -> Result<Secret, Error> {
+    drive_with(plan, opts, None)
+}
+
+/// [`drive`] with a TPM for the plan's unseals.
+pub fn drive_with(
+    mut plan: Decryption,
+    opts: &Options,
+    tpm: Option<Arc<dyn Unseal>>,
+) -> Result<Secret, Error> {
     let start = Instant::now();
     let deadline = start + opts.deadline;
     // Workers stop a little after the driver gives up, so a request cut short by the overall
     // deadline is reported as such rather than as its own timeout; the driver cancels them.
     let worker_deadline = deadline + Duration::from_millis(250);
-    let (tx, rx) = mpsc::channel::<(RequestId, Result<Vec<u8>, Error>)>();
+    let (tx, rx) = mpsc::channel::<(RequestId, Answer)>();
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
     let requests = plan.requests();
@@ -66,7 +95,35 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
                 transport::send(&r, &opts, &cancel, worker_deadline)
             });
             // The receiver is gone once a verdict is reached; the result is moot then.
-            let _ = tx.send((req.id, result));
+            let _ = tx.send((req.id, Answer::Rec(result)));
+        });
+    }
+    // The TPM steps need no network: one thread runs them in turn (a TPM does one
+    // command at a time anyway) while the Tang requests are out.
+    let unseals = plan.unseal_requests();
+    if !unseals.is_empty() {
+        for req in &unseals {
+            let what = req.binding.describe();
+            outstanding.insert(
+                req.id,
+                Outstanding {
+                    url: what.clone(),
+                    cancel: Cancel::new(),
+                },
+            );
+            outcomes.push((req.id, what, None));
+        }
+        let tx = tx.clone();
+        thread::spawn(move || {
+            for req in unseals {
+                let result = match &tpm {
+                    Some(t) => t.unseal(&req.binding, worker_deadline),
+                    None => Err(NO_TPM.to_owned()),
+                };
+                if tx.send((req.id, Answer::Unsealed(result))).is_err() {
+                    return;
+                }
+            }
         });
     }
     // Each request costs two scalar multiplications: e·G for its body (on its worker, which
@@ -75,16 +132,20 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
     let mut to_prepare = requests.into_iter();
     drop(tx);
 
+    // One line per server or binding and fate: a missing TPM is said once, however many
+    // tpm2 bindings met it.
     let report = |outcomes: &[(RequestId, String, Option<String>)], unfinished: &str| {
-        outcomes
-            .iter()
-            .map(|(_, url, what)| {
-                (
-                    url.clone(),
-                    what.clone().unwrap_or_else(|| unfinished.to_owned()),
-                )
-            })
-            .collect::<Vec<_>>()
+        let mut lines: Vec<(String, String)> = Vec::new();
+        for (_, url, what) in outcomes {
+            let line = (
+                url.clone(),
+                what.clone().unwrap_or_else(|| unfinished.to_owned()),
+            );
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        lines
     };
     let cancel_all = |outstanding: &HashMap<RequestId, Outstanding>| {
         for o in outstanding.values() {
@@ -121,18 +182,23 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
             Err(mpsc::TryRecvError::Empty) => Err(mpsc::RecvTimeoutError::Timeout),
         };
         match received {
-            Ok((id, result)) => {
+            Ok((id, answer)) => {
                 let Some(o) = outstanding.remove(&id) else {
                     continue;
                 };
-                let what = match &result {
-                    Ok(_) => "replied".to_owned(),
-                    Err(e) => e.detail(&o.url),
+                let what = match &answer {
+                    Answer::Rec(Ok(_)) => "replied".to_owned(),
+                    Answer::Rec(Err(e)) => e.detail(&o.url),
+                    Answer::Unsealed(Ok(_)) => "unsealed".to_owned(),
+                    Answer::Unsealed(Err(e)) => e.clone(),
                 };
                 if let Some(slot) = outcomes.iter_mut().find(|(i, _, _)| *i == id) {
                     slot.2 = Some(what.clone());
                 }
-                plan.supply(id, result.map_err(|_| what));
+                match answer {
+                    Answer::Rec(result) => plan.supply(id, result.map_err(|_| what)),
+                    Answer::Unsealed(result) => plan.supply_unseal(id, result),
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 cancel_all(&outstanding);

@@ -122,7 +122,10 @@ impl fmt::Display for Error {
                 // The plan's reason already says what went wrong with the servers it names.
                 let rest: Vec<_> = outcomes
                     .iter()
-                    .filter(|(url, _)| !reason.contains(&format!("{url}: ")))
+                    .filter(|(url, _)| {
+                        !reason.contains(&format!("{url}: "))
+                            && !reason.contains(&format!("{url}, "))
+                    })
                     .cloned()
                     .collect();
                 list(f, &rest)

@@ -1,5 +1,6 @@
 //! latchkey-client: a small blocking HTTP/1.1 client for Tang servers, and the
-//! driver that runs a decryption plan of `latchkey-proto` over the network.
+//! driver that runs a decryption plan of `latchkey-proto` over the network (and, for tpm2
+//! pins, through a caller-supplied TPM, [`latchkey_proto::pin::Unseal`]).
 //!
 //! ```text
 //!   cli (latchkey) ──┐                      ┌── GET  {url}/adv[/thp]
@@ -47,7 +48,7 @@ pub mod url;
 
 use std::time::Instant;
 
-pub use decrypt::{decrypt, drive};
+pub use decrypt::{decrypt, decrypt_with, drive, drive_with};
 pub use error::Error;
 pub use options::{Cancel, Options, Retry, UrlRewrite};
 use transport::Request;

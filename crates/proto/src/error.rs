@@ -49,8 +49,8 @@ pub enum Error {
         /// The value found.
         value: String,
     },
-    /// The clevis pin is not one of tang, sss, null.
-    #[error("unknown clevis pin {0:?} (supported: tang, sss, null)")]
+    /// The clevis pin is not one of tang, sss, tpm2, null.
+    #[error("unknown clevis pin {0:?} (supported: tang, sss, tpm2, null)")]
     UnknownPin(String),
     /// A point is not on its curve, has coordinates out of range, is the identity, or belongs
     /// to another curve than expected.
@@ -108,6 +108,15 @@ pub enum Error {
         /// The JWE's `clevis.tang.url`.
         url: String,
         /// Transport error or what is wrong with the reply.
+        reason: String,
+    },
+    /// The TPM step of a tpm2 binding failed (no TPM, a PCR policy that does not match,
+    /// a sealed key from another TPM, ...).
+    #[error("{binding}: {reason}")]
+    Tpm {
+        /// The binding, e.g. `tpm2 (sha256:7)`.
+        binding: String,
+        /// What the TPM side reported.
         reason: String,
     },
     /// Fetching an advertisement or reading a file through [`crate::pin::EncryptIo`] failed.

@@ -6,8 +6,8 @@
 //!   latchkey-client (HTTP)              │ (HTTP)
 //!          │ requests ▲ replies         │ bodies
 //!   ┌──────▼──────────┴─────────────────▼──────────────────────────────┐
-//!   │ latchkey-proto: pin (tang, sss, null) ─ jwe ─ jws ─ jwk ─ tang   │
-//!   │                 sss ─ curve (EcBackend) ─ b64 ─ secret           │
+//!   │ latchkey-proto: pin (tang, sss, tpm2, null) ─ jwe ─ jws ─ jwk    │
+//!   │                 tang ─ sss ─ curve (EcBackend) ─ b64 ─ secret    │
 //!   └──────────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -37,6 +37,10 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! tpm2 leaves come out of [`pin::Decryption::unseal_requests`] instead: the caller's
+//! TPM (latchkey-tpm2, through [`pin::Unseal`]) unseals each binding and hands the bytes
+//! to [`pin::Decryption::supply_unseal`]; they need no network and run alongside.
 //!
 //! Where this crate is precise about behaviour the reference leaves open:
 //! - [`jws::verify_advertisement`] applies clevis's rule (`jose jws ver -a` over the payload's

@@ -290,7 +290,14 @@ fn sss_of_nulls_t1_and_config_errors() {
     let e = enc("sss", json!({"t": 1}), b"x", false, &mut io).unwrap_err();
     assert_eq!(e.to_string(), "sss pin config has no pins");
     assert_eq!(
-        enc("tpm2", json!({}), b"x", false, &mut io).unwrap_err(),
-        Error::UnknownPin("tpm2".into())
+        enc("tpm3", json!({}), b"x", false, &mut io).unwrap_err(),
+        Error::UnknownPin("tpm3".into())
+    );
+    // tpm2 is known; without a TPM behind EncryptIo it fails naming the binding.
+    assert_eq!(
+        enc("tpm2", json!({"pcr_ids": "7"}), b"x", false, &mut io)
+            .unwrap_err()
+            .to_string(),
+        "tpm2 (first active bank:7): this program was built without TPM support"
     );
 }

@@ -126,11 +126,11 @@ fn missing_tang_fields_are_named() {
 #[test]
 fn unknown_pins_are_named() {
     let s = edit_header(&text("jwe/null.jwe"), |h| {
-        h["clevis"]["pin"] = json!("tpm2")
+        h["clevis"]["pin"] = json!("tpm3")
     });
     let e = new_err(&s);
-    assert_eq!(e, Error::UnknownPin("tpm2".into()));
-    assert!(e.to_string().contains("\"tpm2\""));
+    assert_eq!(e, Error::UnknownPin("tpm3".into()));
+    assert!(e.to_string().contains("\"tpm3\""));
     // Inside sss an unknown pin is one failed share, as with clevis. The outer JWE is
     // re-encrypted with the sample's recovered key (sss-vector.json) for its new header.
     let sss = text("jwe/sss-2of3-null.jwe");
@@ -145,7 +145,7 @@ fn unknown_pins_are_named() {
         let list = h.pointer_mut("/clevis/sss/jwe").unwrap();
         list[0] = json!(edit_header(
             list[0].as_str().unwrap(),
-            |c| c["clevis"]["pin"] = json!("tpm2")
+            |c| c["clevis"]["pin"] = json!("tpm3")
         ));
     });
     match Decryption::new(&one_bad, &mut rng()).unwrap().status() {
@@ -157,7 +157,7 @@ fn unknown_pins_are_named() {
         for i in [0, 2] {
             list[i] = json!(edit_header(
                 list[i].as_str().unwrap(),
-                |c| c["clevis"]["pin"] = json!("tpm2")
+                |c| c["clevis"]["pin"] = json!("tpm3")
             ));
         }
     });
@@ -176,7 +176,7 @@ fn unknown_pins_are_named() {
         "{msg}"
     );
     assert_eq!(
-        msg.matches("unknown clevis pin \"tpm2\"").count(),
+        msg.matches("unknown clevis pin \"tpm3\"").count(),
         2,
         "{msg}"
     );

@@ -1,9 +1,10 @@
 //! Fixtures for latchkey's integration tests: Debian's real tangd behind
-//! socat on loopback ports, scratch directories, and child processes that
-//! can never hang a test.
+//! socat on loopback ports, swtpm software TPMs, scratch directories, and child
+//! processes that can never hang a test.
 //!
 //! ```text
 //!   cli/tests, agent/tests, tangd/tests ──▶ latchkey-testkit ──▶ socat + /usr/libexec/tangd (127.0.0.1)
+//!   crates/tpm2/tests, cli/tests ─────────┘                 └──▶ swtpm socket (127.0.0.1, a scratch state dir)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -182,6 +183,117 @@ impl Tang {
 impl Drop for Tang {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// swtpm and what the TPM tests drive it with: tpm2-tools and clevis's tpm2 pin.
+pub const SWTPM_TOOLS: [&str; 5] = [
+    "/usr/bin/swtpm",
+    "/usr/bin/tpm2_createprimary",
+    "/usr/bin/tpm2_pcrextend",
+    "/usr/bin/clevis-encrypt-tpm2",
+    "/usr/bin/clevis-decrypt-tpm2",
+];
+
+/// A software TPM 2.0 (swtpm's socket interface) on two consecutive loopback ports, its
+/// state in a scratch directory. Killed on drop.
+pub struct Swtpm {
+    /// The data port; the control channel is `port + 1`.
+    pub port: u16,
+    /// `swtpm:host=127.0.0.1,port=PORT`, for `TPM2TOOLS_TCTI`.
+    pub tcti: String,
+    child: Child,
+    _state: Scratch,
+}
+
+impl Swtpm {
+    /// A TPM that is powered on and started (`--flags not-need-init,startup-clear`).
+    pub fn start() -> Swtpm {
+        Swtpm::spawn(&["--flags", "not-need-init,startup-clear"])
+    }
+
+    /// A TPM that still needs power-on (`CMD_INIT` on the control channel) and
+    /// TPM2_Startup, as a machine's TPM before firmware ran.
+    pub fn start_cold() -> Swtpm {
+        Swtpm::spawn(&[])
+    }
+
+    fn spawn(extra: &[&str]) -> Swtpm {
+        let state = Scratch::new("swtpm");
+        for _ in 0..20 {
+            let port = free_port();
+            if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+                continue;
+            }
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--server"])
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .arg("--tpmstate")
+                .arg(format!("dir={}", state.0.display()))
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning swtpm");
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Swtpm {
+                        port,
+                        tcti: format!("swtpm:host=127.0.0.1,port={port}"),
+                        child,
+                        _state: state,
+                    };
+                }
+                // Lost the port to someone else: try another.
+                if child.try_wait().unwrap().is_some() || Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("swtpm did not start");
+    }
+
+    /// A command with `TPM2TOOLS_TCTI` pointing at this TPM (for tpm2-tools and clevis).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("TPM2TOOLS_TCTI", &self.tcti);
+        c
+    }
+
+    /// `tpm2_pcrextend PCR:BANK=DIGEST` with a digest of 0x01 bytes.
+    pub fn extend_pcr(&self, bank: &str, pcr: u8) {
+        let size = match bank {
+            "sha1" => 20,
+            "sha256" => 32,
+            "sha384" => 48,
+            _ => 64,
+        };
+        let digest = "01".repeat(size);
+        run_ok(
+            self.command("tpm2_pcrextend")
+                .arg(format!("{pcr}:{bank}={digest}")),
+        );
+    }
+
+    /// Flushes every transient object and loaded session (`tpm2_flushcontext -t -l`):
+    /// clevis 19 leaves a policy session loaded after each PCR-bound encrypt.
+    pub fn flush_all(&self) {
+        run_ok(self.command("tpm2_flushcontext").arg("-t"));
+        run_ok(self.command("tpm2_flushcontext").arg("-l"));
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -12,6 +12,7 @@ const MAX_DEPTH: u32 = 16;
 /// A node of the tree, as far as the header tells.
 enum Node {
     Tang { url: String, kid: String },
+    Tpm2(String),
     Sss { t: String, children: Vec<Node> },
     Other(String),
 }
@@ -26,6 +27,15 @@ fn node(header: &Value, depth: u32) -> Node {
                 .to_owned(),
             kid: header["kid"].as_str().unwrap_or("").to_owned(),
         },
+        Some("tpm2") => Node::Tpm2(
+            match (
+                clevis["tpm2"]["pcr_bank"].as_str(),
+                clevis["tpm2"]["pcr_ids"].as_str(),
+            ) {
+                (Some(bank), Some(ids)) if !ids.is_empty() => format!("tpm2 {bank}:{ids}"),
+                _ => "tpm2".to_owned(),
+            },
+        ),
         Some("sss") if depth < MAX_DEPTH => Node::Sss {
             t: clevis["sss"]["t"].to_string(),
             children: clevis["sss"]["jwe"]
@@ -47,6 +57,7 @@ fn node(header: &Value, depth: u32) -> Node {
 fn text(n: &Node) -> String {
     match n {
         Node::Tang { url, .. } => format!("tang {url}"),
+        Node::Tpm2(text) => text.clone(),
         Node::Sss { t, children } => {
             format!(
                 "sss {t} of [{}]",
@@ -61,7 +72,7 @@ fn servers(n: &Node, out: &mut Vec<(String, String)>) {
     match n {
         Node::Tang { url, kid } => out.push((url.clone(), kid.clone())),
         Node::Sss { children, .. } => children.iter().for_each(|c| servers(c, out)),
-        Node::Other(_) => {}
+        Node::Tpm2(_) | Node::Other(_) => {}
     }
 }
 
@@ -78,11 +89,12 @@ pub fn tang_servers(header: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// True unless every leaf is `null`: recovery then needs no network.
+/// True unless every leaf is `null` or `tpm2`: recovery then needs no network.
 pub fn needs_network(header: &Value) -> bool {
     fn walk(n: &Node) -> bool {
         match n {
             Node::Tang { .. } => true,
+            Node::Tpm2(_) => false,
             Node::Sss { children, .. } => children.iter().any(walk),
             Node::Other(pin) => pin != "null",
         }

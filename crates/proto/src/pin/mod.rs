@@ -1,9 +1,11 @@
-//! The clevis pin tree: tang, sss (nested to any depth) and null.
+//! The clevis pin tree: tang, sss (nested to any depth), tpm2 and null.
 //!
 //! ```text
-//!  encrypt(pin, config) ──► compact JWE           (EncryptIo fetches advertisements)
+//!  encrypt(pin, config) ──► compact JWE    (EncryptIo fetches advertisements, seals in the TPM)
 //!  Decryption::new(jwe) ──► requests() ─► caller POSTs them, concurrently
 //!                           supply(id, reply) ──► status(): Pending | Done | Failed
+//!                       └─► unseal_requests() ─► caller unseals them (Unseal), alongside
+//!                           supply_unseal(id, unsealed)
 //! ```
 
 mod config;
@@ -12,6 +14,7 @@ mod null;
 mod plan;
 mod sss;
 mod tang;
+mod tpm2;
 
 use rand_core::CryptoRng;
 use serde_json::Value;
@@ -21,7 +24,8 @@ use crate::jwe::Jwe;
 use config::Config;
 
 pub use describe::{describe, needs_network, tang_servers};
-pub use plan::{Decryption, RecRequest, RequestId, Status};
+pub use plan::{Decryption, RecRequest, RequestId, Status, UnsealRequest};
+pub use tpm2::{SealRequest, Sealed, Tpm2Binding, Unseal};
 
 /// The side effects of encryption, supplied by the caller.
 pub trait EncryptIo {
@@ -32,6 +36,11 @@ pub trait EncryptIo {
     /// No `thp` and no `-y`: asks the operator to trust these S256 signing-key thumbprints
     /// for `url`.
     fn trust(&mut self, url: &str, thumbprints: &[String]) -> bool;
+    /// Seals `req.data` in the TPM (the tpm2 pin). Without a TPM implementation, an error.
+    fn tpm2_seal(&mut self, req: &SealRequest) -> Result<Sealed, String> {
+        let _ = req;
+        Err("this program was built without TPM support".into())
+    }
 }
 
 /// `clevis encrypt PIN CONFIG [-y]` with CONFIG as the operator wrote it: returns the
@@ -73,6 +82,7 @@ pub(crate) fn encrypt_jwe<R: CryptoRng + ?Sized>(
         "tang" => tang::encrypt(&config.to_value(), plaintext, yes, io, rng),
         "sss" => sss::encrypt(config, plaintext, yes, io, rng),
         "null" => null::encrypt(&config.to_value(), plaintext, rng),
+        "tpm2" => tpm2::encrypt(&config.to_value(), plaintext, io, rng),
         other => Err(Error::UnknownPin(other.into())),
     }
 }

@@ -1,14 +1,16 @@
-//! Decryption as a plan the caller drives: every tang leaf is one request, all handed out at
-//! once; replies come back in any order; sss nodes resolve at their threshold or as soon as
-//! it can no longer be met, as `clevis-decrypt-sss` does.
+//! Decryption as a plan the caller drives: every tang leaf is one request and every tpm2
+//! leaf one unseal, all handed out at once; replies come back in any order; sss nodes
+//! resolve at their threshold or as soon as it can no longer be met, as
+//! `clevis-decrypt-sss` does.
 
 use std::sync::Arc;
 
 use rand_core::CryptoRng;
 
-use super::{null, sss, tang};
+use super::tpm2::Tpm2Binding;
+use super::{null, sss, tang, tpm2};
 use crate::curve::RustCrypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, unsupported};
 use crate::jwe::Jwe;
 use crate::secret::Secret;
 use crate::sss::combine;
@@ -56,6 +58,24 @@ impl core::fmt::Debug for RecRequest {
     }
 }
 
+/// One TPM unseal to perform: the tpm2 pin's step, which needs the TPM, not the network.
+#[derive(Clone)]
+pub struct UnsealRequest {
+    /// Pass back to [`Decryption::supply_unseal`].
+    pub id: RequestId,
+    /// What the JWE header says about the sealed key.
+    pub binding: Arc<Tpm2Binding>,
+}
+
+impl core::fmt::Debug for UnsealRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UnsealRequest")
+            .field("id", &self.id)
+            .field("binding", &self.binding.describe())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a plan stands.
 pub enum Status {
     /// Waiting for more replies.
@@ -76,6 +96,7 @@ enum Kind {
     /// Resolved when built (null pins, nodes that failed to parse).
     Fixed,
     Tang(Box<tang::Leaf>),
+    Tpm2(Box<tpm2::Leaf>),
     Sss(Box<SssNode>),
 }
 
@@ -85,6 +106,7 @@ struct SssNode {
     t: usize,
     children: usize,
     shares: Vec<Secret>,
+    failed: usize,
     reasons: Vec<String>,
 }
 
@@ -102,6 +124,24 @@ pub struct Decryption {
     /// Node index of each request.
     leaves: Vec<usize>,
     handed_out: bool,
+    unseals_handed_out: bool,
+}
+
+/// Adds a failed child's reason to its sss node's list. TPM bindings that failed for the
+/// same reason (no TPM, typically) share one entry, so the reason is said once:
+/// `tpm2 (no PCR policy), tpm2 (sha256:7): no TPM device: ...`.
+fn add_reason(reasons: &mut Vec<String>, e: &Error) {
+    if let Error::Tpm { binding, reason } = e {
+        let tail = format!(": {reason}");
+        if let Some(r) = reasons
+            .iter_mut()
+            .find(|r| r.starts_with("tpm2 (") && r.ends_with(&tail))
+        {
+            r.insert_str(r.len() - tail.len(), &format!(", {binding}"));
+            return;
+        }
+    }
+    reasons.push(e.to_string());
 }
 
 impl Decryption {
@@ -113,6 +153,7 @@ impl Decryption {
             nodes: Vec::new(),
             leaves: Vec::new(),
             handed_out: false,
+            unseals_handed_out: false,
         };
         plan.build(jwe, None, rng)?;
         if let State::Failed(e) = &plan.nodes[0].state {
@@ -166,6 +207,17 @@ impl Decryption {
                 self.leaves.push(idx);
                 Ok(idx)
             }
+            "tpm2" => {
+                let leaf = tpm2::leaf(jwe)?;
+                let idx = self.push(parent, Kind::Tpm2(Box::new(leaf)), State::Pending);
+                self.leaves.push(idx);
+                Ok(idx)
+            }
+            "tpm2plus" => Err(unsupported(
+                "JWE",
+                "clevis.pin",
+                "tpm2plus (an authorized policy of clevis-pin-tpm2)",
+            )),
             "sss" => {
                 let node = sss::parse(jwe)?;
                 if node.children.len() < node.t {
@@ -184,6 +236,7 @@ impl Decryption {
                         t: node.t,
                         children: node.children.len(),
                         shares: Vec::new(),
+                        failed: 0,
                         reasons: Vec::new(),
                     })),
                     State::Pending,
@@ -224,6 +277,47 @@ impl Decryption {
             }
         }
         out
+    }
+
+    /// The TPM unseals to perform, each returned once, like [`Decryption::requests`].
+    pub fn unseal_requests(&mut self) -> Vec<UnsealRequest> {
+        if std::mem::replace(&mut self.unseals_handed_out, true) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, &idx) in self.leaves.iter().enumerate() {
+            if !self.live(idx) {
+                continue;
+            }
+            if let Kind::Tpm2(leaf) = &self.nodes[idx].kind {
+                out.push(UnsealRequest {
+                    id: RequestId(i as u32),
+                    binding: Arc::clone(&leaf.binding),
+                });
+            }
+        }
+        out
+    }
+
+    /// Hands in what the TPM unsealed for an unseal request, or why it could not. Like
+    /// [`Decryption::supply`], late, unknown or repeated answers are ignored.
+    pub fn supply_unseal(&mut self, id: RequestId, unsealed: Result<Secret, String>) {
+        let Some(&idx) = self.leaves.get(id.0 as usize) else {
+            return;
+        };
+        if !self.live(idx) {
+            return;
+        }
+        let Kind::Tpm2(leaf) = &self.nodes[idx].kind else {
+            return;
+        };
+        let binding = leaf.binding.describe();
+        self.nodes[idx].state =
+            match unsealed.and_then(|s| leaf.finish(&s).map_err(|e| e.to_string())) {
+                Ok(plaintext) => State::Done(plaintext),
+                Err(reason) => State::Failed(Error::Tpm { binding, reason }),
+            };
+        self.child_resolved(idx);
     }
 
     /// Whether the node and all its ancestors are still pending.
@@ -291,6 +385,7 @@ impl Decryption {
                 t,
                 children,
                 shares,
+                failed,
                 reasons,
             } = &mut **node;
             let new_state = match outcome {
@@ -311,8 +406,9 @@ impl Decryption {
                     })
                 }
                 Err(e) => {
-                    reasons.push(e.to_string());
-                    (*children - reasons.len() < *t).then(|| {
+                    *failed += 1;
+                    add_reason(reasons, &e);
+                    (*children - *failed < *t).then(|| {
                         State::Failed(Error::Threshold {
                             t: *t,
                             got: shares.len(),

@@ -1,0 +1,199 @@
+//! clevis's tpm2 pin on a [`Tpm`]: what `clevis-encrypt-tpm2` and `clevis-decrypt-tpm2`
+//! do with tpm2-tools, in the same TPM commands.
+//!
+//! ```text
+//!  seal:   CreatePrimary(owner, HASH, KEY) ─ [PCR_Read] ─ Create(sealed JWK, policy) ─ Flush
+//!  unseal: CreatePrimary ─ Load(jwk_priv, jwk_pub) ─ Flush(primary)
+//!          ─ [StartAuthSession(policy, HASH) ─ PolicyPCR(bank:ids)] ─ Unseal ─ Flush
+//! ```
+//!
+//! The policy session uses the object's name algorithm, which is what makes its digest
+//! comparable with the object's authPolicy. (clevis 19's `tpm2_unseal -p pcr:…` always
+//! opens a SHA-256 session, so clevis cannot unseal its own `"hash":"sha1"` JWEs with
+//! PCRs; latchkey can.)
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use latchkey_proto::pin::{SealRequest, Sealed, Tpm2Binding, Unseal};
+use latchkey_proto::secret::Secret;
+use zeroize::Zeroizing;
+
+use crate::alg::{Hash, PcrSelection, policy_pcr_digest};
+use crate::command::{Auth, MAX_SEALED};
+use crate::error::{Error, Result};
+use crate::tcti::Tcti;
+use crate::template::PrimaryKey;
+use crate::tpm::Tpm;
+
+/// Runs `f` and then flushes every handle it pushed, whatever the outcome: the TPM
+/// (without a resource manager) would keep them loaded otherwise.
+fn with_handles<T>(
+    tpm: &mut Tpm,
+    f: impl FnOnce(&mut Tpm, &mut Vec<u32>) -> Result<T>,
+) -> Result<T> {
+    let mut handles = Vec::new();
+    let out = f(tpm, &mut handles);
+    for h in handles.into_iter().rev() {
+        tpm.flush(h);
+    }
+    out
+}
+
+/// The unsealed bytes of a clevis tpm2 binding (the JWK, with clevis's newline).
+pub fn unseal(tpm: &mut Tpm, b: &Tpm2Binding) -> Result<Zeroizing<Vec<u8>>> {
+    let hash = Hash::from_name(&b.hash, "clevis.tpm2.hash")?;
+    let key = PrimaryKey::from_name(&b.key, "clevis.tpm2.key")?;
+    let pcrs = match (&b.pcr_bank, b.pcr_ids.is_empty()) {
+        (_, true) => None,
+        (Some(bank), false) => Some(PcrSelection::new(
+            Hash::from_name(bank, "clevis.tpm2.pcr_bank")?,
+            &b.pcr_ids,
+        )?),
+        (None, false) => return Err(Error::Config("clevis.tpm2.pcr_ids without pcr_bank".into())),
+    };
+    with_handles(tpm, |tpm, handles| {
+        let primary = tpm.create_primary(key, hash)?.handle;
+        handles.push(primary);
+        let item = tpm.load(primary, &b.jwk_priv, &b.jwk_pub)?;
+        handles.push(item);
+        // The primary is not needed any more; free its slot before the session's.
+        tpm.flush(primary);
+        handles.retain(|&h| h != primary);
+        let Some(pcrs) = pcrs else {
+            return tpm.unseal(item, Auth::Password);
+        };
+        let session = tpm.start_policy_session(hash)?;
+        handles.push(session);
+        tpm.policy_pcr(session, &pcrs)?;
+        tpm.unseal(item, Auth::Policy(session))
+            .map_err(|e| match e {
+                Error::Tpm { rc, .. } if rc.is_policy_fail() => {
+                    Error::PcrMismatch { pcrs: pcrs.spec() }
+                }
+                other => other,
+            })
+    })
+}
+
+/// Seals `req.data` as `clevis encrypt tpm2` does.
+pub fn seal(tpm: &mut Tpm, req: &SealRequest) -> Result<Sealed> {
+    let hash = Hash::from_name(&req.hash, "hash")?;
+    let key = PrimaryKey::from_name(&req.key, "key")?;
+    if req.data.len() > MAX_SEALED {
+        return Err(Error::Config(format!(
+            "{} bytes to seal, a TPM seals at most {MAX_SEALED}",
+            req.data.len()
+        )));
+    }
+    let pcrs = if req.pcr_ids.is_empty() {
+        None
+    } else {
+        let bank = match &req.pcr_bank {
+            Some(b) => Hash::from_name(b, "pcr_bank")?,
+            // clevis 21: the first bank that has PCRs allocated.
+            None => *tpm
+                .active_banks()?
+                .first()
+                .ok_or_else(|| Error::Config("the TPM has no active PCR bank".into()))?,
+        };
+        Some(PcrSelection::new(bank, &req.pcr_ids)?)
+    };
+    let policy = match &pcrs {
+        None => None,
+        Some(sel) => {
+            // Read even with pcr_digest given: it checks the bank and PCRs exist, as
+            // clevis does.
+            let current = tpm.pcr_values(sel)?;
+            let values = match &req.pcr_digest {
+                None => current,
+                Some(d) if d.len() == current.len() => d.clone(),
+                Some(d) => {
+                    return Err(Error::Config(format!(
+                        "pcr_digest is {} bytes, {} needs {}",
+                        d.len(),
+                        sel.spec(),
+                        current.len()
+                    )));
+                }
+            };
+            Some(policy_pcr_digest(hash, sel, &values))
+        }
+    };
+    let (jwk_priv, jwk_pub) = with_handles(tpm, |tpm, handles| {
+        let primary = tpm.create_primary(key, hash)?.handle;
+        handles.push(primary);
+        tpm.create_sealed(primary, hash, policy.as_deref(), req.data.expose())
+    })?;
+    Ok(Sealed {
+        jwk_pub,
+        jwk_priv,
+        pcr_bank: pcrs.map(|p| p.bank.name().to_owned()),
+    })
+}
+
+/// The TPM side of decryption for [`latchkey_proto::pin::Unseal`]: opens the TPM for each
+/// binding, and after finding no TPM at all says so at once for every later binding.
+pub struct Unsealer {
+    tcti: Result<Tcti>,
+    timeout: Duration,
+    unavailable: Mutex<Option<String>>,
+}
+
+impl Unsealer {
+    /// Each TPM command may take up to `timeout` (and none runs past the caller's deadline).
+    pub fn new(tcti: Tcti, timeout: Duration) -> Unsealer {
+        Unsealer {
+            tcti: Ok(tcti),
+            timeout,
+            unavailable: Mutex::new(None),
+        }
+    }
+
+    /// The TPM `TPM2TOOLS_TCTI` names (the default devices when unset). A malformed
+    /// variable fails the tpm2 bindings only, when one is met.
+    pub fn from_env(timeout: Duration) -> Unsealer {
+        Unsealer {
+            tcti: Tcti::from_env(),
+            timeout,
+            unavailable: Mutex::new(None),
+        }
+    }
+
+    fn run(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Zeroizing<Vec<u8>>> {
+        let tcti = self.tcti.as_ref().map_err(|e| match e {
+            Error::Tcti(m) => Error::Tcti(m.clone()),
+            other => Error::Config(other.to_string()),
+        })?;
+        let mut tpm = Tpm::open(tcti, self.timeout)?;
+        tpm.set_deadline(deadline);
+        unseal(&mut tpm, binding)
+    }
+}
+
+impl Unseal for Unsealer {
+    fn unseal(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Secret, String> {
+        let mut memo = self
+            .unavailable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = &*memo {
+            return Err(e.clone());
+        }
+        match self.run(binding, deadline) {
+            Ok(bytes) => Ok(Secret::from_slice(&bytes)),
+            Err(e) => {
+                if e.is_unavailable() {
+                    *memo = Some(e.to_string());
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// Opens the TPM and seals: the tpm2 side of [`latchkey_proto::pin::EncryptIo`].
+pub fn seal_with(tcti: &Tcti, timeout: Duration, req: &SealRequest) -> Result<Sealed> {
+    let mut tpm = Tpm::open(tcti, timeout)?;
+    seal(&mut tpm, req)
+}
