@@ -78,6 +78,30 @@ impl Drop for Scratch {
 }
 
 /// A free loopback port (bound and released; socat takes it right after).
+/// Two adjacent free ports on 127.0.0.1 (swtpm's data and control channel).
+///
+/// Taken below the kernel's ephemeral range: `bind(0)` hands out odd ports and
+/// leaves the even ones to `connect()`, so after a load test the port above
+/// a `free_port()` is usually held by a TIME_WAIT connection.
+pub fn free_port_pair() -> u16 {
+    let seed = std::process::id() as usize
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as usize);
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    for _ in 0..200 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // 20000..32000, even: below 32768, where Linux's ephemeral range starts.
+        let port = (20_000 + (seed.wrapping_add(n.wrapping_mul(7919)) % 6_000) * 2) as u16;
+        let a = TcpListener::bind(("127.0.0.1", port));
+        let b = TcpListener::bind(("127.0.0.1", port + 1));
+        if a.is_ok() && b.is_ok() {
+            return port;
+        }
+    }
+    panic!("no two adjacent free ports on 127.0.0.1 in 20000..32000");
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -221,10 +245,7 @@ impl Swtpm {
     fn spawn(extra: &[&str]) -> Swtpm {
         let state = Scratch::new("swtpm");
         for _ in 0..20 {
-            let port = free_port();
-            if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
-                continue;
-            }
+            let port = free_port_pair();
             let mut child = Command::new("swtpm")
                 .args(["socket", "--tpm2", "--server"])
                 .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
