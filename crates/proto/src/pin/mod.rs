@@ -9,7 +9,7 @@
 mod config;
 mod describe;
 mod null;
-mod plan;
+pub(crate) mod plan;
 mod sss;
 mod tang;
 
