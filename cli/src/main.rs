@@ -5,6 +5,7 @@
 //!                                        └──────▶ latchkey-client (fetch_adv)
 //!   latchkey decrypt ─────────────▶ decrypt.rs ──▶ latchkey-client (decrypt) ──▶ Tang servers
 //!   latchkey luks check -d DEV ───▶ luks.rs ────▶ latchkey-luks (header, unlock) + latchkey-client
+//!   latchkey recover ... ─────────▶ recover.rs ─▶ latchkey-proto (recovery codes) + client, luks
 //! ```
 //!
 //! This file only parses the command line and dispatches; each subcommand is a module.
@@ -15,6 +16,7 @@ mod decrypt;
 mod encrypt;
 mod input;
 mod luks;
+mod recover;
 mod rng;
 mod tty;
 
@@ -33,6 +35,7 @@ enum Command {
     Encrypt(encrypt::Args),
     Decrypt(decrypt::Args),
     Luks(luks::Args),
+    Recover(recover::Args),
 }
 
 fn main() {
@@ -41,6 +44,7 @@ fn main() {
         Command::Encrypt(args) => ("encrypt", encrypt::run(args)),
         Command::Decrypt(args) => ("decrypt", decrypt::run(args)),
         Command::Luks(args) => ("luks", luks::run(args)),
+        Command::Recover(args) => ("recover", recover::run(args)),
     };
     if let Err(e) = result {
         eprintln!("latchkey {name}: {e:#}");
