@@ -339,3 +339,34 @@ fn codes_are_short_enough_to_read_out() {
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.len() <= 47), "{rows:?}");
 }
+
+/// The codes of the McCallum-Relyea exchange in `vectors/tang-vector.json` (X and Y with
+/// the fixed e, the tang-db key): the format, pinned.
+#[test]
+fn code_vectors_of_the_tang_vector() {
+    let v: serde_json::Value = serde_json::from_slice(&data("vectors/tang-vector.json")).unwrap();
+    let rec = &v["recovery"];
+    let body = |k: &str| rec[k].as_str().unwrap().as_bytes().to_vec();
+    let x = Jwk::parse(&body(
+        "X = C + E  -> request body (sorted compact JSON; clevis appends \\n)",
+    ))
+    .unwrap();
+    let y = Jwk::parse(&body("Y = s*X -> tang reply body (exact bytes)")).unwrap();
+    let server = Jwk::from_value(&v["server_ecmr_jwk"]).unwrap();
+    let request = RequestCode::new(x.point().unwrap(), server.point().unwrap());
+    let answer = AnswerCode::new(y.point().unwrap(), &request);
+    let request_text = text("recovery/tang-vector.request.txt");
+    let answer_text = text("recovery/tang-vector.answer.txt");
+    assert_eq!(request.code().rows(4).join("\n") + "\n", request_text);
+    assert_eq!(answer.code().rows(4).join("\n") + "\n", answer_text);
+    assert_eq!(RequestCode::parse(&request_text).unwrap(), request);
+    assert!(request.names_key(&server));
+    let parsed = AnswerCode::parse(&answer_text).unwrap();
+    assert_eq!(parsed.point(), y.point().unwrap());
+    // tangd's answer to this request is this answer.
+    let keys = keys("tang-db");
+    assert_eq!(
+        answer_from_keys(&request, &keys, None, "tang-db", &RustCrypto).unwrap(),
+        answer
+    );
+}
