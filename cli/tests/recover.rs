@@ -474,3 +474,81 @@ fn bad_input_is_named_and_nothing_is_lost() {
     let got = ok(recover(&["finish", "-j", jwe_arg, "--state", st], &ans));
     assert_eq!(got, "kept");
 }
+
+/// The QR codes drawn by `challenge`, photographed as a phone would see them (a bitmap of
+/// the text, light modules white), decode to the code beside them (zbarimg).
+#[test]
+fn qr_codes_decode_to_the_codes() {
+    if !have(&["/usr/bin/zbarimg"]) {
+        return;
+    }
+    let s = Scratch::new("recover-qr");
+    // clevis's sss 2-of-3 sample: challenge contacts no server, so none need run.
+    let jwe = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/proto/tests/data/jwe/sss-2of3-tang.jwe");
+    let out = challenge(&["-j", jwe.to_str().unwrap()], &s.path("state"));
+    let mut qr_rows: Vec<Vec<&str>> = Vec::new();
+    let mut in_qr = false;
+    for line in out.lines() {
+        let drawn = line.starts_with("# ") && line[2..].chars().all(|c| "█▀▄ ".contains(c));
+        if drawn && line.len() > 4 {
+            if !in_qr {
+                qr_rows.push(Vec::new());
+            }
+            qr_rows.last_mut().unwrap().push(&line[2..]);
+        }
+        in_qr = drawn && line.len() > 4;
+    }
+    let codes = codes(&out);
+    assert_eq!(qr_rows.len(), codes.len());
+    for (rows, code) in qr_rows.iter().zip(&codes) {
+        assert_eq!(rows.len(), 21, "version 5 with a 2-module quiet zone");
+        let image = s.path("qr.pbm");
+        std::fs::write(&image, pbm(rows)).unwrap();
+        let out = run_with(
+            Command::new("zbarimg").args(["-q", "--raw"]).arg(&image),
+            b"",
+            LIMIT,
+        );
+        let decoded = ok(out);
+        let expected: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        assert_eq!(decoded.trim_end(), expected);
+    }
+}
+
+/// A plain PBM of text-drawn QR rows: each character is two modules stacked, scaled 4×,
+/// on a white margin.
+fn pbm(rows: &[&str]) -> String {
+    let mut modules: Vec<Vec<bool>> = Vec::new(); // true = light
+    for row in rows {
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in row.chars() {
+            let (t, b) = match c {
+                '█' => (true, true),
+                '▀' => (true, false),
+                '▄' => (false, true),
+                _ => (false, false),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        modules.push(top);
+        modules.push(bottom);
+    }
+    const SCALE: usize = 4;
+    const MARGIN: usize = 8;
+    let (w, h) = (modules[0].len() * SCALE, modules.len() * SCALE);
+    let mut out = format!("P1\n{} {}\n", w + 2 * MARGIN, h + 2 * MARGIN);
+    for y in 0..h + 2 * MARGIN {
+        let line: Vec<&str> = (0..w + 2 * MARGIN)
+            .map(|x| {
+                let inside = (MARGIN..MARGIN + h).contains(&y) && (MARGIN..MARGIN + w).contains(&x);
+                let light = !inside || modules[(y - MARGIN) / SCALE][(x - MARGIN) / SCALE];
+                if light { "0" } else { "1" }
+            })
+            .collect();
+        out.push_str(&line.join(" "));
+        out.push('\n');
+    }
+    out
+}
