@@ -40,19 +40,24 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn options(args: &Args) -> Result<Options> {
+    client_options(args.timeout, args.deadline, args.retries)
+}
+
+/// Client options from `--timeout` and `--deadline` seconds and `--retries`.
+pub fn client_options(timeout: f64, deadline: f64, retries: u32) -> Result<Options> {
     let secs = |what: &str, v: f64| {
         Duration::try_from_secs_f64(v)
             .ok()
             .filter(|d| !d.is_zero())
             .with_context(|| format!("--{what} must be a positive number of seconds, not {v}"))
     };
-    let timeout = secs("timeout", args.timeout)?;
+    let timeout = secs("timeout", timeout)?;
     Ok(Options {
         connect_timeout: timeout,
         timeout,
-        deadline: secs("deadline", args.deadline)?,
+        deadline: secs("deadline", deadline)?,
         retry: Retry {
-            retries: args.retries,
+            retries,
             ..Retry::default()
         },
         rewrite: None,

@@ -6,6 +6,7 @@
 //!   latchkey decrypt ─────────────▶ decrypt.rs ──▶ latchkey-client (decrypt) ──▶ Tang servers
 //!                                        └──────▶ tpm.rs ─▶ latchkey-tpm2 ──────────▶ the TPM
 //!   latchkey luks check -d DEV ───▶ luks.rs ────▶ latchkey-luks (header, unlock) + latchkey-client
+//!   latchkey recover ... ─────────▶ recover.rs ─▶ latchkey-proto (recovery codes) + client, luks
 //! ```
 //!
 //! This file only parses the command line and dispatches; each subcommand is a module.
@@ -16,6 +17,7 @@ mod decrypt;
 mod encrypt;
 mod input;
 mod luks;
+mod recover;
 mod rng;
 mod tpm;
 mod tty;
@@ -35,6 +37,7 @@ enum Command {
     Encrypt(encrypt::Args),
     Decrypt(decrypt::Args),
     Luks(luks::Args),
+    Recover(recover::Args),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Command::Encrypt(args) => ("encrypt", encrypt::run(args)),
         Command::Decrypt(args) => ("decrypt", decrypt::run(args)),
         Command::Luks(args) => ("luks", luks::run(args)),
+        Command::Recover(args) => ("recover", recover::run(args)),
     };
     if let Err(e) = result {
         eprintln!("latchkey {name}: {e:#}");

@@ -18,6 +18,7 @@ pub mod keydir;
 pub mod keyset;
 pub mod listen;
 pub mod log;
+pub mod recover;
 pub mod reload;
 pub mod route;
 pub mod server;

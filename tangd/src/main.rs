@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use argh::FromArgs;
-use tangd::{backend, keydir, keyset, listen, log, reload, route, server, service};
+use tangd::{backend, keydir, keyset, listen, log, recover, reload, route, server, service};
 
 /// An asynchronous Tang server, compatible with tang's key directory.
 #[derive(FromArgs)]
@@ -24,6 +24,7 @@ enum Cmd {
     Keygen(Keygen),
     Rotate(Rotate),
     ShowKeys(ShowKeys),
+    Recover(Recover),
 }
 
 /// Serve /adv and /rec from a key directory.
@@ -84,6 +85,19 @@ struct ShowKeys {
     dir: PathBuf,
 }
 
+/// Answer offline recovery codes (read on stdin) from the key directory, hidden keys
+/// included, without a network; prints the answer codes.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "recover")]
+struct Recover {
+    /// the key directory
+    #[argh(option)]
+    keys: PathBuf,
+    /// the full key id (thumbprint) to use, when the code's key id cannot be resolved
+    #[argh(option)]
+    kid: Option<String>,
+}
+
 fn main() {
     let args: Args = argh::from_env();
     let result = match args.cmd {
@@ -91,6 +105,7 @@ fn main() {
         Cmd::Keygen(k) => keygen(&k.dir),
         Cmd::Rotate(r) => rotate(&r.dir),
         Cmd::ShowKeys(s) => show_keys(&s.dir),
+        Cmd::Recover(r) => recover_codes(&r),
     };
     if let Err(e) = result {
         eprintln!("tangd: {e:#}");
@@ -134,6 +149,26 @@ fn show_keys(dir: &Path) -> Result<()> {
     for t in thps {
         println!("{t}");
     }
+    Ok(())
+}
+
+fn recover_codes(args: &Recover) -> Result<()> {
+    use std::io::Read as _;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(1 << 16)
+        .read_to_string(&mut input)
+        .context("reading the request codes on stdin")?;
+    let (backend, _) = backend::default();
+    let out = recover::answer(&args.keys, args.kid.as_deref(), &input, backend.as_ref())?;
+    for s in &out.skipped {
+        eprintln!("tangd: skipped {s}");
+    }
+    print!("{}", out.answers);
+    for e in &out.errors {
+        eprintln!("tangd recover: {e}");
+    }
+    anyhow::ensure!(out.errors.is_empty(), "not every code was answered");
     Ok(())
 }
 

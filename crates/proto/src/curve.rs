@@ -113,6 +113,36 @@ impl EcPoint {
         v.extend_from_slice(&self.y);
         v
     }
+
+    /// The SEC1 compressed encoding `02 ‖ x` (y even) or `03 ‖ x` (y odd).
+    pub fn to_compressed(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(1 + self.x.len());
+        v.push(2 | (self.y.last().copied().unwrap_or(0) & 1));
+        v.extend_from_slice(&self.x);
+        v
+    }
+
+    /// The point with this x whose y has this parity: y is recovered from the curve
+    /// equation, so x must belong to a point of `crv` (else [`Error::InvalidPoint`]). The
+    /// result is validated as every point entering a backend is.
+    pub fn from_compressed(crv: Curve, x: &[u8], y_odd: bool) -> Result<EcPoint> {
+        if x.len() != crv.width() {
+            return Err(Error::InvalidPoint(format!(
+                "{} x must be {} bytes, got {}",
+                crv.name(),
+                crv.width(),
+                x.len()
+            )));
+        }
+        let mut sec1 = Vec::with_capacity(1 + x.len());
+        sec1.push(if y_odd { 3 } else { 2 });
+        sec1.extend_from_slice(x);
+        match crv {
+            Curve::P256 => p256::decompress(&sec1),
+            Curve::P384 => p384::decompress(&sec1),
+            Curve::P521 => p521::decompress(&sec1),
+        }
+    }
 }
 
 /// Curve arithmetic for the Tang exchange. Implement it outside this crate for a faster
@@ -181,6 +211,12 @@ macro_rules! curve_ops {
                     return Err(Error::InvalidPoint("identity".into()));
                 }
                 Ok(proj)
+            }
+
+            pub(super) fn decompress(sec1: &[u8]) -> Result<EcPoint> {
+                let affine = AffinePoint::from_sec1_bytes(sec1)
+                    .map_err(|_| Error::InvalidPoint(format!("not a point of {}", $crv.name())))?;
+                encode(ProjectivePoint::from(affine))
             }
 
             pub(super) fn encode(p: ProjectivePoint) -> Result<EcPoint> {
@@ -408,6 +444,43 @@ mod tests {
             }
             // The masked top bits are still random (P-521: one bit, set about half the time).
             assert!(top_set > 0, "{}", crv.name());
+        }
+    }
+
+    #[test]
+    fn compressed_points_round_trip_and_off_curve_x_is_refused() {
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        for crv in Curve::ALL {
+            for _ in 0..8 {
+                let p = RustCrypto
+                    .mul_base(crv, &random_scalar(crv, &mut rng))
+                    .unwrap();
+                let c = p.to_compressed();
+                assert_eq!(c.len(), 1 + crv.width());
+                let back = EcPoint::from_compressed(crv, &c[1..], c[0] == 3).unwrap();
+                assert_eq!(back, p);
+                // The other parity is the negated point: valid, but another point.
+                let neg = EcPoint::from_compressed(crv, &c[1..], c[0] == 2).unwrap();
+                assert_eq!(neg.x, p.x);
+                assert_ne!(neg.y, p.y);
+            }
+            // About half of all x have no point; x = 0 is such an x on none of the three
+            // curves, so look for one by counting up.
+            let off = (0u8..=255)
+                .map(|b| {
+                    let mut x = vec![0u8; crv.width()];
+                    *x.last_mut().unwrap() = b;
+                    x
+                })
+                .find(|x| EcPoint::from_compressed(crv, x, false).is_err())
+                .expect("an x off the curve");
+            assert!(matches!(
+                EcPoint::from_compressed(crv, &off, true),
+                Err(Error::InvalidPoint(_))
+            ));
+            // x not below the field prime, and the wrong width.
+            assert!(EcPoint::from_compressed(crv, &vec![0xff; crv.width()], false).is_err());
+            assert!(EcPoint::from_compressed(crv, &vec![1; crv.width() - 1], false).is_err());
         }
     }
 

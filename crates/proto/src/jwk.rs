@@ -210,6 +210,11 @@ impl Jwk {
 
     /// The RFC 7638 thumbprint, base64url.
     pub fn thumbprint(&self, hash: ThpHash) -> String {
+        b64::encode(&self.thumbprint_digest(hash))
+    }
+
+    /// The RFC 7638 thumbprint as the digest's bytes.
+    pub fn thumbprint_digest(&self, hash: ThpHash) -> Vec<u8> {
         let mut m = Map::new();
         match &self.material {
             Material::Ec { .. } => {
@@ -227,7 +232,7 @@ impl Jwk {
                 }
             }
         }
-        b64::encode(&hash.digest(json::to_sorted(&Value::Object(m)).as_bytes()))
+        hash.digest(json::to_sorted(&Value::Object(m)).as_bytes())
     }
 
     /// True if any of the hashes in `hashes` gives `thp`.

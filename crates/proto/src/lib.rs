@@ -64,6 +64,7 @@ pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod pin;
+pub mod recovery;
 pub mod secret;
 pub mod sss;
 pub mod tang;

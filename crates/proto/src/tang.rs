@@ -204,8 +204,38 @@ pub struct Blinding {
     e: Secret,
     epk: EcPoint,
     server: EcPoint,
-    body: OnceLock<Result<Vec<u8>>>,
+    x: OnceLock<Result<EcPoint>>,
     es: OnceLock<Result<EcPoint>>,
+}
+
+/// The `/rec` request body for the point X: sorted compact
+/// `{"alg":"ECMR","crv","kty":"EC","x","y"}` plus `\n`, byte for byte what clevis sends.
+pub fn request_body(x: &EcPoint) -> Vec<u8> {
+    let mut req = point_json(x);
+    req.insert("alg".into(), Value::String("ECMR".into()));
+    let mut body = json::to_sorted(&Value::Object(req)).into_bytes();
+    body.push(b'\n');
+    body
+}
+
+/// Reads a `/rec` reply as clevis does: `kty` EC, the curve `crv` of the request, a valid
+/// point. Returns Y.
+pub fn parse_reply(reply: &[u8], crv: Curve) -> Result<EcPoint> {
+    const WHAT: &str = "tang reply";
+    let v = json::parse(reply, WHAT)?;
+    let kty = json::req_str(&v, WHAT, "kty")?;
+    if kty != "EC" {
+        return Err(unsupported(WHAT, "kty", kty));
+    }
+    let got = json::req_str(&v, WHAT, "crv")?;
+    if got != crv.name() {
+        return Err(Error::InvalidPoint(format!(
+            "reply is on {got}, expected {}",
+            crv.name()
+        )));
+    }
+    let y = Jwk::from_value(&v)?;
+    Ok(y.require_point(WHAT)?.clone())
 }
 
 /// Blinds the JWE's `epk` (C) with a fresh ephemeral e: returns the `/rec` request body
@@ -243,7 +273,9 @@ impl Blinding {
         Blinding::with(epk, server, random_scalar(epk.crv, rng), backend)
     }
 
-    fn with(
+    /// [`Blinding::new`] with a given e (one drawn earlier, e.g. kept in a recovery state
+    /// file; it must have been fresh and uniformly random when drawn).
+    pub fn with(
         epk: &EcPoint,
         server: &EcPoint,
         e: Secret,
@@ -263,24 +295,34 @@ impl Blinding {
             e,
             epk: epk.clone(),
             server: server.clone(),
-            body: OnceLock::new(),
+            x: OnceLock::new(),
             es: OnceLock::new(),
         })
     }
 
-    /// The `/rec` request body, `X = C + e·G` (computed on the first call).
-    pub fn body(&self, backend: &dyn EcBackend) -> Result<Vec<u8>> {
-        self.body
+    /// The blinded request point `X = C + e·G` (computed on the first call).
+    pub fn request_point(&self, backend: &dyn EcBackend) -> Result<EcPoint> {
+        self.x
             .get_or_init(|| {
                 let big_e = backend.mul_base(self.crv, &self.e)?;
-                let x = backend.add(&self.epk, &big_e)?;
-                let mut req = point_json(&x);
-                req.insert("alg".into(), Value::String("ECMR".into()));
-                let mut body = json::to_sorted(&Value::Object(req)).into_bytes();
-                body.push(b'\n');
-                Ok(body)
+                backend.add(&self.epk, &big_e)
             })
             .clone()
+    }
+
+    /// The `/rec` request body: [`request_body`] of [`Blinding::request_point`].
+    pub fn body(&self, backend: &dyn EcBackend) -> Result<Vec<u8>> {
+        Ok(request_body(&self.request_point(backend)?))
+    }
+
+    /// The server's exchange key S.
+    pub fn server(&self) -> &EcPoint {
+        &self.server
+    }
+
+    /// The ephemeral e, for a recovery state file that must outlive this process.
+    pub(crate) fn ephemeral(&self) -> &Secret {
+        &self.e
     }
 
     /// Computes `e·S` now, so that [`Blinding::unblind`] finds it ready.
@@ -296,21 +338,19 @@ impl Blinding {
     /// Checks the server's reply Y (`kty` EC, same curve, valid point) and returns Z, the x
     /// coordinate of `K = Y − e·S`.
     pub fn unblind(&self, reply: &[u8], backend: &dyn EcBackend) -> Result<Secret> {
-        const WHAT: &str = "tang reply";
-        let v = json::parse(reply, WHAT)?;
-        let kty = json::req_str(&v, WHAT, "kty")?;
-        if kty != "EC" {
-            return Err(unsupported(WHAT, "kty", kty));
-        }
-        let crv = json::req_str(&v, WHAT, "crv")?;
-        if crv != self.crv.name() {
+        self.unblind_point(&parse_reply(reply, self.crv)?, backend)
+    }
+
+    /// [`Blinding::unblind`] of Y as a point (it must be on the request's curve). The
+    /// subtraction of `e·S` is the backend's constant-time arithmetic.
+    pub fn unblind_point(&self, y: &EcPoint, backend: &dyn EcBackend) -> Result<Secret> {
+        if y.crv != self.crv {
             return Err(Error::InvalidPoint(format!(
-                "reply is on {crv}, expected {}",
+                "reply is on {}, expected {}",
+                y.crv.name(),
                 self.crv.name()
             )));
         }
-        let y = Jwk::from_value(&v)?;
-        let y = y.require_point(WHAT)?;
         let es = self.es(backend).as_ref().map_err(Clone::clone)?;
         let k = backend.sub(y, es)?;
         Ok(Secret::from_slice(&k.x))

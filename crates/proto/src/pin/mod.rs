@@ -11,7 +11,7 @@
 mod config;
 mod describe;
 mod null;
-mod plan;
+pub(crate) mod plan;
 mod sss;
 mod tang;
 mod tpm2;

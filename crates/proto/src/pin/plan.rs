@@ -9,7 +9,7 @@ use rand_core::CryptoRng;
 
 use super::tpm2::Tpm2Binding;
 use super::{null, sss, tang, tpm2};
-use crate::curve::RustCrypto;
+use crate::curve::{Curve, EcPoint, RustCrypto, random_scalar};
 use crate::error::{Error, Result, unsupported};
 use crate::jwe::Jwe;
 use crate::secret::Secret;
@@ -19,6 +19,10 @@ use crate::tang::Blinding;
 /// Names one request of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestId(u32);
+
+/// Where each tang leaf's ephemeral e comes from, in leaf order: fresh from an RNG, or
+/// replayed from a recovery state.
+pub(crate) type Ephemerals<'a> = dyn FnMut(Curve) -> Result<Secret> + 'a;
 
 /// One `/rec` POST to make.
 ///
@@ -32,9 +36,11 @@ pub struct RecRequest {
     pub id: RequestId,
     /// The JWE's `clevis.tang.url` (for messages).
     pub url: String,
+    /// The JWE's `kid`: the thumbprint of the server's exchange key.
+    pub kid: String,
     /// `url + "/rec/" + kid`: where to POST.
     pub rec_url: String,
-    blinding: Arc<Blinding>,
+    pub(crate) blinding: Arc<Blinding>,
 }
 
 impl RecRequest {
@@ -74,6 +80,26 @@ impl core::fmt::Debug for UnsealRequest {
             .field("binding", &self.binding.describe())
             .finish_non_exhaustive()
     }
+}
+
+/// A node of the plan's tree as it stands: `resolved` is `None` while pending, else
+/// whether it succeeded.
+pub(crate) enum Outline {
+    Fixed,
+    Leaf {
+        id: RequestId,
+        resolved: Option<bool>,
+    },
+    /// A tpm2 leaf: resolved by the TPM, never by a recovery code.
+    Unseal {
+        resolved: Option<bool>,
+    },
+    Sss {
+        t: usize,
+        have: usize,
+        resolved: Option<bool>,
+        children: Vec<Outline>,
+    },
 }
 
 /// Where a plan stands.
@@ -149,13 +175,19 @@ impl Decryption {
     /// that cannot succeed from the start (e.g. an unknown pin without enough siblings),
     /// are returned here.
     pub fn new<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Decryption> {
+        Decryption::with_ephemerals(jwe, &mut |crv| Ok(random_scalar(crv, rng)))
+    }
+
+    /// [`Decryption::new`] with each tang leaf's e taken from `ephemeral`, in leaf order
+    /// (tree order, depth first), which is the same for the same JWE.
+    pub(crate) fn with_ephemerals(jwe: &Jwe, ephemeral: &mut Ephemerals<'_>) -> Result<Decryption> {
         let mut plan = Decryption {
             nodes: Vec::new(),
             leaves: Vec::new(),
             handed_out: false,
             unseals_handed_out: false,
         };
-        plan.build(jwe, None, rng)?;
+        plan.build(jwe, None, ephemeral)?;
         if let State::Failed(e) = &plan.nodes[0].state {
             return Err(e.clone());
         }
@@ -173,13 +205,13 @@ impl Decryption {
     }
 
     /// Adds the node for `jwe`; errors only for the root.
-    fn build<R: CryptoRng + ?Sized>(
+    fn build(
         &mut self,
         jwe: &Jwe,
         parent: Option<usize>,
-        rng: &mut R,
+        ephemeral: &mut Ephemerals<'_>,
     ) -> Result<usize> {
-        let built = self.build_node(jwe, parent, rng);
+        let built = self.build_node(jwe, parent, ephemeral);
         match (built, parent) {
             (Ok(idx), _) => Ok(idx),
             (Err(e), None) => Err(e),
@@ -187,11 +219,11 @@ impl Decryption {
         }
     }
 
-    fn build_node<R: CryptoRng + ?Sized>(
+    fn build_node(
         &mut self,
         jwe: &Jwe,
         parent: Option<usize>,
-        rng: &mut R,
+        ephemeral: &mut Ephemerals<'_>,
     ) -> Result<usize> {
         match jwe.pin()? {
             "null" => {
@@ -202,7 +234,7 @@ impl Decryption {
                 Ok(self.push(parent, Kind::Fixed, state))
             }
             "tang" => {
-                let leaf = tang::leaf(jwe, rng)?;
+                let leaf = tang::leaf(jwe, ephemeral)?;
                 let idx = self.push(parent, Kind::Tang(Box::new(leaf)), State::Pending);
                 self.leaves.push(idx);
                 Ok(idx)
@@ -243,7 +275,7 @@ impl Decryption {
                 );
                 for text in &node.children {
                     let child = match Jwe::parse(text) {
-                        Ok(child) => self.build(&child, Some(idx), rng)?,
+                        Ok(child) => self.build(&child, Some(idx), ephemeral)?,
                         Err(e) => self.push(Some(idx), Kind::Fixed, State::Failed(e)),
                     };
                     if !matches!(self.nodes[child].state, State::Pending) {
@@ -271,6 +303,7 @@ impl Decryption {
                 out.push(RecRequest {
                     id: RequestId(i as u32),
                     url: leaf.url.clone(),
+                    kid: leaf.kid.clone(),
                     rec_url: leaf.rec_url.clone(),
                     blinding: Arc::clone(&leaf.blinding),
                 });
@@ -355,6 +388,80 @@ impl Decryption {
             Err(reason) => State::Failed(Error::Server { url, reason }),
         };
         self.child_resolved(idx);
+    }
+
+    /// Tries Y as the reply to a request: on success the leaf resolves as with
+    /// [`Decryption::supply`]; on failure (Y is not for this request: the JWE's tag check
+    /// fails) the error comes back and nothing changes, so another answer can follow.
+    pub(crate) fn try_point(&mut self, id: RequestId, y: &EcPoint) -> Result<()> {
+        let Some(&idx) = self.leaves.get(id.0 as usize) else {
+            return Err(Error::DecryptFailed);
+        };
+        if !self.live(idx) {
+            return Err(Error::DecryptFailed);
+        }
+        let Kind::Tang(leaf) = &self.nodes[idx].kind else {
+            return Err(Error::DecryptFailed);
+        };
+        let plaintext = leaf.finish_point(y)?;
+        self.nodes[idx].state = State::Done(plaintext);
+        self.child_resolved(idx);
+        Ok(())
+    }
+
+    /// Every tang leaf's request, in leaf order, resolved or not (for a recovery state).
+    pub(crate) fn all_requests(&self) -> Vec<RecRequest> {
+        let mut out = Vec::new();
+        for (i, &idx) in self.leaves.iter().enumerate() {
+            if let Kind::Tang(leaf) = &self.nodes[idx].kind {
+                out.push(RecRequest {
+                    id: RequestId(i as u32),
+                    url: leaf.url.clone(),
+                    kid: leaf.kid.clone(),
+                    rec_url: leaf.rec_url.clone(),
+                    blinding: Arc::clone(&leaf.blinding),
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether the request is still wanted (its leaf and every ancestor pending).
+    pub(crate) fn wants(&self, id: RequestId) -> bool {
+        self.leaves
+            .get(id.0 as usize)
+            .is_some_and(|&idx| self.live(idx))
+    }
+
+    /// The tree as it stands, for progress messages.
+    pub(crate) fn outline(&self) -> Outline {
+        self.outline_of(0)
+    }
+
+    fn outline_of(&self, idx: usize) -> Outline {
+        let node = &self.nodes[idx];
+        let resolved = match node.state {
+            State::Pending => None,
+            State::Done(_) => Some(true),
+            State::Failed(_) => Some(false),
+        };
+        match &node.kind {
+            Kind::Fixed => Outline::Fixed,
+            Kind::Tang(_) => Outline::Leaf {
+                id: RequestId(self.leaves.iter().position(|&l| l == idx).unwrap_or(0) as u32),
+                resolved,
+            },
+            Kind::Tpm2(_) => Outline::Unseal { resolved },
+            Kind::Sss(sss) => Outline::Sss {
+                t: sss.t,
+                have: sss.shares.len(),
+                resolved,
+                children: (0..self.nodes.len())
+                    .filter(|&c| self.nodes[c].parent == Some(idx))
+                    .map(|c| self.outline_of(c))
+                    .collect(),
+            },
+        }
     }
 
     /// Propagates a resolved node into its sss parent, and further up as parents resolve.

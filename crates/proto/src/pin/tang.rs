@@ -129,6 +129,8 @@ pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
 pub(crate) struct Leaf {
     pub(crate) jwe: Jwe,
     pub(crate) url: String,
+    /// The JWE's `kid` (S256 or S1 thumbprint of the server's exchange key).
+    pub(crate) kid: String,
     pub(crate) rec_url: String,
     /// Shared with the request handed out, which may compute on other threads.
     pub(crate) blinding: Arc<Blinding>,
@@ -136,9 +138,9 @@ pub(crate) struct Leaf {
 
 const WHAT: &str = "JWE";
 
-/// Checks a tang JWE as `clevis-decrypt-tang` does and draws its blinding (the
-/// multiplications wait until the request body or the reply needs them).
-pub(crate) fn leaf<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Leaf> {
+/// Checks a tang JWE as `clevis-decrypt-tang` does and takes its blinding's e from
+/// `ephemeral` (the multiplications wait until the request body or the reply needs them).
+pub(crate) fn leaf(jwe: &Jwe, ephemeral: &mut super::plan::Ephemerals<'_>) -> Result<Leaf> {
     let h = &jwe.header;
     let alg = json::req_str(h, WHAT, "alg")?;
     if alg != "ECDH-ES" {
@@ -163,10 +165,11 @@ pub(crate) fn leaf<R: CryptoRng + ?Sized>(jwe: &Jwe, rng: &mut R) -> Result<Leaf
         .ok_or_else(|| Error::KidNotInAdvertisement(kid.into()))?;
     let c: &EcPoint = epk.require_point("JWE epk")?;
     let s = server.require_point("tang exchange key")?;
-    let blinding = Blinding::new(c, s, &RustCrypto, rng)?;
+    let blinding = Blinding::with(c, s, ephemeral(c.crv)?, &RustCrypto)?;
     Ok(Leaf {
         jwe: jwe.clone(),
         url: url.into(),
+        kid: kid.into(),
         rec_url: format!("{url}/rec/{kid}"),
         blinding: Arc::new(blinding),
     })
@@ -176,6 +179,12 @@ impl Leaf {
     /// Turns the server's reply into the plaintext of this JWE.
     pub(crate) fn finish(&self, reply: &[u8]) -> Result<Secret> {
         let z = self.blinding.unblind(reply, &RustCrypto)?;
+        self.jwe.decrypt(&ecdh_es_cek(&z))
+    }
+
+    /// [`Leaf::finish`] with the reply as a point Y (a recovery answer code).
+    pub(crate) fn finish_point(&self, y: &EcPoint) -> Result<Secret> {
+        let z = self.blinding.unblind_point(y, &RustCrypto)?;
         self.jwe.decrypt(&ecdh_es_cek(&z))
     }
 }
