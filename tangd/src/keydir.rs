@@ -12,8 +12,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use latchkey_proto::curve::Curve;
 use latchkey_proto::jwk::{Jwk, ThpHash};
@@ -29,10 +30,14 @@ pub struct KeyFile {
 }
 
 /// One read of the directory.
+#[derive(Default)]
 pub struct Scan {
     pub keys: Vec<KeyFile>,
     /// Files that were skipped, with the reason, for the log.
     pub skipped: Vec<String>,
+    /// Directories holding the files that `*.jwk` symlinks lead to: a change
+    /// there changes a key without touching the key directory.
+    pub link_dirs: Vec<PathBuf>,
 }
 
 impl Scan {
@@ -47,11 +52,10 @@ pub fn is_key_name(name: &[u8]) -> bool {
     name.ends_with(b".jwk")
 }
 
+/// Reads every key file of `dir`. Only a failure to list the directory is an
+/// error; a file that cannot be read or parsed is skipped and reported.
 pub fn load(dir: &Path) -> io::Result<Scan> {
-    let mut scan = Scan {
-        keys: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut scan = Scan::default();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -60,8 +64,18 @@ pub fn load(dir: &Path) -> io::Result<Scan> {
         }
         let shown = name.to_string_lossy().into_owned();
         let path = entry.path();
-        let mut bytes = match fs::read(&path) {
-            Ok(b) => b,
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            if let Some(parent) = fs::canonicalize(&path)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+            {
+                if !scan.link_dirs.contains(&parent) {
+                    scan.link_dirs.push(parent);
+                }
+            }
+        }
+        let (mut bytes, _) = match read_key_file(&path) {
+            Ok(r) => r,
             Err(e) => {
                 scan.skipped.push(format!("{}: {e}", path.display()));
                 continue;
@@ -80,16 +94,79 @@ pub fn load(dir: &Path) -> io::Result<Scan> {
     }
     // readdir order is arbitrary; a stable order keeps advertisements stable across reloads.
     scan.keys.sort_by(|a, b| a.name.cmp(&b.name));
+    scan.link_dirs.sort();
     Ok(scan)
 }
 
-/// What changes when a key file is added, removed, renamed or rewritten:
-/// name, inode, size and modification time of every `*.jwk` entry.
+fn read_key_file(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
+    let bytes = fs::read(path)?;
+    Ok((bytes, fs::metadata(path)?))
+}
+
+/// What changes when a key file is added, removed, renamed or rewritten, or
+/// the directory itself is replaced: the directory's identity and times, and
+/// name, identity, size, mode and times of every `*.jwk` entry, seen through
+/// symlinks (a swapped `..data` link changes what every entry leads to, not
+/// the entries themselves).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(Vec<(OsString, u64, u64, i64, i64)>);
+pub struct Fingerprint {
+    dir: Stamp,
+    entries: Vec<(OsString, Stamp)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mode: u32,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mode: m.mode(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// File times come from a clock that ticks every few milliseconds: two
+    /// changes within one tick can leave the same times behind. A stamp that
+    /// recent cannot prove that nothing changed since.
+    fn settled(&self, now: SystemTime) -> bool {
+        let recent = |(s, ns): (i64, i64)| {
+            let t = u64::try_from(s)
+                .ok()
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::new(s, u32::try_from(ns).unwrap_or(0)));
+            t.is_some_and(|t| match now.duration_since(t) {
+                Ok(age) => age < TIMESTAMP_TICK,
+                Err(ahead) => ahead.duration() < TIMESTAMP_TICK,
+            })
+        };
+        !recent(self.mtime) && !recent(self.ctime)
+    }
+}
+
+/// Longer than the coarse clock behind file times ever ticks (1-10 ms).
+const TIMESTAMP_TICK: Duration = Duration::from_millis(50);
+
+impl Fingerprint {
+    /// False while some time in it is too recent to rule out a second change
+    /// within the same clock tick.
+    pub fn settled(&self, now: SystemTime) -> bool {
+        self.dir.settled(now) && self.entries.iter().all(|(_, s)| s.settled(now))
+    }
+}
 
 pub fn fingerprint(dir: &Path) -> io::Result<Fingerprint> {
-    let mut v = Vec::new();
+    let d = Stamp::of(&fs::metadata(dir)?);
+    let mut entries = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -97,14 +174,11 @@ pub fn fingerprint(dir: &Path) -> io::Result<Fingerprint> {
             continue;
         }
         // A file that vanished between readdir and stat is just a change.
-        let (ino, size, sec, nsec) = match entry.metadata() {
-            Ok(m) => (m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
-            Err(_) => (0, 0, 0, 0),
-        };
-        v.push((name, ino, size, sec, nsec));
+        let stamp = fs::metadata(entry.path()).map_or(Stamp::default(), |m| Stamp::of(&m));
+        entries.push((name, stamp));
     }
-    v.sort();
-    Ok(Fingerprint(v))
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Fingerprint { dir: d, entries })
 }
 
 /// Generates tang's pair: an ES512 signing key and an ECMR exchange key, both P-521.
@@ -119,7 +193,18 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Writes a key as `<S256>.jwk`, atomically: a temporary name that no reader
 /// picks up (leading dot, no `.jwk` suffix), fsync, then rename into place.
 pub fn write_key(dir: &Path, jwk: &Jwk) -> io::Result<String> {
-    let name = format!("{}.jwk", jwk.thumbprint(ThpHash::S256));
+    write_key_as(dir, jwk, &jwk.thumbprint(ThpHash::S256))
+}
+
+/// Writes a key as `<stem>.jwk` (tang's `tangd-keygen DIR SIG EXC` names them).
+pub fn write_key_as(dir: &Path, jwk: &Jwk, stem: &str) -> io::Result<String> {
+    if stem.is_empty() || stem.contains('/') || stem.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{stem:?} is not a key file name"),
+        ));
+    }
+    let name = format!("{stem}.jwk");
     let tmp = dir.join(format!(
         ".tangd-{}-{}.tmp",
         std::process::id(),
@@ -157,15 +242,19 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates a new active pair; returns the file names.
-pub fn create_pair(dir: &Path) -> anyhow::Result<Vec<String>> {
+/// Creates a new active pair; returns the file names. `names` are the file
+/// stems of the signing and the exchange key; by default their thumbprints.
+pub fn create_pair(dir: &Path, names: Option<[&str; 2]>) -> anyhow::Result<Vec<String>> {
     let pair = generate_pair();
-    let mut names = Vec::new();
-    for jwk in &pair {
-        names.push(write_key(dir, jwk)?);
+    let mut out = Vec::new();
+    for (i, jwk) in pair.iter().enumerate() {
+        out.push(match names {
+            Some(n) => write_key_as(dir, jwk, n[i])?,
+            None => write_key(dir, jwk)?,
+        });
     }
     sync_dir(dir)?;
-    Ok(names)
+    Ok(out)
 }
 
 /// What a rotation did.
@@ -174,16 +263,23 @@ pub struct Rotation {
     pub hidden: Vec<String>,
 }
 
+fn active_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let n = e?.file_name().to_string_lossy().into_owned();
+        if is_key_name(n.as_bytes()) && !n.starts_with('.') {
+            v.push(n);
+        }
+    }
+    Ok(v)
+}
+
 /// Hides the active keys behind a new pair. The new pair is in place before
 /// any old key is hidden, so a crash at any step leaves a usable directory
 /// (at worst with the old keys still advertised beside the new ones).
 pub fn rotate(dir: &Path) -> anyhow::Result<Rotation> {
-    let old: Vec<String> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| is_key_name(n.as_bytes()) && !n.starts_with('.'))
-        .collect();
-    let created = create_pair(dir)?;
+    let old = active_names(dir)?;
+    let created = create_pair(dir, None)?;
     let mut hidden = Vec::new();
     for name in old.into_iter().filter(|n| !created.contains(n)) {
         fs::rename(dir.join(&name), dir.join(format!(".{name}")))?;
@@ -205,5 +301,24 @@ mod tests {
         assert!(!is_key_name(b"abc.jwk~"));
         assert!(!is_key_name(b"abc.JWK"));
         assert!(!is_key_name(b".tangd-1-1.tmp"));
+    }
+
+    #[test]
+    fn recent_times_are_not_settled() {
+        let now = SystemTime::now();
+        let secs = |t: SystemTime| {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+            (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+        };
+        let mut s = Stamp {
+            mtime: secs(now - Duration::from_secs(5)),
+            ctime: secs(now - Duration::from_secs(5)),
+            ..Stamp::default()
+        };
+        assert!(s.settled(now));
+        s.ctime = secs(now - Duration::from_millis(2));
+        assert!(!s.settled(now));
+        s.ctime = secs(now + Duration::from_millis(2));
+        assert!(!s.settled(now));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use argh::FromArgs;
-use tangd::{backend, keydir, keyset, listen, log, reload, route, server, service};
+use tangd::{backend, keydir, keyset, listen, log, route, server, service, store, watch};
 
 /// An asynchronous Tang server, compatible with tang's key directory.
 #[derive(FromArgs)]
@@ -52,18 +52,27 @@ struct Serve {
     /// threads serving requests, /rec's multiplication included (default: one per core)
     #[argh(option)]
     threads: Option<usize>,
-    /// milliseconds between checks of the key directory (default 1000)
-    #[argh(option, default = "1000")]
-    reload_ms: u64,
+    /// never create keys, not even when the directory has no active key (tang
+    /// creates a pair then)
+    #[argh(switch)]
+    no_create: bool,
+    /// how changes to the key directory are noticed: auto (inotify, or stat on
+    /// a network file system) or stat (the files' metadata, on every request)
+    #[argh(option, default = "String::from(\"auto\")")]
+    watch: String,
 }
 
-/// Create a signing (ES512) and an exchange (ECMR) key in DIR.
+/// Create a signing (ES512) and an exchange (ECMR) key in DIR, named by their
+/// thumbprints or, as tangd-keygen's DIR SIG EXC, SIG.jwk and EXC.jwk.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "keygen")]
 struct Keygen {
     /// the key directory (created if missing)
     #[argh(positional)]
     dir: PathBuf,
+    /// file names (without .jwk) of the signing and the exchange key
+    #[argh(positional)]
+    names: Vec<String>,
 }
 
 /// Hide the active keys behind a freshly made pair.
@@ -75,22 +84,27 @@ struct Rotate {
     dir: PathBuf,
 }
 
-/// Print the S256 thumbprints of the advertised signing keys, one per line.
+/// Print the S256 thumbprints of the advertised signing keys, one per line:
+/// of a key directory, or of a running server's advertisement (--url, as
+/// tang-show-keys does).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "show-keys")]
 struct ShowKeys {
     /// the key directory
     #[argh(positional)]
-    dir: PathBuf,
+    dir: Option<PathBuf>,
+    /// a Tang server, e.g. http://localhost:80: its advertisement, verified
+    #[argh(option)]
+    url: Option<String>,
 }
 
 fn main() {
     let args: Args = argh::from_env();
     let result = match args.cmd {
         Cmd::Serve(s) => serve(s),
-        Cmd::Keygen(k) => keygen(&k.dir),
+        Cmd::Keygen(k) => keygen(&k.dir, &k.names),
         Cmd::Rotate(r) => rotate(&r.dir),
-        Cmd::ShowKeys(s) => show_keys(&s.dir),
+        Cmd::ShowKeys(s) => show_keys(s),
     };
     if let Err(e) = result {
         eprintln!("tangd: {e:#}");
@@ -98,10 +112,15 @@ fn main() {
     }
 }
 
-fn keygen(dir: &Path) -> Result<()> {
+fn keygen(dir: &Path, names: &[String]) -> Result<()> {
+    let names = match names {
+        [] => None,
+        [sig, exc] => Some([sig.as_str(), exc.as_str()]),
+        _ => anyhow::bail!("give no file names or two (the signing key's and the exchange key's)"),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names =
-        keydir::create_pair(dir).with_context(|| format!("writing keys to {}", dir.display()))?;
+    let names = keydir::create_pair(dir, names)
+        .with_context(|| format!("writing keys to {}", dir.display()))?;
     for n in names {
         println!("{}", dir.join(n).display());
     }
@@ -119,18 +138,34 @@ fn rotate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn show_keys(dir: &Path) -> Result<()> {
-    let scan = keydir::load(dir).with_context(|| format!("reading {}", dir.display()))?;
-    for s in &scan.skipped {
-        eprintln!("tangd: skipped {s}");
-    }
-    let set = keyset::KeySet::build(scan);
-    let thps = set.signing_thumbprints();
-    anyhow::ensure!(
-        !thps.is_empty(),
-        "{} has no active signing key",
-        dir.display()
-    );
+fn show_keys(args: ShowKeys) -> Result<()> {
+    let thps = match (args.dir, args.url) {
+        (Some(dir), None) => {
+            let scan = keydir::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
+            for s in &scan.skipped {
+                eprintln!("tangd: skipped {s}");
+            }
+            let mut set = keyset::KeySet::from_scan(scan);
+            anyhow::ensure!(
+                set.shape() == keyset::Shape::Complete,
+                "{} has no active signing key and exchange key",
+                dir.display()
+            );
+            set.advertise_own(None);
+            set.signing_thumbprints()
+        }
+        (None, Some(url)) => {
+            let body = latchkey_client::fetch_adv(&url, None, &latchkey_client::Options::default())
+                .with_context(|| format!("fetching the advertisement of {url}"))?;
+            let adv = latchkey_proto::jws::verify_advertisement(&body)
+                .with_context(|| format!("the advertisement of {url}"))?;
+            adv.signing_keys()
+                .iter()
+                .map(|k| k.thumbprint(latchkey_proto::jwk::ThpHash::S256))
+                .collect()
+        }
+        _ => anyhow::bail!("give either a key directory or --url"),
+    };
     for t in thps {
         println!("{t}");
     }
@@ -160,16 +195,19 @@ async fn serve_async(args: Serve, threads: usize, log: log::Logger) -> Result<()
     let dir = args.keys.clone();
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     let listeners = listen::all(&args.listen)?;
-    let set =
-        reload::load_or_create(&dir, &log).with_context(|| format!("reading {}", dir.display()))?;
-    log.line(set.describe());
-    let store = Arc::new(keyset::KeyStore::new(set));
-    reload::spawn(
-        dir,
-        store.clone(),
-        Duration::from_millis(args.reload_ms.max(10)),
-        log.clone(),
-    );
+    let (watch, how) = match args.watch.as_str() {
+        "auto" => watch::Watch::new(&dir),
+        "stat" => (
+            watch::Watch::polling(&dir),
+            format!(
+                "keys: checking {} on every request (--watch stat)",
+                dir.display()
+            ),
+        ),
+        other => anyhow::bail!("--watch {other:?}: use auto or stat"),
+    };
+    log.line(how);
+    let store = store::KeyStore::open(&dir, watch, !args.no_create, log.clone());
 
     let (backend, backend_name) = backend::default();
     let tang = service::Tang::new(route::Router::new(args.endpoint.as_deref()), store, backend)?;
