@@ -6,21 +6,34 @@
 //! `tangd-keygen`, by tangd's auto-creation and by us all read the same.
 //! Files we write are what `jose jwk gen` writes: sorted compact JSON and a
 //! newline, mode 0440, named by the key's S256 thumbprint.
+//!
+//! Key files are read through symlinks, as tang reads them (a directory made
+//! from a Kubernetes Secret is a farm of `name.jwk -> ..data/name.jwk`), but
+//! only regular files of at most [`MAX_KEY_FILE`] bytes are read: a FIFO, a
+//! device or a directory named `*.jwk` is skipped, never opened for a blocking
+//! read.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use latchkey_proto::curve::Curve;
 use latchkey_proto::jwk::{Jwk, ThpHash};
+use rustix::fs::{Mode, OFlags};
 use zeroize::Zeroize as _;
 
 use crate::rng;
+
+/// The largest key file read. A P-521 JWK with its private part is about 400
+/// bytes; anything near this size is not a key.
+pub const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// A key read from the directory.
 pub struct KeyFile {
@@ -35,6 +48,8 @@ pub struct Scan {
     pub keys: Vec<KeyFile>,
     /// Files that were skipped, with the reason, for the log.
     pub skipped: Vec<String>,
+    /// Keys others may read or change, for the log.
+    pub warnings: Vec<String>,
     /// Directories holding the files that `*.jwk` symlinks lead to: a change
     /// there changes a key without touching the key directory.
     pub link_dirs: Vec<PathBuf>,
@@ -56,6 +71,7 @@ pub fn is_key_name(name: &[u8]) -> bool {
 /// error; a file that cannot be read or parsed is skipped and reported.
 pub fn load(dir: &Path) -> io::Result<Scan> {
     let mut scan = Scan::default();
+    let egid = rustix::process::getegid().as_raw();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -74,7 +90,7 @@ pub fn load(dir: &Path) -> io::Result<Scan> {
                 }
             }
         }
-        let (mut bytes, _) = match read_key_file(&path) {
+        let (mut bytes, meta) = match read_key_file(&path) {
             Ok(r) => r,
             Err(e) => {
                 scan.skipped.push(format!("{}: {e}", path.display()));
@@ -84,11 +100,16 @@ pub fn load(dir: &Path) -> io::Result<Scan> {
         let parsed = Jwk::parse(&bytes);
         bytes.zeroize();
         match parsed {
-            Ok(jwk) => scan.keys.push(KeyFile {
-                hidden: shown.starts_with('.'),
-                name: shown,
-                jwk,
-            }),
+            Ok(jwk) => {
+                if let Some(w) = exposure(&meta, egid) {
+                    scan.warnings.push(format!("{} is {w}", path.display()));
+                }
+                scan.keys.push(KeyFile {
+                    hidden: shown.starts_with('.'),
+                    name: shown,
+                    jwk,
+                })
+            }
             Err(e) => scan.skipped.push(format!("{}: {e}", path.display())),
         }
     }
@@ -98,9 +119,76 @@ pub fn load(dir: &Path) -> io::Result<Scan> {
     Ok(scan)
 }
 
+/// Opens without blocking (a FIFO would block `open` itself), checks that what
+/// was opened is a regular file of at most [`MAX_KEY_FILE`] bytes, and reads it.
+/// The type is checked before opening as well, so a device is never opened.
 fn read_key_file(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
-    let bytes = fs::read(path)?;
-    Ok((bytes, fs::metadata(path)?))
+    check_kind(&fs::metadata(path)?)?;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let file = File::from(fd);
+    let meta = file.metadata()?;
+    check_kind(&meta)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+    (&file).take(MAX_KEY_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        bytes.zeroize();
+        return Err(too_big());
+    }
+    Ok((bytes, meta))
+}
+
+fn check_kind(meta: &fs::Metadata) -> io::Result<()> {
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return if meta.len() > MAX_KEY_FILE {
+            Err(too_big())
+        } else {
+            Ok(())
+        };
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{kind}, not a key file"),
+    ))
+}
+
+fn too_big() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("larger than {MAX_KEY_FILE} bytes, not a key file"),
+    )
+}
+
+/// Who else can read or replace a private key. tang's own files are 0440 with
+/// tang's group, so a group that tangd runs as is fine; any other group, or
+/// everyone, is worth a warning.
+fn exposure(meta: &fs::Metadata, egid: u32) -> Option<String> {
+    let mode = meta.mode() & 0o777;
+    if mode & 0o002 != 0 {
+        Some(format!("writable by everyone (mode {mode:o})"))
+    } else if mode & 0o004 != 0 {
+        Some(format!("readable by everyone (mode {mode:o})"))
+    } else if mode & 0o020 != 0 {
+        Some(format!("writable by group {} (mode {mode:o})", meta.gid()))
+    } else if mode & 0o040 != 0 && meta.gid() != egid {
+        Some(format!("readable by group {} (mode {mode:o})", meta.gid()))
+    } else {
+        None
+    }
 }
 
 /// What changes when a key file is added, removed, renamed or rewritten, or

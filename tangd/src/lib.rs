@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod conns;
+pub mod harden;
 pub mod http;
 pub mod keydir;
 pub mod keyset;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use argh::FromArgs;
-use tangd::{backend, keydir, keyset, listen, log, route, server, service, store, watch};
+use tangd::{backend, harden, keydir, keyset, listen, log, route, server, service, store, watch};
 
 /// An asynchronous Tang server, compatible with tang's key directory.
 #[derive(FromArgs)]
@@ -40,15 +40,23 @@ struct Serve {
     /// serve under this path prefix (/PREFIX/adv, /PREFIX/rec/...), like tang's -e
     #[argh(option)]
     endpoint: Option<String>,
+    /// seconds a new connection may take to send its first byte (default 5)
+    #[argh(option, default = "5")]
+    first_byte_timeout: u64,
     /// seconds a kept-alive connection may sit idle (default 30)
     #[argh(option, default = "30")]
     idle_timeout: u64,
     /// seconds a request may take to arrive, first byte to last (default 10)
     #[argh(option, default = "10")]
     request_timeout: u64,
-    /// most connections open at once; more wait in the backlog (default 10000)
+    /// most connections open at once; when full, the connection idle the
+    /// longest is closed for a new one, or it waits in the backlog (default 10000)
     #[argh(option, default = "10000")]
     max_connections: usize,
+    /// most connections open at once from one address, or IPv6 /64; at it, the
+    /// address's connection idle the longest is closed for a new one (default 512)
+    #[argh(option, default = "512")]
+    max_connections_per_address: usize,
     /// threads serving requests, /rec's multiplication included (default: one per core)
     #[argh(option)]
     threads: Option<usize>,
@@ -176,6 +184,8 @@ fn serve(args: Serve) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or(cores).max(1);
     raise_fd_limit();
+    // Before any thread exists, so that every one starts locked and undumpable.
+    let hardening = harden::apply();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .max_blocking_threads(threads)
@@ -184,6 +194,7 @@ fn serve(args: Serve) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     let (logger, flusher) = log::start();
+    logger.line(hardening);
     let result = runtime.block_on(serve_async(args, threads, logger));
     // Connections still open after the drain timeout are dropped here.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -212,9 +223,11 @@ async fn serve_async(args: Serve, threads: usize, log: log::Logger) -> Result<()
     let (backend, backend_name) = backend::default();
     let tang = service::Tang::new(route::Router::new(args.endpoint.as_deref()), store, backend)?;
     let cfg = server::Config {
+        first_byte_timeout: Duration::from_secs(args.first_byte_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         request_timeout: Duration::from_secs(args.request_timeout),
         max_connections: args.max_connections.max(1),
+        max_per_address: args.max_connections_per_address.max(1),
         ..server::Config::default()
     };
     for l in &listeners {

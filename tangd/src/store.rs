@@ -41,9 +41,15 @@ pub const STALL: Duration = Duration::from_secs(5);
 /// Reads of one reload, at most (the directory changing all the time).
 const MAX_READS: usize = 1000;
 
+/// How the directory is read: [`keydir::load`], but for tests.
+type Read = fn(&Path) -> std::io::Result<keydir::Scan>;
+
 pub struct KeyStore {
     dir: PathBuf,
     watch: Watch,
+    read: Read,
+    /// How long a request waits for a reload: [`STALL`], but for tests.
+    stall: Duration,
     /// Create a pair when the directory has no active key, as tang does.
     create: bool,
     log: Logger,
@@ -62,9 +68,22 @@ impl KeyStore {
     /// Reads the directory (creating keys if it has none, as tang would on the
     /// first request) and returns the store.
     pub fn open(dir: &Path, watch: Watch, create: bool, log: Logger) -> Arc<KeyStore> {
+        KeyStore::open_with(dir, watch, create, log, keydir::load, STALL)
+    }
+
+    fn open_with(
+        dir: &Path,
+        watch: Watch,
+        create: bool,
+        log: Logger,
+        read: Read,
+        stall: Duration,
+    ) -> Arc<KeyStore> {
         let store = Arc::new(KeyStore {
             dir: dir.to_path_buf(),
             watch,
+            read,
+            stall,
             create,
             log,
             published: RwLock::new(Arc::new(KeySet::empty())),
@@ -103,15 +122,15 @@ impl KeyStore {
             .await
             .ok()
         };
-        match tokio::time::timeout(STALL, wait).await {
+        match tokio::time::timeout(self.stall, wait).await {
             Ok(keys) => keys,
             Err(_) => {
                 if !self.stalled.swap(true, Ordering::SeqCst) {
                     let step = self.step.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     self.log.line(format!(
-                        "keys: reading {} has not finished after {}s (at: {step}); answering 503 until it does",
+                        "keys: reading {} has not finished after {:.1}s (at: {step}); answering 503 until it does",
                         self.dir.display(),
-                        STALL.as_secs()
+                        self.stall.as_secs_f64()
                     ));
                 }
                 None
@@ -177,7 +196,7 @@ impl KeyStore {
             }
             self.set_step(format!("reading the key files of {}", self.dir.display()));
             *reads += 1;
-            let scan = match keydir::load(&self.dir) {
+            let scan = match (self.read)(&self.dir) {
                 Ok(scan) => scan,
                 Err(e) => {
                     // tang answers 500 while its directory cannot be read.
@@ -197,6 +216,7 @@ impl KeyStore {
                 .skipped
                 .iter()
                 .map(|s| format!("keys: skipped {s}"))
+                .chain(scan.warnings.iter().map(|w| format!("keys: warning: {w}")))
                 .collect();
             set = KeySet::from_scan(scan);
             let shape = set.shape();
@@ -257,5 +277,80 @@ impl KeyStore {
         // The directory never held still: serve the last read as tang would.
         set.set_note("the directory kept changing".into());
         Some(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use super::*;
+
+    /// Reads wait while this is closed: a file system that does not answer.
+    static GATE: (Mutex<bool>, Condvar) = (Mutex::new(true), Condvar::new());
+
+    fn gate(open: bool) {
+        *GATE.0.lock().unwrap() = open;
+        GATE.1.notify_all();
+    }
+
+    fn gated_read(dir: &Path) -> std::io::Result<keydir::Scan> {
+        let mut open = GATE.0.lock().unwrap();
+        while !*open {
+            open = GATE.1.wait(open).unwrap();
+        }
+        drop(open);
+        keydir::load(dir)
+    }
+
+    /// A reload that hangs is logged, requests get `None` (503) instead of
+    /// waiting without end, and once it finishes the new keys are served.
+    #[test]
+    fn a_hanging_read_is_logged_and_answered() {
+        let dir = std::env::temp_dir().join(format!("tangd-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        keydir::create_pair(&dir, None).unwrap();
+        let (log, lines) = crate::log::capture();
+        let stall = Duration::from_millis(300);
+        let store = KeyStore::open_with(&dir, Watch::polling(&dir), true, log, gated_read, stall);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let before = rt.block_on(store.current()).unwrap().signing_thumbprints();
+
+        gate(false);
+        keydir::rotate(&dir).unwrap();
+        let t = Instant::now();
+        assert!(rt.block_on(store.current()).is_none());
+        assert!(t.elapsed() >= stall);
+        let t = Instant::now();
+        assert!(rt.block_on(store.current()).is_none(), "no second wait");
+        assert!(t.elapsed() < stall);
+        let said: Vec<String> = lines.try_iter().flatten().collect();
+        assert!(
+            said.iter()
+                .any(|l| l.contains("has not finished after 0.3s")),
+            "{said:?}"
+        );
+
+        gate(true);
+        let end = Instant::now() + Duration::from_secs(10);
+        let after = loop {
+            if let Some(keys) = rt.block_on(store.current()) {
+                break keys.signing_thumbprints();
+            }
+            assert!(Instant::now() < end, "the reload never finished");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_ne!(before, after);
+        let said: Vec<String> = lines.try_iter().flatten().collect();
+        assert!(
+            said.iter().any(|l| l.contains("finished after")),
+            "{said:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -82,7 +82,12 @@ impl Tangd {
     }
 
     pub fn start_args(args: &[&str]) -> Tangd {
-        let mut child = Command::new(TANGD)
+        Tangd::start_program(TANGD, args)
+    }
+
+    /// Starts `program ARGS` (tangd, or something that runs it, like setpriv).
+    pub fn start_program(program: &str, args: &[&str]) -> Tangd {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -332,17 +337,15 @@ pub fn adv_keys(addr: SocketAddr) -> Vec<String> {
     v
 }
 
-/// S256 thumbprints of the active (advertised) key files of `dir`, sorted,
-/// from their contents.
+/// S256 thumbprints of the active (advertised) keys of `dir`, sorted, from
+/// the contents of its `*.jwk` files (those that are files and keys).
 pub fn active_thumbprints(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = files(dir)
         .iter()
         .filter(|n| n.ends_with(".jwk") && !n.starts_with('.'))
-        .map(|n| {
-            let jwk =
-                latchkey_proto::jwk::Jwk::parse(&std::fs::read(dir.join(n)).unwrap()).unwrap();
-            jwk.thumbprint(latchkey_proto::jwk::ThpHash::S256)
-        })
+        .filter(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.is_file()))
+        .filter_map(|n| latchkey_proto::jwk::Jwk::parse(&std::fs::read(dir.join(n)).unwrap()).ok())
+        .map(|jwk| jwk.thumbprint(latchkey_proto::jwk::ThpHash::S256))
         .collect();
     v.sort();
     v
