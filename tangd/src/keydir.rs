@@ -377,6 +377,107 @@ pub fn rotate(dir: &Path) -> anyhow::Result<Rotation> {
     Ok(Rotation { created, hidden })
 }
 
+/// Which hidden keys [`retire`] deletes.
+pub enum Retire<'a> {
+    /// Every hidden key.
+    AllHidden,
+    /// Hidden keys hidden at least this long ago.
+    OlderThan(Duration),
+    /// The keys with these thumbprints (any hash tang accepts); each must be hidden.
+    Kids(&'a [String]),
+}
+
+/// What a retirement did.
+#[derive(Debug, Default)]
+pub struct Retirement {
+    pub deleted: Vec<String>,
+    /// Hidden files left in place, and why.
+    pub kept: Vec<String>,
+}
+
+/// Deletes hidden keys: the last step of a rotation, once every client has
+/// been bound to the new keys. A key that is also advertised is never
+/// deleted; naming one is an error, and so is a thumbprint of no key. Nothing
+/// is deleted unless every named key can be.
+///
+/// Age is the file's change time, which renaming it to its hidden name sets
+/// (a later chmod or chown sets it again: the judgement errs towards keeping).
+pub fn retire(dir: &Path, which: Retire<'_>) -> anyhow::Result<Retirement> {
+    let scan = load(dir)?;
+    let active: Vec<&KeyFile> = scan.keys.iter().filter(|k| !k.hidden).collect();
+    let also_active = |k: &KeyFile| {
+        let thp = k.jwk.thumbprint(ThpHash::S256);
+        active
+            .iter()
+            .find(|a| a.jwk.thumbprint(ThpHash::S256) == thp)
+            .map(|a| a.name.clone())
+    };
+    let mut out = Retirement::default();
+    let mut doomed: Vec<&KeyFile> = Vec::new();
+    match which {
+        Retire::Kids(kids) => {
+            for kid in kids {
+                let found: Vec<&KeyFile> = scan
+                    .keys
+                    .iter()
+                    .filter(|k| k.jwk.matches_thumbprint(kid, &ThpHash::ALL))
+                    .collect();
+                if let Some(a) = found.iter().find(|k| !k.hidden) {
+                    anyhow::bail!(
+                        "{kid} is advertised ({}): rotate it first (tangd rotate {}); nothing was deleted",
+                        dir.join(&a.name).display(),
+                        dir.display()
+                    );
+                }
+                anyhow::ensure!(
+                    !found.is_empty(),
+                    "no key in {} has the thumbprint {kid}; nothing was deleted",
+                    dir.display()
+                );
+                for k in found {
+                    if !doomed.iter().any(|d| d.name == k.name) {
+                        doomed.push(k);
+                    }
+                }
+            }
+        }
+        Retire::AllHidden | Retire::OlderThan(_) => {
+            let now = SystemTime::now();
+            for k in scan.keys.iter().filter(|k| k.hidden) {
+                if let Some(a) = also_active(k) {
+                    out.kept
+                        .push(format!("{}: the same key is advertised as {a}", k.name));
+                    continue;
+                }
+                if let Retire::OlderThan(age) = which {
+                    let changed = fs::symlink_metadata(dir.join(&k.name))?;
+                    let when = SystemTime::UNIX_EPOCH
+                        + Duration::new(
+                            u64::try_from(changed.ctime()).unwrap_or(0),
+                            u32::try_from(changed.ctime_nsec()).unwrap_or(0),
+                        );
+                    if now.duration_since(when).unwrap_or_default() < age {
+                        out.kept
+                            .push(format!("{}: hidden less than {age:?} ago", k.name));
+                        continue;
+                    }
+                }
+                doomed.push(k);
+            }
+        }
+    }
+    for s in &scan.skipped {
+        out.kept.push(format!("not a key: {s}"));
+    }
+    for k in doomed {
+        fs::remove_file(dir.join(&k.name))
+            .map_err(|e| anyhow::anyhow!("deleting {}: {e}", dir.join(&k.name).display()))?;
+        out.deleted.push(k.name.clone());
+    }
+    sync_dir(dir)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

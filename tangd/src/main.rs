@@ -23,6 +23,7 @@ enum Cmd {
     Serve(Serve),
     Keygen(Keygen),
     Rotate(Rotate),
+    Retire(Retire),
     ShowKeys(ShowKeys),
 }
 
@@ -92,6 +93,23 @@ struct Rotate {
     dir: PathBuf,
 }
 
+/// Delete hidden (rotated) keys, once every client has been bound to the new
+/// ones: all of them, those hidden at least DAYS days ago, or the keys named
+/// by thumbprint. Advertised keys are never deleted.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "retire")]
+struct Retire {
+    /// the key directory
+    #[argh(positional)]
+    dir: PathBuf,
+    /// only keys hidden at least this many days ago (a decimal number)
+    #[argh(option)]
+    older_than: Option<f64>,
+    /// thumbprints (S1, S224, S256, S384 or S512) of the hidden keys to delete
+    #[argh(positional)]
+    kids: Vec<String>,
+}
+
 /// Print the S256 thumbprints of the advertised signing keys, one per line:
 /// of a key directory, or of a running server's advertisement (--url, as
 /// tang-show-keys does).
@@ -112,6 +130,7 @@ fn main() {
         Cmd::Serve(s) => serve(s),
         Cmd::Keygen(k) => keygen(&k.dir, &k.names),
         Cmd::Rotate(r) => rotate(&r.dir),
+        Cmd::Retire(r) => retire(r),
         Cmd::ShowKeys(s) => show_keys(s),
     };
     if let Err(e) = result {
@@ -142,6 +161,35 @@ fn rotate(dir: &Path) -> Result<()> {
     }
     for n in &r.hidden {
         println!("hidden  {}", dir.join(n).display());
+    }
+    Ok(())
+}
+
+fn retire(args: Retire) -> Result<()> {
+    let which = match (args.older_than, args.kids.is_empty()) {
+        (None, true) => keydir::Retire::AllHidden,
+        (None, false) => keydir::Retire::Kids(&args.kids),
+        (Some(days), true) => {
+            let age = Duration::try_from_secs_f64(days * 86_400.0)
+                .ok()
+                .with_context(|| {
+                    format!("--older-than {days}: give a number of days, 0 or more")
+                })?;
+            keydir::Retire::OlderThan(age)
+        }
+        (Some(_), false) => anyhow::bail!("give --older-than or thumbprints, not both"),
+    };
+    let dir = &args.dir;
+    let r = keydir::retire(dir, which)
+        .with_context(|| format!("retiring keys in {}", dir.display()))?;
+    for n in &r.deleted {
+        println!("deleted {}", dir.join(n).display());
+    }
+    for n in &r.kept {
+        println!("kept    {n}");
+    }
+    if r.deleted.is_empty() {
+        println!("nothing to retire in {}", dir.display());
     }
     Ok(())
 }

@@ -207,7 +207,7 @@ fn broken_files_are_skipped_and_logged() {
 fn help_names_every_command() {
     let out = Command::new(TANGD).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "keygen", "rotate", "show-keys"] {
+    for cmd in ["serve", "keygen", "rotate", "retire", "show-keys"] {
         assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
     }
 }
