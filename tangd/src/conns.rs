@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -107,6 +107,9 @@ pub struct Conns {
     inner: Mutex<Inner>,
     /// A connection closed or went idle: a full server may accept again.
     room: Notify,
+    /// Accept loops waiting on `room`. Waking them takes a lock, so it is done
+    /// only when one waits, not after every request.
+    waiting: AtomicUsize,
     clock: AtomicU64,
 }
 
@@ -126,6 +129,7 @@ impl Conns {
             },
             inner: Mutex::new(Inner::default()),
             room: Notify::new(),
+            waiting: AtomicUsize::new(0),
             clock: AtomicU64::new(1),
         }
     }
@@ -150,17 +154,28 @@ impl Conns {
     /// idle connection could be closed for it. Until then clients wait in
     /// the kernel's backlog.
     pub async fn wait_for_room(&self) {
+        if self.has_room() {
+            return;
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         loop {
             let notified = self.room.notified();
-            {
-                let inner = self.lock();
-                if inner.slots.len() < self.limits.max
-                    || oldest_idle(inner.slots.values()).is_some()
-                {
-                    return;
-                }
+            if self.has_room() {
+                break;
             }
             notified.await;
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn has_room(&self) -> bool {
+        let inner = self.lock();
+        inner.slots.len() < self.limits.max || oldest_idle(inner.slots.values()).is_some()
+    }
+
+    fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
         }
     }
 
@@ -209,8 +224,8 @@ impl Conns {
     pub fn idle(&self, slot: &Slot) {
         let _ = slot
             .idle
-            .compare_exchange(BUSY, self.tick(), Ordering::AcqRel, Ordering::Acquire);
-        self.room.notify_waiters();
+            .compare_exchange(BUSY, self.tick(), Ordering::SeqCst, Ordering::SeqCst);
+        self.wake();
     }
 
     /// The connection closed.
@@ -218,15 +233,15 @@ impl Conns {
         let mut inner = self.lock();
         forget(&mut inner, slot);
         drop(inner);
-        self.room.notify_waiters();
+        self.wake();
     }
 }
 
 /// The idle slot that went idle first.
 fn oldest_idle<'a>(slots: impl Iterator<Item = &'a Arc<Slot>>) -> Option<Arc<Slot>> {
     slots
-        .filter(|s| !matches!(s.idle.load(Ordering::Acquire), BUSY | EVICTED))
-        .min_by_key(|s| s.idle.load(Ordering::Acquire))
+        .filter(|s| !matches!(s.idle.load(Ordering::SeqCst), BUSY | EVICTED))
+        .min_by_key(|s| s.idle.load(Ordering::SeqCst))
         .cloned()
 }
 
