@@ -10,7 +10,7 @@ AGENT := target/$(MUSL)/release/latchkey-agent
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
 
-.PHONY: setup build agent cli test lint unit packaging readme vm-test demo bench fuzz-smoke install clean
+.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test demo bench fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -43,13 +43,18 @@ packaging: setup
 readme: build
 	scripts/readme-run
 
+# tang's and clevis's own test suites against our tangd, cli and agent
+# (read from ../shared/vendor/upstream, or LATCHKEY_UPSTREAM).
+upstream: build
+	tests/upstream/run
+
 vm-test: build
 	crates/sys/tests/vm.sh
 	agent/tests/vm-net.sh
 	vm-tests/demo
 	vm-tests/run-all
 
-test: lint unit packaging readme vm-test
+test: lint unit packaging readme upstream vm-test
 
 demo: build
 	vm-tests/demo

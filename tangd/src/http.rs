@@ -76,18 +76,20 @@ impl Reject {
 /// Parses a request head from the start of `buf`: `Ok(None)` wants more bytes,
 /// `Ok(Some((head, n)))` consumed `n` bytes.
 pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
-    // Tolerate the stray line ends some clients leave after a body (RFC 9112 §2.2).
-    let skip = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
+    // Tolerate the stray line ends some clients leave after a body (RFC 9112
+    // §2.2), but they count against the head limit like any other byte.
+    let skip = blank_prefix(buf);
+    if skip >= limits.head {
+        return Err(Reject::Malformed);
+    }
+    let head_limit = limits.head - skip;
     let buf = &buf[skip..];
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let n = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            if buf.len() < limits.head {
+            if buf.len() < head_limit {
                 return Ok(None);
             }
             return Err(if buf.contains(&b'\n') {
@@ -99,7 +101,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
         Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadTooLarge),
         Err(_) => return Err(Reject::Malformed),
     };
-    if n > limits.head {
+    if n > head_limit {
         return Err(Reject::HeadTooLarge);
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -169,55 +171,136 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
     )))
 }
 
-/// Decodes a complete chunked body from the start of `buf`: `Ok(None)` wants
-/// more bytes, `Ok(Some((body, n)))` consumed `n` bytes (trailers included).
-pub fn parse_chunked(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Reject> {
-    let mut body = Vec::new();
-    let mut pos = 0;
-    loop {
-        let (n, size) = match httparse::parse_chunk_size(&buf[pos..]) {
-            Ok(httparse::Status::Complete(v)) => v,
-            Ok(httparse::Status::Partial) => return partial(buf, limits),
-            Err(_) => return Err(Reject::Malformed),
-        };
-        pos += n;
-        if size == 0 {
-            // Trailer section: header lines up to an empty line, all ignored.
-            loop {
-                let Some(eol) = buf[pos..].iter().position(|&b| b == b'\n') else {
-                    return partial(buf, limits);
-                };
-                let line = &buf[pos..pos + eol];
-                pos += eol + 1;
-                if line.is_empty() || line == b"\r" {
-                    return Ok(Some((body, pos)));
-                }
-            }
+/// The CR and LF bytes before a request line.
+pub fn blank_prefix(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
+}
+
+/// How much of a request head is parsed on every read: enough to turn away
+/// what is not HTTP at once. Past it the head is parsed only when a read
+/// completes its first line or the head itself, or reaches the limit, so a
+/// head that arrives a byte at a time costs linear time, not quadratic.
+const EAGER: usize = 64;
+
+/// Follows a request head as it arrives: drops the blank lines before it
+/// while counting them against the head limit, and says when to parse.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeadScan {
+    /// Blank-line bytes dropped before this request.
+    skipped: usize,
+    /// Bytes already searched for the end of the head.
+    scanned: usize,
+    line_done: bool,
+}
+
+impl HeadScan {
+    /// How many leading bytes of `buf` to drop (blank lines before the request).
+    pub fn drop_blank(&mut self, buf: &[u8]) -> usize {
+        let n = blank_prefix(buf);
+        self.skipped += n;
+        n
+    }
+
+    /// Whether the blank lines alone used up the head limit.
+    pub fn too_blank(&self, limits: &Limits) -> bool {
+        self.skipped >= limits.head
+    }
+
+    /// Whether `buf` (blank lines dropped) is worth parsing now.
+    pub fn ready(&mut self, buf: &[u8], limits: &Limits) -> bool {
+        if buf.len() <= EAGER || self.skipped + buf.len() >= limits.head {
+            return true;
         }
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if size >= limits.body || body.len() + size >= limits.body {
-            return Err(Reject::BodyTooLarge);
-        }
-        if buf.len() - pos < size + 2 {
-            return partial(buf, limits);
-        }
-        body.extend_from_slice(&buf[pos..pos + size]);
-        pos += size;
-        match &buf[pos..pos + 2] {
-            b"\r\n" => pos += 2,
-            [b'\n', _] => pos += 1,
-            _ => return Err(Reject::Malformed),
+        let new = &buf[self.scanned.saturating_sub(2).min(buf.len())..];
+        self.scanned = buf.len();
+        let line = !self.line_done && new.contains(&b'\n');
+        self.line_done |= line;
+        line || new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n")
+    }
+
+    /// The limits to parse with: the head limit less the blank lines dropped.
+    pub fn limits(&self, limits: &Limits) -> Limits {
+        Limits {
+            head: limits.head.saturating_sub(self.skipped),
+            ..*limits
         }
     }
 }
 
-/// Chunk framing (sizes, extensions, trailers) may not exceed the body limit
-/// by more than the head limit, or a client could stream framing forever.
-fn partial<T>(buf: &[u8], limits: &Limits) -> Result<Option<T>, Reject> {
-    if buf.len() >= limits.body + limits.head {
-        Err(Reject::BodyTooLarge)
-    } else {
-        Ok(None)
+/// Decodes a complete chunked body from the start of `buf`: `Ok(None)` wants
+/// more bytes, `Ok(Some((body, n)))` consumed `n` bytes (trailers included).
+pub fn parse_chunked(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<u8>, usize)>, Reject> {
+    let mut chunked = Chunked::default();
+    let (n, done) = chunked.feed(buf, limits)?;
+    Ok(done.then_some((chunked.body, n)))
+}
+
+/// A chunked body decoded as it arrives: each call takes the chunks (and
+/// trailer lines) complete at the start of the buffer and says how many bytes
+/// the caller may drop, so no byte is looked at twice but the size line of a
+/// chunk still arriving.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    pub body: Vec<u8>,
+    in_trailers: bool,
+    /// Bytes taken so far, framing included.
+    taken: usize,
+}
+
+impl Chunked {
+    /// Takes what is complete at the start of `buf`: returns the bytes taken
+    /// and whether the body is complete. Chunk framing (sizes, extensions,
+    /// trailers) may not exceed the body limit by more than the head limit,
+    /// or a client could stream framing forever.
+    pub fn feed(&mut self, buf: &[u8], limits: &Limits) -> Result<(usize, bool), Reject> {
+        let mut pos = 0;
+        let done = loop {
+            if self.in_trailers {
+                // Trailer section: header lines up to an empty line, all ignored.
+                let Some(eol) = buf[pos..].iter().position(|&b| b == b'\n') else {
+                    break false;
+                };
+                let line = &buf[pos..pos + eol];
+                pos += eol + 1;
+                if line.is_empty() || line == b"\r" {
+                    break true;
+                }
+                continue;
+            }
+            let (n, size) = match httparse::parse_chunk_size(&buf[pos..]) {
+                Ok(httparse::Status::Complete(v)) => v,
+                Ok(httparse::Status::Partial) => break false,
+                Err(_) => return Err(Reject::Malformed),
+            };
+            if size == 0 {
+                pos += n;
+                self.in_trailers = true;
+                continue;
+            }
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if size >= limits.body || self.body.len() + size >= limits.body {
+                return Err(Reject::BodyTooLarge);
+            }
+            let data = pos + n;
+            if buf.len() - data < size + 2 {
+                break false;
+            }
+            let end = data + size;
+            let next = match &buf[end..end + 2] {
+                b"\r\n" => end + 2,
+                [b'\n', _] => end + 1,
+                _ => return Err(Reject::Malformed),
+            };
+            self.body.extend_from_slice(&buf[data..end]);
+            pos = next;
+        };
+        self.taken += pos;
+        if !done && self.taken + (buf.len() - pos) >= limits.body + limits.head {
+            return Err(Reject::BodyTooLarge);
+        }
+        Ok((pos, done))
     }
 }
 
@@ -387,6 +470,66 @@ mod tests {
             out,
             b"HTTP/1.1 200 OK\r\nContent-Type: application/jwk+json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
         );
+    }
+
+    #[test]
+    fn blank_lines_count_against_the_head_limit() {
+        let limits = Limits {
+            url: 4096,
+            body: 65536,
+            head: 64,
+        };
+        let blank = "\r\n".repeat(40);
+        assert_eq!(
+            parse_head(blank.as_bytes(), &limits),
+            Err(Reject::Malformed)
+        );
+        let req = format!(
+            "{}GET /adv HTTP/1.1\r\nHost: xxxxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n",
+            "\r\n".repeat(10)
+        );
+        assert_eq!(
+            parse_head(req.as_bytes(), &limits),
+            Err(Reject::HeadTooLarge)
+        );
+        assert!(
+            parse_head(&req.as_bytes()[20..], &limits)
+                .unwrap()
+                .is_some()
+        );
+
+        let mut scan = HeadScan::default();
+        let mut buf = b"\r\n\r\nGET".to_vec();
+        let n = scan.drop_blank(&buf);
+        buf.drain(..n);
+        assert_eq!(buf, b"GET");
+        assert!(!scan.too_blank(&limits));
+        assert_eq!(scan.limits(&limits).head, 60);
+        let mut scan = HeadScan::default();
+        assert_eq!(scan.drop_blank(blank.as_bytes()), 80);
+        assert!(scan.too_blank(&limits));
+    }
+
+    /// Past the first bytes, a head is parsed when a line or the head completes.
+    #[test]
+    fn head_scan_parses_when_something_completes() {
+        let limits = Limits::default();
+        let mut scan = HeadScan::default();
+        let mut buf = b"GET /adv HTTP/1.1".to_vec();
+        assert!(scan.ready(&buf, &limits), "short heads are parsed eagerly");
+        buf.extend_from_slice(&[b'a'; 100]);
+        assert!(!scan.ready(&buf, &limits));
+        buf.extend_from_slice(b"\r\nX: y");
+        assert!(scan.ready(&buf, &limits), "the request line is complete");
+        buf.extend_from_slice(b"\r\nZ: w");
+        assert!(!scan.ready(&buf, &limits));
+        buf.extend_from_slice(b"\r\n\r");
+        assert!(!scan.ready(&buf, &limits));
+        buf.extend_from_slice(b"\n");
+        assert!(scan.ready(&buf, &limits), "the head is complete");
+        let mut scan = HeadScan::default();
+        let big = vec![b'a'; limits.head];
+        assert!(scan.ready(&big, &limits), "the limit is reached");
     }
 
     /// Arbitrary bytes never panic the parsers (a cheap stand-in for the

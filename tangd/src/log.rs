@@ -54,6 +54,14 @@ pub fn start() -> (Logger, Flusher) {
     )
 }
 
+/// A logger whose lines go to the returned receiver instead of stderr.
+#[cfg(test)]
+pub(crate) fn capture() -> (Logger, Receiver<Msg>) {
+    let (tx, rx) = sync_channel(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    (Logger { tx, dropped }, rx)
+}
+
 impl Logger {
     pub fn line(&self, line: String) {
         match self.tx.try_send(Some(line)) {

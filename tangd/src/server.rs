@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! listener ──accept──▶ connection task ──Head+body──▶ Handler ──Response──▶ socket
-//!     ▲ permits (max connections)      ▲ idle / request / write deadlines
+//!     ▲ conns (max, per address,       ▲ first-byte / idle / request / write deadlines
+//!       oldest idle closed when full)
 //! ```
 
 use std::future::Future;
@@ -13,10 +14,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 
-use crate::http::{self, Framing, Head, Limits, Persist, Reject};
+use crate::conns::{self, Admit, Conns, Slot};
+use crate::http::{self, Framing, Head, HeadScan, Limits, Persist, Reject};
 use crate::log::Logger;
 
 /// A response body: precomputed and shared (advertisements) or made per request.
@@ -67,6 +69,8 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
     pub limits: Limits,
+    /// How long a new connection may sit before its first byte.
+    pub first_byte_timeout: Duration,
     /// How long a kept-alive connection may sit without starting a request.
     pub idle_timeout: Duration,
     /// From the first byte of a request to its last; slow senders are cut off here.
@@ -74,6 +78,8 @@ pub struct Config {
     /// How long a response may take to be written out.
     pub write_timeout: Duration,
     pub max_connections: usize,
+    /// Connections open at once from one address (an IPv6 /64).
+    pub max_per_address: usize,
     /// How long shutdown waits for requests in progress.
     pub drain_timeout: Duration,
 }
@@ -82,10 +88,12 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             limits: Limits::default(),
+            first_byte_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_per_address: 512,
             drain_timeout: Duration::from_secs(5),
         }
     }
@@ -100,7 +108,10 @@ pub async fn run<H: Handler>(
     log: Logger,
     shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let conns = Arc::new(Conns::new(conns::Limits {
+        max: cfg.max_connections,
+        per_address: cfg.max_per_address,
+    }));
     let mut loops = Vec::new();
     for listener in listeners {
         let ctx = Ctx {
@@ -108,20 +119,22 @@ pub async fn run<H: Handler>(
             cfg,
             log: log.clone(),
             shutdown: shutdown.clone(),
+            conns: conns.clone(),
         };
-        loops.push(tokio::spawn(accept_loop(listener, ctx, permits.clone())));
+        loops.push(tokio::spawn(accept_loop(listener, ctx)));
     }
     for l in loops {
         let _ = l.await;
     }
-    let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(cfg.drain_timeout, permits.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(cfg.drain_timeout, async {
+        while !conns.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    if drained.await.is_err() {
         log.line(format!(
             "shutdown: {} connections still busy after {:?}; closing them",
-            cfg.max_connections - permits.available_permits(),
+            conns.len(),
             cfg.drain_timeout
         ));
     }
@@ -132,6 +145,7 @@ struct Ctx<H> {
     cfg: Config,
     log: Logger,
     shutdown: watch::Receiver<bool>,
+    conns: Arc<Conns>,
 }
 
 impl<H> Clone for Ctx<H> {
@@ -141,29 +155,34 @@ impl<H> Clone for Ctx<H> {
             cfg: self.cfg,
             log: self.log.clone(),
             shutdown: self.shutdown.clone(),
+            conns: self.conns.clone(),
         }
     }
 }
 
-async fn accept_loop<H: Handler>(listener: TcpListener, mut ctx: Ctx<H>, permits: Arc<Semaphore>) {
+async fn accept_loop<H: Handler>(listener: TcpListener, mut ctx: Ctx<H>) {
     loop {
-        // Past the connection limit, new clients wait in the kernel's backlog.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p,
+        // Full, with every connection busy: new clients wait in the kernel's backlog.
+        tokio::select! {
+            () = ctx.conns.wait_for_room() => {}
             _ = ctx.shutdown.wait_for(|&s| s) => return,
-        };
-        let Ok(permit) = permit else { return };
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = ctx.shutdown.wait_for(|&s| s) => return,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let slot = match ctx.conns.admit(peer.ip()) {
+                    Admit::Yes { slot, .. } => slot,
+                    // Dropping the stream closes it.
+                    Admit::AddressFull => continue,
+                };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    connection(stream, peer, ctx).await;
-                    drop(permit);
+                    connection(stream, peer, &slot, &ctx).await;
+                    ctx.conns.release(&slot);
                 });
             }
             Err(e) => {
@@ -188,21 +207,26 @@ enum Stop {
     Reject(Reject),
 }
 
-struct Conn<H> {
+struct Conn<'a, H> {
     stream: TcpStream,
     peer: SocketAddr,
     buf: Vec<u8>,
     out: Vec<u8>,
-    ctx: Ctx<H>,
+    ctx: &'a Ctx<H>,
+    slot: &'a Slot,
+    /// Requests answered on this connection so far.
+    served: u64,
 }
 
-async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Ctx<H>) {
+async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, slot: &Slot, ctx: &Ctx<H>) {
     let mut c = Conn {
         stream,
         peer,
         buf: Vec::with_capacity(4096),
         out: Vec::with_capacity(2048),
         ctx,
+        slot,
+        served: 0,
     };
     loop {
         let (head, body, started) = match c.read_request().await {
@@ -240,20 +264,43 @@ async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, ctx: Ctx<H>
         if sent.is_err() || closing {
             return;
         }
+        c.served += 1;
+        c.ctx.conns.idle(c.slot);
     }
 }
 
-impl<H: Handler> Conn<H> {
+impl<H: Handler> Conn<'_, H> {
     /// Reads one request: head, then body. The clock for the request deadline
-    /// starts at its first byte; before that only the idle deadline applies.
+    /// starts at its first byte; before that only the first-byte deadline (a
+    /// new connection) or the idle deadline (a kept-alive one) applies, and
+    /// the connection may be closed to make room for others.
     async fn read_request(&mut self) -> Result<(Head, Vec<u8>, Instant), Stop> {
         let cfg = self.ctx.cfg;
-        let idle_deadline = Instant::now() + cfg.idle_timeout;
-        let mut started = (!self.buf.is_empty()).then(Instant::now);
+        let wait = if self.served == 0 {
+            cfg.first_byte_timeout.min(cfg.idle_timeout)
+        } else {
+            cfg.idle_timeout
+        };
+        let idle_deadline = Instant::now() + wait;
+        let mut started = None;
+        let mut scan = HeadScan::default();
         let (head, n) = loop {
-            if !self.buf.is_empty() {
+            if !self.buf.is_empty() && started.is_none() {
+                if !self.slot.busy() {
+                    return Err(Stop::Quiet);
+                }
+                started = Some(Instant::now());
+            }
+            // Blank lines before a request are dropped as they come, so they
+            // take no memory, and counted against the head limit.
+            let blank = scan.drop_blank(&self.buf);
+            self.buf.drain(..blank);
+            if scan.too_blank(&cfg.limits) {
+                return Err(Stop::Reject(Reject::Malformed));
+            }
+            if !self.buf.is_empty() && scan.ready(&self.buf, &cfg.limits) {
                 if let Some(parsed) =
-                    http::parse_head(&self.buf, &cfg.limits).map_err(Stop::Reject)?
+                    http::parse_head(&self.buf, &scan.limits(&cfg.limits)).map_err(Stop::Reject)?
                 {
                     break parsed;
                 }
@@ -264,14 +311,13 @@ impl<H: Handler> Conn<H> {
             let read = tokio::select! {
                 r = timeout_at(deadline, read_more(&mut self.stream, &mut self.buf)) => r,
                 _ = shutdown.wait_for(|&s| s), if idle => return Err(Stop::Quiet),
+                () = self.slot.evicted(), if idle => return Err(Stop::Quiet),
             };
             match read {
                 Err(_) if idle => return Err(Stop::Quiet),
                 Err(_) => return Err(Stop::Timeout),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
-                Ok(Ok(_)) => {
-                    started.get_or_insert_with(Instant::now);
-                }
+                Ok(Ok(_)) => {}
             }
         };
         let started = started.unwrap_or_else(Instant::now);
@@ -293,12 +339,12 @@ impl<H: Handler> Conn<H> {
                 if head.expect_continue && self.buf.is_empty() {
                     self.continue_100(deadline).await?;
                 }
+                let mut chunked = http::Chunked::default();
                 loop {
-                    if let Some((body, n)) =
-                        http::parse_chunked(&self.buf, &cfg.limits).map_err(Stop::Reject)?
-                    {
-                        self.buf.drain(..n);
-                        break body;
+                    let (n, done) = chunked.feed(&self.buf, &cfg.limits).map_err(Stop::Reject)?;
+                    self.buf.drain(..n);
+                    if done {
+                        break chunked.body;
                     }
                     self.read_until(deadline).await?;
                 }

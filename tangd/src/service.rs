@@ -11,9 +11,10 @@ use std::sync::Arc;
 use latchkey_proto::curve::EcBackend;
 use latchkey_proto::jwk::Jwk;
 
-use crate::keyset::{KeySet, KeyStore, Unavailable};
+use crate::keyset::{KeySet, Unavailable};
 use crate::route::{Router, Target};
 use crate::server::{Body, Handler, Response};
+use crate::store::KeyStore;
 
 const JOSE: &str = "application/jose+json";
 const JWK: &str = "application/jwk+json";
@@ -109,7 +110,10 @@ impl Handler for Tang {
         if method != route.method() {
             return Response::status(405);
         }
-        let keys = self.keys.current();
+        // Reading the directory hangs (a file system that does not answer).
+        let Some(keys) = self.keys.current().await else {
+            return Response::status(503);
+        };
         match route {
             Target::Adv => self.adv(keys, None).await,
             Target::AdvThp(thp) => self.adv(keys, Some(thp)).await,

@@ -12,9 +12,6 @@ use latchkey_proto::curve::{Curve, EcBackend as _, RustCrypto};
 use latchkey_proto::jws::verify_advertisement;
 use latchkey_proto::secret::Secret;
 
-const ECMR_KID: &str = "Hk_gGBVF5MTLuXfJvfnQYraEqI_SWT33ykzPmp6Ejrw";
-const SIG_THP: &str = "45kux_IdAIuGDUtrzdUDqwGgVAZfWVjknmI2sJh7TrA";
-
 fn recordings() -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(data("tang-http"))
         .unwrap()
@@ -45,12 +42,6 @@ fn payload_keys(body: &[u8]) -> Vec<String> {
     let mut keys: Vec<String> = adv.keys.iter().map(|k| k.to_value().to_string()).collect();
     keys.sort();
     keys
-}
-
-fn signatures(body: &[u8]) -> usize {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    v.get("signatures")
-        .map_or(1, |s| s.as_array().unwrap().len())
 }
 
 #[test]

@@ -104,7 +104,8 @@ fn a_thousand_idle_and_slow_connections_do_not_block_others() {
             t.elapsed()
         );
     }
-    // And the crowd is still connected, not dropped to make room.
+    // And the busy part of the crowd is still connected: only idle
+    // connections are closed to make room.
     let mut s = crowd.pop().unwrap();
     s.write_all(&[b' '; 94]).unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 400);

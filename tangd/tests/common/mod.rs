@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 
 pub const TANGD: &str = env!("CARGO_BIN_EXE_tangd");
 
+/// The keys of `tests/data/tang-db/tang-db`: its exchange key's and signing key's
+/// S256 thumbprints.
+pub const ECMR_KID: &str = "Hk_gGBVF5MTLuXfJvfnQYraEqI_SWT33ykzPmp6Ejrw";
+pub const SIG_THP: &str = "45kux_IdAIuGDUtrzdUDqwGgVAZfWVjknmI2sJh7TrA";
+
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -77,7 +82,12 @@ impl Tangd {
     }
 
     pub fn start_args(args: &[&str]) -> Tangd {
-        let mut child = Command::new(TANGD)
+        Tangd::start_program(TANGD, args)
+    }
+
+    /// Starts `program ARGS` (tangd, or something that runs it, like setpriv).
+    pub fn start_program(program: &str, args: &[&str]) -> Tangd {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -290,4 +300,59 @@ pub fn raise_nofile() -> u64 {
         let _ = setrlimit(Resource::Nofile, lim);
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Runs `tangd ARGS...` and returns its stdout; panics if it fails.
+pub fn tangd_cmd(args: &[&str]) -> String {
+    let out = Command::new(TANGD).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tangd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The names in a directory, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// S256 thumbprints of the keys in a verified `/adv`, sorted.
+pub fn adv_keys(addr: SocketAddr) -> Vec<String> {
+    let r = get(addr, "/adv");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let adv = latchkey_proto::jws::verify_advertisement(&r.body).unwrap();
+    let mut v: Vec<String> = adv
+        .keys
+        .iter()
+        .map(|k| k.thumbprint(latchkey_proto::jwk::ThpHash::S256))
+        .collect();
+    v.sort();
+    v
+}
+
+/// S256 thumbprints of the active (advertised) keys of `dir`, sorted, from
+/// the contents of its `*.jwk` files (those that are files and keys).
+pub fn active_thumbprints(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = files(dir)
+        .iter()
+        .filter(|n| n.ends_with(".jwk") && !n.starts_with('.'))
+        .filter(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.is_file()))
+        .filter_map(|n| latchkey_proto::jwk::Jwk::parse(&std::fs::read(dir.join(n)).unwrap()).ok())
+        .map(|jwk| jwk.thumbprint(latchkey_proto::jwk::ThpHash::S256))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Number of signatures of a JWS (flattened: 1).
+pub fn signatures(body: &[u8]) -> usize {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    v["signatures"].as_array().map_or(1, Vec::len)
 }
