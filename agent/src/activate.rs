@@ -47,7 +47,7 @@ fn version(u: &Unlocked) -> LuksVersion {
 /// (the caller checks [`is_active`] first); a failure after the device was
 /// created removes it again.
 pub fn activate(vol: &Volume, u: &Unlocked) -> Result<std::path::PathBuf, String> {
-    let ctl = Control::open().map_err(|e| format!("opening /dev/mapper/control: {e}"))?;
+    let ctl = Control::open().map_err(|e| e.to_string())?;
     let uuid = dm_uuid(version(u), &u.dm.uuid, &vol.name);
     let t = target(vol, u);
     if t.sectors == 0 {

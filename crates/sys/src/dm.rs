@@ -42,6 +42,9 @@ const DM_INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
 const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
 const DM_SECURE_DATA_FLAG: u32 = 1 << 15;
 
+/// The misc major: device-mapper's control node is a misc device.
+const MISC_MAJOR: u32 = 10;
+
 #[derive(Clone, Copy)]
 enum Cmd {
     Version = 0,
@@ -191,15 +194,27 @@ fn buffer(extra: usize, flags: u32, name: &str, uuid: &str) -> Zeroizing<Vec<u8>
 }
 
 impl Control {
-    /// Opens [`CONTROL_PATH`], creating the node from
-    /// `/sys/class/misc/device-mapper/dev` when no udev made it, and checks
-    /// that the kernel speaks ioctl version 4.
+    /// Opens [`CONTROL_PATH`], creating the node from device-mapper's
+    /// minor in `/proc/misc` when nobody made it, and checks that the kernel
+    /// speaks ioctl version 4. [`Error::DmMissing`] when the kernel has no
+    /// device-mapper (`dm_mod` not loaded).
     pub fn open() -> Result<Control> {
         let fd = match open_control(Path::new(CONTROL_PATH)) {
             Err(Errno::NOENT) => {
-                make_control_node().map_err(Error::DmControl)?;
+                let misc = std::fs::read_to_string("/proc/misc").map_err(|source| Error::File {
+                    path: "/proc/misc".into(),
+                    source,
+                })?;
+                let minor = misc_minor(&misc, "device-mapper").ok_or(Error::DmMissing)?;
+                make_control_node(DevId {
+                    major: MISC_MAJOR,
+                    minor,
+                })
+                .map_err(Error::DmControl)?;
                 open_control(Path::new(CONTROL_PATH)).map_err(Error::DmControl)?
             }
+            // A node made in advance (kmod's static nodes) without the driver behind it.
+            Err(Errno::NODEV | Errno::NXIO) => return Err(Error::DmMissing),
             r => r.map_err(Error::DmControl)?,
         };
         let ctl = Control { fd };
@@ -327,6 +342,14 @@ impl Control {
     }
 }
 
+/// The minor of misc device `name` in `/proc/misc` text (`" 236 device-mapper"` lines).
+fn misc_minor(misc: &str, name: &str) -> Option<u32> {
+    misc.lines().find_map(|l| {
+        let (minor, n) = l.trim().split_once(' ')?;
+        (n.trim() == name).then(|| minor.parse().ok())?
+    })
+}
+
 fn parse_name_list(buf: &[u8]) -> Result<Vec<(String, DevId)>> {
     let start = get_u32(buf, OFF_DATA_START) as usize;
     let end = (get_u32(buf, OFF_DATA_SIZE) as usize).min(buf.len());
@@ -359,8 +382,7 @@ fn open_control(path: &Path) -> rustix::io::Result<OwnedFd> {
     rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
 }
 
-fn make_control_node() -> rustix::io::Result<()> {
-    let dev = read_dev_file(Path::new("/sys/class/misc/device-mapper/dev")).ok_or(Errno::NOENT)?;
+fn make_control_node(dev: DevId) -> rustix::io::Result<()> {
     create_dir(Path::new("/dev/mapper"))?;
     let rdev = rustix::fs::makedev(dev.major, dev.minor);
     rustix::fs::mknodat(
@@ -378,11 +400,6 @@ fn create_dir(p: &Path) -> rustix::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Errno::from_io_error(&e).unwrap_or(Errno::IO)),
     }
-}
-
-fn read_dev_file(p: &Path) -> Option<DevId> {
-    let s = std::fs::read_to_string(p).ok()?;
-    crate::proc::parse_dev(s.trim())
 }
 
 /// Creates the block node `dir/NAME` for `dev` (mode 0600), replacing a
@@ -455,6 +472,15 @@ mod tests {
         assert_eq!(get_u32(&buf, OFF_FLAGS), 1 << 15);
         assert_eq!(&buf[48..52], b"root");
         assert_eq!(&buf[176..194], b"CRYPT-LUKS2-x-root");
+    }
+
+    #[test]
+    fn control_minor_from_proc_misc() {
+        let misc = "229 fuse\n 61 vga_arbiter\n236 device-mapper\n 60 device-mapper-x\n";
+        assert_eq!(misc_minor(misc, "device-mapper"), Some(236));
+        assert_eq!(misc_minor(misc, "fuse"), Some(229));
+        assert_eq!(misc_minor("229 fuse\n", "device-mapper"), None);
+        assert_eq!(misc_minor("x device-mapper\n", "device-mapper"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ depends() {
 }
 
 installkernel() {
-    hostonly='' instmods dm_crypt
+    hostonly='' instmods dm_mod dm_crypt
     # NIC drivers, as the network module would pick them.
     hostonly='' instmods =drivers/net/ethernet =drivers/net/virtio_net.ko
 }
