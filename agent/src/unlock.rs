@@ -8,7 +8,7 @@
 //! Every volume runs in its own thread; the agent exits 0 when all of them
 //! are open, else prints per volume what was tried and why it failed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ pub struct Args {
     pub dry_run: bool,
     /// Read the kernel command line from this file instead of /proc/cmdline.
     pub cmdline: Option<PathBuf>,
-    /// The crypttab to read.
+    /// The crypttab to read instead of the initrd's (`crypttab::INITRD_PATHS`).
     pub crypttab: Option<PathBuf>,
     /// LUKS images or devices to use instead of scanning block devices.
     pub devices: Vec<PathBuf>,
@@ -101,20 +101,13 @@ pub fn run(args: &Args) -> i32 {
         return 0;
     }
     let deadline = start + cfg.deadline;
-    let tab_path = args
-        .crypttab
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/etc/crypttab"));
-    let tab = match std::fs::read_to_string(&tab_path) {
-        Ok(text) => {
-            let (entries, warns) = crypttab::parse(&text);
-            for w in warns {
-                log.warn(&format!("{}: {w}", tab_path.display()));
-            }
-            entries
-        }
-        Err(_) => Vec::new(),
+    let (tab, warns) = match &args.crypttab {
+        Some(p) => crypttab::load_files(std::slice::from_ref(p)),
+        None => crypttab::load(Path::new("/")),
     };
+    for w in warns {
+        log.warn(&w);
+    }
 
     let mut failed: Vec<(String, Vec<String>)> = Vec::new();
     let vols: Vec<Volume> = if !args.devices.is_empty() {
