@@ -287,7 +287,7 @@ fn open_one(
         ));
         return Ok(());
     }
-    match activate::activate(&vol, &opened.unlocked) {
+    match activate::activate(&vol, &opened.unlocked, &ctx.log) {
         Ok(path) => {
             ctx.log.phase(&format!(
                 "volume {} open as {} (keyslot {slot}, {})",

@@ -1,6 +1,11 @@
 //! Device-mapper ioctls on `/dev/mapper/control`, enough to activate one
-//! dm-crypt mapping without libdevmapper or udev: create, load, resume,
-//! remove, status and list.
+//! dm-crypt mapping without libdevmapper: create, load, resume, remove,
+//! status and list.
+//!
+//! A resume carries the udev flags libdevmapper would put in its cookie
+//! ([`Nodes`]): the kernel passes them to udev as `DM_COOKIE`, and udev's dm
+//! rules only treat a device as ready (`/dev/mapper/NAME`, blkid, systemd's
+//! device unit) when they say the event came from the activating program.
 //!
 //! The table line carries the volume key, so the ioctl buffer for
 //! `DM_TABLE_LOAD` is flagged `DM_SECURE_DATA_FLAG` (the kernel wipes its
@@ -31,6 +36,7 @@ const OFF_DATA_START: usize = 16;
 const OFF_TARGET_COUNT: usize = 20;
 const OFF_OPEN_COUNT: usize = 24;
 const OFF_FLAGS: usize = 28;
+const OFF_EVENT_NR: usize = 32;
 const OFF_DEV: usize = 40;
 const OFF_NAME: usize = 48;
 const OFF_UUID: usize = OFF_NAME + NAME_LEN;
@@ -42,8 +48,41 @@ const DM_INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
 const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
 const DM_SECURE_DATA_FLAG: u32 = 1 << 15;
 
-/// The misc major: device-mapper's control node is a misc device.
+/// The misc device minor of device-mapper's control node (`MAPPER_CTRL_MINOR`),
+/// and the misc major.
 const MISC_MAJOR: u32 = 10;
+
+// udev flags of libdevmapper (libdevmapper.h), sent in the high 16 bits of
+// the cookie; the low 16 bits name a semaphore, and 0 there means "flags
+// only, nobody waits" (dmsetup udevcomplete then does nothing).
+const DM_UDEV_FLAGS_SHIFT: u32 = 16;
+const DM_UDEV_DISABLE_LIBRARY_FALLBACK: u16 = 0x0020;
+const DM_UDEV_PRIMARY_SOURCE_FLAG: u16 = 0x0040;
+
+/// Who creates `/dev/mapper/NAME` once a device is resumed; told to udev in
+/// the resume's cookie, as cryptsetup does through libdevmapper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nodes {
+    /// udev runs and makes the node from its dm rules
+    /// (`DM_UDEV_PRIMARY_SOURCE_FLAG | DM_UDEV_DISABLE_LIBRARY_FALLBACK`).
+    Udev,
+    /// No udev: the caller makes the node itself ([`make_node`]); the event
+    /// is still marked as coming from the activating program
+    /// (`DM_UDEV_PRIMARY_SOURCE_FLAG`), as libdevmapper always marks it.
+    Caller,
+}
+
+impl Nodes {
+    /// The `event_nr` of the resume: the flags in the cookie's high half,
+    /// no semaphore.
+    pub fn cookie(self) -> u32 {
+        let flags = match self {
+            Nodes::Udev => DM_UDEV_PRIMARY_SOURCE_FLAG | DM_UDEV_DISABLE_LIBRARY_FALLBACK,
+            Nodes::Caller => DM_UDEV_PRIMARY_SOURCE_FLAG,
+        };
+        u32::from(flags) << DM_UDEV_FLAGS_SHIFT
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Cmd {
@@ -287,10 +326,10 @@ impl Control {
     }
 
     /// `DM_DEV_SUSPEND` without the suspend flag: makes the loaded table
-    /// live. Returns the device number.
-    pub fn resume(&self, name: &str) -> Result<DevId> {
-        check_name(name, NAME_LEN)?;
-        let mut buf = buffer(0, 0, name, "");
+    /// live, and tells udev through the cookie who makes the node. Returns
+    /// the device number.
+    pub fn resume(&self, name: &str, nodes: Nodes) -> Result<DevId> {
+        let mut buf = resume_buffer(name, nodes)?;
         self.call(Cmd::DevSuspend, name, &mut buf)?;
         Ok(DevId::from_huge(get_u64(&buf, OFF_DEV)))
     }
@@ -340,6 +379,13 @@ impl Control {
             return parse_name_list(&buf);
         }
     }
+}
+
+fn resume_buffer(name: &str, nodes: Nodes) -> Result<Zeroizing<Vec<u8>>> {
+    check_name(name, NAME_LEN)?;
+    let mut buf = buffer(0, 0, name, "");
+    put_u32(&mut buf, OFF_EVENT_NR, nodes.cookie());
+    Ok(buf)
 }
 
 /// The minor of misc device `name` in `/proc/misc` text (`" 236 device-mapper"` lines).
@@ -472,6 +518,19 @@ mod tests {
         assert_eq!(get_u32(&buf, OFF_FLAGS), 1 << 15);
         assert_eq!(&buf[48..52], b"root");
         assert_eq!(&buf[176..194], b"CRYPT-LUKS2-x-root");
+    }
+
+    #[test]
+    fn resume_carries_the_udev_cookie() {
+        // cryptsetup with udev: DM_UDEV_DISABLE_LIBRARY_FALLBACK, plus the
+        // DM_UDEV_PRIMARY_SOURCE_FLAG libdevmapper adds to every resume.
+        assert_eq!(Nodes::Udev.cookie(), 0x0060_0000);
+        assert_eq!(Nodes::Caller.cookie(), 0x0040_0000);
+        let buf = resume_buffer("cryptroot", Nodes::Udev).unwrap();
+        assert_eq!(get_u32(&buf, OFF_EVENT_NR), 0x0060_0000);
+        assert_eq!(&buf[OFF_NAME..OFF_NAME + 10], b"cryptroot\0");
+        assert_eq!(get_u32(&buf, OFF_FLAGS), 0, "a resume, not a suspend");
+        assert!(resume_buffer("a/b", Nodes::Caller).is_err());
     }
 
     #[test]
