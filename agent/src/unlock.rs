@@ -22,14 +22,15 @@ use crate::deadline::{Deadline, XorShift};
 use crate::engine::{self, Ctx, NetGate, Opened};
 use crate::kmsg_log::Log;
 use crate::volumes::{self, Volume};
-use crate::{activate, bootkey, crypttab, net, netconf};
+use crate::{activate, bootkey, crypttab, initrd_config, net, netconf};
 
 /// What the command line of `latchkey-agent unlock` says.
 #[derive(Debug, Default)]
 pub struct Args {
     /// Everything but activation; print the plan and the outcome.
     pub dry_run: bool,
-    /// Read the kernel command line from this file instead of /proc/cmdline.
+    /// Read the kernel command line from this file instead of the recorded
+    /// options (`/etc/latchkey/initrd.conf`) and /proc/cmdline.
     pub cmdline: Option<PathBuf>,
     /// The crypttab to read instead of the initrd's (`crypttab::INITRD_PATHS`).
     pub crypttab: Option<PathBuf>,
@@ -82,7 +83,12 @@ pub fn run(args: &Args) -> i32 {
     let locked = latchkey_sys::mount::lock_memory();
     let line = match &args.cmdline {
         Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-        None => latchkey_sys::proc::read_cmdline().unwrap_or_default(),
+        // What the initrd hook recorded, then the kernel's (which wins).
+        None => format!(
+            "{} {}",
+            initrd_config::read(),
+            latchkey_sys::proc::read_cmdline().unwrap_or_default()
+        ),
     };
     let (cfg, warnings) = cmdline::parse(&line);
     let log = Arc::new(if args.dry_run {
