@@ -54,9 +54,10 @@ gen_names() {
       GEN_PROMPT="Enter passphrase for /dev/vda: "
       if [[ $gen == dracut-systemd ]]; then
         GEN_PROMPT="Please enter passphrase for disk "
-        # systemd gives a device 90 s to appear; a guest under TCG on a busy
-        # host can take longer to get as far as udev.
-        GEN_APPEND+=" systemd.default_timeout_start_sec=600"
+        # systemd gives the LUKS disk 90 s (DefaultDeviceTimeoutSec) to
+        # appear; a guest under TCG on a busy host can take longer to get as
+        # far as udev.
+        GEN_APPEND+=" rd.luks.options=x-systemd.device-timeout=600"
       fi
       ;;
   esac
