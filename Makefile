@@ -10,7 +10,7 @@ AGENT := target/$(MUSL)/release/latchkey-agent
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
 
-.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test demo bench fuzz-smoke install clean
+.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro demo bench fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -54,7 +54,12 @@ vm-test: build
 	vm-tests/demo
 	vm-tests/run-all
 
-test: lint unit packaging readme upstream vm-test
+# Debian's initramfs-tools and dracut (with and without systemd) building the
+# initrd with latchkey installed, booted under QEMU.
+vm-test-distro: build
+	vm-tests/distro/run
+
+test: lint unit packaging readme upstream vm-test vm-test-distro
 
 demo: build
 	vm-tests/demo

@@ -1,7 +1,14 @@
-//! `/etc/crypttab` as the initrd carries it (crypttab(5)): one volume per
-//! line, `NAME DEVICE [KEYFILE [OPTIONS]]`, `#` comments.
+//! The crypttab the initrd generator wrote (crypttab(5)): one volume per
+//! line, `NAME DEVICE [KEYFILE [OPTIONS]]`, `#` comments. Its names are the
+//! ones the initrd's own unlock step and root wait look for.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Where initrd generators keep the crypttab of the volumes they open:
+/// dracut, systemd and mkinitcpio at `/etc/crypttab`; initramfs-tools
+/// (Debian's cryptsetup-initramfs) at `/cryptroot/crypttab`, with no
+/// `/etc/crypttab` at all.
+pub const INITRD_PATHS: &[&str] = &["/etc/crypttab", "/cryptroot/crypttab"];
 
 /// How a device is named in crypttab and on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +131,41 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
     (out, warn)
 }
 
+/// Reads every crypttab of [`INITRD_PATHS`] that exists under `root` (`/`
+/// in the initrd), in that order; a name already seen keeps its first
+/// entry. Warnings name the file and line.
+pub fn load(root: &Path) -> (Vec<Entry>, Vec<String>) {
+    let files: Vec<PathBuf> = INITRD_PATHS
+        .iter()
+        .map(|p| root.join(p.trim_start_matches('/')))
+        .collect();
+    load_files(&files)
+}
+
+/// Reads each of `files` that exists, as [`load`] does.
+pub fn load_files(files: &[PathBuf]) -> (Vec<Entry>, Vec<String>) {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut warn = Vec::new();
+    for path in files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                warn.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let (entries, w) = parse(&text);
+        warn.extend(w.into_iter().map(|w| format!("{}: {w}", path.display())));
+        for e in entries {
+            if !out.iter().any(|o| o.name == e.name) {
+                out.push(e);
+            }
+        }
+    }
+    (out, warn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +210,54 @@ mod tests {
         assert!(w[1].starts_with("crypttab line 2:"));
         assert!(w[2].contains("contains '/'"));
         assert!(w[3].starts_with("crypttab line 4:"));
+    }
+
+    #[test]
+    fn initramfs_tools_keeps_it_in_cryptroot() {
+        // What Debian's cryptsetup-initramfs puts in the initrd: no /etc/crypttab.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("cryptroot")).unwrap();
+        std::fs::write(
+            root.path().join("cryptroot/crypttab"),
+            "cryptroot UUID=4c4b0001-0000-4000-8000-000000000001 none luks,initramfs\n",
+        )
+        .unwrap();
+        let (e, w) = load(root.path());
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].name, "cryptroot");
+        assert_eq!(
+            e[0].device,
+            DeviceSpec::Uuid("4c4b0001-0000-4000-8000-000000000001".into())
+        );
+    }
+
+    #[test]
+    fn etc_crypttab_first_names_once() {
+        let root = tempfile::tempdir().unwrap();
+        for (p, t) in [
+            ("etc/crypttab", "root /dev/vda none luks\nbad\n"),
+            (
+                "cryptroot/crypttab",
+                "root /dev/vdb none luks\nswap /dev/vdc none luks\n",
+            ),
+        ] {
+            let f = root.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, t).unwrap();
+        }
+        let (e, w) = load(root.path());
+        let got: Vec<_> = e.iter().map(|e| (e.name.as_str(), &e.device)).collect();
+        assert_eq!(
+            got,
+            [
+                ("root", &DeviceSpec::Path("/dev/vda".into())),
+                ("swap", &DeviceSpec::Path("/dev/vdc".into()))
+            ]
+        );
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("etc/crypttab: crypttab line 2"), "{w:?}");
+        assert!(load(&root.path().join("none")).0.is_empty());
     }
 
     #[test]

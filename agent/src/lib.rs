@@ -8,8 +8,9 @@
 //!                    luks header ─► volume key ─► dm_table ─► activate (latchkey-sys dm)
 //! ```
 //!
-//! `main` only dispatches: `unlock` (the boot flow) and `decrypt` (JWE on
-//! stdin, plaintext on stdout, for initrd scripts that only want the key).
+//! `main` only dispatches: `unlock` (the boot flow), `decrypt` (JWE on
+//! stdin, plaintext on stdout, for initrd scripts that only want the key)
+//! and `initrd-config` (what the initrd hooks record at build time).
 #![forbid(unsafe_code)]
 
 pub mod activate;
@@ -22,6 +23,7 @@ pub mod decrypt;
 pub mod dhcp;
 pub mod dm_table;
 pub mod engine;
+pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;
 pub mod netconf;

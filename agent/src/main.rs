@@ -2,18 +2,20 @@
 //! (the boot flow) and [`latchkey_agent::decrypt`].
 #![forbid(unsafe_code)]
 
-use latchkey_agent::{decrypt, unlock};
+use latchkey_agent::{decrypt, initrd_config, unlock};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
        latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] < JWE > PLAINTEXT
+       latchkey-agent initrd-config [--root DIR] > initrd.conf
        latchkey-agent --version
 
 unlock   open the LUKS volumes named by rd.luks.* / crypttab (or every clevis-bound one):
          local key file, then every clevis binding at once, then the console
-decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine";
+decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine
+initrd-config  print the options an initrd hook records for the system at DIR (/)";
 
 fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
     it.next().ok_or_else(|| format!("{flag} needs a value"))
@@ -34,6 +36,15 @@ fn parse_unlock(mut it: impl Iterator<Item = String>) -> Result<unlock::Args, St
     Ok(a)
 }
 
+fn print_initrd_config(root: &str) -> i32 {
+    let (text, notes) = initrd_config::generate(std::path::Path::new(root));
+    for n in notes {
+        eprintln!("latchkey: {n}");
+    }
+    print!("{text}");
+    0
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let cmd = args.next();
@@ -46,6 +57,14 @@ fn main() -> ExitCode {
             }
         },
         Some("decrypt") => decrypt::run(args),
+        Some("initrd-config") => match (args.next().as_deref(), args.next(), args.next()) {
+            (None, None, None) => print_initrd_config("/"),
+            (Some("--root"), Some(dir), None) => print_initrd_config(&dir),
+            _ => {
+                eprintln!("{USAGE}");
+                2
+            }
+        },
         Some("--version") => {
             println!("latchkey-agent {}", env!("CARGO_PKG_VERSION"));
             0

@@ -8,7 +8,7 @@
 //! Every volume runs in its own thread; the agent exits 0 when all of them
 //! are open, else prints per volume what was tried and why it failed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,16 +22,17 @@ use crate::deadline::{Deadline, XorShift};
 use crate::engine::{self, Ctx, NetGate, Opened};
 use crate::kmsg_log::Log;
 use crate::volumes::{self, Volume};
-use crate::{activate, bootkey, crypttab, net, netconf};
+use crate::{activate, bootkey, crypttab, initrd_config, net, netconf};
 
 /// What the command line of `latchkey-agent unlock` says.
 #[derive(Debug, Default)]
 pub struct Args {
     /// Everything but activation; print the plan and the outcome.
     pub dry_run: bool,
-    /// Read the kernel command line from this file instead of /proc/cmdline.
+    /// Read the kernel command line from this file instead of the recorded
+    /// options (`/etc/latchkey/initrd.conf`) and /proc/cmdline.
     pub cmdline: Option<PathBuf>,
-    /// The crypttab to read.
+    /// The crypttab to read instead of the initrd's (`crypttab::INITRD_PATHS`).
     pub crypttab: Option<PathBuf>,
     /// LUKS images or devices to use instead of scanning block devices.
     pub devices: Vec<PathBuf>,
@@ -82,7 +83,12 @@ pub fn run(args: &Args) -> i32 {
     let locked = latchkey_sys::mount::lock_memory();
     let line = match &args.cmdline {
         Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-        None => latchkey_sys::proc::read_cmdline().unwrap_or_default(),
+        // What the initrd hook recorded, then the kernel's (which wins).
+        None => format!(
+            "{} {}",
+            initrd_config::read(),
+            latchkey_sys::proc::read_cmdline().unwrap_or_default()
+        ),
     };
     let (cfg, warnings) = cmdline::parse(&line);
     let log = Arc::new(if args.dry_run {
@@ -101,20 +107,13 @@ pub fn run(args: &Args) -> i32 {
         return 0;
     }
     let deadline = start + cfg.deadline;
-    let tab_path = args
-        .crypttab
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/etc/crypttab"));
-    let tab = match std::fs::read_to_string(&tab_path) {
-        Ok(text) => {
-            let (entries, warns) = crypttab::parse(&text);
-            for w in warns {
-                log.warn(&format!("{}: {w}", tab_path.display()));
-            }
-            entries
-        }
-        Err(_) => Vec::new(),
+    let (tab, warns) = match &args.crypttab {
+        Some(p) => crypttab::load_files(std::slice::from_ref(p)),
+        None => crypttab::load(Path::new("/")),
     };
+    for w in warns {
+        log.warn(&w);
+    }
 
     let mut failed: Vec<(String, Vec<String>)> = Vec::new();
     let vols: Vec<Volume> = if !args.devices.is_empty() {
@@ -294,7 +293,7 @@ fn open_one(
         ));
         return Ok(());
     }
-    match activate::activate(&vol, &opened.unlocked) {
+    match activate::activate(&vol, &opened.unlocked, &ctx.log) {
         Ok(path) => {
             ctx.log.phase(&format!(
                 "volume {} open as {} (keyslot {slot}, {})",

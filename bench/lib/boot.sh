@@ -1,11 +1,8 @@
 # shellcheck shell=bash
-# The pieces of bench/boot: the root disk both initrds open, one timed boot,
-# and the table. Uses vm-tests/lib (kernel, disk, qemu) and the globals
-# bench/boot sets: KERNEL_IMAGE, APPEND, OUT, PORT, TOKEN, LIMIT.
+# The pieces of bench/boot: one timed boot and the table. Uses vm-tests/lib
+# (kernel, disk, qemu; the root disk both initrds open is disk_root's) and
+# the globals bench/boot sets: KERNEL_IMAGE, APPEND, OUT, PORT, TOKEN, LIMIT.
 #
-#   bench_root_disk IMG TOKEN UUID PASSFILE
-#       LUKS2 (pbkdf2, 1000 iterations) over ext4 holding /latchkey-marker and
-#       a busybox /sbin/init, so Debian's initrd has something to switch to
 #   bench_boot WHO N INITRD START_REGEX NET_REGEX OPEN_REGEX
 #       boots INITRD once, records when the initrd's first program spoke,
 #       the network came up, the volume opened and the root was mounted, in
@@ -14,33 +11,6 @@
 
 declare -A TIMES=()
 FAILED=0
-
-bench_root_disk() {
-  local img=$1 token=$2 uuid=$3 pass=$4 content pbkdf
-  content=$(mktemp -d)
-  mkdir -p "$content"/{bin,sbin,proc,sys,dev,run,tmp}
-  printf '%s\n' "$token" >"$content/latchkey-marker"
-  cp /bin/busybox "$content/bin/busybox"
-  # Debian's initrd moves /proc, /sys and /dev here before switching, so
-  # this only has to report what it finds and end the VM.
-  cat >"$content/sbin/init" <<'EOF'
-#!/bin/busybox sh
-bb=/bin/busybox
-echo "root mounted: $($bb awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)"
-echo "marker: $($bb cat /latchkey-marker)"
-$bb poweroff -f
-EOF
-  chmod 0755 "$content/sbin/init"
-  rm -f "$img"
-  truncate -s 64M "$img"
-  mkfs.ext4 -q -F -b 4096 -d "$content" "$img" 48M || { rm -rf "$content"; return 1; }
-  rm -rf "$content"
-  pbkdf=$(DISK_PBKDF=pbkdf2 pbkdf_args) || return 1
-  # shellcheck disable=SC2086 # pbkdf is a word list
-  cryptsetup reencrypt --batch-mode --encrypt --type luks2 $pbkdf \
-    --key-file "$pass" --reduce-device-size 16M "$img" >/dev/null || return 1
-  cryptsetup luksUUID --batch-mode --uuid "$uuid" "$img"
-}
 
 # bench__at LOG REGEX: the stamp of the first console line matching REGEX.
 bench__at() {

@@ -11,9 +11,14 @@
 #   disk_add_key IMG PASSFILE NEWKEYFILE another keyslot (DISK_PBKDF applies)
 #   disk_bind_tang IMG PASSFILE URL ADV  `clevis luks bind` offline, adv from a file
 #   disk_bind_sss IMG PASSFILE T URL=ADV...   Shamir over several Tang pins
-#   disk_boot IMG LABEL KEYFILE          unencrypted ext4 boot disk with
+#   disk_boot IMG LABEL KEYFILE|"" [UUID]  unencrypted ext4 boot disk with
 #                                        nbde/local-boot.key (/boot/nbde/... once
-#                                        mounted on /boot)
+#                                        mounted on /boot), or without a key
+#   disk_root IMG TOKEN UUID PASSFILE    disk_luks whose file system is a root a
+#                                        distribution's initrd can switch to: a
+#                                        busybox /sbin/init that prints
+#                                        `root mounted: DEVICE` and `marker: TOKEN`
+#                                        and powers off
 #   new_secret FILE                      32 random bytes, base64, no newline
 #
 # The Tang URLs name the guestfwd addresses (http://10.0.2.100:80), which is
@@ -48,6 +53,13 @@ disk_luks() {
   local img=$1 token=$2 uuid=$3 pass=$4 pbkdf
   pbkdf=$(pbkdf_args) || return 1
   disk_plain "$img" "$token"
+  disk__encrypt "$img" "$uuid" "$pass" "$pbkdf"
+}
+
+# disk__encrypt IMG UUID PASSFILE PBKDF_ARGS: LUKS in place over IMG's first
+# 48 MiB (the file system stops 16 MiB short of the end).
+disk__encrypt() {
+  local img=$1 uuid=$2 pass=$3 pbkdf=$4
   # shellcheck disable=SC2086 # pbkdf is a word list
   cryptsetup reencrypt --batch-mode --encrypt --type luks2 $pbkdf \
     --sector-size "${DISK_SECTOR:-512}" --key-file "$pass" --reduce-device-size 16M "$img" >/dev/null
@@ -79,11 +91,38 @@ disk_bind_sss() {
 }
 
 disk_boot() {
-  local img=$1 label=$2 key=$3 content
+  local img=$1 label=$2 key=$3 uuid=${4:-} content
   content=$(mktemp -d)
-  install -D -m 0400 "$key" "$content/$BOOT_KEY_PATH"
+  [[ -z $key ]] || install -D -m 0400 "$key" "$content/$BOOT_KEY_PATH"
   rm -f "$img"
   truncate -s 16M "$img"
-  mkfs.ext4 -q -F -L "$label" -d "$content" "$img"
+  mkfs.ext4 -q -F -L "$label" ${uuid:+-U "$uuid"} -d "$content" "$img"
   rm -rf "$content"
+}
+
+disk_root() {
+  local img=$1 token=$2 uuid=$3 pass=$4 content pbkdf
+  pbkdf=$(DISK_PBKDF=pbkdf2 pbkdf_args) || return 1
+  content=$(mktemp -d)
+  mkdir -p "$content"/{bin,sbin,etc,proc,sys,dev,run,tmp}
+  printf '%s\n' "$token" >"$content/latchkey-marker"
+  cp /bin/busybox "$content/bin/busybox"
+  # systemd switches only to a root that looks like an OS.
+  printf 'ID=latchkey-test\nNAME="latchkey test root"\n' >"$content/etc/os-release"
+  # The initrd moved /proc, /sys and /dev here before switching, so this only
+  # reports what it finds and ends the VM.
+  cat >"$content/sbin/init" <<'EOF'
+#!/bin/busybox sh
+bb=/bin/busybox
+echo "root mounted: $($bb awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)"
+echo "marker: $($bb cat /latchkey-marker)"
+$bb sync
+$bb poweroff -f
+EOF
+  chmod 0755 "$content/sbin/init"
+  rm -f "$img"
+  truncate -s 64M "$img"
+  mkfs.ext4 -q -F -b 4096 -d "$content" "$img" 48M || { rm -rf "$content"; return 1; }
+  rm -rf "$content"
+  disk__encrypt "$img" "$uuid" "$pass" "$pbkdf"
 }

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Debian's cloud kernel, unpacked into vm-tests/cache/ once and reused.
+# Debian's cloud kernel, unpacked once into /var/cache/latchkey/kernel (or
+# vm-tests/cache/ where that cannot be written) and reused by every run.
 #
 #   kernel_fetch     sets KERNEL_VERSION, KERNEL_IMAGE, KERNEL_ROOT (the unpacked tree)
 #   kernel_modules   prints the .ko files the initrd needs, in insmod order
@@ -7,7 +8,14 @@
 # The cloud flavour is used because its LZ4 image starts about 5 s faster under
 # TCG than the XZ generic one, and it has ext4, AF_PACKET, AES and SHA-256 built in.
 
-VMT_CACHE=${VMT_CACHE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/cache}
+LATCHKEY_CACHE=${LATCHKEY_CACHE:-/var/cache/latchkey}
+if [[ -z ${VMT_CACHE:-} ]]; then
+  if mkdir -p "$LATCHKEY_CACHE/kernel" 2>/dev/null && [[ -w $LATCHKEY_CACHE/kernel ]]; then
+    VMT_CACHE=$LATCHKEY_CACHE/kernel
+  else
+    VMT_CACHE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/cache
+  fi
+fi
 
 # What the initrd loads; modprobe resolves their dependencies.
 KERNEL_WANT_MODULES=(virtio_pci virtio_blk virtio_net dm_crypt xts aesni_intel)
@@ -25,18 +33,23 @@ kernel_fetch() {
   dir=$VMT_CACHE/$pkg
   KERNEL_VERSION=${pkg#linux-image-}
   if [[ ! -f $dir/.done ]]; then
-    echo "kernel: fetching $pkg" >&2
     mkdir -p "$VMT_CACHE/deb"
-    (cd "$VMT_CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null) || return 1
-    debs=("$VMT_CACHE/deb/${pkg}_"*.deb)
-    rm -rf "$dir" && mkdir -p "$dir"
-    dpkg -x "${debs[-1]}" "$dir"
-    # Debian keeps modules under /lib; modprobe -d wants them there.
-    if [[ ! -d $dir/lib/modules && -d $dir/usr/lib/modules ]]; then
-      ln -s usr/lib "$dir/lib"
-    fi
-    depmod -b "$dir" "$KERNEL_VERSION"
-    touch "$dir/.done"
+    # Runs in parallel share the cache: one unpacks, the others wait.
+    (
+      flock 9 || exit 1
+      [[ -f $dir/.done ]] && exit 0
+      echo "kernel: fetching $pkg" >&2
+      (cd "$VMT_CACHE/deb" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null) || exit 1
+      debs=("$VMT_CACHE/deb/${pkg}_"*.deb)
+      rm -rf "$dir" && mkdir -p "$dir"
+      dpkg -x "${debs[-1]}" "$dir"
+      # Debian keeps modules under /lib; modprobe -d wants them there.
+      if [[ ! -d $dir/lib/modules && -d $dir/usr/lib/modules ]]; then
+        ln -s usr/lib "$dir/lib"
+      fi
+      depmod -b "$dir" "$KERNEL_VERSION"
+      touch "$dir/.done"
+    ) 9>"$VMT_CACHE/.lock" || return 1
   fi
   KERNEL_ROOT=$dir
   KERNEL_IMAGE=$dir/boot/vmlinuz-$KERNEL_VERSION

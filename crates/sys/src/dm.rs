@@ -1,6 +1,11 @@
 //! Device-mapper ioctls on `/dev/mapper/control`, enough to activate one
-//! dm-crypt mapping without libdevmapper or udev: create, load, resume,
-//! remove, status and list.
+//! dm-crypt mapping without libdevmapper: create, load, resume, remove,
+//! status and list.
+//!
+//! A resume carries the udev flags libdevmapper would put in its cookie
+//! ([`Nodes`]): the kernel passes them to udev as `DM_COOKIE`, and udev's dm
+//! rules only treat a device as ready (`/dev/mapper/NAME`, blkid, systemd's
+//! device unit) when they say the event came from the activating program.
 //!
 //! The table line carries the volume key, so the ioctl buffer for
 //! `DM_TABLE_LOAD` is flagged `DM_SECURE_DATA_FLAG` (the kernel wipes its
@@ -31,6 +36,7 @@ const OFF_DATA_START: usize = 16;
 const OFF_TARGET_COUNT: usize = 20;
 const OFF_OPEN_COUNT: usize = 24;
 const OFF_FLAGS: usize = 28;
+const OFF_EVENT_NR: usize = 32;
 const OFF_DEV: usize = 40;
 const OFF_NAME: usize = 48;
 const OFF_UUID: usize = OFF_NAME + NAME_LEN;
@@ -41,6 +47,42 @@ const DM_ACTIVE_PRESENT_FLAG: u32 = 1 << 5;
 const DM_INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
 const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
 const DM_SECURE_DATA_FLAG: u32 = 1 << 15;
+
+/// The misc device minor of device-mapper's control node (`MAPPER_CTRL_MINOR`),
+/// and the misc major.
+const MISC_MAJOR: u32 = 10;
+
+// udev flags of libdevmapper (libdevmapper.h), sent in the high 16 bits of
+// the cookie; the low 16 bits name a semaphore, and 0 there means "flags
+// only, nobody waits" (dmsetup udevcomplete then does nothing).
+const DM_UDEV_FLAGS_SHIFT: u32 = 16;
+const DM_UDEV_DISABLE_LIBRARY_FALLBACK: u16 = 0x0020;
+const DM_UDEV_PRIMARY_SOURCE_FLAG: u16 = 0x0040;
+
+/// Who creates `/dev/mapper/NAME` once a device is resumed; told to udev in
+/// the resume's cookie, as cryptsetup does through libdevmapper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nodes {
+    /// udev runs and makes the node from its dm rules
+    /// (`DM_UDEV_PRIMARY_SOURCE_FLAG | DM_UDEV_DISABLE_LIBRARY_FALLBACK`).
+    Udev,
+    /// No udev: the caller makes the node itself ([`make_node`]); the event
+    /// is still marked as coming from the activating program
+    /// (`DM_UDEV_PRIMARY_SOURCE_FLAG`), as libdevmapper always marks it.
+    Caller,
+}
+
+impl Nodes {
+    /// The `event_nr` of the resume: the flags in the cookie's high half,
+    /// no semaphore.
+    pub fn cookie(self) -> u32 {
+        let flags = match self {
+            Nodes::Udev => DM_UDEV_PRIMARY_SOURCE_FLAG | DM_UDEV_DISABLE_LIBRARY_FALLBACK,
+            Nodes::Caller => DM_UDEV_PRIMARY_SOURCE_FLAG,
+        };
+        u32::from(flags) << DM_UDEV_FLAGS_SHIFT
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Cmd {
@@ -191,15 +233,27 @@ fn buffer(extra: usize, flags: u32, name: &str, uuid: &str) -> Zeroizing<Vec<u8>
 }
 
 impl Control {
-    /// Opens [`CONTROL_PATH`], creating the node from
-    /// `/sys/class/misc/device-mapper/dev` when no udev made it, and checks
-    /// that the kernel speaks ioctl version 4.
+    /// Opens [`CONTROL_PATH`], creating the node from device-mapper's
+    /// minor in `/proc/misc` when nobody made it, and checks that the kernel
+    /// speaks ioctl version 4. [`Error::DmMissing`] when the kernel has no
+    /// device-mapper (`dm_mod` not loaded).
     pub fn open() -> Result<Control> {
         let fd = match open_control(Path::new(CONTROL_PATH)) {
             Err(Errno::NOENT) => {
-                make_control_node().map_err(Error::DmControl)?;
+                let misc = std::fs::read_to_string("/proc/misc").map_err(|source| Error::File {
+                    path: "/proc/misc".into(),
+                    source,
+                })?;
+                let minor = misc_minor(&misc, "device-mapper").ok_or(Error::DmMissing)?;
+                make_control_node(DevId {
+                    major: MISC_MAJOR,
+                    minor,
+                })
+                .map_err(Error::DmControl)?;
                 open_control(Path::new(CONTROL_PATH)).map_err(Error::DmControl)?
             }
+            // A node made in advance (kmod's static nodes) without the driver behind it.
+            Err(Errno::NODEV | Errno::NXIO) => return Err(Error::DmMissing),
             r => r.map_err(Error::DmControl)?,
         };
         let ctl = Control { fd };
@@ -272,10 +326,10 @@ impl Control {
     }
 
     /// `DM_DEV_SUSPEND` without the suspend flag: makes the loaded table
-    /// live. Returns the device number.
-    pub fn resume(&self, name: &str) -> Result<DevId> {
-        check_name(name, NAME_LEN)?;
-        let mut buf = buffer(0, 0, name, "");
+    /// live, and tells udev through the cookie who makes the node. Returns
+    /// the device number.
+    pub fn resume(&self, name: &str, nodes: Nodes) -> Result<DevId> {
+        let mut buf = resume_buffer(name, nodes)?;
         self.call(Cmd::DevSuspend, name, &mut buf)?;
         Ok(DevId::from_huge(get_u64(&buf, OFF_DEV)))
     }
@@ -327,6 +381,21 @@ impl Control {
     }
 }
 
+fn resume_buffer(name: &str, nodes: Nodes) -> Result<Zeroizing<Vec<u8>>> {
+    check_name(name, NAME_LEN)?;
+    let mut buf = buffer(0, 0, name, "");
+    put_u32(&mut buf, OFF_EVENT_NR, nodes.cookie());
+    Ok(buf)
+}
+
+/// The minor of misc device `name` in `/proc/misc` text (`" 236 device-mapper"` lines).
+fn misc_minor(misc: &str, name: &str) -> Option<u32> {
+    misc.lines().find_map(|l| {
+        let (minor, n) = l.trim().split_once(' ')?;
+        (n.trim() == name).then(|| minor.parse().ok())?
+    })
+}
+
 fn parse_name_list(buf: &[u8]) -> Result<Vec<(String, DevId)>> {
     let start = get_u32(buf, OFF_DATA_START) as usize;
     let end = (get_u32(buf, OFF_DATA_SIZE) as usize).min(buf.len());
@@ -359,8 +428,7 @@ fn open_control(path: &Path) -> rustix::io::Result<OwnedFd> {
     rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
 }
 
-fn make_control_node() -> rustix::io::Result<()> {
-    let dev = read_dev_file(Path::new("/sys/class/misc/device-mapper/dev")).ok_or(Errno::NOENT)?;
+fn make_control_node(dev: DevId) -> rustix::io::Result<()> {
     create_dir(Path::new("/dev/mapper"))?;
     let rdev = rustix::fs::makedev(dev.major, dev.minor);
     rustix::fs::mknodat(
@@ -378,11 +446,6 @@ fn create_dir(p: &Path) -> rustix::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Errno::from_io_error(&e).unwrap_or(Errno::IO)),
     }
-}
-
-fn read_dev_file(p: &Path) -> Option<DevId> {
-    let s = std::fs::read_to_string(p).ok()?;
-    crate::proc::parse_dev(s.trim())
 }
 
 /// Creates the block node `dir/NAME` for `dev` (mode 0600), replacing a
@@ -455,6 +518,28 @@ mod tests {
         assert_eq!(get_u32(&buf, OFF_FLAGS), 1 << 15);
         assert_eq!(&buf[48..52], b"root");
         assert_eq!(&buf[176..194], b"CRYPT-LUKS2-x-root");
+    }
+
+    #[test]
+    fn resume_carries_the_udev_cookie() {
+        // cryptsetup with udev: DM_UDEV_DISABLE_LIBRARY_FALLBACK, plus the
+        // DM_UDEV_PRIMARY_SOURCE_FLAG libdevmapper adds to every resume.
+        assert_eq!(Nodes::Udev.cookie(), 0x0060_0000);
+        assert_eq!(Nodes::Caller.cookie(), 0x0040_0000);
+        let buf = resume_buffer("cryptroot", Nodes::Udev).unwrap();
+        assert_eq!(get_u32(&buf, OFF_EVENT_NR), 0x0060_0000);
+        assert_eq!(&buf[OFF_NAME..OFF_NAME + 10], b"cryptroot\0");
+        assert_eq!(get_u32(&buf, OFF_FLAGS), 0, "a resume, not a suspend");
+        assert!(resume_buffer("a/b", Nodes::Caller).is_err());
+    }
+
+    #[test]
+    fn control_minor_from_proc_misc() {
+        let misc = "229 fuse\n 61 vga_arbiter\n236 device-mapper\n 60 device-mapper-x\n";
+        assert_eq!(misc_minor(misc, "device-mapper"), Some(236));
+        assert_eq!(misc_minor(misc, "fuse"), Some(229));
+        assert_eq!(misc_minor("229 fuse\n", "device-mapper"), None);
+        assert_eq!(misc_minor("x device-mapper\n", "device-mapper"), None);
     }
 
     #[test]

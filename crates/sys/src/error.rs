@@ -13,6 +13,9 @@ pub enum Error {
     /// `/dev/mapper/control` could not be opened (no device-mapper in this kernel,
     /// or the node is missing and could not be created).
     DmControl(Errno),
+    /// The kernel has no device-mapper: `/proc/misc` does not list it, or
+    /// the control node has no driver behind it (`dm_mod` is not loaded).
+    DmMissing,
     /// The kernel's device-mapper ioctl interface is older than version 4.
     DmVersion {
         /// The version the kernel reported.
@@ -102,6 +105,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::DmControl(e) => write!(f, "opening /dev/mapper/control: {e}"),
+            Error::DmMissing => write!(
+                f,
+                "device-mapper is missing from the kernel (no device-mapper in /proc/misc): \
+                 load dm_mod and dm_crypt first"
+            ),
             Error::DmVersion { kernel: [a, b, c] } => {
                 write!(
                     f,
@@ -174,7 +182,7 @@ impl Error {
     /// True when the error means "device-mapper is not available here"
     /// (missing control node, or ENODEV/ENXIO from the driver).
     pub fn is_no_device_mapper(&self) -> bool {
-        matches!(self, Error::DmControl(_))
+        matches!(self, Error::DmControl(_) | Error::DmMissing)
             || matches!(self, Error::DmIoctl { cmd: "DM_VERSION", errno, .. }
                 if *errno == Errno::NODEV || *errno == Errno::NXIO)
     }

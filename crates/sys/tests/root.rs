@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::Duration;
 
-use latchkey_sys::dm::{Control, Target};
+use latchkey_sys::dm::{Control, Nodes, Target};
 use latchkey_sys::netlink::Netlink;
 use latchkey_sys::packet::PacketSocket;
 
@@ -182,7 +182,7 @@ fn root_device_mapper_lifecycle() {
         )?;
         let st = ctl.status(&name)?.expect("created device");
         assert!(st.inactive_loaded && !st.active);
-        assert_eq!(ctl.resume(&name)?, dev);
+        assert_eq!(ctl.resume(&name, Nodes::Caller)?, dev);
         let st = ctl.status(&name)?.expect("created device");
         assert!(st.active && st.read_only && st.target_count == 1);
         assert!(ctl.list()?.iter().any(|(n, d)| *n == name && *d == dev));
@@ -198,6 +198,86 @@ fn root_device_mapper_lifecycle() {
     ctl.remove(&name).unwrap();
     result.unwrap();
     assert_eq!(ctl.status(&name).unwrap(), None);
+}
+
+/// The resume's uevent carries the udev flags in `DM_COOKIE`, which is what
+/// udev's dm rules decode (`dmsetup udevflags`) to treat the device as
+/// activated: `DM_UDEV_PRIMARY_SOURCE_FLAG | DM_UDEV_DISABLE_LIBRARY_FALLBACK`
+/// (0x60 << 16) as cryptsetup sends them when udev runs.
+#[test]
+fn root_device_mapper_uevent_cookie() {
+    use rustix::net::netlink::{self, SocketAddrNetlink};
+    use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
+    let t = "root_device_mapper_uevent_cookie";
+    if !is_root() {
+        println!("{t}: skipped: needs root");
+        return;
+    }
+    let ctl = match Control::open() {
+        Ok(c) => c,
+        Err(e) if e.is_no_device_mapper() => {
+            println!("{t}: skipped: no device-mapper (tested in vm-tests) ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let sock = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(netlink::KOBJECT_UEVENT),
+    )
+    .unwrap();
+    // Multicast group 1: the kernel's own uevents (udev listens there too).
+    rustix::net::bind(&sock, &SocketAddrNetlink::new(0, 1)).unwrap();
+    rustix::net::sockopt::set_socket_timeout(
+        &sock,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let name = format!("latchkey-cookie-{}", std::process::id());
+    let dev = ctl.create(&name, "").unwrap();
+    let result = ctl
+        .load_table(
+            &name,
+            &[Target {
+                start: 0,
+                len: 8,
+                kind: "error",
+                params: "",
+            }],
+            true,
+        )
+        .and_then(|()| ctl.resume(&name, Nodes::Udev));
+    let mut cookie = None;
+    let mut buf = vec![0u8; 8192];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cookie.is_none() && std::time::Instant::now() < deadline {
+        let Ok((n, _)) = rustix::net::recv(&sock, &mut buf, RecvFlags::empty()) else {
+            continue;
+        };
+        let fields: Vec<&[u8]> = buf[..n].split(|&b| b == 0).collect();
+        let has = |f: &str| fields.contains(&f.as_bytes());
+        // The kernel's own uevent names the device by number (DM_NAME comes from udev).
+        if has("ACTION=change")
+            && has(&format!("MAJOR={}", dev.major))
+            && has(&format!("MINOR={}", dev.minor))
+        {
+            cookie = fields
+                .iter()
+                .find_map(|f| f.strip_prefix(b"DM_COOKIE="))
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    ctl.remove(&name).unwrap();
+    result.unwrap();
+    assert_eq!(
+        cookie.as_deref(),
+        Some("6291456"),
+        "DM_COOKIE of the change event"
+    );
+    println!("{t}: change event of {name} carries DM_COOKIE=6291456 (0x600000)");
 }
 
 /// A dm-crypt mapping over a disposable disk named by
@@ -233,7 +313,7 @@ fn root_device_mapper_crypt_roundtrip() {
             }],
             false,
         )?;
-        ctl.resume(name)?;
+        ctl.resume(name, Nodes::Caller)?;
         let node = latchkey_sys::dm::make_node(name, dev)?;
         let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
         {

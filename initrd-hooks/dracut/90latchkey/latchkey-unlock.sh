@@ -1,6 +1,11 @@
 #!/bin/sh
-# dracut initqueue hook (no systemd): runs once; dracut's crypt module
+# dracut initqueue/settled hook (no systemd). dracut sources this file on
+# every pass of its main loop, so it must never `exit`: that would end
+# dracut's init itself. It runs the agent once; dracut's crypt module
 # prompts for whatever is still locked afterwards.
-[ -e /run/latchkey.done ] && exit 0
-: > /run/latchkey.done
-/usr/sbin/latchkey-agent unlock --no-prompt || true
+if [ ! -e /run/latchkey.done ]; then
+    : >/run/latchkey.done
+    # device-mapper may not be loaded yet.
+    modprobe -a -q dm_mod dm_crypt
+    /usr/sbin/latchkey-agent unlock --no-prompt || :
+fi

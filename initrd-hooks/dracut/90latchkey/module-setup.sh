@@ -1,10 +1,16 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # initdir, moddir, systemdsystemunitdir, hostonly: dracut's
 # dracut module: latchkey-agent unlocks LUKS volumes from Tang before
-# systemd-cryptsetup (or dracut's crypt hook) would prompt.
+# systemd-cryptsetup (or dracut's crypt hook) would prompt. What it needs at
+# boot is found now, so the kernel command line needs nothing of latchkey's:
+# device-mapper, the network card drivers, and /etc/latchkey/initrd.conf
+# (`latchkey-agent initrd-config`: the boot partition of the local key file).
+
+AGENT=/usr/lib/latchkey/latchkey-agent
 
 # Only when asked for (dracut --add latchkey, or add_dracutmodules+=" latchkey ").
 check() {
-    require_binaries /usr/lib/latchkey/latchkey-agent || return 1
+    require_binaries "$AGENT" || return 1
     return 255
 }
 
@@ -14,13 +20,23 @@ depends() {
 }
 
 installkernel() {
-    hostonly='' instmods dm_crypt
-    # NIC drivers, as the network module would pick them.
-    hostonly='' instmods =drivers/net/ethernet =drivers/net/virtio_net.ko
+    hostonly='' instmods dm_mod dm_crypt
+    if [[ $hostonly ]]; then
+        # The cards of this machine.
+        local dev
+        for dev in /sys/class/net/*/device; do
+            [[ -e $dev/driver/module ]] && instmods "$(basename "$(readlink -f "$dev/driver/module")")"
+        done
+    else
+        # Any card, as dracut's network modules pick them.
+        instmods '=drivers/net/ethernet' virtio_net
+    fi
 }
 
 install() {
-    inst_simple /usr/lib/latchkey/latchkey-agent /usr/sbin/latchkey-agent
+    inst_simple "$AGENT" /usr/sbin/latchkey-agent
+    mkdir -p "$initdir/etc/latchkey"
+    "$AGENT" initrd-config --root "${dracutsysrootdir:-/}" >"$initdir/etc/latchkey/initrd.conf"
     if dracut_module_included "systemd"; then
         inst_simple "$moddir/latchkey-agent.service" "$systemdsystemunitdir/latchkey-agent.service"
         $SYSTEMCTL -q --root "$initdir" enable latchkey-agent.service

@@ -1,0 +1,166 @@
+# shellcheck shell=bash disable=SC2034 # GEN_*, GENERATORS: read by run and scenarios.sh
+# The initrd generators under test, each in its Debian 12 chroot
+# (lib/debian.sh): how to install latchkey there, how the machine is
+# configured, and how the initrd is built the way a user builds it.
+#
+#   gen_names GEN            this generator's fixed names: GEN_UUID (LUKS),
+#                            GEN_BOOT_UUID (/boot), GEN_NAME (the mapping),
+#                            GEN_APPEND (kernel command line), GEN_PROMPT
+#                            (its passphrase prompt)
+#   gen_chroot GEN           its chroot, built if needed (DEBIAN_ROOT)
+#   gen_build GEN OUT        installs latchkey, builds OUT and OUT.list (its
+#                            contents); OUT.baseline.list and its size come from
+#                            the same build without latchkey (cached)
+#
+# One initrd per generator serves every scenario: the machine has /boot on a
+# partition of its own and the local key was there when the initrd was built,
+# so the hook recorded that partition; the scenarios that test Tang boot a
+# /boot without the key.
+
+GENERATORS=(initramfs-tools dracut dracut-systemd)
+
+# latchkey_install DIR: what a packager's install puts on the system, from
+# the built source tree LATCHKEY_TREE.
+latchkey_install() {
+  make -s -C "$LATCHKEY_TREE" install DESTDIR="$1" >/dev/null
+}
+
+# gen__n GEN: the generator's number in the fixed UUIDs.
+gen__n() {
+  case $1 in
+    initramfs-tools) echo 81 ;;
+    dracut) echo 82 ;;
+    dracut-systemd) echo 83 ;;
+    *) return 1 ;;
+  esac
+}
+
+gen_names() {
+  local gen=$1 n
+  n=$(gen__n "$gen") || { echo "distro: no generator '$gen'" >&2; return 1; }
+  GEN_UUID=$(printf '4c4b%04d-0000-4000-8000-000000000001' "$n")
+  GEN_BOOT_UUID=$(printf '4c4b%04d-0000-4000-8000-000000000002' "$n")
+  case $gen in
+    initramfs-tools)
+      # The volume comes from /etc/crypttab; cryptroot owns the prompt.
+      GEN_NAME=cryptroot
+      GEN_APPEND="root=/dev/mapper/cryptroot ro ip=dhcp"
+      GEN_PROMPT="Please unlock disk cryptroot: "
+      ;;
+    dracut*)
+      # The volume comes from rd.luks.uuid=, named as dracut names it.
+      GEN_NAME=luks-$GEN_UUID
+      GEN_APPEND="rd.luks.uuid=$GEN_UUID root=/dev/mapper/$GEN_NAME ro ip=dhcp rd.shell=0"
+      GEN_PROMPT="Enter passphrase for /dev/vda: "
+      if [[ $gen == dracut-systemd ]]; then
+        GEN_PROMPT="Please enter passphrase for disk "
+        # systemd gives the LUKS disk 90 s (DefaultDeviceTimeoutSec) to
+        # appear; a guest under TCG on a busy host can take longer to get as
+        # far as udev.
+        GEN_APPEND+=" rd.luks.options=x-systemd.device-timeout=600"
+      fi
+      ;;
+  esac
+}
+
+gen_chroot() {
+  case $1 in
+    initramfs-tools) debian_chroot initramfs-tools "linux-image-$KERNEL_VERSION" cryptsetup-initramfs ;;
+    dracut*) debian_chroot dracut "linux-image-$KERNEL_VERSION" dracut cryptsetup systemd systemd-sysv ;;
+  esac
+}
+
+# gen__configure: the machine's own files, as an installer leaves them.
+gen__configure() {
+  local r=$DEBIAN_ROOT
+  cat >"$r/etc/fstab" <<EOF
+/dev/mapper/$GEN_NAME / ext4 errors=remount-ro 0 1
+UUID=$GEN_BOOT_UUID /boot ext4 defaults 0 2
+EOF
+  if [[ $GEN_NAME == cryptroot ]]; then
+    echo "cryptroot UUID=$GEN_UUID none luks,initramfs" >"$r/etc/crypttab"
+  else
+    : >"$r/etc/crypttab"
+  fi
+  # Only its presence matters at build time: the initrd reads the one on /boot.
+  install -D -m 0400 /dev/null "$r/boot/nbde/local-boot.key"
+  # What cryptsetup-initramfs finds from the live volume on a real install
+  # (the cipher's modules); in a chroot it cannot see one.
+  echo xts >"$r/etc/initramfs-tools/modules"
+}
+
+# gen__run GEN OUT: the generator, as a user runs it.
+gen__run() {
+  local gen=$1 out=$2 r=$DEBIAN_ROOT
+  case $gen in
+    initramfs-tools)
+      rm -f "$r/boot/initrd.img-$KERNEL_VERSION"
+      debian_run "$r" update-initramfs -c -k "$KERNEL_VERSION" || return 1
+      mv "$r/boot/initrd.img-$KERNEL_VERSION" "$out"
+      ;;
+    dracut)
+      debian_run "$r" dracut -f --omit systemd ${GEN_ADD:+--add "$GEN_ADD"} /tmp/latchkey-initrd.img "$KERNEL_VERSION" || return 1
+      mv "$r/tmp/latchkey-initrd.img" "$out"
+      ;;
+    dracut-systemd)
+      debian_run "$r" dracut -f ${GEN_ADD:+--add "$GEN_ADD"} /tmp/latchkey-initrd.img "$KERNEL_VERSION" || return 1
+      mv "$r/tmp/latchkey-initrd.img" "$out"
+      ;;
+  esac
+}
+
+# gen__list GEN IMG: the initrd's file list, one path a line, sorted.
+gen__list() {
+  local gen=$1 img=$2 r=$DEBIAN_ROOT
+  cp "$img" "$r/tmp/latchkey-list.img"
+  case $gen in
+    initramfs-tools) debian_run "$r" lsinitramfs /tmp/latchkey-list.img ;;
+    *) debian_run "$r" lsinitrd /tmp/latchkey-list.img | awk '$1 ~ /^[-dlcbps][-r]/ { sub(/ -> .*/, ""); print $NF }' ;;
+  esac | sed 's|^\./||; s|^usr/||' | grep -v '^\.$\|^$\|^kernel/' | LC_ALL=C sort -u
+  rm -f "$r/tmp/latchkey-list.img"
+}
+
+# gen__baseline GEN DIR: the same initrd without latchkey, built once per
+# chroot and recipe; DIR gets baseline.img and baseline.list.
+gen__baseline() {
+  local gen=$1 cache key list r=$DEBIAN_ROOT
+  key=$({ cat "$r/.latchkey-packages"; declare -f gen__configure gen__run; echo "$gen $GEN_NAME $GEN_UUID"; } |
+    sha256sum | cut -c1-12)
+  cache=$LATCHKEY_CACHE/distro/$gen-baseline-$key
+  if [[ ! -s $cache.img ]]; then
+    mkdir -p "$LATCHKEY_CACHE/distro"
+    # Without latchkey: its initramfs-tools files moved aside; dracut
+    # includes the module only when asked.
+    local files=(usr/share/initramfs-tools/hooks/latchkey usr/share/initramfs-tools/scripts/init-premount/latchkey) f rc
+    if [[ $gen == initramfs-tools ]]; then
+      mkdir -p "$r/tmp/latchkey-off"
+      for f in "${files[@]}"; do mv "$r/$f" "$r/tmp/latchkey-off/${f//\//_}"; done
+    fi
+    GEN_ADD="" gen__run "$gen" "$cache.img.tmp" >"$cache.log" 2>&1
+    rc=$?
+    if [[ $gen == initramfs-tools ]]; then
+      for f in "${files[@]}"; do mv "$r/tmp/latchkey-off/${f//\//_}" "$r/$f"; done
+    fi
+    ((rc == 0)) || { echo "baseline build failed, see $cache.log"; return 1; }
+    mv "$cache.img.tmp" "$cache.img"
+  fi
+  list=$cache.$(declare -f gen__list | sha256sum | cut -c1-8).list
+  [[ -s $list ]] || gen__list "$gen" "$cache.img" >"$list" || return 1
+  cp "$list" "$2/baseline.list"
+  stat -c %s "$cache.img" >"$2/baseline.size"
+}
+
+gen_build() {
+  local gen=$1 out=$2 dir t0=$SECONDS
+  dir=$(dirname "$out")
+  (
+    flock 9 || exit 1
+    latchkey_install "$DEBIAN_ROOT" || { echo "make install into $DEBIAN_ROOT failed"; exit 1; }
+    gen__configure
+    gen__baseline "$gen" "$dir" || exit 1
+    GEN_ADD=latchkey gen__run "$gen" "$out" >"$dir/generator.log" 2>&1 ||
+      { echo "$gen failed, see $dir/generator.log"; exit 1; }
+    gen__list "$gen" "$out" >"$out.list"
+  ) 9>"$DEBIAN_ROOT.lock" || return 1
+  echo $((SECONDS - t0)) >"$dir/build.seconds"
+}
