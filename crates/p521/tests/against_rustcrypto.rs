@@ -210,3 +210,22 @@ fn scalars_near_zero_and_the_order_match() {
         }
     }
 }
+
+/// Writes the scalars above, on G and on a fixed second point, as inputs of the `p521_mul`
+/// fuzz target (k ‖ x ‖ y) into `fuzz/seeds/p521_mul`, where fuzz runs always read them.
+#[test]
+#[ignore = "writes fuzz/seeds/p521_mul (run by fuzz/seed)"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/p521_mul");
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = ProjectivePoint::GENERATOR * scalar(&small(0x5eed_5eed_5eed_5eed));
+    for (name, p) in [("G", ProjectivePoint::GENERATOR), ("R", r)] {
+        let (x, y) = coords(p);
+        for s in near_zero_and_the_order() {
+            for (label, k) in [("k", s.plus_k), ("n-k", s.minus_k), ("n+k", s.n_plus_k)] {
+                let file = dir.join(format!("{label}-{}-{name}", s.k));
+                std::fs::write(file, [&k[..], &x, &y].concat()).unwrap();
+            }
+        }
+    }
+}
