@@ -10,7 +10,7 @@ AGENT := target/$(MUSL)/release/latchkey-agent
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
 
-.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro demo bench fuzz-smoke install clean
+.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro demo bench fuzz fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -67,8 +67,13 @@ demo: build
 bench: build
 	bench/run-all
 
-fuzz-smoke:
+# Every fuzz target a few seconds (that it builds and runs), and for real: FUZZ_SECONDS
+# each (default 300) on its kept corpus, with executions and coverage per target.
+fuzz-smoke: setup
 	fuzz/smoke
+
+fuzz: setup
+	fuzz/run
 
 PREFIX ?= /usr
 install:

@@ -9,6 +9,9 @@ use latchkey_proto::jwe::Jwe;
 
 /// Runs the command; the process exit code.
 pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
+    // Before any secret exists, so none is ever swapped out (as `unlock` does). Without
+    // the privilege to lock it, the command still works, as clevis would.
+    let _ = latchkey_sys::mount::lock_memory();
     let mut opts = Options::default();
     while let Some(a) = args.next() {
         let secs = |v: Option<String>| {

@@ -7,7 +7,7 @@
 //! ```
 //! The key is either hex or a kernel keyring reference `:<len>:logon:<desc>`.
 
-use core::fmt::Write as _;
+use core::fmt::{self, Write};
 
 use zeroize::Zeroizing;
 
@@ -128,9 +128,23 @@ pub struct CryptTarget<'a> {
 }
 
 impl CryptTarget<'_> {
-    /// The parameter string (what follows `crypt` in the table line). It
-    /// holds the key, so it is zeroized on drop.
+    /// The parameter string (what follows `crypt` in the table line). It holds the key,
+    /// so it is zeroized on drop, and it is allocated once at its exact length: a string
+    /// that grew would leave a copy of part of the key in each buffer it outgrew.
     pub fn params(&self) -> Zeroizing<String> {
+        exact(|w| self.write_params(w))
+    }
+
+    /// The whole table line as `dmsetup table --showkeys` would list it
+    /// for a single-target table: `0 <sectors> crypt <params>`.
+    pub fn line(&self) -> Zeroizing<String> {
+        exact(|w| {
+            write!(w, "0 {} crypt ", self.sectors)?;
+            self.write_params(w)
+        })
+    }
+
+    fn write_params(&self, s: &mut dyn Write) -> fmt::Result {
         let f = &self.features;
         let flags = [
             (f.allow_discards, "allow_discards"),
@@ -142,50 +156,50 @@ impl CryptTarget<'_> {
         ];
         let count =
             flags.iter().filter(|(on, _)| *on).count() + usize::from(self.sector_size != 512);
-        let cap = 128 + self.cipher.len() + 2 * 64 + 128;
-        let mut s = Zeroizing::new(String::with_capacity(cap));
-        s.push_str(self.cipher);
-        s.push(' ');
+        write!(s, "{} ", self.cipher)?;
         match self.key {
             Key::Raw(k) => {
                 for b in k {
-                    let _ = write!(s, "{b:02x}");
+                    write!(s, "{b:02x}")?;
                 }
             }
-            Key::Keyring { len, description } => {
-                let _ = write!(s, ":{len}:logon:{description}");
-            }
+            Key::Keyring { len, description } => write!(s, ":{len}:logon:{description}")?,
         }
-        let _ = write!(s, " {} ", self.iv_offset);
+        write!(s, " {} ", self.iv_offset)?;
         match &self.device {
-            DataDevice::Dev(ma, mi) => {
-                let _ = write!(s, "{ma}:{mi}");
-            }
-            DataDevice::Path(p) => s.push_str(p),
+            DataDevice::Dev(ma, mi) => write!(s, "{ma}:{mi}")?,
+            DataDevice::Path(p) => s.write_str(p)?,
         }
-        let _ = write!(s, " {}", self.offset);
+        write!(s, " {}", self.offset)?;
         if count > 0 {
-            let _ = write!(s, " {count}");
+            write!(s, " {count}")?;
             for (_, name) in flags.iter().filter(|(on, _)| *on) {
-                s.push(' ');
-                s.push_str(name);
+                write!(s, " {name}")?;
             }
             if self.sector_size != 512 {
-                let _ = write!(s, " sector_size:{}", self.sector_size);
+                write!(s, " sector_size:{}", self.sector_size)?;
             }
         }
-        s
+        Ok(())
     }
+}
 
-    /// The whole table line as `dmsetup table --showkeys` would list it
-    /// for a single-target table: `0 <sectors> crypt <params>`.
-    pub fn line(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!(
-            "0 {} crypt {}",
-            self.sectors,
-            self.params().as_str()
-        ))
+/// What `write` writes, in a string allocated once at exactly that length (the first
+/// pass only counts bytes).
+fn exact(write: impl Fn(&mut dyn Write) -> fmt::Result) -> Zeroizing<String> {
+    struct Count(usize);
+    impl Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
     }
+    let mut n = Count(0);
+    write(&mut n).expect("counting cannot fail");
+    let mut s = Zeroizing::new(String::with_capacity(n.0));
+    write(&mut *s).expect("writing to a String cannot fail");
+    debug_assert_eq!(s.capacity(), n.0, "the string grew");
+    s
 }
 
 #[cfg(test)]
@@ -279,6 +293,34 @@ mod tests {
             *t.params(),
             format!("aes-xts-plain64 {HEX} 0 /dev/vda2 32768 1 same_cpu_crypt")
         );
+    }
+
+    #[test]
+    fn largest_key_is_written_without_growing_the_string() {
+        // LUKS2 allows 512-byte volume keys; with every option and the longest numbers,
+        // the strings must still be allocated once (capacity = length), or a freed
+        // buffer would keep part of the hex key.
+        let k = vec![0xa5u8; 512];
+        let t = CryptTarget {
+            sectors: u64::MAX,
+            cipher: "aes-xts-plain64",
+            key: Key::Raw(&k),
+            iv_offset: u64::MAX,
+            device: DataDevice::Path(format!("/dev/disk/by-id/{}", "x".repeat(200))),
+            offset: u64::MAX,
+            sector_size: 4096,
+            features: Features::from_options(&[
+                "discard",
+                "same-cpu-crypt",
+                "submit-from-crypt-cpus",
+                "no-read-workqueue",
+                "no-write-workqueue",
+            ]),
+        };
+        for s in [t.params(), t.line()] {
+            assert!(s.contains(&"a5".repeat(512)));
+            assert_eq!(s.capacity(), s.len(), "{} bytes", s.len());
+        }
     }
 
     #[test]

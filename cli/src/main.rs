@@ -24,6 +24,11 @@ mod tty;
 
 use argh::FromArgs;
 
+/// Tests check that no secret reaches freed memory.
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: latchkey_sys::wipecheck::WipeCheck = latchkey_sys::wipecheck::WipeCheck;
+
 /// Network-Bound Disk Encryption, compatible with clevis and tang.
 #[derive(FromArgs)]
 struct Cli {

@@ -175,12 +175,23 @@ fn xor16(a: &mut [u8], b: &[u8; 16]) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x ^= y);
 }
 
-/// AES with a key length chosen at run time. The key schedules zeroize on drop.
+/// AES with a key length chosen at run time. The key schedules are wiped when dropped
+/// (aes's `zeroize` feature, which the assertion below keeps on); they are boxed so that
+/// moving an `AesKey` around leaves no copies of them behind.
 enum AesKey {
     A128(Box<Aes128>),
     A192(Box<Aes192>),
     A256(Box<Aes256>),
 }
+
+// aes drops its key schedules unwiped unless its `zeroize` feature is on: stop the build
+// if a dependency change turns it off.
+const _: () = {
+    fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    let _ = wipes_on_drop::<Aes128>;
+    let _ = wipes_on_drop::<Aes192>;
+    let _ = wipes_on_drop::<Aes256>;
+};
 
 impl AesKey {
     /// `key` must be 16, 24 or 32 bytes (checked by `key_len_ok`).

@@ -1,7 +1,27 @@
 //! The hashes LUKS names by string: header checksums, PBKDF2, AF diffusion, ESSIV.
+//!
+//! Most of what passes through here is key material (passphrases, AF stripes, volume
+//! keys), so every hash state wipes itself on drop (the crates' `zeroize` features,
+//! asserted below at compile time) and every output lands in a buffer that is wiped.
 
 use crate::Error;
+use hmac::Hmac;
+use hmac::digest::block_api::EagerHash;
+use hmac::digest::{FixedOutput, KeyInit, Output, Update};
 use sha2::Digest;
+use zeroize::Zeroizing;
+
+// The hash states wipe themselves on drop only with the crates' `zeroize` features; this
+// stops the build if a dependency change turns one off.
+const _: () = {
+    fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    let _ = wipes_on_drop::<sha1::Sha1>;
+    let _ = wipes_on_drop::<sha2::Sha224>;
+    let _ = wipes_on_drop::<sha2::Sha256>;
+    let _ = wipes_on_drop::<sha2::Sha384>;
+    let _ = wipes_on_drop::<sha2::Sha512>;
+    let _ = wipes_on_drop::<ripemd::Ripemd160>;
+};
 
 /// A hash algorithm as named in a LUKS header (`sha256`, `sha1`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +83,11 @@ impl Hash {
         fn run<D: Digest>(parts: &[&[u8]], out: &mut [u8]) {
             let mut d = D::new();
             for p in parts {
-                d.update(p);
+                Digest::update(&mut d, p);
             }
-            out.copy_from_slice(&d.finalize());
+            let mut full = Zeroizing::new([0u8; MAX_OUTPUT]);
+            Digest::finalize_into(d, output_slot::<D>(&mut full));
+            out.copy_from_slice(&full[..out.len()]);
         }
         match self {
             Hash::Sha1 => run::<sha1::Sha1>(parts, out),
@@ -79,7 +101,6 @@ impl Hash {
 
     /// PBKDF2-HMAC with this hash, filling all of `out`.
     pub(crate) fn pbkdf2(self, password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
-        use pbkdf2::pbkdf2_hmac;
         match self {
             Hash::Sha1 => pbkdf2_hmac::<sha1::Sha1>(password, salt, rounds, out),
             Hash::Sha224 => pbkdf2_hmac::<sha2::Sha224>(password, salt, rounds, out),
@@ -89,6 +110,41 @@ impl Hash {
             Hash::Ripemd160 => pbkdf2_hmac::<ripemd::Ripemd160>(password, salt, rounds, out),
         }
     }
+}
+
+/// PBKDF2 (RFC 8018, section 5.2) with HMAC-`D`. Written here rather than taken from the
+/// `pbkdf2` crate because that one keeps the running block U_i in a stack variable it
+/// does not wipe (it has no `zeroize` feature): here U_i lives in a wiped buffer and is
+/// updated in place, and the HMAC states (password-equivalent) wipe themselves on drop.
+fn pbkdf2_hmac<D: EagerHash>(password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8])
+where
+    Hmac<D>: KeyInit + Update + FixedOutput + Clone,
+{
+    let prf = Hmac::<D>::new_from_slice(password).expect("HMAC takes keys of any length");
+    let mut buf = Zeroizing::new([0u8; MAX_OUTPUT]);
+    let u = output_slot::<Hmac<D>>(&mut buf);
+    for (i, t) in out.chunks_mut(u.len()).enumerate() {
+        let mut mac = prf.clone();
+        mac.update(salt);
+        mac.update(&(i as u32 + 1).to_be_bytes());
+        mac.finalize_into(u);
+        t.copy_from_slice(&u[..t.len()]);
+        for _ in 1..rounds {
+            let mut mac = prf.clone();
+            mac.update(u);
+            mac.finalize_into(u);
+            t.iter_mut().zip(u.iter()).for_each(|(t, u)| *t ^= u);
+        }
+    }
+}
+
+/// The longest digest here (SHA-512).
+const MAX_OUTPUT: usize = 64;
+
+/// The first `OutputSize` bytes of a wiped buffer, typed as the hash's output.
+fn output_slot<D: hmac::digest::OutputSizeUser>(buf: &mut [u8; MAX_OUTPUT]) -> &mut Output<D> {
+    let n = D::output_size();
+    <&mut Output<D>>::try_from(&mut buf[..n]).expect("digests are at most 64 bytes")
 }
 
 #[cfg(test)]
@@ -110,15 +166,47 @@ mod tests {
     }
 
     #[test]
+    fn pbkdf2_matches_the_pbkdf2_crate() {
+        // Every hash, outputs shorter than, equal to and several blocks longer than a
+        // digest, one round and several.
+        fn reference(h: Hash, pw: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
+            use pbkdf2::pbkdf2_hmac as p;
+            match h {
+                Hash::Sha1 => p::<sha1::Sha1>(pw, salt, rounds, out),
+                Hash::Sha224 => p::<sha2::Sha224>(pw, salt, rounds, out),
+                Hash::Sha256 => p::<sha2::Sha256>(pw, salt, rounds, out),
+                Hash::Sha384 => p::<sha2::Sha384>(pw, salt, rounds, out),
+                Hash::Sha512 => p::<sha2::Sha512>(pw, salt, rounds, out),
+                Hash::Ripemd160 => p::<ripemd::Ripemd160>(pw, salt, rounds, out),
+            }
+        }
+        let long_password = [0x5au8; 200]; // longer than any block: hashed first
+        for h in ALL {
+            for (pw, salt) in [(&b"passphrase"[..], &b"salt"[..]), (&long_password, b"")] {
+                for rounds in [1, 2, 1000] {
+                    for len in [16, h.output_len(), 64, 129] {
+                        let (mut ours, mut want) = (vec![0; len], vec![1; len]);
+                        h.pbkdf2(pw, salt, rounds, &mut ours);
+                        reference(h, pw, salt, rounds, &mut want);
+                        assert_eq!(ours, want, "{} rounds {rounds} len {len}", h.name());
+                    }
+                }
+            }
+        }
+    }
+
+    const ALL: [Hash; 6] = [
+        Hash::Sha1,
+        Hash::Sha224,
+        Hash::Sha256,
+        Hash::Sha384,
+        Hash::Sha512,
+        Hash::Ripemd160,
+    ];
+
+    #[test]
     fn names_round_trip() {
-        for h in [
-            Hash::Sha1,
-            Hash::Sha224,
-            Hash::Sha256,
-            Hash::Sha384,
-            Hash::Sha512,
-            Hash::Ripemd160,
-        ] {
+        for h in ALL {
             assert_eq!(Hash::from_name(h.name()).unwrap(), h);
             let mut out = vec![0; h.output_len()];
             h.digest_into(&[b"x"], &mut out);

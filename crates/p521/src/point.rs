@@ -2,11 +2,16 @@
 //! of the Explicit-Formulas Database for a = −3: `dbl-2001-b` (3M + 5S), `add-2007-bl`
 //! (11M + 5S) and `madd-2007-bl` (7M + 4S).
 //!
-//! The point at infinity is any Jacobian point with Z = 0. The addition formulas are wrong
-//! for infinity and for adding a point to itself; the scalar multiplications in `mul.rs`
-//! keep track of infinity with constant-time flags and either prove that equal points
-//! cannot meet (windows) or detect them (comb: a branch taken with probability about
-//! 2^-500 for a random scalar, so it leaks nothing usable).
+//! Every operation is correct for every input, so no caller has to prove anything about the
+//! points it adds:
+//!
+//! - doubling: infinity (Z = 0) doubles to Z = 0, and P-521 has no point with y = 0 (its
+//!   order n is odd), the one case `dbl-2001-b` gets wrong;
+//! - addition: the formulas are right for two distinct finite points and give Z = 0 for
+//!   `P + (−P)`; for `P + P` and for an infinite operand they are wrong, so `2·P` and the
+//!   other operand are computed too and selected in constant time. The extra doubling
+//!   costs about a third of `k·P` and more of `k·G`; it is what makes the exceptional
+//!   scalars (n − 18 for `k·P` with signed 5-bit windows, among others) ordinary ones.
 
 use subtle::{Choice, ConditionallySelectable};
 
@@ -78,6 +83,8 @@ impl ConditionallySelectable for Jacobian {
     }
 }
 
+impl zeroize::DefaultIsZeroes for Jacobian {}
+
 impl Jacobian {
     pub const INFINITY: Jacobian = Jacobian {
         x: Fe::ONE,
@@ -108,9 +115,11 @@ impl Jacobian {
         }
     }
 
-    /// `add-2007-bl` as it stands: correct only when neither point is infinity and
-    /// `self ≠ ±q`. The caller proves that (see `mul.rs`) and handles infinity itself.
-    pub fn add_distinct(&self, q: &Jacobian) -> Jacobian {
+    /// `self + q` for any two points, infinity and `self = ±q` included. `add-2007-bl`
+    /// gives the sum of two distinct finite points, and infinity (Z = 0) for `self = −q`;
+    /// the two other cases are selected in constant time: `2·self` when the points are
+    /// equal, and the other operand when one is infinity.
+    pub fn add(&self, q: &Jacobian) -> Jacobian {
         let z1z1 = self.z.square();
         let z2z2 = q.z.square();
         let u1 = self.x.mul(&z2z2);
@@ -125,27 +134,26 @@ impl Jacobian {
         let x3 = r.square().sub(&j).sub(&v.double());
         let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
         let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
-        Jacobian {
+        let mut sum = Jacobian {
             x: x3,
             y: y3,
             z: z3,
-        }
+        };
+        // With both Z ≠ 0, H = 0 and R = 0 mean the same affine point.
+        sum.conditional_assign(&self.double(), h.is_zero() & r.is_zero());
+        sum.conditional_assign(q, self.is_infinity());
+        sum.conditional_assign(self, q.is_infinity());
+        sum
     }
 
-    /// `madd-2007-bl`: `self + q` with q affine and self not infinity (the caller tracks
-    /// infinity). `self = ±q` is detected and handled (doubling, or infinity).
+    /// `self + q` with q affine (never infinity), for any self: `madd-2007-bl`, with the
+    /// same constant-time selections as [`Jacobian::add`].
     pub fn add_affine(&self, q: &Affine) -> Jacobian {
         let z1z1 = self.z.square();
         let u2 = q.x.mul(&z1z1);
         let s2 = q.y.mul(&self.z).mul(&z1z1);
         let h = u2.sub(&self.x);
         let r = s2.sub(&self.y).double();
-        if bool::from(h.is_zero()) {
-            // Same x: self = q (double) or self = −q (infinity; the formula gives Z = 0).
-            if bool::from(r.is_zero()) {
-                return self.double();
-            }
-        }
         let hh = h.square();
         let i = hh.double().double();
         let j = h.mul(&i);
@@ -153,11 +161,14 @@ impl Jacobian {
         let x3 = r.square().sub(&j).sub(&v.double());
         let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&j).double());
         let z3 = self.z.add(&h).square().sub(&z1z1).sub(&hh);
-        Jacobian {
+        let mut sum = Jacobian {
             x: x3,
             y: y3,
             z: z3,
-        }
+        };
+        sum.conditional_assign(&self.double(), h.is_zero() & r.is_zero());
+        sum.conditional_assign(&q.to_jacobian(), self.is_infinity());
+        sum
     }
 
     pub fn neg(&self) -> Jacobian {

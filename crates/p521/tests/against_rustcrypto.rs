@@ -148,3 +148,84 @@ fn bad_inputs_are_refused() {
     big[0] = 2;
     assert_eq!(mul_base(&big), Err(Error::ScalarTooLarge));
 }
+
+/// k, n − k and n + k, big-endian.
+struct NearScalars {
+    k: u64,
+    plus_k: [u8; BYTES],
+    minus_k: [u8; BYTES],
+    n_plus_k: [u8; BYTES],
+}
+
+/// k, n − k and n + k for 1 ≤ k ≤ 64: the last windows and comb teeth meet the points in
+/// the table there (n − 18 = 32·v − 9 with 32·v ≡ −9 mod n, so the final addition is −9P +
+/// −9P). n + k is not a valid scalar for the Tang exchange but is below 2^521, which is
+/// all this crate asks of a scalar.
+fn near_zero_and_the_order() -> Vec<NearScalars> {
+    let n = scalar(&hex(N_MINUS_1)).to_repr();
+    (1..=64u64)
+        .map(|k| {
+            let minus: [u8; BYTES] = (-scalar(&small(k))).to_repr().into();
+            // n + k = (n − 1) + (k + 1), carried by hand: Scalar reduces mod n.
+            let mut plus: [u8; BYTES] = n.into();
+            let mut carry = u16::from(k as u8) + 1;
+            for b in plus.iter_mut().rev() {
+                let v = u16::from(*b) + carry;
+                *b = v as u8;
+                carry = v >> 8;
+            }
+            NearScalars {
+                k,
+                plus_k: small(k),
+                minus_k: minus,
+                n_plus_k: plus,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn scalars_near_zero_and_the_order_match() {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let r = ProjectivePoint::GENERATOR * scalar(&random_scalar(&mut rng));
+    for p in [ProjectivePoint::GENERATOR, r] {
+        let (x, y) = coords(p);
+        for NearScalars {
+            k,
+            plus_k,
+            minus_k,
+            n_plus_k,
+        } in near_zero_and_the_order()
+        {
+            let (want_plus, want_minus) =
+                (coords(p * scalar(&plus_k)), coords(-(p * scalar(&plus_k))));
+            assert_eq!(mul(&plus_k, &x, &y), Ok(want_plus), "{k}·P");
+            assert_eq!(mul(&minus_k, &x, &y), Ok(want_minus), "(n − {k})·P");
+            assert_eq!(mul(&n_plus_k, &x, &y), Ok(want_plus), "(n + {k})·P");
+            if p == ProjectivePoint::GENERATOR {
+                assert_eq!(mul_base(&plus_k), Ok(want_plus), "{k}·G");
+                assert_eq!(mul_base(&minus_k), Ok(want_minus), "(n − {k})·G");
+                assert_eq!(mul_base(&n_plus_k), Ok(want_plus), "(n + {k})·G");
+            }
+        }
+    }
+}
+
+/// Writes the scalars above, on G and on a fixed second point, as inputs of the `p521_mul`
+/// fuzz target (k ‖ x ‖ y) into `fuzz/seeds/p521_mul`, where fuzz runs always read them.
+#[test]
+#[ignore = "writes fuzz/seeds/p521_mul (run by fuzz/seed)"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/p521_mul");
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = ProjectivePoint::GENERATOR * scalar(&small(0x5eed_5eed_5eed_5eed));
+    for (name, p) in [("G", ProjectivePoint::GENERATOR), ("R", r)] {
+        let (x, y) = coords(p);
+        for s in near_zero_and_the_order() {
+            for (label, k) in [("k", s.plus_k), ("n-k", s.minus_k), ("n+k", s.n_plus_k)] {
+                let file = dir.join(format!("{label}-{}-{name}", s.k));
+                std::fs::write(file, [&k[..], &x, &y].concat()).unwrap();
+            }
+        }
+    }
+}

@@ -21,6 +21,15 @@ const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const KEY_LEN: usize = 32;
 
+// The AES-GCM key schedule and GHASH key, and the Concat KDF's SHA-256 state (which
+// hashes the shared secret), are wiped on drop only with the crates' `zeroize` features:
+// stop the build if a dependency change turns them off.
+const _: () = {
+    fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    let _ = wipes_on_drop::<Aes256Gcm>;
+    let _ = wipes_on_drop::<Sha256>;
+};
+
 /// A parsed JWE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Jwe {
@@ -233,7 +242,12 @@ pub fn ecdh_es_cek(z: &Secret) -> Secret {
     h.update(1u32.to_be_bytes());
     h.update(z.expose());
     h.update(concat_kdf_other_info());
-    Secret::from_slice(&h.finalize())
+    // Straight into the Secret: `finalize()` would return the key in a stack temporary.
+    let mut cek = Secret::new(vec![0; KEY_LEN]);
+    let out = <&mut sha2::digest::Output<Sha256>>::try_from(cek.expose_mut())
+        .expect("SHA-256 gives 32 bytes");
+    h.finalize_into(out);
+    cek
 }
 
 /// Concat KDF OtherInfo for `A256GCM`: AlgorithmID ‖ PartyUInfo ‖ PartyVInfo ‖ SuppPubInfo.

@@ -7,6 +7,7 @@ use rand_core::CryptoRng;
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
+use zeroize::Zeroize;
 
 use crate::b64;
 use crate::curve::{Curve, EcBackend, EcPoint, RustCrypto, random_scalar};
@@ -88,16 +89,48 @@ impl core::fmt::Debug for Jwk {
 
 const WHAT: &str = "JWK";
 
+/// Writes into a buffer of the right size, from the front.
+struct Cursor<'a>(&'a mut [u8]);
+
+impl<'a> Cursor<'a> {
+    /// The next `n` bytes, to be filled by the caller.
+    fn take(&mut self, n: usize) -> &'a mut [u8] {
+        let (head, tail) = core::mem::take(&mut self.0).split_at_mut(n);
+        self.0 = tail;
+        head
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.take(bytes.len()).copy_from_slice(bytes);
+    }
+}
+
+/// Wipes the text of the private members (`d`, `k`) of a JSON object.
+fn wipe_private_members(v: &mut Value) {
+    if let Some(obj) = v.as_object_mut() {
+        for name in ["d", "k"] {
+            if let Some(Value::String(s)) = obj.get_mut(name) {
+                s.zeroize();
+            }
+        }
+    }
+}
+
 /// The operations a private key may do that its public half cannot (jose's `jose_jwk_pub`).
 const PRIVATE_OPS: [&str; 3] = ["sign", "decrypt", "unwrapKey"];
 
 impl Jwk {
-    /// Parses JWK text.
+    /// Parses JWK text. The private member's text, which serde_json holds in a plain
+    /// `String`, is wiped before the parsed JSON is dropped.
     pub fn parse(text: &[u8]) -> Result<Jwk> {
-        Jwk::from_value(&json::parse(text, WHAT)?)
+        let mut v = json::parse(text, WHAT)?;
+        let jwk = Jwk::from_value(&v);
+        wipe_private_members(&mut v);
+        jwk
     }
 
-    /// Builds a key from a JSON value.
+    /// Builds a key from a JSON value. A caller whose value holds `d` or `k` should wipe
+    /// it afterwards, as [`Jwk::parse`] does.
     pub fn from_value(v: &Value) -> Result<Jwk> {
         let obj = json::object(v, WHAT)?;
         let kty = json::req_str(v, WHAT, "kty")?;
@@ -113,55 +146,58 @@ impl Jwk {
                 return Err(invalid(WHAT, "key_ops", "not an array of strings"));
             }
         }
-        let mut public = obj.clone();
+        let private_name = match kty {
+            "EC" => "d",
+            "oct" => "k",
+            other => return Err(unsupported(WHAT, "kty", other)),
+        };
+        // Never cloned, so no unwiped copy of the private member is made here.
+        let public: Map<String, Value> = obj
+            .iter()
+            .filter(|(name, _)| name.as_str() != private_name)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let private = |name: &str| -> Result<Option<Secret>> {
+            obj.get(name)
+                .map(|_| b64::decode_secret(json::req_str(v, WHAT, name)?, &format!("JWK {name}")))
+                .transpose()
+        };
         let material = match kty {
             "EC" => {
                 let crv_name = json::req_str(v, WHAT, "crv")?;
                 let crv =
                     Curve::from_name(crv_name).ok_or_else(|| unsupported(WHAT, "crv", crv_name))?;
-                let coord = |name: &str| -> Result<Vec<u8>> {
-                    let bytes =
-                        b64::decode_named(json::req_str(v, WHAT, name)?, &format!("JWK {name}"))?;
-                    if bytes.len() != crv.width() {
+                let width = |name: &str, len: usize| -> Result<()> {
+                    if len != crv.width() {
                         return Err(invalid(
                             WHAT,
                             name,
-                            format!(
-                                "{} bytes, {} needs {}",
-                                bytes.len(),
-                                crv.name(),
-                                crv.width()
-                            ),
+                            format!("{len} bytes, {} needs {}", crv.name(), crv.width()),
                         ));
                     }
+                    Ok(())
+                };
+                let coord = |name: &str| -> Result<Vec<u8>> {
+                    let bytes =
+                        b64::decode_named(json::req_str(v, WHAT, name)?, &format!("JWK {name}"))?;
+                    width(name, bytes.len())?;
                     Ok(bytes)
                 };
                 let point = EcPoint::new(crv, coord("x")?, coord("y")?)?;
-                let d = match obj.get("d") {
-                    None => None,
-                    Some(_) => Some(Secret::new(coord("d")?)),
-                };
-                public.remove("d");
+                let d = private("d")?;
+                if let Some(d) = &d {
+                    width("d", d.len())?;
+                }
                 Material::Ec { point, d }
             }
-            "oct" => {
-                let k = match obj.get("k") {
-                    None => None,
-                    Some(_) => Some(Secret::new(b64::decode_named(
-                        json::req_str(v, WHAT, "k")?,
-                        "JWK k",
-                    )?)),
-                };
-                public.remove("k");
-                Material::Oct { k }
-            }
-            other => return Err(unsupported(WHAT, "kty", other)),
+            _ => Material::Oct { k: private("k")? },
         };
         Ok(Jwk { public, material })
     }
 
     /// The key as JSON, private members included. Serialize it with sorted keys to get what
-    /// `jose jwk gen` writes.
+    /// `jose jwk gen` writes. The private member is then a plain `String` that nothing
+    /// wipes: for a private key's text, use [`Jwk::to_private_json`].
     pub fn to_value(&self) -> Value {
         let mut m = self.public.clone();
         match &self.material {
@@ -177,9 +213,59 @@ impl Jwk {
     }
 
     /// Sorted compact JSON of the full key (private members included), wiped on drop:
-    /// the content of a tang key file, without its trailing newline.
+    /// the content of a tang key file, without its trailing newline. Written member by
+    /// member into one buffer of the exact size, the private member encoded straight into
+    /// it, so that no copy of it is left anywhere.
     pub fn to_private_json(&self) -> Secret {
-        Secret::new(json::to_sorted(&self.to_value()).into_bytes())
+        let (name, secret) = match &self.material {
+            Material::Ec { d: Some(d), .. } => ("d", d),
+            Material::Oct { k: Some(k) } => ("k", k),
+            _ => {
+                return Secret::new(
+                    json::to_sorted(&Value::Object(self.public.clone())).into_bytes(),
+                );
+            }
+        };
+        // Sorted as serde_json sorts a map's keys (byte order); `public` has no `name`.
+        let mut members: Vec<(&str, Option<String>)> = self
+            .public
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(json::to_sorted(v))))
+            .collect();
+        let at = members.partition_point(|(k, _)| *k < name);
+        members.insert(at, (name, None));
+        let key_json = |k: &str| json::to_sorted(&Value::String(k.into()));
+        let value_len = |v: &Option<String>| match v {
+            Some(v) => v.len(),
+            None => 2 + b64::encoded_len(secret.len()),
+        };
+        let len = 2
+            + (members.len() - 1)
+            + members
+                .iter()
+                .map(|(k, v)| key_json(k).len() + 1 + value_len(v))
+                .sum::<usize>();
+        let mut out = Secret::new(vec![0; len]);
+        let mut w = Cursor(out.expose_mut());
+        w.put(b"{");
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                w.put(b",");
+            }
+            w.put(key_json(k).as_bytes());
+            w.put(b":");
+            match v {
+                Some(v) => w.put(v.as_bytes()),
+                None => {
+                    w.put(b"\"");
+                    b64::encode_into(secret.expose(), w.take(b64::encoded_len(secret.len())));
+                    w.put(b"\"");
+                }
+            }
+        }
+        w.put(b"}");
+        debug_assert!(w.0.is_empty(), "to_private_json counted wrong");
+        out
     }
 
     /// The public half: `d`/`k` dropped and private operations (`sign`, `decrypt`,
@@ -232,7 +318,13 @@ impl Jwk {
                 }
             }
         }
-        hash.digest(json::to_sorted(&Value::Object(m)).as_bytes())
+        let mut v = Value::Object(m);
+        let mut text = json::to_sorted(&v);
+        let digest = hash.digest(text.as_bytes());
+        // An oct key's thumbprint covers `k`.
+        wipe_private_members(&mut v);
+        text.zeroize();
+        digest
     }
 
     /// True if any of the hashes in `hashes` gives `thp`.
@@ -384,6 +476,59 @@ impl Jwk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latchkey_sys::wipecheck::Watch;
+
+    #[test]
+    fn private_json_is_what_jose_writes() {
+        let mut rng = crate::tests_rng();
+        let keys = [
+            Jwk::parse(ECMR.as_bytes()).unwrap(),
+            Jwk::generate(Curve::P256, "ES256", &["sign", "verify"], &mut rng),
+            Jwk::from_oct(&Secret::from_slice(&[7; 32]), "A256GCM", &["encrypt"]),
+            Jwk::parse(ECMR.as_bytes()).unwrap().public(),
+        ];
+        for k in keys {
+            let text = k.to_private_json();
+            assert_eq!(text.expose(), json::to_sorted(&k.to_value()).as_bytes());
+            let back = Jwk::parse(text.expose()).unwrap();
+            assert!(back.to_private_json().ct_eq(&text));
+        }
+        assert_eq!(
+            Jwk::parse(ECMR.as_bytes())
+                .unwrap()
+                .to_private_json()
+                .expose(),
+            ECMR.as_bytes()
+        );
+    }
+
+    #[test]
+    fn private_key_text_leaves_no_copy_in_freed_memory() {
+        let key = Jwk::generate(Curve::P521, "ECMR", &["deriveKey"], &mut crate::tests_rng());
+        let text = key.to_private_json();
+        let d = key.d().unwrap().expose().to_vec();
+        let d_b64 = b64::encode(&d);
+        // A d of the wrong width and one that is not base64: the error paths.
+        let short = String::from_utf8(text.expose().to_vec())
+            .unwrap()
+            .replace(&d_b64, &d_b64[..84]);
+        let broken = String::from_utf8(text.expose().to_vec())
+            .unwrap()
+            .replace(&d_b64, &format!("{}!", &d_b64[..87]));
+        for needle in [&d[..32], &d_b64.as_bytes()[..32]] {
+            let watch = Watch::new(needle);
+            let parsed = Jwk::parse(text.expose()).unwrap();
+            assert!(parsed.to_private_json().ct_eq(&text));
+            assert_eq!(
+                parsed.thumbprint(ThpHash::S256),
+                key.thumbprint(ThpHash::S256)
+            );
+            drop(parsed);
+            assert!(Jwk::parse(short.as_bytes()).is_err());
+            assert!(Jwk::parse(broken.as_bytes()).is_err());
+            assert_eq!(watch.freed_copies(), 0, "freed blocks held d");
+        }
+    }
 
     const ECMR: &str = r#"{"alg":"ECMR","crv":"P-521","d":"AfDeiyfq4l7Du-M25g4VSw9MxNbI82CzLN9zCgiYuEYFS7gr1tzktmYI-koQ58BYK_8mRh1CxNoIQwRbNUrpoWvy","key_ops":["deriveKey"],"kty":"EC","x":"AGcCtIRgCKuSvxZOfvOluSj2IdF9rdKeeErnxDRsGKp7yU5vyWY4N8Z9z-YTYx_X65gcAmZnUlcFEHjE7iSUS5aC","y":"AOeBqgDtp88rWlGfnHF79CJVfytrkLoUHVefDY7CRYlP2aR_p2lUpNFOmkjJW6swoOMy2K9Pqkzvp_cBwz_sp2BR"}"#;
 

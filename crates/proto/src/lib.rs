@@ -73,6 +73,11 @@ pub use error::{Error, Result};
 pub use rand_core;
 pub use secret::Secret;
 
+/// Unit tests check that no secret reaches freed memory.
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: latchkey_sys::wipecheck::WipeCheck = latchkey_sys::wipecheck::WipeCheck;
+
 /// The OS generator for unit tests.
 #[cfg(test)]
 pub(crate) fn tests_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {

@@ -6,7 +6,7 @@
 
 use crypto_bigint::{NonZero, RandomMod, U256};
 use rand_core::CryptoRng;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -99,9 +99,10 @@ fn modulus(p: &[u8]) -> Result<NonZero<U256>> {
 }
 
 /// Recovers e0 from t shares (each exactly 64 bytes) by Lagrange interpolation at 0.
+/// Everything derived from the shares is wiped on every return, errors included.
 pub fn combine(p: &[u8], shares: &[Secret]) -> Result<Secret> {
     let p = modulus(p)?;
-    let mut points = Vec::with_capacity(shares.len());
+    let mut points: Zeroizing<Vec<[U256; 2]>> = Zeroizing::new(Vec::with_capacity(shares.len()));
     for s in shares {
         if s.len() != SHARE_LEN {
             return Err(Error::ShareLength {
@@ -109,39 +110,39 @@ pub fn combine(p: &[u8], shares: &[Secret]) -> Result<Secret> {
                 expected: SHARE_LEN,
             });
         }
-        let x = U256::from_be_slice(&s.expose()[..P_LEN]);
-        let y = U256::from_be_slice(&s.expose()[P_LEN..]);
-        if x >= p.get() || y >= p.get() {
+        let point = Zeroizing::new([
+            U256::from_be_slice(&s.expose()[..P_LEN]),
+            U256::from_be_slice(&s.expose()[P_LEN..]),
+        ]);
+        if point.iter().any(|v| *v >= p.get()) {
             return Err(Error::Combine("a share is not below p".into()));
         }
-        points.push((x, y));
+        points.push(*point);
     }
-    let mut k = U256::ZERO;
-    for (i, (xi, yi)) in points.iter().enumerate() {
-        let mut num = U256::ONE;
-        let mut den = U256::ONE;
-        for (j, (xj, _)) in points.iter().enumerate() {
+    let mut k = Zeroizing::new(U256::ZERO);
+    for (i, [xi, yi]) in points.iter().enumerate() {
+        let mut num = Zeroizing::new(U256::ONE);
+        let mut den = Zeroizing::new(U256::ONE);
+        for (j, [xj, _]) in points.iter().enumerate() {
             if i != j {
-                num = num.mul_mod(&U256::ZERO.sub_mod(xj, &p), &p);
-                den = den.mul_mod(&xi.sub_mod(xj, &p), &p);
+                *num = num.mul_mod(&U256::ZERO.sub_mod(xj, &p), &p);
+                *den = den.mul_mod(&xi.sub_mod(xj, &p), &p);
             }
         }
         let inv: Option<U256> = den.invert_mod(&p).into();
-        let inv = inv.ok_or_else(|| Error::Combine("two shares have the same x".into()))?;
-        k = k.add_mod(&yi.mul_mod(&num, &p).mul_mod(&inv, &p), &p);
+        let inv =
+            Zeroizing::new(inv.ok_or_else(|| Error::Combine("two shares have the same x".into()))?);
+        let term = Zeroizing::new(yi.mul_mod(&num, &p).mul_mod(&inv, &p));
+        *k = k.add_mod(&term, &p);
     }
-    points.iter_mut().for_each(|(x, y)| {
-        x.zeroize();
-        y.zeroize();
-    });
-    let out = Secret::from_slice(&k.to_be_bytes());
-    k.zeroize();
-    Ok(out)
+    let bytes = Zeroizing::new(k.to_be_bytes());
+    Ok(Secret::from_slice(&bytes[..]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latchkey_sys::wipecheck::Watch;
 
     #[test]
     fn split_and_combine_any_t_of_n() {
@@ -158,6 +159,29 @@ mod tests {
                 assert!(!combine(&p, &shares[..t - 1]).unwrap().ct_eq(&d.key()));
             }
         }
+    }
+
+    #[test]
+    fn combine_wipes_the_shares_on_every_error() {
+        // U256 keeps little-endian limbs: in memory, y is its big-endian bytes reversed.
+        let mut rng = crate::tests_rng();
+        let p = safe_prime(&mut rng);
+        let d = Dealer::with_prime(&p, 2, &mut rng).unwrap();
+        let (a, b) = (d.share(&mut rng), d.share(&mut rng));
+        let y_in_memory: Vec<u8> = a.expose()[P_LEN..].iter().rev().copied().collect();
+        let mut not_below_p = b.expose().to_vec();
+        not_below_p[P_LEN..].copy_from_slice(&[0xff; P_LEN]);
+        let failing: [Vec<Secret>; 3] = [
+            vec![a.clone(), Secret::new(vec![1; 63])],
+            vec![a.clone(), Secret::new(not_below_p)],
+            vec![a.clone(), a.clone()],
+        ];
+        let watch = Watch::new(&y_in_memory);
+        for shares in &failing {
+            assert!(combine(&p, shares).is_err());
+        }
+        assert!(combine(&p, &[a, b]).unwrap().ct_eq(&d.key()));
+        assert_eq!(watch.freed_copies(), 0, "freed blocks held a share's y");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!             ├─ mount     mount/umount, mlockall
 //!             ├─ kmsg      /dev/kmsg writer
 //!             ├─ proc      /proc/cmdline, /sys/class/block, uname
-//!             └─ blkid     ext4/FAT/LUKS UUID and label, without udev
+//!             ├─ blkid     ext4/FAT/LUKS UUID and label, without udev
+//!             └─ wipecheck tests only: an allocator that finds secrets in freed memory
 //! ```
 //!
 //! Everything here is a thin, typed wrapper over a system call; protocol
@@ -24,6 +25,8 @@ pub mod mount;
 pub mod netlink;
 pub mod packet;
 pub mod proc;
+#[cfg(feature = "wipe-check")]
+pub mod wipecheck;
 
 pub use error::{Error, Result};
 pub use rustix::io::Errno;
