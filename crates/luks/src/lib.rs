@@ -58,6 +58,7 @@ mod model;
 mod secret;
 mod unlock;
 
+pub use clevis::compact_from_flattened;
 pub use error::Error;
 pub use hash::Hash;
 pub use header::{Digest, Header};
