@@ -9,6 +9,9 @@ AGENT := target/$(MUSL)/release/latchkey-agent
 # The operator's tool is static too: no loader, no shared objects, so it starts in
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
+# Its companion for LUKS header changes links Debian's libcryptsetup (glibc, dynamic);
+# `latchkey luks bind|unbind|regen|edit` execs it. `make build` makes it.
+COMPANION := target/release/latchkey-luks
 
 .PHONY: setup build agent cli test lint unit readme vm-test demo bench fuzz-smoke install clean
 
@@ -24,7 +27,8 @@ agent: setup
 	@ls -l $(AGENT)
 
 cli: setup
-	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release -p latchkey --target $(MUSL)
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release -p latchkey --target $(MUSL) \
+	  --no-default-features --features tls --bin latchkey
 	@ls -l $(CLI)
 
 lint: setup
@@ -58,6 +62,7 @@ PREFIX ?= /usr
 install:
 	install -D -m 0755 $(AGENT) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-agent
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/latchkey
+	install -D -m 0755 $(COMPANION) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-luks
 	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/sbin/tangd
 	install -D -m 0644 tangd/tangd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.service
 	install -D -m 0644 tangd/tangd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.socket

@@ -45,15 +45,24 @@ fn options(args: &Args) -> Result<Options> {
             .filter(|d| !d.is_zero())
             .with_context(|| format!("--{what} must be a positive number of seconds, not {v}"))
     };
-    let timeout = secs("timeout", args.timeout)?;
-    Ok(Options {
+    Ok(tang_options(
+        secs("timeout", args.timeout)?,
+        secs("deadline", args.deadline)?,
+        args.retries,
+    ))
+}
+
+/// The client options of every command that recovers a passphrase: one request
+/// may take `timeout`, all of them with retries `deadline`.
+pub(crate) fn tang_options(timeout: Duration, deadline: Duration, retries: u32) -> Options {
+    Options {
         connect_timeout: timeout,
         timeout,
-        deadline: secs("deadline", args.deadline)?,
+        deadline,
         retry: Retry {
-            retries: args.retries,
+            retries,
             ..Retry::default()
         },
         rewrite: None,
-    })
+    }
 }

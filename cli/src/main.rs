@@ -1,49 +1,6 @@
-//! latchkey: the operator's tool, speaking clevis's grammar.
-//!
-//! ```text
-//!   latchkey encrypt PIN CONFIG ──▶ encrypt.rs ──▶ latchkey-proto (pin::encrypt, EncryptIo)
-//!                                        └──────▶ latchkey-client (fetch_adv)
-//!   latchkey decrypt ─────────────▶ decrypt.rs ──▶ latchkey-client (decrypt) ──▶ Tang servers
-//!   latchkey luks check -d DEV ───▶ luks.rs ────▶ latchkey-luks (header, unlock) + latchkey-client
-//! ```
-//!
-//! This file only parses the command line and dispatches; each subcommand is a module.
-//! Errors go to stderr with their context and the exit status is 1.
+//! `latchkey`, the operator's tool (static): see the library for its commands.
 #![forbid(unsafe_code)]
 
-mod decrypt;
-mod encrypt;
-mod input;
-mod luks;
-mod rng;
-mod tty;
-
-use argh::FromArgs;
-
-/// Network-Bound Disk Encryption, compatible with clevis and tang.
-#[derive(FromArgs)]
-struct Cli {
-    #[argh(subcommand)]
-    command: Command,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand)]
-enum Command {
-    Encrypt(encrypt::Args),
-    Decrypt(decrypt::Args),
-    Luks(luks::Args),
-}
-
 fn main() {
-    let cli: Cli = argh::from_env();
-    let (name, result) = match cli.command {
-        Command::Encrypt(args) => ("encrypt", encrypt::run(args)),
-        Command::Decrypt(args) => ("decrypt", decrypt::run(args)),
-        Command::Luks(args) => ("luks", luks::run(args)),
-    };
-    if let Err(e) = result {
-        eprintln!("latchkey {name}: {e:#}");
-        std::process::exit(1);
-    }
+    latchkey_cli::main()
 }
