@@ -209,6 +209,19 @@ fn bind(o: &Opts) -> Result<i32> {
 
     let mut pins = pins(yes);
     let mut s = Session::open(Path::new(&dev), &mut pins)?;
+    // As clevis, LUKSMeta is initialized first (-f or -y, or the operator's yes).
+    let init = uninitialized
+        && (force
+            || tty::confirm(&format!(
+                "You are about to initialize a LUKS device for metadata storage.\n\
+                 Attempting to initialize it may result in data loss if data was\n\
+                 already written into the LUKS header gap in a different format.\n\
+                 A backup is advised before initialization is performed.\n\n\
+                 Do you wish to initialize {dev}? [yn] "
+            )));
+    if init {
+        s.init_luksmeta()?;
+    }
     let done = s.settle()?;
     let settled = settled_notes(&dev, &done);
     if let Some(j) = finished(&done, Op::Bind, slot) {
@@ -216,10 +229,7 @@ fn bind(o: &Opts) -> Result<i32> {
             // The interrupted run was this very command, and it is now complete.
             let b = Bound {
                 keyslot: j.keyslot,
-                store: j.token.map_or(
-                    inventory::Store::LuksMeta(j.keyslot),
-                    inventory::Store::Token,
-                ),
+                store: j.token.map_or(inventory::Store::LuksMeta(j.keyslot), inventory::Store::Token),
                 verified: true,
             };
             if o.json {
@@ -229,21 +239,12 @@ fn bind(o: &Opts) -> Result<i32> {
         }
     }
     unlock(&mut s, given)?;
-    let init_luksmeta = uninitialized
-        && (force
-            || tty::confirm(&format!(
-                "You are about to initialize a LUKS device for metadata storage.\n\
-                 Attempting to initialize it may result in data loss if data was\n\
-                 already written into the LUKS header gap in a different format.\n\
-                 A backup is advised before initialization is performed.\n\n\
-                 Do you wish to initialize {dev}? [yn] "
-            )));
     let req = Request {
         keyslot: slot,
         token,
         pin: pin.clone(),
         config: config.clone(),
-        init_luksmeta,
+        init_luksmeta: false,
     };
     let b = s
         .bind(&req)

@@ -142,6 +142,21 @@ impl<'p> Session<'p> {
         self.dev.header()
     }
 
+    /// LUKS1: writes an empty LUKSMeta header if the device has none (clevis's
+    /// `luksmeta init`, which its bind runs before anything else); true if it did.
+    pub fn init_luksmeta(&mut self) -> Result<bool, Error> {
+        let hdr = self.header()?;
+        if hdr.version() != Version::Luks1 || hdr.luksmeta().is_some() {
+            return Ok(false);
+        }
+        let area = hdr.luksmeta_area().ok_or_else(|| Error::NoRoom {
+            device: self.path().to_path_buf(),
+            what: "the gap between the keyslots and the data has no room for LUKSMeta".into(),
+        })?;
+        crate::luksmeta::init(&self.dev, area)?;
+        Ok(true)
+    }
+
     /// Checks `passphrase` and keeps the volume key for the keyslots to add;
     /// returns the keyslot it opened.
     pub fn unlock(&mut self, passphrase: &Secret) -> Result<u32, Error> {
