@@ -229,7 +229,10 @@ fn bind(o: &Opts) -> Result<i32> {
             // The interrupted run was this very command, and it is now complete.
             let b = Bound {
                 keyslot: j.keyslot,
-                store: j.token.map_or(inventory::Store::LuksMeta(j.keyslot), inventory::Store::Token),
+                store: j.token.map_or(
+                    inventory::Store::LuksMeta(j.keyslot),
+                    inventory::Store::Token,
+                ),
                 verified: true,
             };
             if o.json {
@@ -313,13 +316,29 @@ fn unbind(o: &Opts) -> Result<i32> {
     Ok(0)
 }
 
-/// The current pin and config of `slot` (as `clevis luks list -s` prints them).
-fn current_policy(dev: &str, slot: u32) -> Result<(String, String)> {
+/// The current pin and config of `slot` (as `clevis luks list -s` prints them),
+/// or those of an interrupted rebind of it, which the command then finishes;
+/// with whether it came from there.
+fn current_policy(dev: &str, slot: u32) -> Result<(String, String, bool)> {
     let (hdr, mut f) = super::read_header(dev)?;
-    let (_, jwe) = inventory::binding_of(&hdr, &mut f, slot)
-        .with_context(|| format!("{dev}: keyslot {slot} has no clevis binding"))?;
-    listing::pin_and_config(&jwe)
-        .with_context(|| format!("{dev}: keyslot {slot}: the binding cannot be read"))
+    let inv = inventory::inventory(&hdr, &mut f);
+    let interrupted = inv.problems.iter().find_map(|p| match p {
+        inventory::Problem::Interrupted { journal, .. }
+            if journal.op == Op::Rebind && journal.keyslot == slot =>
+        {
+            Some((journal.pin.clone(), journal.config.clone(), true))
+        }
+        _ => None,
+    });
+    if interrupted.is_some() {
+        return Ok(interrupted.expect("checked"));
+    }
+    if let Some((_, jwe)) = inventory::binding_of(&hdr, &mut f, slot) {
+        let (pin, config) = listing::pin_and_config(&jwe)
+            .with_context(|| format!("{dev}: keyslot {slot}: the binding cannot be read"))?;
+        return Ok((pin, config, false));
+    }
+    anyhow::bail!("{dev}: keyslot {slot} has no clevis binding")
 }
 
 /// Replaces the binding of `slot` (regen and edit): settle, a key, rebind.
@@ -354,7 +373,7 @@ fn regen(o: &Opts) -> Result<i32> {
     let (dev, slot) = super::device_and_slot(&super::REGEN, o, true);
     let slot = slot.expect("required above");
     let (pin, config) = match current_policy(&dev, slot) {
-        Ok(p) => p,
+        Ok((pin, config, _)) => (pin, config),
         Err(e) => {
             eprintln!("{e:#}");
             return Ok(1);
@@ -385,7 +404,7 @@ fn regen(o: &Opts) -> Result<i32> {
 fn edit(o: &Opts) -> Result<i32> {
     let (dev, slot) = super::device_and_slot(&super::EDIT, o, true);
     let slot = slot.expect("required above");
-    let (pin, current) = match current_policy(&dev, slot) {
+    let (pin, current, interrupted) = match current_policy(&dev, slot) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("Error retrieving current configuration from {dev}:{slot} ({e:#})");
@@ -402,7 +421,8 @@ fn edit(o: &Opts) -> Result<i32> {
     };
     // clevis compares and binds the config with its keys sorted (jq -S);
     // serde_json's maps are sorted.
-    if serde_json::from_str::<Value>(&current).ok().as_ref() == Some(&new_value) && !o.flag('f') {
+    let same = serde_json::from_str::<Value>(&current).ok().as_ref() == Some(&new_value);
+    if same && !interrupted && !o.flag('f') {
         eprintln!("No changes detected; exiting");
         return Ok(1);
     }
