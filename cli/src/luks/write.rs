@@ -330,8 +330,8 @@ fn current_policy(dev: &str, slot: u32) -> Result<(String, String, bool)> {
         }
         _ => None,
     });
-    if interrupted.is_some() {
-        return Ok(interrupted.expect("checked"));
+    if let Some(found) = interrupted {
+        return Ok(found);
     }
     if let Some((_, jwe)) = inventory::binding_of(&hdr, &mut f, slot) {
         let (pin, config) = listing::pin_and_config(&jwe)
