@@ -172,7 +172,6 @@ fn killed_at(cmd: &[String], syscall: &str, n: usize) -> bool {
 
 /// Walks every kill point of one call kind for one case; the number covered.
 fn walk(c: &Case, syscall: &str, dir: &Path, config1: &str) -> usize {
-    let mut covered = 0;
     for n in 1.. {
         let img = dir.join(format!("{}-{:?}-{syscall}-{n}.img", c.kind, c.cmd));
         std::fs::copy(&c.base, &img).unwrap();
@@ -184,9 +183,9 @@ fn walk(c: &Case, syscall: &str, dir: &Path, config1: &str) -> usize {
                 state(&img)
             );
             std::fs::remove_file(&img).unwrap();
-            return covered;
+            // Killed at calls 1..n-1.
+            return n - 1;
         }
-        covered += 1;
         let at = format!("{} {:?} killed at {syscall} #{n}", c.kind, c.cmd);
         loads(&img).unwrap_or_else(|e| panic!("{at}: the header does not load: {e}"));
         openable(c, &img).unwrap_or_else(|e| panic!("{at}: {e}"));
