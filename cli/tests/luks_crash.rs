@@ -276,7 +276,7 @@ fn every_kill_point_leaves_an_openable_volume_and_a_rerun_converges() {
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(i, sc, _)| (*i, SYSCALLS.iter().position(|x| x == sc)));
     let mut total = 0;
-    for c in 0..cases.len() {
+    for (c, case) in cases.iter().enumerate() {
         let per: Vec<String> = results
             .iter()
             .filter(|(i, _, _)| *i == c)
@@ -290,8 +290,8 @@ fn every_kill_point_leaves_an_openable_volume_and_a_rerun_converges() {
         total += sum;
         println!(
             "{} {:?}: {sum} kill points ({})",
-            cases[c].kind,
-            cases[c].cmd,
+            case.kind,
+            case.cmd,
             per.join(", ")
         );
     }
