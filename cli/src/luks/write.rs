@@ -303,6 +303,13 @@ fn unbind(o: &Opts) -> Result<i32> {
         }
         return Ok(1);
     }
+    if !o.flag('f') && hdr.keyslots().len() == 1 {
+        return Err(Error::LastKeyslot {
+            device: dev.clone().into(),
+            slot,
+        }
+        .into());
+    }
     if !o.flag('f') {
         eprintln!("The unbind operation will wipe a slot. This operation is unrecoverable.");
         if !tty::confirm(&format!(
