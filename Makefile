@@ -34,6 +34,9 @@ cli: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The agent and the static cli never link libcryptsetup (only latchkey-luks does).
+	tree=$$($(CARGO) tree -p latchkey-agent -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
+	tree=$$($(CARGO) tree -p latchkey --no-default-features --features tls -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
 
 unit: setup
 	$(CARGO) test --workspace --release
