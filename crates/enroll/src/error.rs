@@ -137,6 +137,14 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
+    /// A binding clevis would not have written (and this crate does not change).
+    #[error("{}: {what}", device.display())]
+    Unsupported {
+        /// The device.
+        device: PathBuf,
+        /// What, and what to do instead.
+        what: String,
+    },
     /// libcryptsetup refused an operation.
     #[error("{}: {what}: {source}", device.display())]
     Cryptsetup {

@@ -107,7 +107,10 @@ pub(crate) fn unbind(s: &mut Session<'_>, slot: u32) -> Result<(), Error> {
     j.token = Some(token);
     s.dev.set_token(jid, &j.to_token())?;
     s.dev.kill_keyslot(slot)?;
-    s.dev.remove_token(token)?;
+    // A token clevis wrote names one keyslot; one naming others too keeps them.
+    if s.dev.token(token).is_some_and(|t| keyslots(&t).is_empty()) {
+        s.dev.remove_token(token)?;
+    }
     s.dev.remove_token(jid)
 }
 
@@ -214,11 +217,13 @@ fn settle_unbind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
     if let Some(id) = j.token {
         if let Some(t) = s.dev.token(id) {
             let names = keyslots(&t);
-            if t["type"] == "clevis" && (names.is_empty() || names == [j.keyslot]) {
-                if !names.is_empty() {
+            if t["type"] == "clevis" && names.first().is_none_or(|&k| k == j.keyslot) {
+                if s.dev.in_use(j.keyslot) {
                     s.dev.kill_keyslot(j.keyslot)?;
                 }
-                s.dev.remove_token(id)?;
+                if s.dev.token(id).is_some_and(|t| keyslots(&t).is_empty()) {
+                    s.dev.remove_token(id)?;
+                }
             }
         }
     }

@@ -182,12 +182,6 @@ impl<'p> Session<'p> {
         Ok(None)
     }
 
-    pub(crate) fn volume_key(&self) -> &Secret {
-        self.volume_key
-            .as_ref()
-            .expect("Session::unlock comes before any keyslot is added")
-    }
-
     pub(crate) fn set_volume_key(&mut self, vk: Secret) {
         self.volume_key = Some(vk);
     }
@@ -340,8 +334,11 @@ impl<'p> Session<'p> {
 
     /// Adds keyslot `slot` for `pass` and checks that `pass` opens it.
     pub(crate) fn add_and_check(&mut self, slot: u32, pass: &Secret) -> Result<(), Error> {
-        let vk = self.volume_key().clone();
-        self.dev.add_keyslot(slot, &vk, pass)?;
+        let vk = self
+            .volume_key
+            .as_ref()
+            .expect("Session::unlock comes before any keyslot is added");
+        self.dev.add_keyslot(slot, vk, pass)?;
         if !self.dev.opens(slot, pass.expose()) {
             return Err(Error::Verify {
                 device: self.path().to_path_buf(),
