@@ -164,6 +164,22 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded() {
+        // Each level wraps the one below (4/3 larger each time); past MAX_DEPTH
+        // the walk stops.
+        let mut jwe = jwe_with(r#"{"clevis":{"pin":"tang","tang":{"url":"http://deep"}}}"#);
+        for _ in 0..MAX_DEPTH + 4 {
+            jwe = jwe_with(&format!(
+                r#"{{"clevis":{{"pin":"sss","sss":{{"t":1,"jwe":["{jwe}"]}}}}}}"#
+            ));
+        }
+        let line = describe(&jwe).unwrap();
+        assert!(line.starts_with(r#"sss '{"t":1,"pins":{"sss":"#), "{line}");
+        assert!(!line.contains("http://deep"), "cut off at the depth limit");
+        assert!(crate::rotation::tang_nodes(&jwe).is_empty());
+    }
+
+    #[test]
     fn other_pins_and_garbage() {
         assert_eq!(
             describe(&jwe_with(r#"{"clevis":{"pin":"null","null":{}}}"#)).unwrap(),
