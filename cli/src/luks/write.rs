@@ -205,10 +205,9 @@ fn bind(o: &Opts) -> Result<i32> {
             "Cannot use '-k-' without '-f' or '-y' unless already initialized!",
         );
     }
-    let given = existing_key(o.value('k'))?;
-
     let mut pins = pins(yes);
     let mut s = Session::open(Path::new(&dev), &mut pins)?;
+    let given = existing_key(o.value('k'))?;
     // As clevis, LUKSMeta is initialized first (-f or -y, or the operator's yes).
     let init = uninitialized
         && (force
@@ -349,7 +348,7 @@ fn current_policy(dev: &str, slot: u32) -> Result<(String, String, bool)> {
 }
 
 /// Replaces the binding of `slot` (regen and edit): settle, a key, rebind.
-fn rebind(o: &Opts, dev: &str, slot: u32, pin: &str, config: &str) -> Result<Value> {
+fn rebind(dev: &str, slot: u32, pin: &str, config: &str) -> Result<Value> {
     let mut pins = pins(true);
     let mut s = Session::open(Path::new(dev), &mut pins)?;
     let done = s.settle()?;
@@ -372,7 +371,6 @@ fn rebind(o: &Opts, dev: &str, slot: u32, pin: &str, config: &str) -> Result<Val
     };
     drop(s);
     warn(&pins);
-    let _ = o;
     Ok(bound_json(dev, &b, pin, config, settled))
 }
 
@@ -398,7 +396,7 @@ fn regen(o: &Opts) -> Result<i32> {
     {
         return Ok(0);
     }
-    let doc = rebind(o, &dev, slot, &pin, &config)
+    let doc = rebind(&dev, slot, &pin, &config)
         .with_context(|| format!("Unable to regenerate binding in {dev}:{slot}"))?;
     if o.json {
         super::print_json(&doc);
@@ -437,7 +435,7 @@ fn edit(o: &Opts) -> Result<i32> {
     if !o.json {
         println!("Updating binding...");
     }
-    let doc = rebind(o, &dev, slot, &pin, &new).with_context(|| {
+    let doc = rebind(&dev, slot, &pin, &new).with_context(|| {
         format!("Unable to update binding in {dev}:{slot}. Operation cancelled.")
     })?;
     if o.json {
