@@ -16,14 +16,12 @@ pub fn run(o: &Opts) -> Result<i32> {
     let (dev, slot) = super::device_and_slot(&super::LIST, o, false);
     let (hdr, mut f) = match super::read_header(&dev) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return Ok(1);
-        }
+        Err(e) => return super::failed(o, &dev, &format!("{e:#}")),
     };
     if hdr.version() == Version::Luks1 && hdr.luksmeta().is_none() {
-        eprintln!("The {dev} device is not valid! (LUKS1 without LUKSMeta: nothing is bound)");
-        return Ok(1);
+        let m =
+            format!("The {dev} device is not valid! (LUKS1 without LUKSMeta: nothing is bound)");
+        return super::failed(o, &dev, &m);
     }
     let slots: Vec<u32> = match slot {
         Some(s) => vec![s],

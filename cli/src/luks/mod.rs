@@ -253,6 +253,16 @@ pub(crate) fn print_json(v: &Value) {
     println!("{v}");
 }
 
+/// A failure that ends the command with status 1: `message` on stderr, and with
+/// `--json` also `{"device":…,"error":…}` on stdout.
+pub(crate) fn failed(o: &Opts, dev: &str, message: &str) -> Result<i32> {
+    eprintln!("{message}");
+    if o.json {
+        print_json(&serde_json::json!({"device": dev, "error": message}));
+    }
+    Ok(1)
+}
+
 /// Whether the passphrase opens keyslot `slot` of `dev` (then any keyslot, as
 /// clevis checks with `cryptsetup open --test-passphrase`).
 pub(crate) fn opens(hdr: &Header, dev: &Path, slot: u32, pass: &[u8]) -> bool {

@@ -16,14 +16,11 @@ pub fn run(o: &Opts) -> Result<i32> {
     let slot = slot.expect("required above");
     let (hdr, mut f) = match super::read_header(&dev) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return Ok(1);
-        }
+        Err(e) => return super::failed(o, &dev, &format!("{e:#}")),
     };
     let Some((_, jwe)) = inventory::binding_of(&hdr, &mut f, slot) else {
-        eprintln!("Cannot load data from {dev} slot:{slot}. No clevis binding found!");
-        return Ok(1);
+        let m = format!("Cannot load data from {dev} slot:{slot}. No clevis binding found!");
+        return super::failed(o, &dev, &m);
     };
     let opts = super::pins::options();
     let mut servers = Vec::new();
