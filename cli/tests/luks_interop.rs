@@ -320,14 +320,24 @@ fn rotation_by_our_tangd_is_reported_and_fixed() {
     let keys = s.path("keys");
     run_ok(Command::new(tangd()).arg("keygen").arg(&keys));
     let port = free_port();
-    let mut server = Command::new(tangd())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--keys"])
-        .arg(&keys)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    /// Stops the server even when an assertion fails.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        Command::new(tangd())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--keys"])
+            .arg(&keys)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -381,8 +391,6 @@ fn rotation_by_our_tangd_is_reported_and_fixed() {
     );
     let (ok, log) = agent_opens(&img);
     assert!(ok, "{log}");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// The samples bound by clevis 19 (reference data), and corner cases of its
