@@ -9,6 +9,9 @@ AGENT := target/$(MUSL)/release/latchkey-agent
 # The operator's tool is static too: no loader, no shared objects, so it starts in
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
+# Its companion for LUKS header changes links Debian's libcryptsetup (glibc, dynamic);
+# `latchkey luks bind|unbind|regen|edit` execs it. `make build` makes it.
+COMPANION := target/release/latchkey-luks
 
 .PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro demo bench fuzz fuzz-smoke install clean
 
@@ -24,12 +27,16 @@ agent: setup
 	@ls -l $(AGENT)
 
 cli: setup
-	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release -p latchkey --target $(MUSL)
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release -p latchkey --target $(MUSL) \
+	  --no-default-features --features tls --bin latchkey
 	@ls -l $(CLI)
 
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The agent and the static cli never link libcryptsetup (only latchkey-luks does).
+	tree=$$($(CARGO) tree -p latchkey-agent -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
+	tree=$$($(CARGO) tree -p latchkey --no-default-features --features tls -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
 
 unit: setup
 	$(CARGO) test --workspace --release
@@ -79,6 +86,7 @@ PREFIX ?= /usr
 install:
 	install -D -m 0755 $(AGENT) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-agent
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/latchkey
+	install -D -m 0755 $(COMPANION) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-luks
 	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/sbin/tangd
 	install -D -m 0644 tangd/tangd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.service
 	install -D -m 0644 tangd/tangd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.socket

@@ -51,15 +51,24 @@ pub fn client_options(timeout: f64, deadline: f64, retries: u32) -> Result<Optio
             .filter(|d| !d.is_zero())
             .with_context(|| format!("--{what} must be a positive number of seconds, not {v}"))
     };
-    let timeout = secs("timeout", timeout)?;
-    Ok(Options {
+    Ok(tang_options(
+        secs("timeout", timeout)?,
+        secs("deadline", deadline)?,
+        retries,
+    ))
+}
+
+/// The client options of every command that recovers a passphrase: one request
+/// may take `timeout`, all of them with retries `deadline`.
+pub(crate) fn tang_options(timeout: Duration, deadline: Duration, retries: u32) -> Options {
+    Options {
         connect_timeout: timeout,
         timeout,
-        deadline: secs("deadline", deadline)?,
+        deadline,
         retry: Retry {
             retries,
             ..Retry::default()
         },
         rewrite: None,
-    })
+    }
 }

@@ -46,8 +46,8 @@ pub fn run(args: Args) -> Result<()> {
 
 /// What encryption needs from the outside world: the network, files, the TPM and the
 /// operator.
-struct Io {
-    opts: Options,
+pub(crate) struct Io {
+    pub(crate) opts: Options,
 }
 
 impl EncryptIo for Io {

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
@@ -164,4 +164,106 @@ fn fetch_adv_once(port: u16) -> std::io::Result<String> {
             return Err(std::io::Error::other("tang closed during /adv"));
         }
     }
+}
+
+/// `latchkey luks ARGS` with `input` on stdin.
+pub fn luks(args: &[&str], input: &[u8]) -> std::process::Output {
+    run_with(
+        latchkey().arg("luks").args(args),
+        input,
+        Duration::from_secs(120),
+    )
+}
+
+/// `latchkey luks ARGS`, asserting success; stdout.
+pub fn luks_ok(args: &[&str]) -> String {
+    let out = luks(args, b"");
+    assert!(
+        out.status.success(),
+        "latchkey luks {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A 32 MiB LUKS image made by cryptsetup (PBKDF2, 1000 iterations) with
+/// `KEY` in keyslot 0, and the key file.
+pub fn luks_image(s: &Scratch, kind: &str, name: &str) -> (PathBuf, PathBuf) {
+    let img = s.path(name);
+    let key = s.path(&format!("{name}.key"));
+    std::fs::write(&key, KEY).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    run_ok(
+        Command::new("cryptsetup")
+            .args(["luksFormat", "-q", "--type", kind, "--pbkdf", "pbkdf2"])
+            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .arg(&key)
+            .arg(&img),
+    );
+    (img, key)
+}
+
+/// The passphrase of keyslot 0 of [`luks_image`]s.
+pub const KEY: &[u8] = b"the existing passphrase";
+
+/// `cryptsetup open --test-passphrase` with `pass` (any keyslot, or `slot`).
+pub fn cryptsetup_opens(img: &Path, pass: &[u8], slot: Option<u32>) -> bool {
+    let mut c = Command::new("cryptsetup");
+    c.args(["open", "--test-passphrase", "--key-file", "-"]);
+    if let Some(s) = slot {
+        c.args(["--key-slot", &s.to_string()]);
+    }
+    run_with(c.arg(img), pass, Duration::from_secs(60))
+        .status
+        .success()
+}
+
+/// The agent's verdict on `img` with no passphrase and no console: it opens only
+/// through a clevis binding.
+pub fn agent_opens(img: &Path) -> (bool, String) {
+    let agent = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("latchkey-agent");
+    let out = run_with(
+        Command::new(agent)
+            .args([
+                "unlock",
+                "--dry-run",
+                "--no-prompt",
+                "--crypttab",
+                "/nonexistent",
+            ])
+            .args(["--cmdline", "/dev/null", "--device"])
+            .arg(img),
+        b"",
+        Duration::from_secs(60),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The agent binary (built by `cargo test --workspace`), or a skip.
+pub fn have_agent() -> bool {
+    let agent = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("latchkey-agent");
+    have(&[agent.to_str().unwrap()])
+}
+
+/// `latchkey luks list --json` of `img`.
+pub fn list_json(img: &Path) -> serde_json::Value {
+    let out = luks_ok(&["list", "--json", "-d", img.to_str().unwrap()]);
+    serde_json::from_str(&out).unwrap()
+}
+
+/// SHA-256 of the first `len` bytes of `img` (the header area).
+pub fn digest(img: &Path, len: usize) -> Vec<u8> {
+    let data = std::fs::read(img).unwrap();
+    let out = run_with(
+        &mut Command::new("sha256sum"),
+        &data[..len.min(data.len())],
+        Duration::from_secs(30),
+    );
+    out.stdout
 }

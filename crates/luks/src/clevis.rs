@@ -6,9 +6,9 @@ use serde_json::Value;
 /// Largest JWE accepted from a token (the whole JSON area is at most 4 MiB).
 const MAX_JWE: usize = 4 << 20;
 
-/// `protected.encrypted_key.iv.ciphertext.tag` from a flattened JWE object,
-/// as `jose jwe fmt -c` prints it.
-pub(crate) fn compact_from_flattened(jwe: &Value, token: u32) -> Result<String, Error> {
+/// `protected.encrypted_key.iv.ciphertext.tag` from the flattened JWE object of
+/// LUKS2 token `token`, as `jose jwe fmt -c` prints it.
+pub fn compact_from_flattened(jwe: &Value, token: u32) -> Result<String, Error> {
     let bad = |problem: String| Error::ClevisBinding {
         source_name: format!("token {token}"),
         problem,

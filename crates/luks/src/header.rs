@@ -44,6 +44,8 @@ pub struct Header {
     requirements: Vec<String>,
     tokens: Vec<Token>,
     bindings: Vec<ClevisBinding>,
+    luksmeta_area: Option<luksmeta::Area>,
+    luksmeta: Option<luksmeta::LuksMeta>,
 }
 
 impl Header {
@@ -93,13 +95,20 @@ impl Header {
             requirements: m.requirements,
             tokens: m.tokens,
             bindings: m.bindings,
+            luksmeta_area: None,
+            luksmeta: None,
         })
     }
 
     fn read_luks1<R: Read + Seek>(dev: &mut R) -> Result<Header, Error> {
         let raw = read_at(dev, 0, luks1::HEADER_LEN as u64, "LUKS1 header")?;
         let h = luks1::parse(&raw)?;
-        let mut bindings = luksmeta::read(dev, &h.areas, h.payload_offset)?;
+        let luksmeta_area = luksmeta::Area::of(&h.areas, h.payload_offset);
+        let lm = luksmeta::read_header(dev, luksmeta_area)?;
+        let mut bindings = match &lm {
+            Some(lm) => luksmeta::clevis_bindings(dev, lm)?,
+            None => Vec::new(),
+        };
         bindings.retain(|b| h.keyslots.iter().any(|k| k.id == b.keyslot));
         Ok(Header {
             version: Version::Luks1,
@@ -119,6 +128,8 @@ impl Header {
             requirements: Vec::new(),
             tokens: Vec::new(),
             bindings,
+            luksmeta_area,
+            luksmeta: lm,
         })
     }
 
@@ -185,6 +196,18 @@ impl Header {
     /// Clevis bindings (LUKS2 tokens or LUKSMeta slots), each tied to an active keyslot.
     pub fn clevis_bindings(&self) -> &[ClevisBinding] {
         &self.bindings
+    }
+
+    /// LUKS1: the LUKSMeta header, if the device is initialized for it. Its
+    /// entries include those of inactive keyslots and of other UUIDs.
+    pub fn luksmeta(&self) -> Option<&luksmeta::LuksMeta> {
+        self.luksmeta.as_ref()
+    }
+
+    /// LUKS1: where LUKSMeta lives (or would, once initialized); `None` for LUKS2
+    /// or when the gap before the payload is too small.
+    pub fn luksmeta_area(&self) -> Option<luksmeta::Area> {
+        self.luksmeta_area
     }
 
     /// The clevis binding of one keyslot, if any.

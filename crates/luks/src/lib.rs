@@ -24,7 +24,10 @@
 //!   - LUKS1: the binary header and its eight keyslots, plus LUKSMeta.
 //! * [`Header::clevis_bindings`]`() -> &[ClevisBinding]`: LUKS2 `clevis` tokens
 //!   and LUKS1 LUKSMeta slots (clevis UUID), each with its keyslot and the JWE
-//!   in compact form.
+//!   in compact form. [`Header::tokens`] (with each token's JSON) and
+//!   [`Header::luksmeta`] show the rest: tokens of other types, entries of
+//!   inactive keyslots. [`luksmeta`] is the one model of the LUKSMeta format,
+//!   which writers encode with too.
 //! * [`unlock`]`(&hdr, &mut dev, passphrase, slot, &limits) -> Result<Unlocked, Error>`:
 //!   PBKDF2 or Argon2i/id (memory capped by [`Limits`]), keyslot area
 //!   decryption (AES XTS/CBC/ECB with plain, plain64 or ESSIV IVs), AF merge,
@@ -50,15 +53,16 @@ mod io;
 mod kdf;
 mod luks1;
 mod luks2;
-mod luksmeta;
+pub mod luksmeta;
 mod model;
 mod secret;
 mod unlock;
 
+pub use clevis::compact_from_flattened;
 pub use error::Error;
 pub use hash::Hash;
 pub use header::{Digest, Header};
-pub use luksmeta::CLEVIS_UUID;
+pub use luksmeta::{CLEVIS_UUID, LuksMeta};
 pub use model::{
     Argon2Variant, BindingSource, ClevisBinding, CopyState, DataSize, DmFlags, DmParams,
     HeaderCopy, HeaderHealth, Kdf, Keyslot, Priority, Segment, Token, Version,

@@ -250,4 +250,6 @@ pub struct Token {
     pub kind: String,
     /// The keyslots it names.
     pub keyslots: Vec<u32>,
+    /// The whole token object as stored.
+    pub json: serde_json::Value,
 }

@@ -177,6 +177,7 @@ pub(crate) fn parse(text: &[u8], hdr_size: u64) -> Result<Metadata, Error> {
             id,
             kind,
             keyslots: slots,
+            json: v.clone(),
         });
     }
 

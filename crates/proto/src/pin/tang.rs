@@ -100,7 +100,11 @@ pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
         Some(_) => return Err(invalid(CFG, "thp", "not a string")),
     };
     let (body, preloaded) = advertisement(config, url, thp, io)?;
-    let adv = jws::verify_advertisement(&body)?;
+    // Name the server: inside sss it is one of several.
+    let adv = jws::verify_advertisement(&body).map_err(|e| match e {
+        Error::BadSignature(m) => Error::BadSignature(format!("advertisement of {url}: {m}")),
+        other => other,
+    })?;
     check_trust(&adv, url, thp, preloaded, yes, io)?;
     let server = adv
         .exchange_keys()

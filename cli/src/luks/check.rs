@@ -15,30 +15,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use argh::FromArgs;
 use latchkey_client::{Options, Retry};
-use latchkey_luks::{
-    Argon2Variant, BindingSource, ClevisBinding, CopyState, Header, Kdf, Limits, unlock,
-};
+use latchkey_enroll::inventory;
+use latchkey_luks::{Argon2Variant, BindingSource, ClevisBinding, CopyState, Header, Kdf, unlock};
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::{jws, pin};
-
-/// LUKS volumes bound with clevis.
-#[derive(FromArgs)]
-#[argh(subcommand, name = "luks")]
-pub struct Args {
-    #[argh(subcommand)]
-    command: Sub,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand)]
-enum Sub {
-    Check(CheckArgs),
-}
+use serde_json::{Map, Value, json};
 
 /// Report what a boot would do with a LUKS device: header, clevis bindings and their
 /// Tang servers, which keyslot opens and how. Exits 0 only if the volume would unlock.
 #[derive(FromArgs)]
-#[argh(subcommand, name = "check")]
 struct CheckArgs {
     /// the LUKS block device or image file
     #[argh(option, short = 'd')]
@@ -49,12 +34,38 @@ struct CheckArgs {
     /// seconds allowed for one Tang request (default 5)
     #[argh(option, default = "5")]
     timeout: u64,
+    /// print the findings as one JSON object
+    #[argh(switch)]
+    json: bool,
 }
 
-/// Runs `latchkey luks ...`.
-pub fn run(args: Args) -> Result<()> {
-    match args.command {
-        Sub::Check(a) => check(a),
+/// Runs `latchkey luks check ARGS`; the exit status.
+pub fn run(args: &[String]) -> Result<i32> {
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match CheckArgs::from_args(&["latchkey luks check"], &strs) {
+        Ok(a) => check(a),
+        Err(e) if e.status.is_ok() => {
+            println!("{}", e.output);
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{}", e.output);
+            Ok(1)
+        }
+    }
+}
+
+/// Lines for people, or the same findings as JSON.
+struct Out {
+    json: bool,
+    doc: Map<String, Value>,
+}
+
+impl Out {
+    fn line(&self, text: String) {
+        if !self.json {
+            println!("{text}");
+        }
     }
 }
 
@@ -117,15 +128,16 @@ fn probe_tang(url: &str, kid: &str, opts: &Options) -> String {
     }
 }
 
-fn check(a: CheckArgs) -> Result<()> {
+fn check(a: CheckArgs) -> Result<i32> {
     let dev = &a.device;
     let mut f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
     let hdr = Header::read(&mut f)
         .with_context(|| format!("reading the LUKS header of {}", dev.display()))?;
-    let limits = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| Limits::from_meminfo(&m))
-        .unwrap_or_else(|| Limits::new(1 << 20));
+    let limits = super::limits();
+    let mut out = Out {
+        json: a.json,
+        doc: Map::new(),
+    };
     let timeout = Duration::from_secs(a.timeout.max(1));
     let opts = Options {
         connect_timeout: timeout,
@@ -141,44 +153,72 @@ fn check(a: CheckArgs) -> Result<()> {
 
     let tpm = crate::tpm::unsealer();
 
-    println!("device: {}", dev.display());
-    print!("LUKS{}, UUID {}", hdr.version().number(), hdr.uuid());
-    match hdr.label() {
-        Some(l) if !l.is_empty() => println!(", label {l}"),
-        _ => println!(),
-    }
+    out.line(format!("device: {}", dev.display()));
+    let label = hdr.label().filter(|l| !l.is_empty());
+    out.line(format!(
+        "LUKS{}, UUID {}{}",
+        hdr.version().number(),
+        hdr.uuid(),
+        label.map(|l| format!(", label {l}")).unwrap_or_default()
+    ));
     let h = hdr.health();
-    println!(
+    out.line(format!(
         "header: using the {:?} copy; primary {}; secondary {}",
         h.used,
         copy_state(&h.primary),
         copy_state(&h.secondary)
+    ));
+    out.doc.insert("device".into(), json!(dev));
+    out.doc.insert("luks".into(), json!(hdr.version().number()));
+    out.doc.insert("uuid".into(), json!(hdr.uuid()));
+    out.doc.insert("label".into(), json!(label));
+    out.doc.insert(
+        "header".into(),
+        json!({"used": format!("{:?}", h.used).to_lowercase(),
+               "primary": copy_state(&h.primary), "secondary": copy_state(&h.secondary)}),
     );
+    let mut slots = Vec::new();
     for ks in hdr.keyslots() {
-        let bound = hdr
-            .clevis_binding_for(ks.id)
-            .map(|b| format!(", {}", binding_name(b)))
+        let binding = hdr.clevis_binding_for(ks.id).map(binding_name);
+        let bound = binding
+            .as_ref()
+            .map(|b| format!(", {b}"))
             .unwrap_or_default();
-        println!("keyslot {}: {}{bound}", ks.id, kdf_name(&ks.kdf));
+        out.line(format!("keyslot {}: {}{bound}", ks.id, kdf_name(&ks.kdf)));
+        slots.push(json!({"slot": ks.id, "kdf": kdf_name(&ks.kdf), "binding": binding}));
     }
+    out.doc.insert("keyslots".into(), Value::Array(slots));
+    let inv = inventory::inventory(&hdr, &mut f);
+    for p in &inv.problems {
+        out.line(format!("WARNING: {}", p.describe()));
+    }
+    out.doc.insert(
+        "problems".into(),
+        inv.problems.iter().map(|p| json!(p.describe())).collect(),
+    );
 
     let mut opened: Vec<String> = Vec::new();
+    let mut found = Vec::new();
     let bindings = hdr.clevis_bindings();
     if bindings.is_empty() {
-        println!("clevis: no binding");
+        out.line("clevis: no binding".into());
     }
     for b in bindings {
         let name = binding_name(b);
         let jwe = match Jwe::parse(&b.jwe) {
             Ok(j) => j,
             Err(e) => {
-                println!("{name}: unreadable JWE: {e}");
+                out.line(format!("{name}: unreadable JWE: {e}"));
+                found.push(json!({"binding": name, "error": format!("unreadable JWE: {e}")}));
                 continue;
             }
         };
-        println!("{name}: {}", pin::describe(&jwe.header));
+        out.line(format!("{name}: {}", pin::describe(&jwe.header)));
+        let mut servers = Vec::new();
         for (url, kid) in &pin::tang_servers(&jwe.header) {
-            println!("  {url}: {}", probe_tang(url, kid, &opts));
+            let status = probe_tang(url, kid, &opts);
+            out.line(format!("  {url}: {status}"));
+            servers.push(json!({"url": url, "kid": kid, "status": status}));
         }
         let outcome = latchkey_client::decrypt_with(&jwe, &opts, Some(tpm.clone()))
             .map_err(|e| e.to_string())
@@ -187,14 +227,22 @@ fn check(a: CheckArgs) -> Result<()> {
                 unlock(&hdr, &mut f, pass.expose(), Some(b.keyslot), &limits)
                     .map_err(|e| format!("keyslot {}: {e}", b.keyslot))
             });
+        let mut entry = json!({"binding": name, "keyslot": b.keyslot,
+            "policy": pin::describe(&jwe.header), "servers": servers});
         match outcome {
             Ok(u) => {
-                println!("  opens keyslot {}", u.keyslot);
+                out.line(format!("  opens keyslot {}", u.keyslot));
+                entry["opens"] = json!(u.keyslot);
                 opened.push(name);
             }
-            Err(e) => println!("  FAILS: {e}"),
+            Err(e) => {
+                out.line(format!("  FAILS: {e}"));
+                entry["error"] = json!(e);
+            }
         }
+        found.push(entry);
     }
+    out.doc.insert("bindings".into(), Value::Array(found));
     if let Some(kf) = &a.key_file {
         let key =
             std::fs::read(kf).with_context(|| format!("reading key file {}", kf.display()))?;
@@ -202,15 +250,31 @@ fn check(a: CheckArgs) -> Result<()> {
         let mut f = File::open(dev)?;
         match unlock(&hdr, &mut f, key.expose(), None, &limits) {
             Ok(u) => {
-                println!("key file {}: opens keyslot {}", kf.display(), u.keyslot);
+                out.line(format!(
+                    "key file {}: opens keyslot {}",
+                    kf.display(),
+                    u.keyslot
+                ));
+                out.doc
+                    .insert("key_file".into(), json!({"path": kf, "opens": u.keyslot}));
                 opened.push(format!("key file {}", kf.display()));
             }
-            Err(e) => println!("key file {}: FAILS: {e}", kf.display()),
+            Err(e) => {
+                out.line(format!("key file {}: FAILS: {e}", kf.display()));
+                out.doc.insert(
+                    "key_file".into(),
+                    json!({"path": kf, "error": e.to_string()}),
+                );
+            }
         }
+    }
+    out.doc.insert("unlocks".into(), json!(!opened.is_empty()));
+    if out.json {
+        super::print_json(&Value::Object(std::mem::take(&mut out.doc)));
     }
     if opened.is_empty() {
         bail!("{} would NOT unlock at boot", dev.display());
     }
-    println!("verdict: would unlock ({})", opened.join("; "));
-    Ok(())
+    out.line(format!("verdict: would unlock ({})", opened.join("; ")));
+    Ok(0)
 }
