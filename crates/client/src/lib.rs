@@ -39,7 +39,7 @@
 
 mod decrypt;
 mod error;
-mod http;
+pub mod http;
 mod options;
 mod tls;
 mod transport;
