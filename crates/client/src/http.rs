@@ -633,7 +633,12 @@ mod tests {
     fn sample_replies() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/http");
         for (name, eof, status, body) in [
-            ("continue-chunked-trailers.resp", false, 200, &b"{\"a\"}"[..]),
+            (
+                "continue-chunked-trailers.resp",
+                false,
+                200,
+                &b"{\"a\"}"[..],
+            ),
             ("unframed-until-close.resp", true, 200, b"{\"kty\":\"EC\"}"),
             ("no-content.resp", false, 204, b""),
             ("length-and-chunked.resp", false, 200, b"ok"),

@@ -1,7 +1,10 @@
 //! The hashes LUKS names by string: header checksums, PBKDF2, AF diffusion, ESSIV.
 
 use crate::Error;
+use hmac::digest::OutputSizeUser;
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Digest;
+use zeroize::Zeroize;
 
 /// A hash algorithm as named in a LUKS header (`sha256`, `sha1`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,18 +80,79 @@ impl Hash {
         }
     }
 
-    /// PBKDF2-HMAC with this hash, filling all of `out`.
-    pub(crate) fn pbkdf2(self, password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
-        use pbkdf2::pbkdf2_hmac;
+    /// PBKDF2-HMAC with this hash, filling all of `out`. `stopped` is asked
+    /// every [`PBKDF2_CHECK_EVERY`] rounds; once it says yes the derivation
+    /// ends with `Err(Stopped)` and `out` holds nothing usable.
+    pub(crate) fn pbkdf2(
+        self,
+        password: &[u8],
+        salt: &[u8],
+        rounds: u32,
+        out: &mut [u8],
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<(), Stopped> {
         match self {
-            Hash::Sha1 => pbkdf2_hmac::<sha1::Sha1>(password, salt, rounds, out),
-            Hash::Sha224 => pbkdf2_hmac::<sha2::Sha224>(password, salt, rounds, out),
-            Hash::Sha256 => pbkdf2_hmac::<sha2::Sha256>(password, salt, rounds, out),
-            Hash::Sha384 => pbkdf2_hmac::<sha2::Sha384>(password, salt, rounds, out),
-            Hash::Sha512 => pbkdf2_hmac::<sha2::Sha512>(password, salt, rounds, out),
-            Hash::Ripemd160 => pbkdf2_hmac::<ripemd::Ripemd160>(password, salt, rounds, out),
+            Hash::Sha1 => pbkdf2::<sha1::Sha1>(password, salt, rounds, out, stopped),
+            Hash::Sha224 => pbkdf2::<sha2::Sha224>(password, salt, rounds, out, stopped),
+            Hash::Sha256 => pbkdf2::<sha2::Sha256>(password, salt, rounds, out, stopped),
+            Hash::Sha384 => pbkdf2::<sha2::Sha384>(password, salt, rounds, out, stopped),
+            Hash::Sha512 => pbkdf2::<sha2::Sha512>(password, salt, rounds, out, stopped),
+            Hash::Ripemd160 => pbkdf2::<ripemd::Ripemd160>(password, salt, rounds, out, stopped),
         }
     }
+}
+
+/// Rounds of PBKDF2 between two looks at the stop condition: well under a
+/// millisecond of work, so a stop is noticed at once, and a clock read per
+/// thousand HMACs costs nothing measurable.
+pub(crate) const PBKDF2_CHECK_EVERY: u32 = 1024;
+
+/// A derivation ended early because its caller asked it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stopped;
+
+/// PBKDF2 (RFC 8018 §5.2) over HMAC-`D`, written out rather than taken from
+/// the `pbkdf2` crate because the rounds must be interruptible: a header
+/// may ask for four billion of them.
+fn pbkdf2<D>(
+    password: &[u8],
+    salt: &[u8],
+    rounds: u32,
+    out: &mut [u8],
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), Stopped>
+where
+    D: hmac::EagerHash,
+    Hmac<D>: KeyInit + Mac + Clone,
+{
+    // HMAC takes keys of any length; this cannot fail.
+    let Ok(prf) = <Hmac<D> as KeyInit>::new_from_slice(password) else {
+        return Err(Stopped);
+    };
+    let mut block_index: u32 = 0;
+    for block in out.chunks_mut(<Hmac<D> as OutputSizeUser>::output_size()) {
+        block_index += 1;
+        let mut mac = prf.clone();
+        mac.update(salt);
+        mac.update(&block_index.to_be_bytes());
+        let mut u = mac.finalize().into_bytes();
+        let mut t = u.clone();
+        for round in 1..rounds {
+            if round % PBKDF2_CHECK_EVERY == 0 && stopped() {
+                t[..].zeroize();
+                u[..].zeroize();
+                return Err(Stopped);
+            }
+            let mut mac = prf.clone();
+            mac.update(&u);
+            u = mac.finalize().into_bytes();
+            t.iter_mut().zip(u.iter()).for_each(|(a, b)| *a ^= b);
+        }
+        block.copy_from_slice(&t[..block.len()]);
+        t[..].zeroize();
+        u[..].zeroize();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,7 +163,9 @@ mod tests {
     fn pbkdf2_sha256_rfc7914_vector() {
         // RFC 7914 section 11, first PBKDF2-HMAC-SHA256 vector.
         let mut out = [0u8; 64];
-        Hash::Sha256.pbkdf2(b"passwd", b"salt", 1, &mut out);
+        Hash::Sha256
+            .pbkdf2(b"passwd", b"salt", 1, &mut out, &|| false)
+            .unwrap();
         assert_eq!(
             &out[..16],
             &[
@@ -124,5 +190,92 @@ mod tests {
             h.digest_into(&[b"x"], &mut out);
         }
         assert!(Hash::from_name("md5").is_err());
+    }
+
+    /// RFC 6070's PBKDF2-HMAC-SHA1 vectors, the 4096-round one included (it
+    /// crosses several stop checks).
+    #[test]
+    fn pbkdf2_sha1_rfc6070_vectors() {
+        let cases: [(&[u8], &[u8], u32, &str); 3] = [
+            (
+                b"password",
+                b"salt",
+                2,
+                "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957",
+            ),
+            (
+                b"password",
+                b"salt",
+                4096,
+                "4b007901b765489abead49d926f721d065a429c1",
+            ),
+            (
+                b"passwordPASSWORDpassword",
+                b"saltSALTsaltSALTsaltSALTsaltSALTsalt",
+                4096,
+                "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038",
+            ),
+        ];
+        for (pass, salt, rounds, want) in cases {
+            let mut out = vec![0u8; want.len() / 2];
+            Hash::Sha1
+                .pbkdf2(pass, salt, rounds, &mut out, &|| false)
+                .unwrap();
+            let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, want, "{rounds} rounds");
+        }
+    }
+
+    /// Every hash, several output lengths (one block, a partial second one)
+    /// and round counts around the stop check: the same bytes as the
+    /// RustCrypto `pbkdf2` crate.
+    #[test]
+    fn pbkdf2_agrees_with_the_pbkdf2_crate() {
+        use pbkdf2::pbkdf2_hmac as reference;
+        for rounds in [1, 2, 1023, 1024, 1025, 3000] {
+            for len in [16, 32, 64, 100] {
+                for h in [
+                    Hash::Sha1,
+                    Hash::Sha224,
+                    Hash::Sha256,
+                    Hash::Sha384,
+                    Hash::Sha512,
+                    Hash::Ripemd160,
+                ] {
+                    let (mut ours, mut theirs) = (vec![0u8; len], vec![0u8; len]);
+                    h.pbkdf2(b"pass phrase", b"NaCl salt", rounds, &mut ours, &|| false)
+                        .unwrap();
+                    let (p, s) = (&b"pass phrase"[..], &b"NaCl salt"[..]);
+                    match h {
+                        Hash::Sha1 => reference::<sha1::Sha1>(p, s, rounds, &mut theirs),
+                        Hash::Sha224 => reference::<sha2::Sha224>(p, s, rounds, &mut theirs),
+                        Hash::Sha256 => reference::<sha2::Sha256>(p, s, rounds, &mut theirs),
+                        Hash::Sha384 => reference::<sha2::Sha384>(p, s, rounds, &mut theirs),
+                        Hash::Sha512 => reference::<sha2::Sha512>(p, s, rounds, &mut theirs),
+                        Hash::Ripemd160 => {
+                            reference::<ripemd::Ripemd160>(p, s, rounds, &mut theirs)
+                        }
+                    }
+                    assert_eq!(ours, theirs, "{h:?}, {rounds} rounds, {len} bytes");
+                }
+            }
+        }
+    }
+
+    /// Four billion rounds, stopped after the first check: the number of
+    /// rounds done is bounded by the check interval, not the header.
+    #[test]
+    fn pbkdf2_stops_when_asked() {
+        let asked = std::cell::Cell::new(0u32);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() >= 3
+        };
+        let mut out = [0u8; 32];
+        assert_eq!(
+            Hash::Sha256.pbkdf2(b"p", b"s", 4_000_000_000, &mut out, &stop),
+            Err(Stopped)
+        );
+        assert_eq!(asked.get(), 3, "stopped at the third look");
     }
 }

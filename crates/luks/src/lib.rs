@@ -26,7 +26,7 @@
 //!   and LUKS1 LUKSMeta slots (clevis UUID), each with its keyslot and the JWE
 //!   in compact form.
 //! * [`unlock`]`(&hdr, &mut dev, passphrase, slot, &limits) -> Result<Unlocked, Error>`:
-//!   PBKDF2 or Argon2i/id (memory capped by [`Limits`]), keyslot area
+//!   PBKDF2 or Argon2i/id (memory, deadline and cancellation in [`Limits`]), keyslot area
 //!   decryption (AES XTS/CBC/ECB with plain, plain64 or ESSIV IVs), AF merge,
 //!   constant-time digest check. [`Unlocked`] carries the opened keyslot, the
 //!   [`VolumeKey`] and the [`DmParams`] for the dm-crypt table;
@@ -64,4 +64,4 @@ pub use model::{
     HeaderCopy, HeaderHealth, Kdf, Keyslot, Priority, Segment, Token, Version,
 };
 pub use secret::VolumeKey;
-pub use unlock::{Limits, Unlocked, unlock};
+pub use unlock::{ARGON2_MAX_MEMORY_KIB, Limits, Stop, Unlocked, unlock};
