@@ -185,9 +185,13 @@ impl Drop for Tang {
     }
 }
 
-/// Runs with `input` on stdin; never hangs longer than `limit`.
+/// Runs with `input` on stdin; never hangs longer than `limit`. The child
+/// runs in a process group of its own, killed whole on timeout (so a
+/// wrapper such as GNU time takes its program along).
 pub fn run_with(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -216,7 +220,12 @@ pub fn run_with(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
             break s;
         }
         if Instant::now() > end {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(format!("-{}", child.id()))
+                .status();
             let _ = child.kill();
+            let _ = child.wait();
             panic!("{cmd:?} did not finish within {limit:?}");
         }
         thread::sleep(Duration::from_millis(5));
@@ -484,5 +493,76 @@ fn fetch_adv_once(port: u16) -> std::io::Result<String> {
         if n == 0 {
             return Err(std::io::Error::other("tang closed during /adv"));
         }
+    }
+}
+
+/// A pseudo-terminal for tests of console prompts: the far end a person
+/// would type on, and the path of the terminal end the program opens.
+pub struct Pty {
+    pub master: std::fs::File,
+    pub path: PathBuf,
+}
+
+impl Pty {
+    pub fn new() -> Pty {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let m = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("opening /dev/ptmx");
+        grantpt(&m).unwrap();
+        unlockpt(&m).unwrap();
+        let name = ptsname(&m, Vec::new()).unwrap();
+        Pty {
+            master: std::fs::File::from(m),
+            path: PathBuf::from(name.to_str().unwrap()),
+        }
+    }
+
+    /// Reads what the program wrote until `want` shows up (at most 30 s);
+    /// everything read.
+    pub fn expect(&mut self, want: &str) -> String {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut seen = Vec::new();
+        let end = Instant::now() + Duration::from_secs(30);
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        while !String::from_utf8_lossy(&seen).contains(want) {
+            assert!(
+                Instant::now() < end,
+                "no {want:?} on the terminal: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            let mut fds = [PollFd::new(&self.master, PollFlags::IN)];
+            if poll(&mut fds, Some(&tick)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut buf = [0u8; 1024];
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    /// Types `text` on the terminal.
+    pub fn type_in(&mut self, text: &str) {
+        self.master.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Whether the terminal end echoes what is typed (its settings are the
+    /// ones a program changes).
+    pub fn echo(&self) -> bool {
+        let tty = std::fs::File::open(&self.path).unwrap();
+        rustix::termios::tcgetattr(&tty)
+            .unwrap()
+            .local_modes
+            .contains(rustix::termios::LocalModes::ECHO)
+    }
+}
+
+impl Default for Pty {
+    fn default() -> Pty {
+        Pty::new()
     }
 }
