@@ -26,6 +26,11 @@ pub fn decrypt(jwe: &Jwe, opts: &Options) -> Result<Secret, Error> {
     drive(plan, opts)
 }
 
+/// Stack of a request's thread: a TCP exchange (TLS perhaps) and a P-521
+/// multiplication. The agent runs with memory locked, where a whole stack
+/// is resident; the 2 MiB default would be most of its memory.
+const REQUEST_STACK: usize = 512 * 1024;
+
 struct Outstanding {
     url: String,
     cancel: Cancel,
@@ -53,21 +58,29 @@ pub fn drive(mut plan: Decryption, opts: &Options) -> Result<Secret, Error> {
             },
         );
         outcomes.push((req.id, req.url.clone(), None));
-        let tx = tx.clone();
+        let report = tx.clone();
         let opts = opts.clone();
         let req = req.clone();
-        thread::spawn(move || {
-            let result = req.body().map_err(Error::from).and_then(|body| {
-                let r = Request {
-                    method: "POST",
-                    url: &rec_url,
-                    body: Some(("application/jwk+json", &body)),
-                };
-                transport::send(&r, &opts, &cancel, worker_deadline)
+        let (id, url) = (req.id, req.url.clone());
+        let started = thread::Builder::new()
+            .name(format!("tang {}", req.url))
+            .stack_size(REQUEST_STACK)
+            .spawn(move || {
+                let result = req.body().map_err(Error::from).and_then(|body| {
+                    let r = Request {
+                        method: "POST",
+                        url: &rec_url,
+                        body: Some(("application/jwk+json", &body)),
+                    };
+                    transport::send(&r, &opts, &cancel, worker_deadline)
+                });
+                // The receiver is gone once a verdict is reached; the result is moot then.
+                let _ = report.send((req.id, result));
             });
-            // The receiver is gone once a verdict is reached; the result is moot then.
-            let _ = tx.send((req.id, result));
-        });
+        if let Err(e) = started {
+            let source = std::io::Error::new(e.kind(), format!("starting a thread: {e}"));
+            let _ = tx.send((id, Err(Error::Io { url, source })));
+        }
     }
     // Each request costs two scalar multiplications: e·G for its body (on its worker, which
     // sends it at once) and e·S to unblind the reply. This thread computes the e·S terms,
