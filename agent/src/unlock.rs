@@ -142,14 +142,22 @@ pub fn run(args: &Args) -> i32 {
         log.info("no LUKS volume with a clevis binding found; nothing to do");
         return 0;
     }
+    let (vols, twice) = volumes::distinct(vols);
+    failed.extend(twice.into_iter().map(|(name, why)| (name, vec![why])));
+    // Without device-mapper (a dry run on a build host) there is nothing to find.
+    let mappings = latchkey_sys::proc::dm_mappings().unwrap_or_default();
     let vols: Vec<Volume> = vols
         .into_iter()
-        .filter(|v| {
-            let active = !args.dry_run && activate::is_active(&v.name);
-            if active {
+        .filter(|v| match volumes::existing(v, &mappings) {
+            Ok(false) => true,
+            Ok(true) => {
                 log.info(&format!("{} is already open", v.label()));
+                false
             }
-            !active
+            Err(e) => {
+                failed.push((v.label(), vec![e]));
+                false
+            }
         })
         .collect();
     for v in &vols {

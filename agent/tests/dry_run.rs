@@ -588,3 +588,32 @@ fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
     assert_eq!(race_b.join().unwrap().unwrap(), "console passphrase");
     assert!(pty.echo());
 }
+
+/// The same device given twice (here the same image under two paths) is
+/// opened once; the second is refused, naming the first.
+#[test]
+fn one_device_given_twice_is_opened_once() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-twice");
+    let (img, key) = image(&s, "luks2", "root.img");
+    let link = s.path("also-root.img");
+    std::os::unix::fs::symlink(&img, &link).unwrap();
+    let cmdline = format!("latchkey.key={} latchkey.deadline=10", key.display());
+    let (out, text, _) = dry_run_devices(&s, &[&img, &link], &cmdline);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("would open with keyslot 0").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{} has the same LUKS UUID as {}",
+            link.display(),
+            img.display()
+        )),
+        "{text}"
+    );
+}
