@@ -198,11 +198,30 @@ fn decrypt_mode_recovers_a_clevis_jwe() {
     assert_eq!(out.stdout, b"agent decrypt secret");
     let out = run_with(
         agent().arg("decrypt"),
-        b"not a jwe",
+        b"garbage\n",
         Duration::from_secs(20),
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "latchkey-agent decrypt: not a JWE: expected a compact JWE (five base64url parts \
+         separated by dots, as clevis encrypt writes) or the JSON of a LUKS2 clevis token (as \
+         cryptsetup token export writes), found 7 bytes of text with no dots\n"
+    );
+    let out = run_with(
+        agent().args(["decrypt", "--timeout", "soon"]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "--timeout expects a number of seconds above 0 and below 86400, found \"soon\""
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An sss 2-of-3 binding whose first server floods the reply: the agent

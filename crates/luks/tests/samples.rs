@@ -94,6 +94,12 @@ fn luks2_sample_both_copies_damaged_is_an_error() {
         }
         other => panic!("expected NoValidHeader, got {:?}", other.map(|_| ())),
     }
+    // A device cut inside the primary header: each copy's own reason.
+    assert_eq!(
+        Header::from_bytes(&LUKS2[..600]).err().unwrap().to_string(),
+        "no valid LUKS2 header: primary: device too short: LUKS2 binary header lies beyond \
+         its end; secondary: no LUKS2 magic"
+    );
 }
 
 #[test]
