@@ -246,6 +246,12 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
     }
 }
 
+/// What a boolean option accepts, for its warning.
+const BOOLEANS: &str = "expected 1/0, yes/no, true/false or on/off";
+
+/// The `ip=` methods understood, for the warning about another.
+const IP_METHODS: &str = "dhcp, on, any, dhcp6, auto6, either6, ibft, off or none";
+
 /// Seconds as an integer or decimal (`2`, `0.5`).
 fn parse_seconds(v: &str) -> Option<Duration> {
     let d = v.strip_suffix('s').unwrap_or(v);
@@ -361,7 +367,10 @@ pub fn parse_ip(v: &str) -> Result<IpParam, String> {
                     mtu: None,
                     mac: None,
                 })),
-                None => Err(bad("unknown method")),
+                None => Err(bad(&format!(
+                    "{:?} is neither a method ({IP_METHODS}) nor an address",
+                    f[0]
+                ))),
             },
         };
     }
@@ -376,11 +385,16 @@ pub fn parse_ip(v: &str) -> Result<IpParam, String> {
                 return Err(bad("empty interface name"));
             }
             let mtu = match f.get(2).filter(|s| !s.is_empty()) {
-                Some(m) => Some(m.parse().map_err(|_| bad("bad MTU"))?),
+                Some(m) => Some(
+                    m.parse()
+                        .map_err(|_| bad(&format!("MTU {m:?} is not a number")))?,
+                ),
                 None => None,
             };
             let mac = match f.get(3).filter(|s| !s.is_empty()) {
-                Some(m) => Some(parse_mac(m).ok_or_else(|| bad("bad MAC"))?),
+                Some(m) => Some(parse_mac(m).ok_or_else(|| {
+                    bad(&format!("MAC {m:?} is not six hex pairs joined by colons"))
+                })?),
                 None => None,
             };
             return Ok(IpParam::Auto {
@@ -413,7 +427,8 @@ pub fn parse_ip(v: &str) -> Result<IpParam, String> {
     let autoconf = match field(6) {
         "" if client.is_some() => Autoconf::Off,
         "" => Autoconf::Dhcp,
-        s => Autoconf::parse(s).ok_or_else(|| bad(&format!("unknown method {s:?}")))?,
+        s => Autoconf::parse(s)
+            .ok_or_else(|| bad(&format!("unknown method {s:?} (expected {IP_METHODS})")))?,
     };
     let mut ip = StaticIp {
         client,
@@ -465,7 +480,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
         match (key, value) {
             ("rd.luks", v) => match parse_bool(v) {
                 Some(b) => cfg.luks_enabled = b,
-                None => warn.push(format!("{word}: not a boolean; ignored")),
+                None => warn.push(format!("{word}: {BOOLEANS}; ignored")),
             },
             ("rd.luks.uuid", Some(v)) if looks_like_uuid(v) => {
                 let u = normalize_uuid(v);
@@ -501,16 +516,19 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             {
                 warn.push(format!("{word}: missing value; ignored"))
             }
-            ("rd.luks.uuid", Some(v)) => {
-                warn.push(format!("rd.luks.uuid={v}: not a UUID; ignored"))
-            }
+            ("rd.luks.uuid", Some(v)) => warn.push(format!(
+                "rd.luks.uuid={v}: expected a LUKS UUID (32 hex digits and dashes, \
+                     luks- prefix allowed); ignored"
+            )),
             ("ip", Some(v)) => match parse_ip(v) {
                 Ok(p) => cfg.ip.push(p),
                 Err(w) => warn.push(w),
             },
             ("nameserver", Some(v)) => match parse_ip_addr(v) {
                 Some(a) => cfg.nameservers.push(a),
-                None => warn.push(format!("nameserver={v}: not an address; ignored")),
+                None => warn.push(format!(
+                    "nameserver={v}: expected an IPv4 or IPv6 address; ignored"
+                )),
             },
             ("BOOTIF", Some(v)) => match parse_bootif(v) {
                 Some(m) => cfg.bootif = Some(m),
@@ -520,7 +538,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             },
             ("rd.neednet", v) => match parse_bool(v) {
                 Some(b) => cfg.neednet = Some(b),
-                None => warn.push(format!("{word}: not a boolean; ignored")),
+                None => warn.push(format!("{word}: {BOOLEANS}; ignored")),
             },
             (k, v) if k.starts_with("latchkey.") => {
                 latchkey_option(&mut cfg, &mut warn, &k[9..], v)
@@ -546,8 +564,9 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
         Some(Some(d)) if !positive || !d.is_zero() => d,
         _ => {
             warn.push(format!(
-                "latchkey.{key}={}: expected a number of seconds; using {}s",
+                "latchkey.{key}={}: expected a {}number of seconds; using {}s",
                 value.unwrap_or(""),
+                if positive { "positive " } else { "" },
                 default.as_secs_f64()
             ));
             default
@@ -574,11 +593,14 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
         "debug" => match parse_bool(value) {
             Some(b) => cfg.debug = b,
             None => warn.push(format!(
-                "latchkey.debug={}: not a boolean; ignored",
+                "latchkey.debug={}: {BOOLEANS}; ignored",
                 value.unwrap_or("")
             )),
         },
-        _ => warn.push(format!("latchkey.{key}: unknown option; ignored")),
+        _ => warn.push(format!(
+            "latchkey.{key}: unknown option (known: latchkey.deadline, .timeout, .prompt-delay, \
+             .key, .boot, .debug); ignored"
+        )),
     }
 }
 
@@ -787,16 +809,41 @@ mod tests {
         assert_eq!(
             w,
             vec![
-                "latchkey.deadline=soon: expected a number of seconds; using 60s",
-                "latchkey.timeout=0: expected a number of seconds; using 5s",
+                "latchkey.deadline=soon: expected a positive number of seconds; using 60s",
+                "latchkey.timeout=0: expected a positive number of seconds; using 5s",
                 "latchkey.key=rel: expected an absolute path; using /boot/nbde/local-boot.key",
-                "latchkey.frobnicate: unknown option; ignored",
+                "latchkey.frobnicate: unknown option (known: latchkey.deadline, .timeout, \
+                 .prompt-delay, .key, .boot, .debug); ignored",
                 "latchkey.boot=: expected UUID=, PARTUUID=, LABEL= or a /dev path; ignored",
             ]
         );
         let (c, w) = parse("latchkey.deadline=3 latchkey.timeout=10");
         assert_eq!(c.timeout, Duration::from_secs(3));
         assert_eq!(w.len(), 1);
+    }
+
+    /// Every warning names the option, what was expected and what happens.
+    #[test]
+    fn warnings_say_what_was_expected() {
+        let (_, w) = parse(
+            "rd.luks=maybe rd.neednet=2 rd.luks.uuid=root nameserver=dns.example \
+             ip=dhcpp ip=eth0:dhcp:big ip=eth0:dhcp:1500:zz ip=10.0.0.2::10.0.0.1:24::eth0:static \
+             latchkey.debug=loud",
+        );
+        assert_eq!(
+            w,
+            vec![
+                "rd.luks=maybe: expected 1/0, yes/no, true/false or on/off; ignored",
+                "rd.neednet=2: expected 1/0, yes/no, true/false or on/off; ignored",
+                "rd.luks.uuid=root: expected a LUKS UUID (32 hex digits and dashes, luks- prefix allowed); ignored",
+                "nameserver=dns.example: expected an IPv4 or IPv6 address; ignored",
+                "ip=dhcpp: \"dhcpp\" is neither a method (dhcp, on, any, dhcp6, auto6, either6, ibft, off or none) nor an address; ignored",
+                "ip=eth0:dhcp:big: MTU \"big\" is not a number; ignored",
+                "ip=eth0:dhcp:1500:zz: MAC \"zz\" is not six hex pairs joined by colons; ignored",
+                "ip=10.0.0.2::10.0.0.1:24::eth0:static: unknown method \"static\" (expected dhcp, on, any, dhcp6, auto6, either6, ibft, off or none); ignored",
+                "latchkey.debug=loud: expected 1/0, yes/no, true/false or on/off; ignored",
+            ]
+        );
     }
 
     #[test]

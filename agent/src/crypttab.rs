@@ -106,7 +106,8 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
         }
         let Some(device) = DeviceSpec::parse(f[1]) else {
             warn.push(format!(
-                "crypttab line {lineno}: cannot use device {:?}; skipped",
+                "crypttab line {lineno}: device {:?} is not UUID=, PARTUUID=, LABEL=, \
+                 PARTLABEL= or an absolute path; skipped",
                 f[1]
             ));
             continue;
@@ -207,7 +208,10 @@ mod tests {
         assert_eq!(e[0].name, "fine");
         assert_eq!(w.len(), 4);
         assert!(w[0].starts_with("crypttab line 1:"));
-        assert!(w[1].starts_with("crypttab line 2:"));
+        assert_eq!(
+            w[1],
+            "crypttab line 2: device \"UUID=\" is not UUID=, PARTUUID=, LABEL=, PARTLABEL= or an absolute path; skipped"
+        );
         assert!(w[2].contains("contains '/'"));
         assert!(w[3].starts_with("crypttab line 4:"));
     }

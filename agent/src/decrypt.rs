@@ -14,21 +14,28 @@ pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
     let _ = latchkey_sys::mount::lock_memory();
     let mut opts = Options::default();
     while let Some(a) = args.next() {
-        let secs = |v: Option<String>| {
-            v.and_then(|v| v.parse::<f64>().ok())
+        let secs = |v: Option<String>| match v {
+            None => Err(format!("{a} expects a number of seconds, found nothing")),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
                 .filter(|s| *s > 0.0 && *s < 86400.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    format!("{a} expects a number of seconds above 0 and below 86400, found {v:?}")
+                }),
         };
         match a.as_str() {
             "--timeout" => match secs(args.next()) {
-                Some(s) => {
-                    opts.timeout = Duration::from_secs_f64(s);
-                    opts.connect_timeout = opts.timeout;
+                Ok(d) => {
+                    opts.timeout = d;
+                    opts.connect_timeout = d;
                 }
-                None => return usage("--timeout needs a number of seconds"),
+                Err(e) => return usage(&e),
             },
             "--deadline" => match secs(args.next()) {
-                Some(s) => opts.deadline = Duration::from_secs_f64(s),
-                None => return usage("--deadline needs a number of seconds"),
+                Ok(d) => opts.deadline = d,
+                Err(e) => return usage(&e),
             },
             other => return usage(&format!("unknown option {other:?}")),
         }

@@ -1,17 +1,23 @@
-//! One volume's race: every clevis binding at once, the console after the
-//! prompt delay, and the first passphrase that opens a keyslot wins.
+//! One volume's race: the local key, every clevis binding at once, the
+//! console after the prompt delay; the first passphrase that opens a
+//! keyslot wins.
 //!
 //! ```text
-//!   binding 0 ──▶ (network) ──▶ Tang/sss ──▶ passphrase ──▶ keyslot ─┐
-//!   binding 1 ──▶ ...                                                ├─▶ first Opened wins
-//!   console (after prompt delay, or when all else failed) ───────────┘
+//!   local key ──▶ (boot partition, once) ──▶ keyslots ───────────────┐
+//!   binding 0 ──▶ (network, once) ──▶ Tang/sss ──▶ passphrase ──▶ keyslot ─┤
+//!   binding 1 ──▶ ...                                                      ├─▶ first Opened wins
+//!   console (after prompt delay, or when all else failed) ─────────────────┘
 //! ```
-//! Workers are detached threads: once a winner is known nobody waits for
-//! the others, whose sockets die with the process.
+//! Every automatic method is bounded by the deadline, key derivations
+//! included ([`latchkey_luks::Limits`]). Once the race is decided the
+//! losers are told: their derivations stop and a console prompt is
+//! withdrawn, so the next volume's prompt gets the console. Workers are
+//! detached threads; nobody waits for them.
 
 use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,18 +27,34 @@ use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin;
 use latchkey_proto::secret::Secret;
 
-use crate::console::Console;
+use crate::console::{Answer, Console};
+use crate::deadline::{Backoff, Deadline, RetryPolicy, XorShift};
 use crate::kmsg_log::Log;
 use crate::volumes::Volume;
 
 /// Wrong console passphrases allowed before giving up, as cryptsetup's default.
 const CONSOLE_TRIES: u32 = 3;
 
-/// Brings the network up once, for whichever binding needs it first.
+/// How long after the deadline a race still listens: methods bounded by the
+/// deadline end at that moment too, and their own account of it (which
+/// keyslot, which server) is better than "unanswered".
+const REPORT_GRACE: Duration = Duration::from_millis(200);
+
+/// Longest key derivation for a passphrase typed at the console (which has
+/// no deadline): thirty times cryptsetup's default iteration time.
+const CONSOLE_KDF_TIME: Duration = Duration::from_secs(60);
+
+/// Brings the network up for whichever binding needs it first; the others
+/// wait. A failed bring-up (no carrier yet, no DHCP answer) is tried again
+/// after a backoff while the deadline allows, so a link that comes up late
+/// is still used; its last error is final only once time is up.
 pub struct NetGate {
     state: Mutex<NetState>,
     cv: Condvar,
     bring_up: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    deadline: Deadline,
+    backoff: Backoff,
+    log: Arc<Log>,
 }
 
 enum NetState {
@@ -42,12 +64,26 @@ enum NetState {
 }
 
 impl NetGate {
-    /// `bring_up` runs at most once.
-    pub fn new(bring_up: Box<dyn Fn() -> Result<(), String> + Send + Sync>) -> NetGate {
+    /// The pause between bring-up attempts: each attempt already waits for
+    /// carrier and DHCP, so this is only a breather.
+    pub fn backoff() -> Backoff {
+        Backoff::new(Duration::from_millis(500), 2, Duration::from_secs(5)).with_jitter(0.25)
+    }
+
+    /// `bring_up` is called until it succeeds or `deadline` passes.
+    pub fn new(
+        bring_up: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+        deadline: Deadline,
+        backoff: Backoff,
+        log: Arc<Log>,
+    ) -> NetGate {
         NetGate {
             state: Mutex::new(NetState::Idle),
             cv: Condvar::new(),
             bring_up,
+            deadline,
+            backoff,
+            log,
         }
     }
 
@@ -61,13 +97,58 @@ impl NetGate {
                 NetState::Idle => {
                     *st = NetState::Busy;
                     drop(st);
-                    let r = (self.bring_up)();
+                    let r = self.attempts();
                     st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     *st = NetState::Done(r);
                     self.cv.notify_all();
                 }
             }
         }
+    }
+
+    fn attempts(&self) -> Result<(), String> {
+        let mut policy = RetryPolicy::new(self.backoff.clone(), None, self.deadline);
+        let mut jitter = XorShift::new(self.log.elapsed().subsec_nanos() | 1);
+        let mut last = "the deadline passed before the network was brought up".to_owned();
+        while policy.start(Instant::now()) {
+            match (self.bring_up)() {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+            let Some(at) = policy.after_failure(Instant::now(), &mut jitter) else {
+                break;
+            };
+            self.log.info(&format!(
+                "network: {last}; trying again in {:.1}s",
+                at.saturating_duration_since(Instant::now()).as_secs_f64()
+            ));
+            thread::sleep(at.saturating_duration_since(Instant::now()));
+        }
+        Err(last)
+    }
+}
+
+/// The local key, loaded once for every volume by whichever race asks
+/// first (the others wait for that load, inside their own deadlines).
+pub struct LocalKey {
+    cell: OnceLock<Result<Option<Arc<Secret>>, String>>,
+    load: Box<dyn Fn() -> Result<Option<Secret>, String> + Send + Sync>,
+}
+
+impl LocalKey {
+    /// A key that `load` reads on first need; `Ok(None)` means there is none.
+    pub fn new(load: Box<dyn Fn() -> Result<Option<Secret>, String> + Send + Sync>) -> LocalKey {
+        LocalKey {
+            cell: OnceLock::new(),
+            load,
+        }
+    }
+
+    /// The key, loading it if nobody has yet.
+    pub fn get(&self) -> Result<Option<Arc<Secret>>, String> {
+        self.cell
+            .get_or_init(|| (self.load)().map(|k| k.map(Arc::new)))
+            .clone()
     }
 }
 
@@ -77,6 +158,8 @@ pub struct Ctx {
     pub log: Arc<Log>,
     /// The network, brought up on first need.
     pub net: NetGate,
+    /// The local key file of degraded mode, read on first need.
+    pub local_key: LocalKey,
     /// When automatic methods give up.
     pub deadline: Instant,
     /// Per-request timeout.
@@ -100,7 +183,41 @@ pub struct Opened {
 enum Event {
     Opened(Opened),
     Failed(String),
+    /// A method with nothing to try (no local key file).
+    Absent,
     ConsoleGaveUp(String),
+}
+
+/// Stack of the agent's worker threads. Memory is locked, so every page
+/// of a stack is resident: the 2 MiB default would be most of the agent's
+/// memory. The deepest work (serde_json at its nesting limit, a pin tree
+/// nested as deep as a LUKS2 token allows) takes a fraction of this.
+pub const WORKER_STACK: usize = 512 * 1024;
+
+/// A worker thread builder: named, with [`WORKER_STACK`].
+pub fn worker(name: impl Into<String>) -> thread::Builder {
+    thread::Builder::new()
+        .name(name.into())
+        .stack_size(WORKER_STACK)
+}
+
+/// Runs one method of the race on its own thread; what it reports (if
+/// anything) goes to `tx`.
+fn spawn_method(
+    tx: Sender<Event>,
+    name: String,
+    run: impl FnOnce() -> Option<Event> + Send + 'static,
+) {
+    let report = tx.clone();
+    let started = worker(name.clone()).spawn(move || {
+        if let Some(ev) = run() {
+            // The race may be over; then nobody listens.
+            let _ = report.send(ev);
+        }
+    });
+    if let Err(e) = started {
+        let _ = tx.send(Event::Failed(format!("{name}: cannot start a thread: {e}")));
+    }
 }
 
 /// `clevis token 0 (keyslot 1)` or `LUKSMeta slot 2`.
@@ -111,14 +228,14 @@ pub fn binding_name(b: &ClevisBinding) -> String {
     }
 }
 
-/// Tries `key` on every keyslot of `vol`.
+/// Tries `key` on every keyslot of `vol`, within `limits`.
 pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unlocked, String> {
     let mut f =
         File::open(&vol.path).map_err(|e| format!("opening {}: {e}", vol.path.display()))?;
     unlock(&vol.header, &mut f, key.expose(), None, limits).map_err(|e| e.to_string())
 }
 
-fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx) -> Result<Opened, String> {
+fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Result<Opened, String> {
     let jwe = Jwe::parse(&b.jwe).map_err(|e| e.to_string())?;
     if pin::needs_network(&jwe.header) {
         ctx.net.ensure().map_err(|e| format!("network: {e}"))?;
@@ -141,61 +258,98 @@ fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx) -> Result<Opened, String>
         .phase(&format!("key recovered for {} from {method}", vol.name));
     let mut f =
         File::open(&vol.path).map_err(|e| format!("opening {}: {e}", vol.path.display()))?;
-    let unlocked = unlock(
-        &vol.header,
-        &mut f,
-        pass.expose(),
-        Some(b.keyslot),
-        &ctx.limits,
-    )
-    .map_err(|e| format!("keyslot {}: {e}", b.keyslot))?;
+    let unlocked = unlock(&vol.header, &mut f, pass.expose(), Some(b.keyslot), limits)
+        .map_err(|e| format!("keyslot {}: {e}", b.keyslot))?;
     Ok(Opened { method, unlocked })
 }
 
-fn spawn_console(vol: Arc<Volume>, ctx: Arc<Ctx>, tx: Sender<Event>) {
-    thread::spawn(move || {
-        let Some(console) = &ctx.console else { return };
+fn spawn_local_key(vol: Arc<Volume>, ctx: Arc<Ctx>, limits: Limits, tx: Sender<Event>) {
+    spawn_method(tx, "local key".into(), move || {
+        Some(match ctx.local_key.get() {
+            Ok(None) => Event::Absent,
+            Err(e) => Event::Failed(format!("local key: {e}")),
+            Ok(Some(key)) => match try_passphrase(&vol, &key, &limits) {
+                Ok(unlocked) => {
+                    ctx.log.phase(&format!(
+                        "local key opened keyslot {} of {}",
+                        unlocked.keyslot, vol.name
+                    ));
+                    Event::Opened(Opened {
+                        method: "local key".into(),
+                        unlocked,
+                    })
+                }
+                Err(e) => Event::Failed(format!("local key: {e}")),
+            },
+        })
+    });
+}
+
+fn spawn_console(vol: Arc<Volume>, ctx: Arc<Ctx>, decided: Arc<AtomicBool>, tx: Sender<Event>) {
+    spawn_method(tx, "console".into(), move || {
+        let console = ctx.console.as_ref()?;
         let prompt = format!("Please enter passphrase for disk {}: ", vol.label());
         for _ in 0..CONSOLE_TRIES {
-            let Some(pass) = console.ask(&prompt) else {
-                let _ = tx.send(Event::ConsoleGaveUp("console: no input".into()));
-                return;
+            let pass = match console.ask(&prompt, &decided) {
+                Answer::Line(pass) => pass,
+                Answer::Eof => return Some(Event::ConsoleGaveUp("console: no input".into())),
+                Answer::Withdrawn => return None,
             };
-            match try_passphrase(&vol, &pass, &ctx.limits) {
+            let limits = ctx
+                .limits
+                .clone()
+                .until(Instant::now() + CONSOLE_KDF_TIME)
+                .cancelled_by(decided.clone());
+            match try_passphrase(&vol, &pass, &limits) {
                 Ok(unlocked) => {
-                    let _ = tx.send(Event::Opened(Opened {
+                    return Some(Event::Opened(Opened {
                         method: "console passphrase".into(),
                         unlocked,
                     }));
-                    return;
                 }
+                Err(_) if decided.load(Ordering::Relaxed) => return None,
                 Err(e) => console.say(&format!("No key available with this passphrase ({e}).")),
             }
         }
-        let _ = tx.send(Event::ConsoleGaveUp(format!(
+        Some(Event::ConsoleGaveUp(format!(
             "console: {CONSOLE_TRIES} wrong passphrases"
-        )));
+        )))
     });
+}
+
+/// Set when a race returns, however it returns: its losers stop.
+struct Decided(Arc<AtomicBool>);
+
+impl Drop for Decided {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Runs the race for `vol`. On failure, returns one line per method tried.
 pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
+    let decided = Decided(Arc::new(AtomicBool::new(false)));
+    let automatic = ctx
+        .limits
+        .clone()
+        .until(ctx.deadline)
+        .cancelled_by(decided.0.clone());
     let (tx, rx) = mpsc::channel();
+    spawn_local_key(vol.clone(), ctx.clone(), automatic.clone(), tx.clone());
     let bindings = vol.header.clevis_bindings().to_vec();
-    let mut pending = bindings.len();
+    let mut pending = 1 + bindings.len();
+    let mut reasons = Vec::new();
+    if bindings.is_empty() {
+        reasons.push("no clevis binding in the LUKS header".to_owned());
+    }
     for b in bindings {
-        let (vol, ctx, tx) = (vol.clone(), ctx.clone(), tx.clone());
-        thread::spawn(move || {
-            let ev = match recover(&vol, &b, &ctx) {
+        let (vol, ctx, limits) = (vol.clone(), ctx.clone(), automatic.clone());
+        spawn_method(tx.clone(), binding_name(&b), move || {
+            Some(match recover(&vol, &b, &ctx, &limits) {
                 Ok(o) => Event::Opened(o),
                 Err(e) => Event::Failed(format!("{}: {e}", binding_name(&b))),
-            };
-            let _ = tx.send(ev);
+            })
         });
-    }
-    let mut reasons = Vec::new();
-    if pending == 0 {
-        reasons.push("no clevis binding in the LUKS header".to_owned());
     }
     let mut prompting = false;
     loop {
@@ -205,12 +359,13 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
             if pending == 0 {
                 report(&ctx.log, &vol, &reasons);
             }
-            spawn_console(vol.clone(), ctx.clone(), tx.clone());
+            spawn_console(vol.clone(), ctx.clone(), decided.0.clone(), tx.clone());
         }
-        if !prompting && (pending == 0 || now >= ctx.deadline) {
+        let closed = ctx.deadline + REPORT_GRACE;
+        if !prompting && (pending == 0 || now >= closed) {
             if pending > 0 {
                 reasons.push(format!(
-                    "deadline reached with {pending} binding(s) still unanswered"
+                    "deadline reached with {pending} method(s) still unanswered"
                 ));
             }
             return Err(reasons);
@@ -218,9 +373,11 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
         let wake = if prompting {
             Duration::from_secs(3600)
         } else {
-            ctx.deadline
-                .min(ctx.prompt_at)
-                .saturating_duration_since(now)
+            let next = match ctx.console {
+                Some(_) => closed.min(ctx.prompt_at),
+                None => closed,
+            };
+            next.saturating_duration_since(now)
                 .max(Duration::from_millis(10))
         };
         match rx.recv_timeout(wake) {
@@ -230,6 +387,7 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
                 reasons.push(why);
                 pending -= 1;
             }
+            Ok(Event::Absent) => pending -= 1,
             Ok(Event::ConsoleGaveUp(why)) => {
                 reasons.push(why);
                 return Err(reasons);
@@ -251,17 +409,31 @@ pub fn report(log: &Log, vol: &Volume, reasons: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
+
+    fn gate(fails: u32, budget: Duration, calls: Arc<AtomicU32>) -> (Arc<NetGate>, Arc<Log>) {
+        let log = Arc::new(Log::memory(Instant::now(), false));
+        let bring_up = Box::new(move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(20));
+            if n < fails {
+                Err(format!("no carrier on eth0 (attempt {})", n + 1))
+            } else {
+                Ok(())
+            }
+        });
+        let backoff = Backoff::new(Duration::from_millis(30), 2, Duration::from_millis(100));
+        let deadline = Deadline::after(Instant::now(), budget);
+        (
+            Arc::new(NetGate::new(bring_up, deadline, backoff, log.clone())),
+            log,
+        )
+    }
 
     #[test]
-    fn network_comes_up_once_for_many_waiters() {
+    fn network_comes_up_once_for_many_waiters_after_failures() {
         let calls = Arc::new(AtomicU32::new(0));
-        let c = calls.clone();
-        let gate = Arc::new(NetGate::new(Box::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(50));
-            Err("no carrier on eth0".into())
-        })));
+        let (gate, log) = gate(2, Duration::from_secs(30), calls.clone());
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let g = gate.clone();
@@ -269,8 +441,166 @@ mod tests {
             })
             .collect();
         for h in handles {
-            assert_eq!(h.join().unwrap(), Err("no carrier on eth0".to_owned()));
+            assert_eq!(h.join().unwrap(), Ok(()));
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "two failures, then up");
+        assert_eq!(gate.ensure(), Ok(()));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "up is final");
+        let retries = log
+            .lines()
+            .iter()
+            .filter(|(_, l)| l.contains("trying again in"))
+            .count();
+        assert_eq!(retries, 2, "{:?}", log.lines());
+    }
+
+    #[test]
+    fn network_failure_is_final_only_at_the_deadline() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let (gate, _) = gate(u32::MAX, Duration::from_millis(400), calls.clone());
+        let start = Instant::now();
+        let e = gate.ensure().unwrap_err();
+        let n = calls.load(Ordering::SeqCst);
+        println!("{n} attempts in {:?}: {e}", start.elapsed());
+        assert!(e.starts_with("no carrier on eth0 (attempt "), "{e}");
+        // 20 ms attempts with 30, 60, 100, 100 ms pauses fit four to six
+        // times in 400 ms; never an unbounded number.
+        assert!((2..=12).contains(&n), "{n} attempts");
+        assert_eq!(gate.ensure().unwrap_err(), e);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            n,
+            "no attempt after the deadline"
+        );
+    }
+
+    /// The deepest work a worker does on hostile input fits in its stack: a
+    /// pin tree nested as deep as a 3 MiB token allows, parsed and planned,
+    /// and JSON at serde_json's nesting limit.
+    #[test]
+    fn worker_stack_holds_the_deepest_input() {
+        struct NoIo;
+        impl latchkey_proto::pin::EncryptIo for NoIo {
+            fn fetch_adv(&mut self, _: &str, _: Option<&str>) -> Result<Vec<u8>, String> {
+                Err("offline".into())
+            }
+            fn read_file(&mut self, _: &str) -> Result<Vec<u8>, String> {
+                Err("offline".into())
+            }
+            fn trust(&mut self, _: &str, _: &[String]) -> bool {
+                false
+            }
+        }
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let (mut pin, mut config) = ("null".to_owned(), "{}".to_owned());
+        let mut depth = 0;
+        let jwe = loop {
+            let text = latchkey_proto::pin::encrypt_json(
+                &pin, &config, b"deep", true, &mut NoIo, &mut rng,
+            )
+            .unwrap();
+            if text.len() > 3 << 20 {
+                break text;
+            }
+            config = format!(r#"{{"t":1,"pins":{{"{pin}":{config}}}}}"#);
+            pin = "sss".into();
+            depth += 1;
+        };
+        println!("{depth} levels of sss, {} bytes", jwe.len());
+        let done = worker("deep")
+            .spawn(move || {
+                let nested = format!("{}{}", "[".repeat(127), "]".repeat(127));
+                assert!(serde_json::from_str::<serde_json::Value>(&nested).is_ok());
+                let jwe = Jwe::parse(&jwe).unwrap();
+                let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+                let plan = latchkey_proto::pin::Decryption::new(&jwe, &mut rng).unwrap();
+                matches!(plan.status(), latchkey_proto::pin::Status::Done(s) if s.expose() == b"deep")
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(done);
+    }
+
+    /// A veth whose far end comes up only after the first attempt gave up
+    /// waiting for carrier: a later attempt, before the deadline, gets the
+    /// DHCP lease.
+    #[test]
+    fn root_network_that_comes_up_late_is_used() {
+        use crate::net::testnet::*;
+        use crate::netconf::{Iface, Method, Plan, Step};
+        let t = "root_network_that_comes_up_late_is_used";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        let peers = PeerNs::new();
+        ip("link add lkl0 type veth peer name lkl1");
+        peers.take("lkl1");
+        peers.ip("addr add 10.88.7.1/24 dev lkl1");
+        let Some(_server) = udhcpd_in(t, &dir, "lkl1", 7, Some(&peers)) else {
+            return;
+        };
+        let later = {
+            let pid = peers.pid();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(2500));
+                let st = std::process::Command::new("nsenter")
+                    .args([
+                        "-t",
+                        &pid.to_string(),
+                        "-n",
+                        "ip",
+                        "link",
+                        "set",
+                        "lkl1",
+                        "up",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            })
+        };
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::Name("lkl0".into()),
+                method: Method::Dhcp,
+            }],
+            nameservers: vec![],
+            hostname: None,
+        };
+        let opts = crate::net::Options {
+            resolv_conf: dir.join("resolv.conf"),
+            carrier_timeout: Duration::from_secs(1),
+            ..crate::net::Options::default()
+        };
+        let log = Arc::new(Log::memory(Instant::now(), true));
+        let deadline = Deadline::after(Instant::now(), Duration::from_secs(30));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let bring_up = {
+            let (log, attempts) = (log.clone(), attempts.clone());
+            Box::new(move || {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                crate::net::bring_up(&plan, &opts, deadline, &mut XorShift::new(11), &log)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        };
+        let gate = NetGate::new(bring_up, deadline, NetGate::backoff(), log.clone());
+        let r = gate.ensure();
+        later.join().unwrap();
+        for (_, l) in log.lines() {
+            println!("{l}");
+        }
+        assert_eq!(r, Ok(()));
+        assert!(attempts.load(Ordering::SeqCst) >= 2);
+        assert!(
+            log.lines()
+                .iter()
+                .any(|(_, l)| l.contains("no carrier on lkl0") && l.contains("trying again")),
+            "{:?}",
+            log.lines()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

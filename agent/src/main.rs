@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
+usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
        latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] < JWE > PLAINTEXT
        latchkey-agent initrd-config [--root DIR] > initrd.conf
        latchkey-agent --version
 
 unlock   open the LUKS volumes named by rd.luks.* / crypttab (or every clevis-bound one):
-         local key file, then every clevis binding at once, then the console
+         the local key file and every clevis binding at once, then the console
+         (/dev/console, or --console TTY, which also asks in a dry run)
 decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine
 initrd-config  print the options an initrd hook records for the system at DIR (/)";
 
@@ -27,6 +28,7 @@ fn parse_unlock(mut it: impl Iterator<Item = String>) -> Result<unlock::Args, St
         match arg.as_str() {
             "--dry-run" => a.dry_run = true,
             "--no-prompt" => a.no_prompt = true,
+            "--console" => a.console = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--cmdline" => a.cmdline = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--crypttab" => a.crypttab = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--device" => a.devices.push(PathBuf::from(value(&mut it, &arg)?)),

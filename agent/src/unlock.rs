@@ -1,16 +1,15 @@
 //! `latchkey-agent unlock`: the boot-time flow.
 //!
 //! ```text
-//!   cmdline + crypttab ─▶ volumes ─▶ local key? ─▶ race (bindings ∥ console) ─▶ dm-crypt
-//!                                        │              │
-//!                                   boot partition   network, once, on first need
+//!   cmdline + crypttab ─▶ volumes ─▶ race (local key ∥ bindings ∥ console) ─▶ dm-crypt
+//!                                          │             │
+//!                                   boot partition    network, on first need, retried to the deadline
 //! ```
 //! Every volume runs in its own thread; the agent exits 0 when all of them
 //! are open, else prints per volume what was tried and why it failed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey_luks::Limits;
@@ -19,7 +18,7 @@ use latchkey_sys::dm::DevId;
 use crate::cmdline::{self, Config};
 use crate::console::Console;
 use crate::deadline::{Deadline, XorShift};
-use crate::engine::{self, Ctx, NetGate, Opened};
+use crate::engine::{self, Ctx, LocalKey, NetGate};
 use crate::kmsg_log::Log;
 use crate::volumes::{self, Volume};
 use crate::{activate, bootkey, crypttab, initrd_config, net, netconf};
@@ -38,6 +37,8 @@ pub struct Args {
     pub devices: Vec<PathBuf>,
     /// Never ask on the console.
     pub no_prompt: bool,
+    /// Ask on this terminal instead of /dev/console (also in a dry run).
+    pub console: Option<PathBuf>,
 }
 
 /// Used when /proc/meminfo cannot be read: enough for cryptsetup's default
@@ -140,14 +141,22 @@ pub fn run(args: &Args) -> i32 {
         log.info("no LUKS volume with a clevis binding found; nothing to do");
         return 0;
     }
+    let (vols, twice) = volumes::distinct(vols);
+    failed.extend(twice.into_iter().map(|(name, why)| (name, vec![why])));
+    // Without device-mapper (a dry run on a build host) there is nothing to find.
+    let mappings = latchkey_sys::proc::dm_mappings().unwrap_or_default();
     let vols: Vec<Volume> = vols
         .into_iter()
-        .filter(|v| {
-            let active = !args.dry_run && activate::is_active(&v.name);
-            if active {
+        .filter(|v| match volumes::existing(v, &mappings) {
+            Ok(false) => true,
+            Ok(true) => {
                 log.info(&format!("{} is already open", v.label()));
+                false
             }
-            !active
+            Err(e) => {
+                failed.push((v.label(), vec![e]));
+                false
+            }
         })
         .collect();
     for v in &vols {
@@ -159,14 +168,11 @@ pub fn run(args: &Args) -> i32 {
         .and_then(|m| Limits::from_meminfo(&m))
         .unwrap_or_else(|| Limits::new(FALLBACK_MEMORY_KIB));
 
-    // Degraded mode first: the local key needs no network.
-    let local_key = match bootkey::load(&cfg, deadline, &log) {
-        Ok(k) => k,
-        Err(e) => {
-            log.warn(&format!("local key: {e}"));
-            None
-        }
-    };
+    let key_log = log.clone();
+    let key_cfg = cfg.clone();
+    let local_key = LocalKey::new(Box::new(move || {
+        bootkey::load(&key_cfg, deadline, &key_log)
+    }));
 
     let net_log = log.clone();
     let net_cfg = cfg.clone();
@@ -195,41 +201,53 @@ pub fn run(args: &Args) -> i32 {
             Err(e) => Err(e.to_string()),
         }
     });
-    let console = if args.no_prompt || args.dry_run {
-        None
-    } else {
-        Console::open()
+    let console = match &args.console {
+        _ if args.no_prompt => None,
+        Some(path) => Console::open_path(path),
+        None if args.dry_run => None,
+        None => Console::open(),
     };
     let ctx = Arc::new(Ctx {
         log: log.clone(),
-        net: NetGate::new(bring_up),
+        net: NetGate::new(
+            bring_up,
+            Deadline::at(deadline),
+            NetGate::backoff(),
+            log.clone(),
+        ),
+        local_key,
         deadline,
         timeout: cfg.timeout,
         prompt_at: start + cfg.prompt_delay,
         console,
         limits,
     });
-    let local_key = local_key.map(Arc::new);
 
     let workers: Vec<_> = vols
         .into_iter()
         .map(|vol| {
             let vol = Arc::new(vol);
             let ctx = ctx.clone();
-            let local_key = local_key.clone();
-            let handle = thread::spawn({
+            let handle = engine::worker(vol.name.clone()).spawn({
                 let vol = vol.clone();
-                move || open_one(vol, ctx, local_key.as_deref(), dry_run)
+                move || open_one(vol, ctx, dry_run)
             });
             (vol, handle)
         })
         .collect();
     for (vol, h) in workers {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(reasons)) => failed.push((vol.label(), reasons)),
-            Err(_) => failed.push((vol.label(), vec!["internal error: worker panicked".into()])),
+        match h.map(|h| h.join()) {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(reasons))) => failed.push((vol.label(), reasons)),
+            Ok(Err(_)) => {
+                failed.push((vol.label(), vec!["internal error: worker panicked".into()]))
+            }
+            Err(e) => failed.push((vol.label(), vec![format!("cannot start a thread: {e}")])),
         }
+    }
+    // No prompt outlives the agent: the terminal goes back as it was found.
+    if let Some(console) = &ctx.console {
+        console.close();
     }
     if failed.is_empty() {
         log.phase("all volumes open");
@@ -251,39 +269,8 @@ pub fn run(args: &Args) -> i32 {
     1
 }
 
-fn open_one(
-    vol: Arc<Volume>,
-    ctx: Arc<Ctx>,
-    local_key: Option<&latchkey_proto::secret::Secret>,
-    dry_run: bool,
-) -> Result<(), Vec<String>> {
-    let mut reasons = Vec::new();
-    let mut opened: Option<Opened> = None;
-    if let Some(key) = local_key {
-        match engine::try_passphrase(&vol, key, &ctx.limits) {
-            Ok(unlocked) => {
-                ctx.log.phase(&format!(
-                    "local key opened keyslot {} of {}",
-                    unlocked.keyslot, vol.name
-                ));
-                opened = Some(Opened {
-                    method: "local key".into(),
-                    unlocked,
-                });
-            }
-            Err(e) => reasons.push(format!("local key: {e}")),
-        }
-    }
-    let opened = match opened {
-        Some(o) => o,
-        None => match engine::race(vol.clone(), ctx.clone()) {
-            Ok(o) => o,
-            Err(r) => {
-                reasons.extend(r);
-                return Err(reasons);
-            }
-        },
-    };
+fn open_one(vol: Arc<Volume>, ctx: Arc<Ctx>, dry_run: bool) -> Result<(), Vec<String>> {
+    let opened = engine::race(vol.clone(), ctx.clone())?;
     let slot = opened.unlocked.keyslot;
     if dry_run {
         ctx.log.info(&format!(
@@ -303,9 +290,6 @@ fn open_one(
             ));
             Ok(())
         }
-        Err(e) => {
-            reasons.push(e);
-            Err(reasons)
-        }
+        Err(e) => Err(vec![e]),
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use latchkey_luks::Header;
 use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
-use latchkey_sys::proc::{self, BlockDevice};
+use latchkey_sys::proc::{self, BlockDevice, DmMapping};
 
 use crate::cmdline::{Config, normalize_uuid};
 use crate::crypttab::{DeviceSpec, Entry};
@@ -134,12 +134,12 @@ fn matches(spec: &DeviceSpec, s: &Seen) -> bool {
             .as_deref()
             .is_some_and(|v| v.eq_ignore_ascii_case(u)),
         (DeviceSpec::Label(l), Some(id)) => id.label.as_deref() == Some(l.as_str()),
-        (DeviceSpec::Path(p), _) => same_device(p, &s.dev),
+        (DeviceSpec::Path(p), _) => is_device(p, &s.dev),
         _ => false,
     }
 }
 
-fn same_device(path: &Path, dev: &BlockDevice) -> bool {
+fn is_device(path: &Path, dev: &BlockDevice) -> bool {
     path == dev.dev_path()
         || std::fs::canonicalize(path).ok() == std::fs::canonicalize(dev.dev_path()).ok()
 }
@@ -244,6 +244,112 @@ pub fn discover(cfg: &Config, until: Instant) -> Vec<Volume> {
     }
 }
 
+/// Why `b` is the same device as `a`, if it is.
+fn same_device(a: &Volume, b: &Volume) -> Option<&'static str> {
+    let known = |d: DevId| d != DevId { major: 0, minor: 0 };
+    if known(a.dev) && a.dev == b.dev {
+        Some("the same device number")
+    } else if a.header.uuid().eq_ignore_ascii_case(b.header.uuid()) {
+        // Two paths to one disk (multipath legs, a RAID member and its
+        // array) show the same header.
+        Some("the same LUKS UUID")
+    } else if std::fs::canonicalize(&a.path)
+        .is_ok_and(|p| Some(p) == std::fs::canonicalize(&b.path).ok())
+    {
+        Some("the same file")
+    } else if a.name == b.name {
+        Some("the same mapping name")
+    } else {
+        None
+    }
+}
+
+/// Keeps the first volume of each device and refuses the others, naming
+/// both: one device named twice (two crypttab lines, a UUID and a path,
+/// two paths of one disk) must not be mapped twice.
+pub fn distinct(vols: Vec<Volume>) -> (Vec<Volume>, Vec<(String, String)>) {
+    let mut kept: Vec<Volume> = Vec::new();
+    let mut refused = Vec::new();
+    for v in vols {
+        match kept
+            .iter()
+            .find_map(|k| same_device(k, &v).map(|why| (k, why)))
+        {
+            Some((k, why)) => refused.push((
+                v.label(),
+                format!(
+                    "{} has {why} as {} ({}); a device is opened once",
+                    v.path.display(),
+                    k.path.display(),
+                    k.label()
+                ),
+            )),
+            None => kept.push(v),
+        }
+    }
+    (kept, refused)
+}
+
+/// The hexadecimal LUKS UUID in a dm UUID made by cryptsetup (or us):
+/// `CRYPT-LUKS2-<hex>-<name>`.
+fn dm_uuid_luks_hex(dm_uuid: &str) -> Option<&str> {
+    let rest = dm_uuid
+        .strip_prefix("CRYPT-LUKS2-")
+        .or_else(|| dm_uuid.strip_prefix("CRYPT-LUKS1-"))?;
+    rest.split('-').next()
+}
+
+/// What the existing device-mapper mappings say about `vol`: `Ok(true)`
+/// when it is open already under its name, `Ok(false)` when nothing is in
+/// the way, and an error when its name is taken by a mapping of another
+/// device, or the device is mapped already under another name. A mapping
+/// is this volume's when its dm UUID carries the volume's LUKS UUID or its
+/// table maps the volume's device.
+pub fn existing(vol: &Volume, mappings: &[DmMapping]) -> Result<bool, String> {
+    let hex: String = vol
+        .header
+        .uuid()
+        .chars()
+        .filter(|&c| c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let known = vol.dev != DevId { major: 0, minor: 0 };
+    let ours = |m: &DmMapping| {
+        dm_uuid_luks_hex(&m.uuid).is_some_and(|h| h.eq_ignore_ascii_case(&hex))
+            || (known && m.slaves.contains(&vol.dev))
+    };
+    if let Some(m) = mappings.iter().find(|m| m.name == vol.name) {
+        if ours(m) {
+            return Ok(true);
+        }
+        let uuid = if m.uuid.is_empty() {
+            "no dm UUID".to_owned()
+        } else {
+            format!("dm UUID {}", m.uuid)
+        };
+        let on: Vec<String> = m.slaves.iter().map(|d| d.to_string()).collect();
+        return Err(format!(
+            "a mapping named {} already exists for another device ({uuid}, on {}); not opening {} over it",
+            vol.name,
+            if on.is_empty() {
+                "no device".to_owned()
+            } else {
+                on.join(", ")
+            },
+            vol.path.display()
+        ));
+    }
+    match mappings.iter().find(|m| ours(m)) {
+        Some(m) => Err(format!(
+            "{} is already open as /dev/mapper/{}; not mapping it a second time as {}",
+            vol.path.display(),
+            m.name,
+            vol.name
+        )),
+        None => Ok(false),
+    }
+}
+
 /// `UUID=…`, `LABEL=…` or the path, for messages.
 pub fn describe(spec: &DeviceSpec) -> String {
     match spec {
@@ -292,6 +398,105 @@ mod tests {
         assert_eq!(
             w.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
             ["root"]
+        );
+    }
+
+    const LUKS2: &[u8] =
+        include_bytes!("../../crates/luks/tests/data/luks2/luks2-bound.first32KiB.bin");
+    const LUKS1: &[u8] =
+        include_bytes!("../../crates/luks/tests/data/luks1/luks1-bound.first2MiB.img");
+    const LUKS2_UUID: &str = "a5910823-ec8f-46fc-a8c2-7e55a6c70994";
+
+    fn vol(name: &str, path: &str, dev: (u32, u32), header: &[u8]) -> Volume {
+        Volume {
+            name: name.into(),
+            path: path.into(),
+            dev: DevId {
+                major: dev.0,
+                minor: dev.1,
+            },
+            sectors: 1 << 20,
+            header: Header::from_bytes(header).unwrap(),
+            options: vec![],
+        }
+    }
+
+    #[test]
+    fn one_device_is_opened_once() {
+        let (kept, refused) = distinct(vec![
+            vol("root", "/dev/vda2", (252, 2), LUKS2),
+            vol("other", "/dev/vdb", (252, 16), LUKS1),
+            // crypttab named the same partition by path under another name
+            vol("again", "/dev/disk/by-x/vda2", (252, 2), LUKS2),
+            // a second path to the same disk: another device number, the same header
+            vol("leg", "/dev/sdb", (8, 16), LUKS2),
+        ]);
+        let names: Vec<&str> = kept.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["root", "other"]);
+        assert_eq!(refused.len(), 2);
+        assert_eq!(refused[0].0, format!("again ({LUKS2_UUID})"));
+        assert_eq!(
+            refused[0].1,
+            format!(
+                "/dev/disk/by-x/vda2 has the same device number as /dev/vda2 (root ({LUKS2_UUID})); a device is opened once"
+            )
+        );
+        assert!(
+            refused[1].1.contains("the same LUKS UUID as /dev/vda2"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn existing_mappings_are_judged_by_device_not_name() {
+        let root = vol("root", "/dev/vda2", (252, 2), LUKS2);
+        let mapping = |name: &str, uuid: &str, slave: (u32, u32)| DmMapping {
+            name: name.into(),
+            uuid: uuid.into(),
+            dev: DevId {
+                major: 253,
+                minor: 0,
+            },
+            slaves: vec![DevId {
+                major: slave.0,
+                minor: slave.1,
+            }],
+        };
+        let hex = LUKS2_UUID.replace('-', "");
+        assert_eq!(existing(&root, &[]), Ok(false));
+        // Opened before, by cryptsetup or an earlier run: fine.
+        let ours = mapping("root", &format!("CRYPT-LUKS2-{hex}-root"), (252, 2));
+        assert_eq!(existing(&root, &[ours]), Ok(true));
+        // The name is taken by another device's mapping.
+        let e = existing(
+            &root,
+            &[mapping(
+                "root",
+                "CRYPT-LUKS2-00000000000040008000000000000001-root",
+                (252, 16),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "a mapping named root already exists for another device \
+             (dm UUID CRYPT-LUKS2-00000000000040008000000000000001-root, on 252:16); not opening /dev/vda2 over it"
+        );
+        let e = existing(&root, &[mapping("root", "", (7, 0))]).unwrap_err();
+        assert!(e.contains("(no dm UUID, on 7:0)"), "{e}");
+        // The device is mapped already, under another name.
+        let e = existing(
+            &root,
+            &[mapping(
+                "cryptroot",
+                &format!("CRYPT-LUKS2-{hex}-cryptroot"),
+                (252, 2),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "/dev/vda2 is already open as /dev/mapper/cryptroot; not mapping it a second time as root"
         );
     }
 

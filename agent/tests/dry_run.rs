@@ -1,16 +1,24 @@
 //! `latchkey-agent unlock --dry-run` and `latchkey-agent decrypt` on a normal
 //! host: LUKS images made by the real cryptsetup, bound by the real
-//! `clevis luks bind` to Debian's tangd on 127.0.0.1.
+//! `clevis luks bind` to Debian's tangd on 127.0.0.1. The console race also
+//! runs in process, where a test must order the prompts itself.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use latchkey_testkit::{Scratch, Tang, have, have_tools, run_ok, run_with};
+use latchkey_testkit::{
+    Flood, FloodKind, GNU_TIME, Gate, Pty, Relay, Scratch, Tang, have, have_tools, run_measured,
+    run_ok, run_with, save_adv,
+};
 
 fn tools() -> bool {
-    have_tools() && have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta"])
+    have_tools() && have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta", GNU_TIME])
 }
+
+/// Peak resident set the agent may reach facing a hostile server: its own
+/// few MiB (code, locked thread stacks) plus the per-reply limits.
+const HOSTILE_RSS_KIB: u64 = 16 << 10;
 
 fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_latchkey-agent"))
@@ -18,6 +26,12 @@ fn agent() -> Command {
 
 /// A 32 MiB LUKS image with passphrase file `key` in slot 0.
 fn image(s: &Scratch, kind: &str, name: &str) -> (PathBuf, PathBuf) {
+    let pbkdf = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
+    image_with(s, kind, name, &pbkdf)
+}
+
+/// [`image`] with the keyslot's key derivation given as cryptsetup options.
+fn image_with(s: &Scratch, kind: &str, name: &str, pbkdf: &[&str]) -> (PathBuf, PathBuf) {
     let img = s.path(name);
     let key = s.path(&format!("{name}.key"));
     std::fs::write(&key, format!("initial passphrase of {name}")).unwrap();
@@ -27,16 +41,8 @@ fn image(s: &Scratch, kind: &str, name: &str) -> (PathBuf, PathBuf) {
         .unwrap();
     run_ok(
         Command::new("cryptsetup")
-            .args([
-                "luksFormat",
-                "-q",
-                "--type",
-                kind,
-                "--pbkdf",
-                "pbkdf2",
-                "--pbkdf-force-iterations",
-                "1000",
-            ])
+            .args(["luksFormat", "-q", "--type", kind])
+            .args(pbkdf)
             .arg("--key-file")
             .arg(&key)
             .arg(&img),
@@ -56,26 +62,40 @@ fn bind(img: &Path, key: &Path, pin: &str, cfg: &str) {
 }
 
 fn dry_run(s: &Scratch, img: &Path, cmdline: &str) -> (Output, String) {
+    let (out, text, _) = dry_run_rss(s, img, cmdline);
+    (out, text)
+}
+
+/// [`dry_run`], with the agent's peak RSS in KiB.
+fn dry_run_rss(s: &Scratch, img: &Path, cmdline: &str) -> (Output, String, u64) {
+    dry_run_devices(s, &[img], cmdline)
+}
+
+/// [`dry_run_rss`] on several devices.
+fn dry_run_devices(s: &Scratch, imgs: &[&Path], cmdline: &str) -> (Output, String, u64) {
     let line = s.path("cmdline");
     std::fs::write(&line, cmdline).unwrap();
-    let out = run_with(
-        agent()
-            .args([
-                "unlock",
-                "--dry-run",
-                "--no-prompt",
-                "--crypttab",
-                "/nonexistent",
-                "--cmdline",
-            ])
-            .arg(&line)
-            .arg("--device")
-            .arg(img),
-        b"",
-        Duration::from_secs(60),
-    );
+    let mut cmd = agent();
+    cmd.args([
+        "unlock",
+        "--dry-run",
+        "--no-prompt",
+        "--crypttab",
+        "/nonexistent",
+        "--cmdline",
+    ])
+    .arg(&line);
+    for img in imgs {
+        cmd.arg("--device").arg(img);
+    }
+    let start = std::time::Instant::now();
+    let (out, rss) = run_measured(&cmd, b"", Duration::from_secs(60));
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out, text)
+    println!(
+        "latchkey-agent unlock --dry-run: {:.2}s, peak RSS {rss} KiB",
+        start.elapsed().as_secs_f64()
+    );
+    (out, text, rss)
 }
 
 #[test]
@@ -178,9 +198,441 @@ fn decrypt_mode_recovers_a_clevis_jwe() {
     assert_eq!(out.stdout, b"agent decrypt secret");
     let out = run_with(
         agent().arg("decrypt"),
-        b"not a jwe",
+        b"garbage\n",
         Duration::from_secs(20),
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "latchkey-agent decrypt: not a JWE: expected a compact JWE (five base64url parts \
+         separated by dots, as clevis encrypt writes) or the JSON of a LUKS2 clevis token (as \
+         cryptsetup token export writes), found 7 bytes of text with no dots\n"
+    );
+    let out = run_with(
+        agent().args(["decrypt", "--timeout", "soon"]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "--timeout expects a number of seconds above 0 and below 86400, found \"soon\""
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An sss 2-of-3 binding whose first server floods the reply: the agent
+/// must drop that server within the reply limits and open the volume with
+/// the other two, which answer only once it has hung up on the flood.
+fn flood_in_sss(kind: FloodKind) {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-flood");
+    let flood = Flood::start(kind);
+    let (t1, t2) = (Tang::start(), Tang::start());
+    let (d1, d2) = (Scratch::new("adv1"), Scratch::new("adv2"));
+    let (adv1, adv2) = (save_adv(&t1, &d1), save_adv(&t2, &d2));
+    let r1 = Relay::start(t1.port, flood.hung_up.clone());
+    let r2 = Relay::start(t2.port, flood.hung_up.clone());
+    let (img, key) = image(&s, "luks2", "root.img");
+    let cfg = format!(
+        r#"{{"t":2,"pins":{{"tang":[{{"url":"{}","adv":"{a1}"}},{{"url":"{}","adv":"{a1}"}},{{"url":"{}","adv":"{a2}"}}]}}}}"#,
+        flood.url,
+        r1.url,
+        r2.url,
+        a1 = adv1.display(),
+        a2 = adv2.display(),
+    );
+    bind(&img, &key, "sss", &cfg);
+    let (out, text, rss) = dry_run_rss(&s, &img, "latchkey.timeout=20 latchkey.deadline=30");
+    let sent = flood.sent.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{kind:?}: agent peak RSS {rss} KiB; the flood sent {sent} bytes");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("would open with keyslot 1"), "{text}");
+    assert!(
+        rss < HOSTILE_RSS_KIB,
+        "{kind:?}: peak RSS {rss} KiB (limit {HOSTILE_RSS_KIB} KiB)"
+    );
+}
+
+#[test]
+fn sss_survives_a_server_flooding_100_continue() {
+    flood_in_sss(FloodKind::Continue);
+}
+
+#[test]
+fn sss_survives_a_server_flooding_chunk_extensions() {
+    flood_in_sss(FloodKind::ChunkExtensions);
+}
+
+#[test]
+fn sss_survives_a_server_flooding_trailers() {
+    flood_in_sss(FloodKind::Trailers);
+}
+
+/// `latchkey-agent decrypt` against a lone flooding server: a bad-reply error
+/// naming it (not a timeout: the limits end it, not the clock), in bounded memory.
+#[test]
+fn decrypt_names_a_flooding_server_in_bounded_memory() {
+    if !tools() {
+        return;
+    }
+    let tang = Tang::start();
+    let dir = Scratch::new("adv");
+    let adv = save_adv(&tang, &dir);
+    let mut wrong = Vec::new();
+    for kind in [
+        FloodKind::Continue,
+        FloodKind::ChunkExtensions,
+        FloodKind::Trailers,
+    ] {
+        let flood = Flood::start(kind);
+        let cfg = format!(r#"{{"url":"{}","adv":"{}"}}"#, flood.url, adv.display());
+        let jwe = run_with(
+            Command::new("clevis").args(["encrypt", "tang", &cfg]),
+            b"flood secret",
+            Duration::from_secs(20),
+        );
+        assert!(
+            jwe.status.success(),
+            "{}",
+            String::from_utf8_lossy(&jwe.stderr)
+        );
+        let start = std::time::Instant::now();
+        let (out, rss) = run_measured(
+            agent().args(["decrypt", "--timeout", "20", "--deadline", "30"]),
+            &jwe.stdout,
+            Duration::from_secs(60),
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        println!(
+            "{kind:?}: {:.2}s, peak RSS {rss} KiB: {err}",
+            start.elapsed().as_secs_f64()
+        );
+        let named = err.contains(&flood.url) && err.contains("bad reply");
+        if out.status.code() != Some(1) || !out.stdout.is_empty() || !named {
+            wrong.push(format!("{kind:?}: exit {:?}: {err}", out.status.code()));
+        }
+        if rss >= HOSTILE_RSS_KIB {
+            wrong.push(format!("{kind:?}: peak RSS {rss} KiB"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// A FIFO where the local key should be is refused at once (not a regular
+/// file) instead of blocking the agent, and the deadline still holds.
+#[test]
+fn local_key_that_is_a_fifo_is_refused_within_the_deadline() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-fifo");
+    let mut tang = Tang::start();
+    let (img, key) = image(&s, "luks2", "root.img");
+    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    tang.stop();
+    let fifo = s.path("local-boot.key");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let (out, text) = dry_run(
+        &s,
+        &img,
+        &format!(
+            "latchkey.key={} latchkey.deadline=3 latchkey.timeout=1",
+            fifo.display()
+        ),
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "local key: {}: not a regular file (a FIFO)",
+            fifo.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&tang.url), "{text}");
+}
+
+/// A boot partition (for the local key) that never appears does not hold
+/// up the Tang binding: both run inside the same deadline.
+#[test]
+fn missing_boot_partition_does_not_delay_tang() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-noboot");
+    let tang = Tang::start();
+    let (img, key) = image(&s, "luks2", "root.img");
+    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    let (out, text) = dry_run(
+        &s,
+        &img,
+        "latchkey.boot=UUID=4c4b0000-dead-4000-8000-000000000000 latchkey.deadline=15 latchkey.timeout=5",
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("would open with keyslot 1"), "{text}");
+}
+
+/// A LUKS1 image whose keyslot 0 asks for four billion PBKDF2 rounds, the
+/// local key being its passphrase: the derivation (hours) must not keep
+/// Tang from opening keyslot 1, and without Tang it ends at the deadline.
+#[test]
+fn absurd_iterations_on_the_local_key_slot_do_not_hold_up_tang() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-iter");
+    let mut tang = Tang::start();
+    let (img, key) = image(&s, "luks1", "old.img");
+    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    // LUKS1 keyslot 0 starts at byte 208; its iteration count follows `active`.
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[212..216].copy_from_slice(&4_000_000_000u32.to_be_bytes());
+    std::fs::write(&img, bytes).unwrap();
+    let cmdline = |deadline: u32| {
+        format!(
+            "latchkey.key={} latchkey.deadline={deadline} latchkey.timeout=2",
+            key.display()
+        )
+    };
+    let (out, text) = dry_run(&s, &img, &cmdline(20));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("would open with keyslot 1"), "{text}");
+
+    tang.stop();
+    let (out, text) = dry_run(&s, &img, &cmdline(4));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("local key: keyslot 0: key derivation stopped at the deadline"),
+        "{text}"
+    );
+}
+
+/// Two volumes whose keyslots each take 64 MiB of Argon2, both opened by
+/// the local key: the derivations run one after the other, so the agent
+/// never holds two Argon2 memories at once.
+#[test]
+fn argon2_of_two_volumes_runs_one_at_a_time() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-argon2");
+    let argon2 = [
+        "--pbkdf",
+        "argon2id",
+        "--pbkdf-memory",
+        "65536",
+        "--pbkdf-force-iterations",
+        "4",
+        "--pbkdf-parallel",
+        "1",
+    ];
+    let (a, key) = image_with(&s, "luks2", "a.img", &argon2);
+    let (b, key_b) = image_with(&s, "luks2", "b.img", &argon2);
+    // The same passphrase on both.
+    run_ok(
+        Command::new("cryptsetup")
+            .args([
+                "luksAddKey",
+                "-q",
+                "--pbkdf",
+                "argon2id",
+                "--pbkdf-memory",
+                "65536",
+            ])
+            .args([
+                "--pbkdf-force-iterations",
+                "4",
+                "--pbkdf-parallel",
+                "1",
+                "--key-file",
+            ])
+            .arg(&key_b)
+            .arg(&b)
+            .arg(&key),
+    );
+    let cmdline = format!("latchkey.key={} latchkey.deadline=60", key.display());
+    let (out, text, rss) = dry_run_devices(&s, &[&a, &b], &cmdline);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("local key opened keyslot").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        rss < (64 + 40) << 10,
+        "peak RSS {rss} KiB: two 64 MiB Argon2 derivations at once"
+    );
+}
+
+/// A tang binding whose replies wait for `gate`: (scratch, image, its key).
+fn held_back_image(tang: &Tang, gate: &Gate, name: &str) -> (Scratch, PathBuf, PathBuf) {
+    let s = Scratch::new("agent-held");
+    let adv = save_adv(tang, &s);
+    let relay = Relay::start(tang.port, gate.clone());
+    let (img, key) = image(&s, "luks2", name);
+    let cfg = format!(r#"{{"url":"{}","adv":"{}"}}"#, relay.url, adv.display());
+    bind(&img, &key, "tang", &cfg);
+    (s, img, key)
+}
+
+/// The console prompt is up when Tang answers: the prompt is withdrawn and
+/// the agent leaves the terminal as it found it, echo on.
+#[test]
+fn console_prompt_is_withdrawn_when_tang_answers() {
+    if !tools() {
+        return;
+    }
+    let tang = Tang::start();
+    let gate = Gate::default();
+    let (s, img, _) = held_back_image(&tang, &gate, "root.img");
+    let mut pty = Pty::new();
+    let line = s.path("cmdline");
+    std::fs::write(
+        &line,
+        "latchkey.prompt-delay=0 latchkey.deadline=40 latchkey.timeout=30",
+    )
+    .unwrap();
+    let mut child = agent()
+        .args([
+            "unlock",
+            "--dry-run",
+            "--crypttab",
+            "/nonexistent",
+            "--console",
+        ])
+        .arg(&pty.path)
+        .arg("--cmdline")
+        .arg(&line)
+        .arg("--device")
+        .arg(&img)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    pty.expect("Please enter passphrase for disk luks-");
+    assert!(!pty.echo(), "echo is off while the prompt is up");
+    gate.open();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("the agent did not finish once Tang answered");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(s.path("stderr")).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("would open with keyslot 1 (clevis token 0 (keyslot 1))"),
+        "{text}"
+    );
+    assert!(pty.echo(), "the agent left the terminal with echo off");
+}
+
+/// Two volumes, one console: B's prompt waits behind A's; when A opens by
+/// Tang, A's prompt is withdrawn and B's takes the console.
+#[test]
+fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
+    use latchkey_agent::console::Console;
+    use latchkey_agent::deadline::Deadline;
+    use latchkey_agent::engine::{self, Ctx, LocalKey, NetGate};
+    use latchkey_agent::kmsg_log::Log;
+    use latchkey_agent::volumes::Volume;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    if !tools() {
+        return;
+    }
+    let tang = Tang::start();
+    let gate = Gate::default();
+    let (_sa, a, _) = held_back_image(&tang, &gate, "a.img");
+    let sb = Scratch::new("agent-b");
+    let (b, b_key) = image(&sb, "luks2", "b.img");
+    let volume = |path: &Path, name: &str| {
+        let header = latchkey_luks::Header::read(&mut std::fs::File::open(path).unwrap()).unwrap();
+        Arc::new(Volume {
+            name: name.into(),
+            path: path.to_owned(),
+            dev: latchkey_sys::dm::DevId { major: 0, minor: 0 },
+            sectors: 32 << 11,
+            header,
+            options: vec![],
+        })
+    };
+    let mut pty = Pty::new();
+    let now = Instant::now();
+    let log = Arc::new(Log::memory(now, true));
+    let ctx = Arc::new(Ctx {
+        log: log.clone(),
+        net: NetGate::new(
+            Box::new(|| Ok(())),
+            Deadline::after(now, Duration::from_secs(60)),
+            NetGate::backoff(),
+            log.clone(),
+        ),
+        local_key: LocalKey::new(Box::new(|| Ok(None))),
+        deadline: now + Duration::from_secs(60),
+        timeout: Duration::from_secs(50),
+        prompt_at: now,
+        console: Console::open_path(&pty.path),
+        limits: latchkey_luks::Limits::new(1 << 20),
+    });
+    let race = |vol: Arc<Volume>| {
+        let ctx = ctx.clone();
+        std::thread::spawn(move || engine::race(vol, ctx).map(|o| o.method))
+    };
+    let race_a = race(volume(&a, "a"));
+    pty.expect("Please enter passphrase for disk a (");
+    let race_b = race(volume(&b, "b"));
+    // B has nothing automatic to try: it wants the console now, and waits.
+    std::thread::sleep(Duration::from_millis(500));
+    gate.open();
+    assert_eq!(
+        race_a.join().unwrap().unwrap(),
+        "clevis token 0 (keyslot 1)"
+    );
+    pty.expect("Please enter passphrase for disk b (");
+    let pass = std::fs::read_to_string(&b_key).unwrap();
+    pty.type_in(&format!("{pass}\n"));
+    assert_eq!(race_b.join().unwrap().unwrap(), "console passphrase");
+    assert!(pty.echo());
+}
+
+/// The same device given twice (here the same image under two paths) is
+/// opened once; the second is refused, naming the first.
+#[test]
+fn one_device_given_twice_is_opened_once() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-twice");
+    let (img, key) = image(&s, "luks2", "root.img");
+    let link = s.path("also-root.img");
+    std::os::unix::fs::symlink(&img, &link).unwrap();
+    let cmdline = format!("latchkey.key={} latchkey.deadline=10", key.display());
+    let (out, text, _) = dry_run_devices(&s, &[&img, &link], &cmdline);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("would open with keyslot 0").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{} has the same LUKS UUID as {}",
+            link.display(),
+            img.display()
+        )),
+        "{text}"
+    );
 }

@@ -48,6 +48,15 @@ fn truncated_and_garbled_jwe() {
     assert!(err.contains("JWE has no ciphertext"), "{err}");
     let err = fails("not a jwe at all", &[]);
     assert!(err.contains("JWE"), "{err}");
+    let err = fails("garbage\n", &[]);
+    assert!(
+        err.contains(
+            "not a JWE: expected a compact JWE (five base64url parts separated by dots, as \
+             clevis encrypt writes) or the JSON of a LUKS2 clevis token (as cryptsetup token \
+             export writes), found 7 bytes of text with no dots"
+        ),
+        "{err}"
+    );
     let err = fails("", &[]);
     assert!(err.contains("no JWE on stdin"), "{err}");
     // A protected header that is not base64url JSON.

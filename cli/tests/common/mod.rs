@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -119,51 +119,6 @@ pub fn hanging_server() -> String {
         }
     });
     url
-}
-
-/// The advertisement of `tang` saved to a file (what clevis's `"adv"` config names).
-pub fn save_adv(tang: &Tang, dir: &Scratch) -> PathBuf {
-    // tang runs behind socat, one process per connection; under load a connection is
-    // now and then reset before the reply, so a few attempts are allowed.
-    let body = (0..5)
-        .find_map(|attempt| {
-            if attempt > 0 {
-                thread::sleep(Duration::from_millis(100));
-            }
-            fetch_adv_once(tang.port)
-                .map_err(|e| eprintln!("GET /adv from tang, attempt {attempt}: {e}"))
-                .ok()
-        })
-        .expect("tang never answered GET /adv");
-    let path = dir.path("adv.jws");
-    std::fs::write(&path, body).unwrap();
-    path
-}
-
-fn fetch_adv_once(port: u16) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.write_all(b"GET /adv HTTP/1.1\r\nHost: x\r\n\r\n")?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf)?;
-        all.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&all).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| std::io::Error::other(format!("no Content-Length in {head:?}")))?;
-            if body.len() >= len {
-                return Ok(body[..len].to_owned());
-            }
-        }
-        if n == 0 {
-            return Err(std::io::Error::other("tang closed during /adv"));
-        }
-    }
 }
 
 /// `latchkey luks ARGS` with `input` on stdin.

@@ -46,6 +46,11 @@ enum Answer {
 /// Why a tpm2 binding fails in a program that has no TPM access.
 const NO_TPM: &str = "this program was built without TPM support";
 
+/// Stack of a request's thread: a TCP exchange (TLS perhaps) and a P-521
+/// multiplication. The agent runs with memory locked, where a whole stack
+/// is resident; the 2 MiB default would be most of its memory.
+const REQUEST_STACK: usize = 512 * 1024;
+
 struct Outstanding {
     url: String,
     cancel: Cancel,
@@ -82,21 +87,29 @@ pub fn drive_with(
             },
         );
         outcomes.push((req.id, req.url.clone(), None));
-        let tx = tx.clone();
+        let report = tx.clone();
         let opts = opts.clone();
         let req = req.clone();
-        thread::spawn(move || {
-            let result = req.body().map_err(Error::from).and_then(|body| {
-                let r = Request {
-                    method: "POST",
-                    url: &rec_url,
-                    body: Some(("application/jwk+json", &body)),
-                };
-                transport::send(&r, &opts, &cancel, worker_deadline)
+        let (id, url) = (req.id, req.url.clone());
+        let started = thread::Builder::new()
+            .name(format!("tang {}", req.url))
+            .stack_size(REQUEST_STACK)
+            .spawn(move || {
+                let result = req.body().map_err(Error::from).and_then(|body| {
+                    let r = Request {
+                        method: "POST",
+                        url: &rec_url,
+                        body: Some(("application/jwk+json", &body)),
+                    };
+                    transport::send(&r, &opts, &cancel, worker_deadline)
+                });
+                // The receiver is gone once a verdict is reached; the result is moot then.
+                let _ = report.send((req.id, Answer::Rec(result)));
             });
-            // The receiver is gone once a verdict is reached; the result is moot then.
-            let _ = tx.send((req.id, Answer::Rec(result)));
-        });
+        if let Err(e) = started {
+            let source = std::io::Error::new(e.kind(), format!("starting a thread: {e}"));
+            let _ = tx.send((id, Answer::Rec(Err(Error::Io { url, source }))));
+        }
     }
     // The TPM steps need no network: one thread runs them in turn (a TPM does one
     // command at a time anyway) while the Tang requests are out.
@@ -113,18 +126,27 @@ pub fn drive_with(
             );
             outcomes.push((req.id, what, None));
         }
-        let tx = tx.clone();
-        thread::spawn(move || {
-            for req in unseals {
-                let result = match &tpm {
-                    Some(t) => t.unseal(&req.binding, worker_deadline),
-                    None => Err(NO_TPM.to_owned()),
-                };
-                if tx.send((req.id, Answer::Unsealed(result))).is_err() {
-                    return;
+        let report = tx.clone();
+        let ids: Vec<RequestId> = unseals.iter().map(|r| r.id).collect();
+        let started = thread::Builder::new()
+            .name("tpm2 unseal".into())
+            .stack_size(REQUEST_STACK)
+            .spawn(move || {
+                for req in unseals {
+                    let result = match &tpm {
+                        Some(t) => t.unseal(&req.binding, worker_deadline),
+                        None => Err(NO_TPM.to_owned()),
+                    };
+                    if report.send((req.id, Answer::Unsealed(result))).is_err() {
+                        return;
+                    }
                 }
+            });
+        if let Err(e) = started {
+            for id in ids {
+                let _ = tx.send((id, Answer::Unsealed(Err(format!("starting a thread: {e}")))));
             }
-        });
+        }
     }
     // Each request costs two scalar multiplications: e·G for its body (on its worker, which
     // sends it at once) and e·S to unblind the reply. This thread computes the e·S terms,

@@ -68,12 +68,12 @@ pub enum Error {
         /// The HTTP status code.
         status: u16,
     },
-    /// The reply is not well-formed HTTP, or its body is not what Tang sends.
+    /// The reply is not well-formed HTTP, or exceeds a limit of [`crate::http`].
     BadReply {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
-        reason: String,
+        reason: crate::http::Invalid,
     },
     /// The request was abandoned because the answer was no longer needed.
     Cancelled {

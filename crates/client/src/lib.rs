@@ -40,7 +40,7 @@
 
 mod decrypt;
 mod error;
-mod http;
+pub mod http;
 mod options;
 mod tls;
 mod transport;

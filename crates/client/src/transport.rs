@@ -1,10 +1,10 @@
 //! One HTTP exchange over a fresh connection, and the retry loop around it.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::http::{self, Reader, Response};
+use crate::http::{self, Response, ResponseParser};
 use crate::url::{Scheme, Url};
 use crate::{Cancel, Error, Options};
 
@@ -123,7 +123,69 @@ fn exchange(
         .write_all(&bytes)
         .and_then(|()| stream.flush())
         .map_err(|e| tls_or(url, e, io_err))?;
-    Reader::new(&mut stream, &mut set_timeout, end, budget, url).response()
+    read_response(&mut stream, &mut set_timeout, end, budget, url)
+}
+
+/// Reads one response, resetting the read timeout before every read so that
+/// the whole reply must arrive by `deadline`, not merely each packet. Bytes
+/// the parser consumed are dropped at once: what is held is one unparsed
+/// head or line at most, plus the body.
+pub(crate) fn read_response(
+    io: &mut impl Read,
+    set_timeout: &mut dyn FnMut(Duration) -> io::Result<()>,
+    deadline: Instant,
+    timeout: Duration,
+    url: &str,
+) -> Result<Response, Error> {
+    let mut parser = ResponseParser::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut eof = false;
+    loop {
+        let step = parser
+            .advance(&buf, eof)
+            .map_err(|reason| Error::BadReply {
+                url: url.to_owned(),
+                reason,
+            })?;
+        if let Some(r) = step.response {
+            return Ok(r);
+        }
+        buf.drain(..step.consumed);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timed_out = || Error::Timeout {
+            url: url.to_owned(),
+            after: timeout,
+            during: "waiting for the reply",
+        };
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        set_timeout(left).map_err(|e| Error::Io {
+            url: url.to_owned(),
+            source: e,
+        })?;
+        match io.read(&mut chunk) {
+            Ok(0) => eof = true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            Err(e) => {
+                let other = |e| Error::Io {
+                    url: url.to_owned(),
+                    source: e,
+                };
+                return Err(tls_or(url, e, other));
+            }
+        }
+    }
 }
 
 /// TLS failures come out of rustls' `Read`/`Write` as `InvalidData`.
@@ -196,4 +258,71 @@ fn connect(
             during: "connecting",
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its data in small pieces, then blocks (like tangd, it never closes)
+    /// unless `eof` is set.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        eof: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.data.len() {
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
+            let n = out.len().min(7).min(self.data.len() - self.at);
+            out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn read(data: &[u8], eof: bool) -> Result<Response, Error> {
+        let mut set = |_: Duration| Ok(());
+        let mut io = Trickle {
+            data: data.to_vec(),
+            at: 0,
+            eof,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        read_response(
+            &mut io,
+            &mut set,
+            deadline,
+            Duration::from_secs(5),
+            "http://t",
+        )
+    }
+
+    #[test]
+    fn a_reply_in_small_pieces() {
+        let r = read(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{\"a\"}",
+            false,
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"a\"}"[..]));
+    }
+
+    #[test]
+    fn short_body_is_a_timeout_or_an_error() {
+        let e = read(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", false).unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        let e = read(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "http://t: bad reply: connection closed after 3 of 10 body bytes"
+        );
+    }
 }

@@ -98,6 +98,35 @@ pub enum Error {
         /// The caller's limit, KiB.
         limit_kib: u64,
     },
+    /// The derivation was abandoned: its deadline passed, or the caller
+    /// cancelled it ([`crate::Limits`]).
+    #[error("keyslot {slot}: key derivation {reason}")]
+    KdfStopped {
+        /// Keyslot number.
+        slot: u32,
+        /// Deadline or cancellation.
+        reason: crate::Stop,
+    },
+    /// Argon2 cannot be interrupted, so one that would not finish before the
+    /// deadline is not started.
+    #[error(
+        "keyslot {slot}: Argon2 with {passes} passes over {memory_kib} KiB would take about {:.1}s, \
+         more than the {:.1}s left before the deadline",
+        estimate.as_secs_f64(),
+        left.as_secs_f64()
+    )]
+    KdfTooSlow {
+        /// Keyslot number.
+        slot: u32,
+        /// Time cost from the header.
+        passes: u32,
+        /// Memory cost from the header, KiB.
+        memory_kib: u32,
+        /// What this machine would need, from a measurement of its Argon2 speed.
+        estimate: std::time::Duration,
+        /// Time left before the deadline.
+        left: std::time::Duration,
+    },
     /// Argon2 or PBKDF2 refused its parameters.
     #[error("keyslot {slot}: key derivation failed: {reason}")]
     Kdf {

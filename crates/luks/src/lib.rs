@@ -29,7 +29,7 @@
 //!   inactive keyslots. [`luksmeta`] is the one model of the LUKSMeta format,
 //!   which writers encode with too.
 //! * [`unlock`]`(&hdr, &mut dev, passphrase, slot, &limits) -> Result<Unlocked, Error>`:
-//!   PBKDF2 or Argon2i/id (memory capped by [`Limits`]), keyslot area
+//!   PBKDF2 or Argon2i/id (memory, deadline and cancellation in [`Limits`]), keyslot area
 //!   decryption (AES XTS/CBC/ECB with plain, plain64 or ESSIV IVs), AF merge,
 //!   constant-time digest check. [`Unlocked`] carries the opened keyslot, the
 //!   [`VolumeKey`] and the [`DmParams`] for the dm-crypt table;
@@ -68,4 +68,4 @@ pub use model::{
     HeaderCopy, HeaderHealth, Kdf, Keyslot, Priority, Segment, Token, Version,
 };
 pub use secret::VolumeKey;
-pub use unlock::{Limits, Unlocked, unlock};
+pub use unlock::{ARGON2_MAX_MEMORY_KIB, Limits, Stop, Unlocked, unlock};

@@ -7,26 +7,47 @@ use crate::model::{DmParams, Keyslot, Priority};
 use crate::secret::VolumeKey;
 use crate::{Error, af, kdf};
 use std::io::{Read, Seek};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// Resource limits for key derivation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Cryptsetup's largest Argon2 memory cost (`crypt_pbkdf_get_limits`): 4 GiB.
+/// A keyslot asking for more was not made by cryptsetup and is refused.
+pub const ARGON2_MAX_MEMORY_KIB: u64 = 4 * 1024 * 1024;
+
+/// What key derivation may cost: memory, and time.
+///
+/// PBKDF2 (keyslots and digests) looks at the deadline and the cancel flag
+/// every few hundred microseconds and stops with [`Error::KdfStopped`].
+/// Argon2 cannot be interrupted: it runs one at a time in the process (each
+/// may take half of the available memory), and one that would not finish
+/// before the deadline is not started ([`Error::KdfTooSlow`]).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Limits {
     /// Largest Argon2 memory cost to run, in KiB. A keyslot asking for more
-    /// fails with [`Error::MemoryLimit`] instead of exhausting memory.
+    /// (or for more than [`ARGON2_MAX_MEMORY_KIB`]) fails with
+    /// [`Error::MemoryLimit`] instead of exhausting memory.
     pub max_memory_kib: u64,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Limits {
-    /// Allow Argon2 up to `max_memory_kib` KiB.
+    /// Allow Argon2 up to `max_memory_kib` KiB, with no deadline.
     pub fn new(max_memory_kib: u64) -> Limits {
-        Limits { max_memory_kib }
+        Limits {
+            max_memory_kib,
+            deadline: None,
+            cancel: None,
+        }
     }
 
-    /// Limits from the text of `/proc/meminfo`: `MemAvailable` (or `MemFree`
-    /// on kernels without it). `None` if neither line is there.
+    /// Limits from the text of `/proc/meminfo`: half of `MemAvailable` (or
+    /// of `MemFree` on kernels without it), as cryptsetup allows itself on a
+    /// machine without swap. `None` if neither line is there.
     pub fn from_meminfo(meminfo: &str) -> Option<Limits> {
         let field = |name: &str| {
             meminfo.lines().find_map(|l| {
@@ -36,7 +57,71 @@ impl Limits {
         };
         field("MemAvailable")
             .or_else(|| field("MemFree"))
-            .map(Limits::new)
+            .map(|kib| Limits::new(kib / 2))
+    }
+
+    /// The same limits, with derivations stopped at `deadline`.
+    pub fn until(mut self, deadline: Instant) -> Limits {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The same limits, with derivations stopped once `flag` is set.
+    pub fn cancelled_by(mut self, flag: Arc<AtomicBool>) -> Limits {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Why derivation must stop now, if it must.
+    pub(crate) fn stop(&self) -> Option<Stop> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            Some(Stop::Cancelled)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Stop::Deadline)
+        } else {
+            None
+        }
+    }
+
+    /// `Err(KdfStopped)` if derivation for `slot` must stop now.
+    pub(crate) fn check(&self, slot: u32) -> Result<(), Error> {
+        match self.stop() {
+            Some(reason) => Err(Error::KdfStopped { slot, reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Time left before the deadline; `None` without one.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Why a key derivation was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The caller's deadline passed.
+    Deadline,
+    /// The caller no longer needs the result.
+    Cancelled,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stop::Deadline => "stopped at the deadline",
+            Stop::Cancelled => "cancelled",
+        })
     }
 }
 
@@ -83,6 +168,7 @@ impl Unlocked {
 /// first, then `Normal`, each in numeric order; `Ignore` slots only when
 /// named. When no slot opens, the first error other than a wrong passphrase
 /// (e.g. [`Error::MemoryLimit`]) is returned, else [`Error::PassphraseRejected`].
+/// A derivation stopped by `limits` ([`Error::KdfStopped`]) ends the search at once.
 pub fn unlock<R: Read + Seek>(
     hdr: &Header,
     dev: &mut R,
@@ -117,6 +203,7 @@ pub fn unlock<R: Read + Seek>(
         match try_keyslot(hdr, dev, ks, passphrase, limits) {
             Ok(Some(u)) => return Ok(u),
             Ok(None) => {}
+            Err(e @ Error::KdfStopped { .. }) => return Err(e),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -167,7 +254,7 @@ fn try_keyslot<R: Read + Seek>(
     let mut material = Zeroizing::new(read_at(dev, ks.area_offset, len, "keyslot material")?);
     spec.decrypt_sectors(&area_key, &mut material)?;
     let key = af::merge(&material, ks.key_size, ks.af_stripes, ks.af_hash);
-    if !digest_matches(digest, &key) {
+    if !digest_matches(digest, &key, ks.id, limits)? {
         return Ok(None);
     }
     let dm = hdr.dm_params(segment, key.len());
@@ -178,26 +265,49 @@ fn try_keyslot<R: Read + Seek>(
     }))
 }
 
-fn digest_matches(d: &Digest, key: &[u8]) -> bool {
+/// The digest's iterations come from the header too, so they are bounded
+/// like the keyslot's.
+fn digest_matches(d: &Digest, key: &[u8], slot: u32, limits: &Limits) -> Result<bool, Error> {
     let mut out = Zeroizing::new(vec![0u8; d.value.len()]);
-    d.hash.pbkdf2(key, &d.salt, d.iterations, &mut out);
-    bool::from(out.ct_eq(&d.value))
+    d.hash
+        .pbkdf2(key, &d.salt, d.iterations, &mut out, &|| {
+            limits.stop().is_some()
+        })
+        .map_err(|_| Error::KdfStopped {
+            slot,
+            reason: limits.stop().unwrap_or(Stop::Deadline),
+        })?;
+    Ok(bool::from(out.ct_eq(&d.value)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Limits;
+    use super::*;
 
     #[test]
-    fn limits_from_meminfo() {
+    fn limits_from_meminfo_take_half_of_what_is_available() {
+        let mem = |text: &str| Limits::from_meminfo(text).map(|l| l.max_memory_kib);
         let text =
             "MemTotal:       24684408 kB\nMemFree:        1000 kB\nMemAvailable:   24123456 kB\n";
-        assert_eq!(Limits::from_meminfo(text), Some(Limits::new(24_123_456)));
+        assert_eq!(mem(text), Some(12_061_728));
+        assert_eq!(mem("MemFree:  77 kB\n"), Some(38));
+        assert_eq!(mem("MemAvailableX: 5 kB\n"), None);
+        assert_eq!(mem(""), None);
+    }
+
+    #[test]
+    fn stop_reasons() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let l = Limits::new(1).until(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(l.stop(), None);
+        let l = l.cancelled_by(flag.clone());
+        flag.store(true, Ordering::Relaxed);
+        assert_eq!(l.stop(), Some(Stop::Cancelled));
+        let past = Limits::new(1).until(Instant::now());
+        assert_eq!(past.stop(), Some(Stop::Deadline));
         assert_eq!(
-            Limits::from_meminfo("MemFree:  77 kB\n"),
-            Some(Limits::new(77))
+            past.check(3).unwrap_err().to_string(),
+            "keyslot 3: key derivation stopped at the deadline"
         );
-        assert_eq!(Limits::from_meminfo("MemAvailableX: 5 kB\n"), None);
-        assert_eq!(Limits::from_meminfo(""), None);
     }
 }

@@ -94,6 +94,12 @@ fn luks2_sample_both_copies_damaged_is_an_error() {
         }
         other => panic!("expected NoValidHeader, got {:?}", other.map(|_| ())),
     }
+    // A device cut inside the primary header: each copy's own reason.
+    assert_eq!(
+        Header::from_bytes(&LUKS2[..600]).err().unwrap().to_string(),
+        "no valid LUKS2 header: primary: device too short: LUKS2 binary header lies beyond \
+         its end; secondary: no LUKS2 magic"
+    );
 }
 
 #[test]
@@ -194,4 +200,42 @@ fn luks1_sample_luksmeta_crc_is_checked() {
         Header::from_bytes(&img),
         Err(Error::LuksMetaChecksum { what }) if what == "header"
     ));
+}
+
+/// Costs from the header are hostile input: four billion PBKDF2 rounds in a
+/// keyslot, or in the volume key digest, end at the caller's deadline; the
+/// search over keyslots ends there too instead of moving on.
+#[test]
+fn luks1_sample_with_absurd_iterations_stops_at_the_deadline() {
+    let slot0_iterations = 208 + 4;
+    let digest_iterations = 164;
+    let pass0 = data("luks1/initial-slot0.passphrase");
+    for (offset, slot) in [
+        (slot0_iterations, Some(0)),
+        (slot0_iterations, None),
+        (digest_iterations, Some(0)),
+    ] {
+        let mut img = LUKS1.to_vec();
+        img[offset..offset + 4].copy_from_slice(&4_000_000_000u32.to_be_bytes());
+        let h = Header::from_bytes(&img).unwrap();
+        let start = std::time::Instant::now();
+        let limits = limits().until(start + std::time::Duration::from_millis(300));
+        let e = unlock(&h, &mut Cursor::new(&img), pass0.as_bytes(), slot, &limits)
+            .err()
+            .unwrap();
+        println!(
+            "offset {offset}, slot {slot:?}: {e} after {:?}",
+            start.elapsed()
+        );
+        assert!(
+            matches!(
+                e,
+                Error::KdfStopped {
+                    slot: 0,
+                    reason: latchkey_luks::Stop::Deadline
+                }
+            ),
+            "{e}"
+        );
+    }
 }

@@ -21,6 +21,16 @@ pub enum Error {
         /// The parser's message.
         reason: String,
     },
+    /// The input is not a JWE in any form clevis writes.
+    #[error(
+        "not a JWE: expected a compact JWE (five base64url parts separated by dots, as clevis \
+         encrypt writes) or the JSON of a LUKS2 clevis token (as cryptsetup token export \
+         writes), found {found}"
+    )]
+    NotJwe {
+        /// What the input looks like (described, never quoted).
+        found: String,
+    },
     /// A required member is absent.
     #[error("{what} has no {field}")]
     Missing {

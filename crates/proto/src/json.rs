@@ -22,7 +22,25 @@ pub(crate) fn parse(bytes: &[u8], what: &str) -> Result<Value> {
 
 pub(crate) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
     v.as_object()
-        .ok_or_else(|| invalid(what, "document", "not a JSON object"))
+        .ok_or_else(|| expected(what, "document", "a JSON object", v))
+}
+
+/// What kind of JSON value `v` is, for "expected …, found …" messages (the
+/// value itself is not quoted: it may be long, or secret).
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `{what} has an invalid {field}: expected {want}, found {kind of v}`.
+pub(crate) fn expected(what: &str, field: &str, want: &str, v: &Value) -> Error {
+    invalid(what, field, format!("expected {want}, found {}", kind(v)))
 }
 
 /// Follows a dotted path; `None` if any step is absent.
@@ -35,9 +53,9 @@ pub(crate) fn req<'a>(v: &'a Value, what: &str, path: &str) -> Result<&'a Value>
 }
 
 pub(crate) fn req_str<'a>(v: &'a Value, what: &str, path: &str) -> Result<&'a str> {
-    req(v, what, path)?
-        .as_str()
-        .ok_or_else(|| invalid(what, path, "not a string"))
+    let v = req(v, what, path)?;
+    v.as_str()
+        .ok_or_else(|| expected(what, path, "a string", v))
 }
 
 #[cfg(test)]

@@ -64,10 +64,43 @@ impl Jwe {
                 reason: "empty".into(),
             });
         }
+        if text.starts_with('[') {
+            if let Ok(v) = serde_json::from_str::<Value>(text) {
+                return Err(Error::NotJwe {
+                    found: format!("JSON that is {}", json::kind(&v)),
+                });
+            }
+        }
         if text.starts_with('{') {
-            return Jwe::from_json(&json::parse(text.as_bytes(), WHAT)?);
+            let v = json::parse(text.as_bytes(), WHAT)?;
+            if let Some(obj) = v.as_object() {
+                if !obj.contains_key("protected") && !obj.contains_key("jwe") {
+                    let mut names: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();
+                    if obj.len() > 5 {
+                        names[5] = "…";
+                    }
+                    return Err(Error::NotJwe {
+                        found: match names.is_empty() {
+                            true => "an empty JSON object".into(),
+                            false => format!("a JSON object with members {}", names.join(", ")),
+                        },
+                    });
+                }
+            }
+            return Jwe::from_json(&v);
         }
         let parts: Vec<&str> = text.split('.').collect();
+        // A compact JWE starts with the base64url of `{"`; text that does not
+        // is something else, not a JWE cut short. It is described, not
+        // quoted: it may be a secret piped here by mistake.
+        if parts.len() < PARTS.len() && !text.starts_with("eyJ") {
+            return Err(Error::NotJwe {
+                found: match parts.len() {
+                    1 => format!("{} bytes of text with no dots", text.len()),
+                    n => format!("{} bytes of text in {n} dot-separated parts", text.len()),
+                },
+            });
+        }
         if parts.len() < PARTS.len() {
             return Err(missing(WHAT, PARTS[parts.len()]));
         }

@@ -136,14 +136,14 @@ impl Jwk {
         let kty = json::req_str(v, WHAT, "kty")?;
         if let Some(a) = obj.get("alg") {
             a.as_str()
-                .ok_or_else(|| invalid(WHAT, "alg", "not a string"))?;
+                .ok_or_else(|| json::expected(WHAT, "alg", "a string", a))?;
         }
         if let Some(ops) = obj.get("key_ops") {
             let ok = ops
                 .as_array()
                 .is_some_and(|a| a.iter().all(Value::is_string));
             if !ok {
-                return Err(invalid(WHAT, "key_ops", "not an array of strings"));
+                return Err(json::expected(WHAT, "key_ops", "an array of strings", ops));
             }
         }
         let private_name = match kty {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::b64;
 use crate::curve::Curve;
-use crate::error::{Error, Result, invalid, missing};
+use crate::error::{Error, Result, missing};
 use crate::json;
 use crate::jwk::{Jwk, ThpHash};
 
@@ -67,7 +67,7 @@ fn parse_sig(obj: &Value, payload_b64: &str, what: &str) -> Result<Sig> {
     json::object(&header, "JWS protected header")?;
     let alg = match json::get(&header, "alg").or_else(|| json::get(obj, "header.alg")) {
         Some(Value::String(a)) => a.clone(),
-        Some(_) => return Err(invalid(what, "alg", "not a string")),
+        Some(v) => return Err(json::expected(what, "alg", "a string", v)),
         None => return Err(missing(what, "alg")),
     };
     let signature = b64::decode_named(json::req_str(obj, what, "signature")?, "JWS signature")?;
@@ -121,7 +121,7 @@ pub fn verify_advertisement(body: &[u8]) -> Result<Advertisement> {
             .iter()
             .map(|s| parse_sig(s, payload_b64, "JWS signature"))
             .collect::<Result<Vec<_>>>()?,
-        Some(_) => return Err(invalid(WHAT, "signatures", "not an array")),
+        Some(v) => return Err(json::expected(WHAT, "signatures", "an array", v)),
         None => vec![parse_sig(&jws, payload_b64, WHAT)?],
     };
     if sigs.is_empty() {
@@ -134,7 +134,14 @@ pub fn verify_advertisement(body: &[u8]) -> Result<Advertisement> {
             .iter()
             .map(Jwk::from_value)
             .collect::<Result<Vec<_>>>()?,
-        _ => return Err(invalid("advertisement payload", "keys", "not an array")),
+        v => {
+            return Err(json::expected(
+                "advertisement payload",
+                "keys",
+                "an array",
+                v,
+            ));
+        }
     };
     let adv = Advertisement { payload, keys };
     let verify_keys = adv.signing_keys();

@@ -250,7 +250,7 @@ fn sss_shares_follow_the_config_order_as_written() {
     assert_eq!(pins(&sorted), ["null", "sss", "tang"]);
     assert!(matches!(
         pin::encrypt_json("sss", "{", b"x", true, &mut io, &mut rng()),
-        Err(Error::Json { .. })
+        Err(Error::Config { .. })
     ));
 }
 

@@ -375,3 +375,95 @@ fn bad_epks_are_refused_before_any_request() {
     let oct = tang_reencrypted(|h| h["epk"] = json!({"kty": "oct", "k": "AAAA"}));
     assert!(matches!(new_err(&oct), Error::Unsupported { .. }));
 }
+
+/// Input that is no JWE at all says what was expected and describes what
+/// was found without quoting it (it may be a secret piped by mistake).
+#[test]
+fn not_a_jwe_says_what_was_expected_and_what_was_found() {
+    let expected = "not a JWE: expected a compact JWE (five base64url parts separated by dots, \
+                    as clevis encrypt writes) or the JSON of a LUKS2 clevis token (as cryptsetup \
+                    token export writes), found ";
+    for (input, found) in [
+        ("garbage\n", "7 bytes of text with no dots"),
+        (
+            "my secret.passphrase",
+            "20 bytes of text in 2 dot-separated parts",
+        ),
+        (
+            r#"{"type":"luks2","keyslots":{}}"#,
+            "a JSON object with members keyslots, type",
+        ),
+        ("{}", "an empty JSON object"),
+        ("[1,2]", "JSON that is an array"),
+    ] {
+        let e = new_err(input);
+        assert_eq!(e.to_string(), format!("{expected}{found}"), "{input:?}");
+        assert!(!e.to_string().contains("secret"));
+    }
+    // What is recognisably a JWE, cut short, names the missing part.
+    let t = text("jwe/tang.jwe");
+    assert_eq!(
+        new_err(&t[..t.find('.').unwrap()]).to_string(),
+        "JWE has no encrypted_key"
+    );
+}
+
+/// Pin configs: each mistake names the pin, the member, what was expected
+/// and what was found.
+#[test]
+fn config_mistakes_say_what_was_expected() {
+    let encrypt = |pin: &str, cfg: &str| {
+        latchkey_proto::pin::encrypt_json(pin, cfg, b"x", true, &mut Io::samples(), &mut rng())
+            .unwrap_err()
+            .to_string()
+    };
+    for (pin, cfg, want) in [
+        (
+            "tang",
+            "http://tang.example",
+            r#"tang pin config: CONFIG is not JSON (expected value at line 1 column 1); expected an object such as {"url":"http://tang.example"}"#,
+        ),
+        (
+            "tang",
+            r#"[{"url":"http://a"}]"#,
+            "tang pin config has an invalid document: expected a JSON object, found an array",
+        ),
+        (
+            "tang",
+            r#"{"url":80}"#,
+            "tang pin config has an invalid url: expected a string, found a number",
+        ),
+        (
+            "tang",
+            r#"{"url":"http://a","adv":{"keys":[]}}"#,
+            "tang pin config adv: not a Tang advertisement (a JWS as GET /adv returns): JWS has no payload",
+        ),
+        (
+            "tang",
+            r#"{"url":"http://a","adv":"/no/such/file"}"#,
+            "tang pin config adv: no such file",
+        ),
+        (
+            "sss",
+            r#"{"t":"2","pins":{"null":[{},{}]}}"#,
+            "sss pin config has an invalid t: expected an integer ≥ 1, found a string",
+        ),
+        (
+            "sss",
+            r#"{"t":1,"pins":["null"]}"#,
+            "sss pin config has an invalid pins: expected an object of pin names, found an array",
+        ),
+        (
+            "sss",
+            r#"{"t":1,"pins":{"null":true}}"#,
+            "sss pin config has an invalid pins.null: expected a pin config (an object) or an array of them, found a boolean",
+        ),
+        (
+            "null",
+            r#"{"fail":"yes"}"#,
+            "null pin config has an invalid fail: expected a boolean, found a string",
+        ),
+    ] {
+        assert_eq!(encrypt(pin, cfg), want, "{pin} {cfg}");
+    }
+}

@@ -103,6 +103,57 @@ pub fn block_devices_in(root: &Path) -> Result<Vec<BlockDevice>> {
     Ok(out)
 }
 
+/// A device-mapper mapping, as sysfs shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DmMapping {
+    /// Its name (`/dev/mapper/NAME`).
+    pub name: String,
+    /// Its dm UUID (`CRYPT-LUKS2-…-NAME` when cryptsetup made it); may be empty.
+    pub uuid: String,
+    /// Its own device number.
+    pub dev: DevId,
+    /// The devices its table maps (sysfs `slaves`).
+    pub slaves: Vec<DevId>,
+}
+
+/// Every device-mapper mapping under `/sys/class/block`.
+pub fn dm_mappings() -> Result<Vec<DmMapping>> {
+    dm_mappings_in(Path::new("/sys/class/block"))
+}
+
+/// Every mapping under `root` (a `/sys/class/block`-shaped directory): the
+/// entries with a `dm/name`. Mappings that vanish while being read are
+/// skipped.
+pub fn dm_mappings_in(root: &Path) -> Result<Vec<DmMapping>> {
+    let mut out = Vec::new();
+    for dev in block_devices_in(root)? {
+        let base = root.join(&dev.name);
+        let Ok(name) = read_string(&base.join("dm/name")) else {
+            continue;
+        };
+        let uuid = read_string(&base.join("dm/uuid")).unwrap_or_default();
+        let mut slaves = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(base.join("slaves")) {
+            for e in dir.flatten() {
+                if let Some(d) = read_string(&e.path().join("dev"))
+                    .ok()
+                    .and_then(|s| parse_dev(s.trim()))
+                {
+                    slaves.push(d);
+                }
+            }
+        }
+        slaves.sort_by_key(|d| (d.major, d.minor));
+        out.push(DmMapping {
+            name: name.trim().to_owned(),
+            uuid: uuid.trim().to_owned(),
+            dev: dev.dev,
+            slaves,
+        });
+    }
+    Ok(out)
+}
+
 /// The size in 512-byte sectors of the block device with number `dev`.
 pub fn block_device_sectors(dev: DevId) -> Result<u64> {
     let path = format!("/sys/dev/block/{}:{}/size", dev.major, dev.minor);
@@ -162,6 +213,41 @@ mod tests {
             }
         );
         assert_eq!(l[1].dev_path(), Path::new("/dev/vda1"));
+    }
+
+    #[test]
+    fn fake_sysfs_mappings() {
+        let root = std::env::temp_dir().join(format!("latchkey-sys-dm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dev = |p: &Path, d: &str| {
+            std::fs::create_dir_all(p).unwrap();
+            std::fs::write(p.join("dev"), format!("{d}\n")).unwrap();
+        };
+        dev(&root.join("vda"), "252:0");
+        dev(&root.join("vda2"), "252:2");
+        dev(&root.join("dm-0"), "253:0");
+        std::fs::create_dir_all(root.join("dm-0/dm")).unwrap();
+        std::fs::write(root.join("dm-0/dm/name"), "root\n").unwrap();
+        std::fs::write(root.join("dm-0/dm/uuid"), "CRYPT-LUKS2-0123-root\n").unwrap();
+        std::fs::create_dir_all(root.join("dm-0/slaves")).unwrap();
+        std::os::unix::fs::symlink(root.join("vda2"), root.join("dm-0/slaves/vda2")).unwrap();
+        let m = dm_mappings_in(&root).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            m,
+            vec![DmMapping {
+                name: "root".into(),
+                uuid: "CRYPT-LUKS2-0123-root".into(),
+                dev: DevId {
+                    major: 253,
+                    minor: 0
+                },
+                slaves: vec![DevId {
+                    major: 252,
+                    minor: 2
+                }],
+            }]
+        );
     }
 
     #[test]

@@ -320,9 +320,13 @@ impl Drop for Swtpm {
     }
 }
 
-/// Runs with `input` on stdin; never hangs longer than `limit`.
+/// Runs with `input` on stdin; never hangs longer than `limit`. The child
+/// runs in a process group of its own, killed whole on timeout (so a
+/// wrapper such as GNU time takes its program along).
 pub fn run_with(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,7 +355,12 @@ pub fn run_with(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
             break s;
         }
         if Instant::now() > end {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(format!("-{}", child.id()))
+                .status();
             let _ = child.kill();
+            let _ = child.wait();
             panic!("{cmd:?} did not finish within {limit:?}");
         }
         thread::sleep(Duration::from_millis(5));
@@ -373,4 +382,322 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Where GNU time lives (Debian package `time`); [`run_measured`] needs it.
+pub const GNU_TIME: &str = "/usr/bin/time";
+
+/// Runs like [`run_with`] under GNU time and also returns the child's peak
+/// resident set size in KiB (its `ru_maxrss`, as `wait4` reports it).
+pub fn run_measured(cmd: &Command, input: &[u8], limit: Duration) -> (Output, u64) {
+    let scratch = Scratch::new("rusage");
+    let report = scratch.path("time");
+    let mut timed = Command::new(GNU_TIME);
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        timed.current_dir(d);
+    }
+    let out = run_with(&mut timed, input, limit);
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    // GNU time puts "Command exited with non-zero status N" before the figure.
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{GNU_TIME} wrote no peak RSS: {text:?}"));
+    (out, kib)
+}
+
+/// What a [`Flood`] server sends after the request head, until the client
+/// hangs up: replies that a parser without limits would buffer forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloodKind {
+    /// `HTTP/1.1 100 Continue` heads, one after another.
+    Continue,
+    /// A chunked 200 reply of one-byte chunks, each with a 1000-byte extension.
+    ChunkExtensions,
+    /// A chunked 200 reply whose last chunk is followed by trailer lines.
+    Trailers,
+}
+
+impl FloodKind {
+    fn prefix(self) -> &'static [u8] {
+        match self {
+            FloodKind::Continue => b"",
+            FloodKind::ChunkExtensions => {
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/jwk+json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            }
+            FloodKind::Trailers => {
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/jwk+json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n0\r\n"
+            }
+        }
+    }
+
+    /// A few KiB of the endless part.
+    fn unit(self) -> Vec<u8> {
+        let one: Vec<u8> = match self {
+            FloodKind::Continue => b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(),
+            FloodKind::ChunkExtensions => {
+                format!("1;x={}\r\n{{\r\n", "e".repeat(1000)).into_bytes()
+            }
+            FloodKind::Trailers => format!("X-Pad: {}\r\n", "t".repeat(1000)).into_bytes(),
+        };
+        one.repeat(64 * 1024 / one.len())
+    }
+}
+
+/// Opens once; waiters block until then or their timeout.
+#[derive(Clone, Default)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    /// True once open; false if `limit` passed first.
+    pub fn wait(&self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut open = self.0.0.lock().unwrap();
+        while !*open {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            open = self.0.1.wait_timeout(open, left).unwrap().0;
+        }
+        true
+    }
+}
+
+/// A hostile Tang impostor on 127.0.0.1: reads each request head, then sends
+/// a [`FloodKind`] reply that never ends, until the client hangs up (at most
+/// 8 GiB or two minutes per connection). `hung_up` opens when a client closed
+/// its connection in the middle of the flood.
+pub struct Flood {
+    pub url: String,
+    pub hung_up: Gate,
+    /// Bytes sent, over all connections.
+    pub sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Flood {
+    pub fn start(kind: FloodKind) -> Flood {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let hung_up = Gate::default();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (gate, total) = (hung_up.clone(), sent.clone());
+        // The listener lives as long as the test process; connections end on their own.
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let (gate, total) = (gate.clone(), total.clone());
+                thread::spawn(move || {
+                    if read_head(&mut s).is_none() {
+                        return;
+                    }
+                    let unit = kind.unit();
+                    let end = Instant::now() + Duration::from_secs(120);
+                    let mut n = 0u64;
+                    let mut ok = true;
+                    for part in std::iter::once(kind.prefix()).chain(std::iter::repeat(&unit[..])) {
+                        if !ok || n >= 8 << 30 || Instant::now() >= end {
+                            break;
+                        }
+                        ok = s.write_all(part).is_ok();
+                        n += part.len() as u64;
+                        total.fetch_add(part.len() as u64, Ordering::Relaxed);
+                    }
+                    if !ok {
+                        gate.open();
+                    }
+                });
+            }
+        });
+        Flood { url, hung_up, sent }
+    }
+}
+
+/// Reads up to the end of a request head (at most 64 KiB).
+fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !data.windows(4).any(|w| w == b"\r\n\r\n") {
+        if data.len() > 64 * 1024 {
+            return None;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(data)
+}
+
+/// Forwards each connection to 127.0.0.1:`port` only once `gate` opens (or
+/// after two minutes): a real server whose replies are held back until
+/// something else has happened.
+pub struct Relay {
+    pub url: String,
+}
+
+impl Relay {
+    pub fn start(port: u16, gate: Gate) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(client) = stream else { continue };
+                let gate = gate.clone();
+                thread::spawn(move || {
+                    gate.wait(Duration::from_secs(120));
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                        return;
+                    };
+                    let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else {
+                        return;
+                    };
+                    let up = thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut s2);
+                        let _ = s2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let (mut client, mut server) = (client, server);
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = up.join();
+                });
+            }
+        });
+        Relay { url }
+    }
+}
+
+/// The advertisement of `tang` saved to a file (what clevis's `"adv"` config names).
+pub fn save_adv(tang: &Tang, dir: &Scratch) -> PathBuf {
+    // tang runs behind socat, one process per connection; under load a connection is
+    // now and then reset before the reply, so a few attempts are allowed.
+    let body = (0..5)
+        .find_map(|attempt| {
+            if attempt > 0 {
+                thread::sleep(Duration::from_millis(100));
+            }
+            fetch_adv_once(tang.port)
+                .map_err(|e| eprintln!("GET /adv from tang, attempt {attempt}: {e}"))
+                .ok()
+        })
+        .expect("tang never answered GET /adv");
+    let path = dir.path("adv.jws");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn fetch_adv_once(port: u16) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.write_all(b"GET /adv HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf)?;
+        all.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&all).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("no Content-Length in {head:?}")))?;
+            if body.len() >= len {
+                return Ok(body[..len].to_owned());
+            }
+        }
+        if n == 0 {
+            return Err(std::io::Error::other("tang closed during /adv"));
+        }
+    }
+}
+
+/// A pseudo-terminal for tests of console prompts: the far end a person
+/// would type on, and the path of the terminal end the program opens.
+pub struct Pty {
+    pub master: std::fs::File,
+    pub path: PathBuf,
+}
+
+impl Pty {
+    pub fn new() -> Pty {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let m = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("opening /dev/ptmx");
+        grantpt(&m).unwrap();
+        unlockpt(&m).unwrap();
+        let name = ptsname(&m, Vec::new()).unwrap();
+        Pty {
+            master: std::fs::File::from(m),
+            path: PathBuf::from(name.to_str().unwrap()),
+        }
+    }
+
+    /// Reads what the program wrote until `want` shows up (at most 30 s);
+    /// everything read.
+    pub fn expect(&mut self, want: &str) -> String {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut seen = Vec::new();
+        let end = Instant::now() + Duration::from_secs(30);
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        while !String::from_utf8_lossy(&seen).contains(want) {
+            assert!(
+                Instant::now() < end,
+                "no {want:?} on the terminal: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            let mut fds = [PollFd::new(&self.master, PollFlags::IN)];
+            if poll(&mut fds, Some(&tick)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut buf = [0u8; 1024];
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    /// Types `text` on the terminal.
+    pub fn type_in(&mut self, text: &str) {
+        self.master.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Whether the terminal end echoes what is typed (its settings are the
+    /// ones a program changes).
+    pub fn echo(&self) -> bool {
+        let tty = std::fs::File::open(&self.path).unwrap();
+        rustix::termios::tcgetattr(&tty)
+            .unwrap()
+            .local_modes
+            .contains(rustix::termios::LocalModes::ECHO)
+    }
+}
+
+impl Default for Pty {
+    fn default() -> Pty {
+        Pty::new()
+    }
 }

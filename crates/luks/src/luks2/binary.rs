@@ -65,14 +65,14 @@ pub(crate) fn read_both<R: Read + Seek, T>(
             found
         }
     };
+    // Per copy, NotLuks means its magic is missing, not the whole device's.
+    let why = |e: &Error| match e {
+        Error::NotLuks => "no LUKS2 magic".to_owned(),
+        e => e.to_string(),
+    };
     let state = |r: &Result<(Copy, T), Error>| match r {
         Ok((c, _)) => CopyState::Valid { seqid: c.seqid },
-        Err(Error::NotLuks) => CopyState::Damaged {
-            reason: "no LUKS2 magic".into(),
-        },
-        Err(e) => CopyState::Damaged {
-            reason: e.to_string(),
-        },
+        Err(e) => CopyState::Damaged { reason: why(e) },
     };
     let (ps, ss) = (state(&primary), state(&secondary));
     let (used, (copy, parsed)) = match (primary, secondary) {
@@ -82,8 +82,8 @@ pub(crate) fn read_both<R: Read + Seek, T>(
         (Err(Error::NotLuks), Err(Error::NotLuks)) => return Err(Error::NotLuks),
         (Err(p), Err(s)) => {
             return Err(Error::NoValidHeader {
-                primary: p.to_string(),
-                secondary: s.to_string(),
+                primary: why(&p),
+                secondary: why(&s),
             });
         }
     };

@@ -53,8 +53,28 @@ pub fn encrypt_json<R: CryptoRng + ?Sized>(
     io: &mut dyn EncryptIo,
     rng: &mut R,
 ) -> Result<String> {
-    let config = Config::parse(config)?;
+    let config = Config::parse(config).map_err(|e| match e {
+        Error::Json { reason, .. } => Error::Config {
+            pin: pin.into(),
+            reason: format!(
+                "CONFIG is not JSON ({reason}); expected an object such as {}",
+                example_config(pin)
+            ),
+        },
+        other => other,
+    })?;
     Ok(encrypt_jwe(pin, &config, plaintext, yes, io, rng)?.to_compact())
+}
+
+/// A CONFIG for `pin`, as the person typing one may need to see.
+fn example_config(pin: &str) -> &'static str {
+    match pin {
+        "tang" => r#"{"url":"http://tang.example"}"#,
+        "sss" => {
+            r#"{"t":2,"pins":{"tang":[{"url":"http://a.example"},{"url":"http://b.example"}]}}"#
+        }
+        _ => "{}",
+    }
 }
 
 /// [`encrypt_json`] with an already parsed CONFIG, whose objects come in sorted order.

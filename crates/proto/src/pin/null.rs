@@ -4,7 +4,8 @@
 use rand_core::CryptoRng;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result};
+use crate::json;
 use crate::jwe::Jwe;
 use crate::jwk::Jwk;
 use crate::secret::Secret;
@@ -18,7 +19,7 @@ pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
     let fail = match config.get("fail") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("null pin config", "fail", "not a boolean")),
+        Some(v) => return Err(json::expected("null pin config", "fail", "a boolean", v)),
     };
     let mut k = vec![0u8; 32];
     rng.fill_bytes(&mut k);

@@ -23,31 +23,37 @@ pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Jwe> {
     if config.entries().is_none() {
-        return Err(invalid(CFG, "document", "not a JSON object"));
+        return Err(json::expected(
+            CFG,
+            "document",
+            "a JSON object",
+            &config.to_value(),
+        ));
     }
     let t = match config.get("t") {
         None => 1,
-        Some(v) => v
-            .to_value()
-            .as_u64()
-            .filter(|&t| t >= 1)
-            .ok_or_else(|| invalid(CFG, "t", "not an integer ≥ 1"))? as usize,
+        Some(v) => {
+            let v = v.to_value();
+            v.as_u64()
+                .filter(|&t| t >= 1)
+                .ok_or_else(|| json::expected(CFG, "t", "an integer ≥ 1", &v))? as usize
+        }
     };
-    let pins = config
-        .get("pins")
-        .ok_or_else(|| missing(CFG, "pins"))?
+    let pins = config.get("pins").ok_or_else(|| missing(CFG, "pins"))?;
+    let pins = pins
         .entries()
-        .ok_or_else(|| invalid(CFG, "pins", "not an object"))?;
+        .ok_or_else(|| json::expected(CFG, "pins", "an object of pin names", &pins.to_value()))?;
     let mut children = Vec::new();
     for (pin, cfgs) in pins {
         match cfgs {
             Config::Array(list) => children.extend(list.iter().map(|c| (pin.as_str(), c))),
             Config::Object(_) => children.push((pin.as_str(), cfgs)),
-            Config::Scalar(_) => {
-                return Err(invalid(
+            Config::Scalar(v) => {
+                return Err(json::expected(
                     CFG,
                     &format!("pins.{pin}"),
-                    "neither an object nor an array",
+                    "a pin config (an object) or an array of them",
+                    v,
                 ));
             }
         }
@@ -100,17 +106,26 @@ pub(crate) fn parse(jwe: &Jwe) -> Result<Node> {
             format!("{} bytes, expected {P_LEN}", p.len()),
         ));
     }
-    let t = json::req(h, WHAT, "clevis.sss.t")?
+    let t = json::req(h, WHAT, "clevis.sss.t")?;
+    let t = t
         .as_u64()
         .filter(|&t| t >= 1)
-        .ok_or_else(|| invalid(WHAT, "clevis.sss.t", "not an integer ≥ 1"))? as usize;
+        .ok_or_else(|| json::expected(WHAT, "clevis.sss.t", "an integer ≥ 1", t))?
+        as usize;
     let children = match json::req(h, WHAT, "clevis.sss.jwe")? {
         Value::Array(list) => list
             .iter()
             .map(|j| j.as_str().map(String::from))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| invalid(WHAT, "clevis.sss.jwe", "not an array of strings"))?,
-        _ => return Err(invalid(WHAT, "clevis.sss.jwe", "not an array")),
+            .ok_or_else(|| invalid(WHAT, "clevis.sss.jwe", "expected an array of strings"))?,
+        v => {
+            return Err(json::expected(
+                WHAT,
+                "clevis.sss.jwe",
+                "an array of strings",
+                v,
+            ));
+        }
     };
     Ok(Node { p, t, children })
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::EncryptIo;
 use crate::curve::{EcPoint, RustCrypto};
-use crate::error::{Error, Result, invalid, missing, unsupported};
+use crate::error::{Error, Result, missing, unsupported};
 use crate::json;
 use crate::jwe::{Jwe, ecdh_es_cek};
 use crate::jwk::{Jwk, ThpHash};
@@ -29,12 +29,17 @@ fn advertisement(
         Some(Value::Object(_)) => Ok((json::to_sorted(&config["adv"]).into_bytes(), true)),
         Some(Value::String(path)) => {
             let body = io.read_file(path).map_err(|reason| Error::Io {
-                what: path.clone(),
+                what: format!("{CFG} adv"),
                 reason,
             })?;
             Ok((body, true))
         }
-        Some(_) => Err(invalid(CFG, "adv", "neither an object nor a file name")),
+        Some(v) => Err(json::expected(
+            CFG,
+            "adv",
+            "an advertisement (an object) or the name of a file holding one",
+            v,
+        )),
         None => {
             let what = format!("{url}/adv/{}", thp.unwrap_or(""));
             let body = io
@@ -97,13 +102,23 @@ pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
     let thp = match config.get("thp") {
         None => None,
         Some(Value::String(t)) => Some(t.as_str()),
-        Some(_) => return Err(invalid(CFG, "thp", "not a string")),
+        Some(v) => return Err(json::expected(CFG, "thp", "a string", v)),
     };
     let (body, preloaded) = advertisement(config, url, thp, io)?;
-    // Name the server: inside sss it is one of several.
-    let adv = jws::verify_advertisement(&body).map_err(|e| match e {
-        Error::BadSignature(m) => Error::BadSignature(format!("advertisement of {url}: {m}")),
-        other => other,
+    let adv = jws::verify_advertisement(&body).map_err(|e| {
+        // Name where it came from: inside sss it is one of several.
+        let from = match config.get("adv") {
+            Some(Value::String(path)) => format!("the advertisement in {path}"),
+            Some(_) => format!("{CFG} adv"),
+            None => format!("the advertisement from {url}/adv/{}", thp.unwrap_or("")),
+        };
+        match e {
+            Error::BadSignature(m) => Error::BadSignature(format!("{from}: {m}")),
+            e => Error::Io {
+                what: from,
+                reason: format!("not a Tang advertisement (a JWS as GET /adv returns): {e}"),
+            },
+        }
     })?;
     check_trust(&adv, url, thp, preloaded, yes, io)?;
     let server = adv
@@ -156,7 +171,7 @@ pub(crate) fn leaf(jwe: &Jwe, ephemeral: &mut super::plan::Ephemerals<'_>) -> Re
     let url = json::req_str(h, WHAT, "clevis.tang.url")?;
     let keys = match adv.get("keys") {
         Some(Value::Array(keys)) => keys,
-        Some(_) => return Err(invalid(WHAT, "clevis.tang.adv.keys", "not an array")),
+        Some(v) => return Err(json::expected(WHAT, "clevis.tang.adv.keys", "an array", v)),
         None => return Err(missing(WHAT, "clevis.tang.adv.keys")),
     };
     let keys = keys
