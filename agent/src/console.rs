@@ -80,13 +80,14 @@ impl Console {
             return Answer::Withdrawn;
         };
         let mut tty = &self.tty;
-        let _ = tty.write_all(prompt.as_bytes());
+        // Echo goes off before the prompt shows: nothing typed after it is echoed.
         let saved = termios::tcgetattr(tty).ok();
         if let Some(t) = &saved {
             let mut quiet = t.clone();
             quiet.local_modes.remove(LocalModes::ECHO);
             let _ = termios::tcsetattr(tty, OptionalActions::Now, &quiet);
         }
+        let _ = tty.write_all(prompt.as_bytes());
         let answer = read_line(&mut tty, &gone);
         if let Some(t) = &saved {
             let _ = termios::tcsetattr(tty, OptionalActions::Now, t);
