@@ -101,7 +101,7 @@ pub enum Error {
         reason: String,
     },
     /// The kernel keyring has no key the `-e` token names, or it cannot be read.
-    #[error("{}: token {token}: {source}; add it with `keyctl add user DESCRIPTION PASSPHRASE @s` in this session", device.display())]
+    #[error("{}: token {token}: {source}; add it in this session with `keyctl padd user DESCRIPTION @s < KEYFILE`", device.display())]
     Keyring {
         /// The device.
         device: PathBuf,

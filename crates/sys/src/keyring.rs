@@ -1,6 +1,6 @@
 //! The kernel keyring: the payload of a `user` key found by its description,
 //! as libcryptsetup's `luks2-keyring` token reads the passphrase it names
-//! (`cryptsetup token add --key-description DESC`; `keyctl add user DESC …`).
+//! (`cryptsetup token add --key-description DESC`; `keyctl padd user DESC @s`).
 //!
 //! ```text
 //!   request_key("user", DESC) ─▶ key id ─▶ keyctl(KEYCTL_READ, id) ─▶ payload (wiped on drop)
