@@ -1,9 +1,10 @@
 //! The tpm2 pin against Debian's clevis-tpm2 (tpm2-tools 5) on swtpm: each side opens
 //! what the other sealed, with and without PCRs; a PCR changed after sealing; sss mixing
-//! tpm2 and tang; no TPM at all.
+//! tpm2 and tang; no TPM at all; LUKS bindings of the tpm2 pin made by one, used by the other.
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -264,4 +265,54 @@ fn no_tpm_is_reported_once() {
         err.contains("TCTI \"mssim:port=2321\" is not supported"),
         "{err}"
     );
+}
+
+fn luks_cmd(mut tool: Command, args: &[&str]) -> Command {
+    tool.arg("luks").args(args);
+    tool
+}
+
+/// `latchkey luks bind tpm2` on swtpm: clevis lists and passes the binding;
+/// latchkey passes and regenerates one clevis made, and clevis reads the result.
+#[test]
+fn luks_tpm2_bindings_both_ways() {
+    if !have_tpm_tools() || !have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta"]) {
+        return;
+    }
+    let sw = Swtpm::start();
+    let s = Scratch::new("luks-tpm2");
+    let (img, key) = luks_image(&s, "luks2", "disk.img");
+    let (img, key) = (img.to_str().unwrap(), key.to_str().unwrap());
+    let cfg = r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#;
+
+    let bind = ["bind", "-d", img, "-k", key, "tpm2", cfg];
+    ok(run(luks_cmd(ours(&sw), &bind), b""), "latchkey luks bind");
+    sw.flush_all();
+    let list = ["list", "-d", img];
+    let listed = ok(run(luks_cmd(theirs(&sw), &list), b""), "clevis luks list");
+    assert!(
+        String::from_utf8_lossy(&listed).starts_with("1: tpm2 '{\"hash\":\"sha256\""),
+        "{}",
+        String::from_utf8_lossy(&listed)
+    );
+    assert_eq!(ok(run(luks_cmd(ours(&sw), &list), b""), "list"), listed);
+    let pass1 = ["pass", "-d", img, "-s", "1"];
+    let by_clevis = ok(run(luks_cmd(theirs(&sw), &pass1), b""), "clevis luks pass");
+    sw.flush_all();
+    assert_eq!(ok(run(luks_cmd(ours(&sw), &pass1), b""), "pass"), by_clevis);
+    assert!(cryptsetup_opens(Path::new(img), &by_clevis, Some(1)));
+
+    // clevis binds keyslot 2; latchkey regenerates it with a fresh passphrase.
+    ok(run(luks_cmd(theirs(&sw), &bind), b""), "clevis luks bind");
+    sw.flush_all();
+    let pass2 = ["pass", "-d", img, "-s", "2"];
+    let old = ok(run(luks_cmd(ours(&sw), &pass2), b""), "pass");
+    assert!(cryptsetup_opens(Path::new(img), &old, Some(2)));
+    let regen = ["regen", "-q", "-d", img, "-s", "2"];
+    ok(run(luks_cmd(ours(&sw), &regen), b""), "latchkey luks regen");
+    sw.flush_all();
+    let new = ok(run(luks_cmd(theirs(&sw), &pass2), b""), "clevis luks pass");
+    assert_ne!(new, old);
+    assert!(cryptsetup_opens(Path::new(img), &new, Some(2)));
+    assert!(!cryptsetup_opens(Path::new(img), &old, None));
 }

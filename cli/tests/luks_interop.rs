@@ -638,3 +638,196 @@ fn json_outputs() {
         serde_json::json!([])
     );
 }
+
+/// An executable shell script `name` in `s` with `body`.
+fn script(s: &Scratch, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = s.path(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// `latchkey luks edit` without `-c` opens the config in `$EDITOR`, shows the
+/// result and asks, as `clevis luks edit` does; a malformed edit or a no
+/// leaves the header as it was.
+#[test]
+fn edit_without_config_runs_the_editor() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("interop-editor");
+    let (t1, t2) = (Tang::start(), Tang::start());
+    let (img, key) = luks_image(&s, "luks2", "disk.img");
+    let cfg = format!(
+        r#"{{"t":1,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}}]}}}}"#,
+        t1.url, t2.url
+    );
+    luks_ok(&["bind", "-y", "-d", p(&img), "-k", p(&key), "sss", &cfg]);
+    let edit = |editor: &Path, answers: &[u8]| {
+        run_with(
+            latchkey()
+                .env("EDITOR", editor)
+                .args(["luks", "edit", "-d", p(&img), "-s", "1"]),
+            answers,
+            Duration::from_secs(120),
+        )
+    };
+    let header = || digest(&img, 16 << 20);
+
+    // What the editor is given: the config as `jq .` prints it.
+    let seen = s.path("seen");
+    let raise = script(
+        &s,
+        "raise",
+        &format!(
+            "cp \"$1\" '{}' && sed -i 's/\"t\": 1,/\"t\": 2,/' \"$1\"",
+            p(&seen)
+        ),
+    );
+    let before = header();
+    let out = edit(&raise, b"n\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&seen)
+            .unwrap()
+            .starts_with("{\n  \"t\": 1,\n  \"pins\": {\n    \"tang\": [\n      {\n"),
+        "{}",
+        std::fs::read_to_string(&seen).unwrap()
+    );
+    let shown = text(out.stdout);
+    assert!(shown.starts_with("Pin: sss\nNew config:\n"), "{shown}");
+    assert!(shown.contains("\"t\": 2"), "{shown}");
+    assert_eq!(header(), before, "declined: nothing written");
+
+    let out = edit(&script(&s, "break", "printf '{' >\"$1\""), b"n\n");
+    assert!(!out.status.success());
+    assert_eq!(header(), before, "malformed: nothing written");
+
+    let out = edit(&raise, b"y\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!(
+        r#"1: sss '{{"t":2,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}}]}}}}'"#,
+        t1.url, t2.url
+    );
+    assert_eq!(
+        text(clevis_ok(&["list", "-d", p(&img)])),
+        format!("{want}\n")
+    );
+    let pass = clevis_ok(&["pass", "-d", p(&img), "-s", "1"]);
+    assert!(cryptsetup_opens(&img, &pass, Some(1)));
+}
+
+/// `latchkey luks bind -e TOKEN`: the existing passphrase from the kernel
+/// keyring key a `luks2-keyring` token names, never asked for; with a key
+/// file too, on LUKS1, or with no such key: an error, the header unchanged.
+#[test]
+fn bind_takes_the_existing_passphrase_from_a_keyring_token() {
+    if !tools() || !have(&["/usr/bin/keyctl"]) {
+        return;
+    }
+    let s = Scratch::new("interop-keyring");
+    let tang = Tang::start();
+    let (img, key) = luks_image(&s, "luks2", "disk.img");
+    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let desc = format!("latchkey-test-{}", std::process::id());
+    run_ok(
+        Command::new("cryptsetup")
+            .args([
+                "token",
+                "add",
+                "--token-id",
+                "5",
+                "--key-description",
+                &desc,
+            ])
+            .arg(&img),
+    );
+    let latchkey_bin = env!("CARGO_BIN_EXE_latchkey");
+    // In a session keyring of its own; the passphrase goes through stdin. Without
+    // the key, as clevis, the passphrase is asked for: here stdin is empty.
+    let bind = |with_key: bool, extra: &[&str]| {
+        let add = if with_key {
+            r#"keyctl padd user "$1" @s >/dev/null || exit 9; "#
+        } else {
+            ""
+        };
+        run_with(
+            Command::new("keyctl")
+                .args(["session", "-", "sh", "-c"])
+                .arg(format!("{add}shift; exec \"$@\""))
+                .args([
+                    "sh",
+                    &desc,
+                    latchkey_bin,
+                    "luks",
+                    "bind",
+                    "-y",
+                    "-d",
+                    p(&img),
+                ])
+                .args(extra)
+                .args(["-e", "5", "tang", &cfg]),
+            if with_key { KEY } else { b"" },
+            Duration::from_secs(120),
+        )
+    };
+    let before = digest(&img, 16 << 20);
+    let out = bind(true, &["-k", p(&key)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key file"), "{err}");
+    let out = bind(false, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("token 5") && err.contains(&desc), "{err}");
+    assert_eq!(digest(&img, 16 << 20), before);
+
+    let out = bind(true, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text(clevis_ok(&["list", "-d", p(&img)])),
+        format!("1: tang '{cfg}'\n")
+    );
+    let pass = clevis_ok(&["pass", "-d", p(&img), "-s", "1"]);
+    assert!(cryptsetup_opens(&img, &pass, Some(1)));
+    // The keyring token stays as it was.
+    let token = run_ok(
+        Command::new("cryptsetup")
+            .args(["token", "export", "--token-id", "5"])
+            .arg(&img),
+    );
+    assert!(text(token.stdout).contains(&desc));
+
+    let (luks1, _) = luks_image(&s, "luks1", "luks1.img");
+    let out = run_with(
+        latchkey().args([
+            "luks",
+            "bind",
+            "-y",
+            "-d",
+            p(&luks1),
+            "-e",
+            "0",
+            "tang",
+            &cfg,
+        ]),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LUKS1") && err.contains(p(&luks1)), "{err}");
+}

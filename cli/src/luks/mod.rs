@@ -8,6 +8,8 @@
 //! ```
 
 mod check;
+#[cfg(feature = "cryptsetup")]
+mod editor;
 mod handover;
 mod list;
 mod opts;
@@ -41,7 +43,7 @@ pub(crate) const BIND: Spec = Spec {
     name: "bind",
     letters: "hfyd:s:k:t:e:",
     usage:
-        "Usage: latchkey luks bind [-y] [-f] [-s SLT] [-k KEY] [-t TOKEN_ID] -d DEV [--json] PIN CFG
+        "Usage: latchkey luks bind [-y] [-f] [-s SLT] [-k KEY] [-t TOKEN_ID] [-e EXISTING_TOKEN_ID] -d DEV [--json] PIN CFG
 
 Binds a LUKS device using the specified policy:
 
@@ -52,6 +54,7 @@ Binds a LUKS device using the specified policy:
   -t TKN_ID    The LUKS token ID to use; only available for LUKS2
   -k KEY       Non-interactively read LUKS password from KEY file
   -k -         Non-interactively read LUKS password from standard input
+  -e E_TKN_ID  Existing LUKS token ID for existing passphrase; only available for LUKS2
   --json       Print the result as JSON",
     usage_status: 2,
 };
@@ -128,9 +131,12 @@ Report tang keys' rotations
 pub(crate) const EDIT: Spec = Spec {
     name: "edit",
     letters: "fd:s:c:",
-    usage: "Usage: latchkey luks edit [-f] -d DEV -s SLT -c CONFIG [--json]
+    usage: "Usage: latchkey luks edit [-f] -d DEV -s SLT [-c CONFIG] [--json]
 
 Edit a binding from a clevis-bound slot in a LUKS device
+
+'latchkey luks edit' uses the text editor defined in the EDITOR environment variable.
+                     If EDITOR is not defined, it will attempt to use 'vi' as default editor.
 
   -d DEV     The LUKS device to edit clevis-bound pins
   -s SLOT    The slot to use when editing the clevis binding

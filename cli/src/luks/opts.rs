@@ -1,6 +1,6 @@
 //! Command lines as clevis's scripts read them (bash `getopts`): bundled
 //! letters (`-fy`), values attached or not (`-k-`, `-s 1`), options only before
-//! the first operand, `--` ends them. `--json` is accepted anywhere.
+//! the first operand, `--` ends them. `--json` and `--help` are accepted anywhere.
 
 use std::fmt;
 
@@ -22,7 +22,7 @@ pub struct Opts {
     values: Vec<(char, Option<String>)>,
     /// `--json` was given.
     pub json: bool,
-    /// `-h` was given.
+    /// `-h` or `--help` was given.
     pub help: bool,
     /// The operands, in order.
     pub operands: Vec<String>,
@@ -64,6 +64,10 @@ pub fn parse(spec: &Spec, args: &[String]) -> Result<Opts, Usage> {
         i += 1;
         if a == "--json" {
             o.json = true;
+            continue;
+        }
+        if a == "--help" {
+            o.help = true;
             continue;
         }
         if options_done || a == "-" || !a.starts_with('-') {
@@ -137,5 +141,6 @@ mod tests {
         assert!(p(&["-x"]).is_err());
         assert!(p(&["-d"]).is_err());
         assert!(p(&["-h"]).unwrap().help);
+        assert!(p(&["-d", "x", "--help"]).unwrap().help);
     }
 }

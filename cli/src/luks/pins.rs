@@ -1,5 +1,6 @@
 //! The pins at the edge: Tang client options for the `luks` commands, and (in
-//! the companion) what a binding session needs to encrypt and decrypt.
+//! the companion) what a binding session needs to encrypt and decrypt: Tang
+//! servers and the TPM, as `latchkey encrypt` and `decrypt` reach them.
 
 use std::time::Duration;
 
@@ -12,10 +13,15 @@ pub fn options() -> Options {
     crate::decrypt::tang_options(Duration::from_secs(10), Duration::from_secs(30), 3)
 }
 
-/// `clevis decrypt` of a compact JWE.
+/// `clevis decrypt` of a compact JWE: Tang over the network, tpm2 through the
+/// TPM that TPM2TOOLS_TCTI names.
 pub fn decrypt(jwe: &str, opts: &Options) -> anyhow::Result<Secret> {
     let jwe = Jwe::parse(jwe)?;
-    Ok(latchkey_client::decrypt(&jwe, opts)?)
+    Ok(latchkey_client::decrypt_with(
+        &jwe,
+        opts,
+        Some(crate::tpm::unsealer()),
+    )?)
 }
 
 /// Whether the config names an advertisement (`"adv"`, a file or the JSON

@@ -25,7 +25,7 @@ use crate::tty;
 /// Largest key file read (cryptsetup's default `--keyfile-size` limit).
 const MAX_KEY_FILE: u64 = 8 << 20;
 /// Pins `bind` can use.
-const PINS: [&str; 3] = ["tang", "sss", "null"];
+const PINS: [&str; 4] = ["tang", "sss", "tpm2", "null"];
 
 /// `latchkey-luks COMMAND ARGS...`.
 pub fn main() {
@@ -189,12 +189,21 @@ fn bind(o: &Opts) -> Result<i32> {
                 .with_context(|| format!("-t {t}: not a token id"))?,
         ),
     };
-    if o.value('e').is_some() {
-        bail!(
-            "-e (an existing LUKS2 keyring token for the passphrase) is not supported; \
-             give the passphrase with -k FILE or -k -"
-        );
-    }
+    let existing_token = match o.value('e') {
+        None => None,
+        Some(_) if version == Version::Luks1 => {
+            eprintln!("{dev} is a LUKS1 device; -e is only supported in LUKS2");
+            return Ok(1);
+        }
+        Some(_) if o.value('k').is_some_and(|k| k != "-") => {
+            eprintln!("Cannot specify kernel keyring description together with key file");
+            return Ok(1);
+        }
+        Some(e) => Some(
+            e.parse::<u32>()
+                .with_context(|| format!("-e {e}: not a token id"))?,
+        ),
+    };
     let force = o.flag('f') || o.flag('y');
     let yes = o.flag('y');
     let (hdr, _) = super::read_header(&dev)?;
@@ -207,7 +216,11 @@ fn bind(o: &Opts) -> Result<i32> {
     }
     let mut pins = pins(yes);
     let mut s = Session::open(Path::new(&dev), &mut pins)?;
-    let given = existing_key(o.value('k'))?;
+    // With -e the token gives the key, and nothing is asked first (as clevis).
+    let given = match (existing_token, o.value('k')) {
+        (Some(_), None) => None,
+        (_, k) => existing_key(k)?,
+    };
     // As clevis, LUKSMeta is initialized first (-f or -y, or the operator's yes).
     let init = uninitialized
         && (force
@@ -240,7 +253,17 @@ fn bind(o: &Opts) -> Result<i32> {
             return Ok(0);
         }
     }
-    unlock(&mut s, given)?;
+    let from_token = existing_token.and_then(|id| match s.unlock_with_token(id) {
+        Ok(slot) => Some(slot),
+        Err(e) => {
+            // As clevis: on to the other ways to an existing key.
+            eprintln!("latchkey luks bind: {e}");
+            None
+        }
+    });
+    if from_token.is_none() {
+        unlock(&mut s, given)?;
+    }
     let req = Request {
         keyslot: slot,
         token,
@@ -416,20 +439,45 @@ fn edit(o: &Opts) -> Result<i32> {
             return Ok(1);
         }
     };
-    let Some(new) = o.value('c') else {
-        eprintln!("Give the new configuration with -c CONFIG (latchkey does not start an editor)");
+    let Ok(current_value) = serde_json::from_str::<Value>(&current) else {
+        eprintln!("Error reading the configuration from {dev}:{slot}");
         return Ok(1);
     };
-    let Ok(new_value @ Value::Object(_)) = serde_json::from_str::<Value>(new) else {
-        eprintln!("Invalid configuration given as parameter with -c");
-        return Ok(1);
+    let new_value = match o.value('c') {
+        Some(new) => match serde_json::from_str::<Value>(new) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                eprintln!("Invalid configuration given as parameter with -c");
+                return Ok(1);
+            }
+        },
+        None => match super::editor::edit(&current)? {
+            Some(v) => v,
+            None => return Ok(1),
+        },
     };
     // clevis compares and binds the config with its keys sorted (jq -S);
     // serde_json's maps are sorted.
-    let same = serde_json::from_str::<Value>(&current).ok().as_ref() == Some(&new_value);
-    if same && !interrupted && !o.flag('f') {
+    if current_value == new_value && !interrupted && !o.flag('f') {
         eprintln!("No changes detected; exiting");
         return Ok(1);
+    }
+    if o.value('c').is_none() {
+        let shown = format!(
+            "Pin: {pin}\nNew config:\n{}",
+            serde_json::to_string_pretty(&new_value)?
+        );
+        // stdout stays one JSON document with --json.
+        if o.json {
+            eprintln!("{shown}");
+        } else {
+            println!("{shown}");
+        }
+        let answer =
+            tty::ask_stdin("Would you like to proceed with the updated configuration? [ynYN] ");
+        if !matches!(answer.as_deref(), Some("y" | "Y")) {
+            return Ok(0);
+        }
     }
     let new = new_value.to_string();
     if !o.json {

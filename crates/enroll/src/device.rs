@@ -1,7 +1,9 @@
 //! The one place that calls libcryptsetup: open and load a header, derive the
 //! volume key, add and remove keyslots, set and remove LUKS2 tokens. Every
 //! write is one libcryptsetup call that commits the header (both LUKS2 copies,
-//! each fsync'ed) before it returns.
+//! each fsync'ed) before it returns. Tokens are written from JSON text, whose
+//! member order libcryptsetup keeps (latchkey-sys's `cryptsetup` module), so
+//! a clevis token is stored byte for byte as clevis stores it.
 //!
 //! New keyslots get PBKDF2 with 1000 iterations, as clevis 19 forces: their
 //! passphrase is already high-entropy.
@@ -12,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 use latchkey_luks::{Header, Version};
 use latchkey_proto::Secret;
+use latchkey_sys::cryptsetup::Context;
 use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf, CryptVolumeKey};
 use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat, KeyslotInfo};
-use libcryptsetup_rs::{CryptDevice, CryptInit, CryptPbkdfType, Either, LibcryptErr, TokenInput};
+use libcryptsetup_rs::{CryptPbkdfType, Either, LibcryptErr, TokenInput};
 use rustix::io::Errno;
 use serde_json::Value;
 
@@ -28,7 +31,7 @@ const MAX_VOLUME_KEY: usize = 512;
 /// An open LUKS device.
 pub struct Device {
     path: PathBuf,
-    cd: CryptDevice,
+    cd: Context,
     file: File,
     version: Version,
 }
@@ -60,12 +63,13 @@ impl Device {
         })?;
         let version = hdr.version();
         let mut cd =
-            CryptInit::init(path).map_err(|e| cs(&device, "initializing libcryptsetup", e))?;
+            Context::init(path).map_err(|e| sys(&device, "initializing libcryptsetup", e))?;
         let format = match version {
             Version::Luks1 => EncryptionFormat::Luks1,
             Version::Luks2 => EncryptionFormat::Luks2,
         };
-        cd.context_handle()
+        cd.device()
+            .context_handle()
             .load::<()>(Some(format), None)
             .map_err(|e| Error::NotLuks {
                 device: device.clone(),
@@ -89,7 +93,8 @@ impl Device {
             parallel_threads: 0,
             flags: CryptPbkdf::NO_BENCHMARK,
         };
-        cd.settings_handle()
+        cd.device()
+            .settings_handle()
             .set_pbkdf_type(&pbkdf)
             .map_err(|e| cs(&device, "choosing PBKDF2 for new keyslots", e))?;
         Ok(Device {
@@ -136,18 +141,24 @@ impl Device {
     /// keyslots the reader skips, such as reencryption ones).
     pub fn in_use(&mut self, slot: u32) -> bool {
         !matches!(
-            self.cd.keyslot_handle().status(slot),
+            self.cd.device().keyslot_handle().status(slot),
             Ok(KeyslotInfo::Inactive) | Ok(KeyslotInfo::Invalid) | Err(_)
         )
     }
 
-    /// The volume key, from any keyslot `passphrase` opens; with that keyslot.
-    pub fn volume_key(&mut self, passphrase: &[u8]) -> Result<(u32, Secret), Error> {
+    /// The volume key, from keyslot `slot` (or any keyslot) if `passphrase`
+    /// opens it; with the keyslot.
+    pub fn volume_key(
+        &mut self,
+        slot: Option<u32>,
+        passphrase: &[u8],
+    ) -> Result<(u32, Secret), Error> {
         let mut buf = vec![0u8; MAX_VOLUME_KEY];
         let got = self
             .cd
+            .device()
             .volume_key_handle()
-            .get(None, &mut buf, Some(passphrase));
+            .get(slot, &mut buf, Some(passphrase));
         match got {
             Ok((slot, len)) => {
                 buf.truncate(len);
@@ -169,6 +180,7 @@ impl Device {
     /// Whether `passphrase` opens keyslot `slot` (nothing is activated).
     pub fn opens(&mut self, slot: u32, passphrase: &[u8]) -> bool {
         self.cd
+            .device()
             .activate_handle()
             .activate_by_passphrase(None, Some(slot), passphrase, CryptActivate::empty())
             .is_ok()
@@ -182,6 +194,7 @@ impl Device {
         passphrase: &Secret,
     ) -> Result<(), Error> {
         self.cd
+            .device()
             .keyslot_handle()
             .add_by_key(
                 Some(slot),
@@ -197,6 +210,7 @@ impl Device {
     /// naming it).
     pub fn kill_keyslot(&mut self, slot: u32) -> Result<(), Error> {
         self.cd
+            .device()
             .keyslot_handle()
             .destroy(slot)
             .map_err(|e| cs(&self.path, &format!("removing keyslot {slot}"), e))
@@ -204,33 +218,31 @@ impl Device {
 
     /// LUKS2 token `id`, if there is one.
     pub fn token(&mut self, id: u32) -> Option<Value> {
-        self.cd.token_handle().json_get(id).ok()
+        self.cd.device().token_handle().json_get(id).ok()
     }
 
-    /// Writes LUKS2 token `id` (creating or replacing it in one commit).
-    pub fn set_token(&mut self, id: u32, token: &Value) -> Result<(), Error> {
-        self.cd
-            .token_handle()
-            .json_set(TokenInput::ReplaceToken(id, token))
-            .map(drop)
-            .map_err(|e| {
-                if errno(&e) == Some(Errno::INVAL) && self.token(id).is_none() {
-                    Error::NoRoom {
-                        device: self.path.clone(),
-                        what: format!(
-                            "the LUKS2 metadata has no room for token {id} ({} bytes of JSON)",
-                            token.to_string().len()
-                        ),
-                    }
-                } else {
-                    cs(&self.path, &format!("writing token {id}"), e)
+    /// Writes LUKS2 token `id` from its JSON text (creating or replacing it in
+    /// one commit); the members keep the text's order.
+    pub fn set_token(&mut self, id: u32, token: &str) -> Result<(), Error> {
+        self.cd.set_token_text(id, token).map_err(|e| {
+            if e.errno() == Some(Errno::INVAL) && self.token(id).is_none() {
+                Error::NoRoom {
+                    device: self.path.clone(),
+                    what: format!(
+                        "the LUKS2 metadata has no room for token {id} ({} bytes of JSON)",
+                        token.len()
+                    ),
                 }
-            })
+            } else {
+                sys(&self.path, &format!("writing token {id}"), e)
+            }
+        })
     }
 
     /// Removes LUKS2 token `id`.
     pub fn remove_token(&mut self, id: u32) -> Result<(), Error> {
         self.cd
+            .device()
             .token_handle()
             .json_set(TokenInput::RemoveToken(id))
             .map(drop)
@@ -242,6 +254,18 @@ fn errno(e: &LibcryptErr) -> Option<Errno> {
     match e {
         LibcryptErr::IOError(io) => io.raw_os_error().map(Errno::from_raw_os_error),
         _ => None,
+    }
+}
+
+fn sys(device: &Path, what: &str, e: latchkey_sys::Error) -> Error {
+    let source = match e.errno() {
+        Some(errno) => io::Error::from_raw_os_error(errno.raw_os_error()),
+        None => io::Error::other(e.to_string()),
+    };
+    Error::Cryptsetup {
+        device: device.to_path_buf(),
+        what: what.to_owned(),
+        source,
     }
 }
 

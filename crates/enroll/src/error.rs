@@ -90,6 +90,27 @@ pub enum Error {
         /// The keyslot.
         slot: u32,
     },
+    /// The LUKS2 token given for the existing passphrase (`-e`) cannot give one.
+    #[error("{}: token {token} gives no existing passphrase: {reason}", device.display())]
+    ExistingToken {
+        /// The device.
+        device: PathBuf,
+        /// The token id.
+        token: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The kernel keyring has no key the `-e` token names, or it cannot be read.
+    #[error("{}: token {token}: {source}; add it in this session with `keyctl padd user DESCRIPTION @s < KEYFILE`", device.display())]
+    Keyring {
+        /// The device.
+        device: PathBuf,
+        /// The token id.
+        token: u32,
+        /// The keyring's error, with the key's description.
+        #[source]
+        source: latchkey_sys::Error,
+    },
     /// LUKS1 without LUKSMeta, and the caller did not allow initializing it.
     #[error("{}: LUKSMeta is not initialized; pass -f (or -y) to initialize it", device.display())]
     NoLuksMeta {

@@ -253,7 +253,7 @@ fn settle_rebind(
                     ),
                 )
             })?;
-            let (_, vk) = s.dev.volume_key(pass.expose())?;
+            let (_, vk) = s.dev.volume_key(None, pass.expose())?;
             s.set_volume_key(vk);
             let slot = j.keyslot;
             if s.dev.in_use(slot) && !s.dev.opens(slot, pass.expose()) {

@@ -13,6 +13,7 @@
 //! A re-run reads J: before K holds the new JWE (its tag is in J) the change is
 //! undone by removing the keyslot J names; after, it is finished.
 
+use latchkey_proto::Secret;
 use serde_json::Value;
 
 use crate::Error;
@@ -21,6 +22,13 @@ use crate::journal::{self, Journal, Op};
 use crate::session::{Bound, Request, Session, Settled};
 
 const MAX_TOKENS: u32 = 32;
+
+/// The token of a binding, as clevis writes it: `cryptsetup token import` of
+/// `{"type":"clevis","keyslots":["N"],"jwe":FLAT}`, FLAT the flattened JWE with
+/// sorted members as `jose jwe fmt` prints it. libcryptsetup keeps this order.
+pub(crate) fn clevis_token(slot: u32, flat_jwe: &Value) -> String {
+    format!(r#"{{"type":"clevis","keyslots":["{slot}"],"jwe":{flat_jwe}}}"#)
+}
 
 /// Keyslots the token names, as numbers.
 fn keyslots(token: &Value) -> Vec<u32> {
@@ -72,7 +80,7 @@ pub(crate) fn bind(s: &mut Session<'_>, req: &Request) -> Result<Bound, Error> {
     j.token = Some(token);
     j.jwe_tag = Some(new.tag());
 
-    s.dev.set_token(jid, &j.to_token())?;
+    s.dev.set_token(jid, &j.to_token().to_string())?;
     let undo = |s: &mut Session<'_>, e: Error| {
         if s.dev.in_use(slot) {
             let _ = s.dev.kill_keyslot(slot);
@@ -105,7 +113,7 @@ pub(crate) fn unbind(s: &mut Session<'_>, slot: u32) -> Result<(), Error> {
     let jid = free_token(s, &[token])?;
     let mut j = s.journal(Op::Unbind, slot, "", "");
     j.token = Some(token);
-    s.dev.set_token(jid, &j.to_token())?;
+    s.dev.set_token(jid, &j.to_token().to_string())?;
     s.dev.kill_keyslot(slot)?;
     // A token clevis wrote names one keyslot; one naming others too keeps them.
     if s.dev.token(token).is_some_and(|t| keyslots(&t).is_empty()) {
@@ -139,7 +147,7 @@ pub(crate) fn rebind(
     j.token = Some(token);
     j.jwe_tag = Some(new.tag());
 
-    s.dev.set_token(jid, &j.to_token())?;
+    s.dev.set_token(jid, &j.to_token().to_string())?;
     if let Err(e) = s.add_and_check(temp, &new.passphrase) {
         if s.dev.in_use(temp) {
             let _ = s.dev.kill_keyslot(temp);
@@ -259,7 +267,7 @@ fn settle_rebind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
                 ),
             )
         })?;
-        let (_, vk) = s.dev.volume_key(pass.expose())?;
+        let (_, vk) = s.dev.volume_key(None, pass.expose())?;
         s.set_volume_key(vk);
         if s.dev.in_use(j.keyslot) && !s.dev.opens(j.keyslot, pass.expose()) {
             s.dev.kill_keyslot(j.keyslot)?;
@@ -267,9 +275,8 @@ fn settle_rebind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
         if !s.dev.in_use(j.keyslot) {
             s.add_and_check(j.keyslot, &pass)?;
         }
-        let mut moved = token.clone();
-        moved["keyslots"] = serde_json::json!([j.keyslot.to_string()]);
-        s.dev.set_token(id, &moved)?;
+        s.dev
+            .set_token(id, &clevis_token(j.keyslot, &token["jwe"]))?;
     } else if names != [j.keyslot] {
         return Err(s.interrupted(j, format!("token {id} names keyslots {names:?}")));
     }
@@ -277,4 +284,42 @@ fn settle_rebind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
         s.dev.kill_keyslot(temp)?;
     }
     Ok(Settled::Finished(j.clone()))
+}
+
+/// The passphrase that LUKS2 token `id` names in the kernel keyring, and the
+/// keyslots the token is assigned to (what `cryptsetup --token-id ID` uses).
+pub(crate) fn keyring_passphrase(
+    s: &mut Session<'_>,
+    id: u32,
+) -> Result<(Secret, Vec<u32>), Error> {
+    let device = s.path().to_path_buf();
+    let bad = |reason: String| Error::ExistingToken {
+        device: device.clone(),
+        token: id,
+        reason,
+    };
+    let Some(token) = s.dev.token(id) else {
+        return Err(bad("there is no such token".into()));
+    };
+    if token["type"] != "luks2-keyring" {
+        return Err(bad(format!(
+            "it is a {} token; -e takes a luks2-keyring token (cryptsetup token add --key-description)",
+            token["type"]
+        )));
+    }
+    let Some(description) = token["key_description"].as_str() else {
+        return Err(bad("it has no key_description".into()));
+    };
+    let slots = keyslots(&token);
+    if slots.is_empty() {
+        return Err(bad("it is assigned to no keyslot".into()));
+    }
+    let mut key =
+        latchkey_sys::keyring::read_user_key(description).map_err(|source| Error::Keyring {
+            device: device.clone(),
+            token: id,
+            source,
+        })?;
+    // Moved, not copied: the buffer left behind is empty.
+    Ok((Secret::new(std::mem::take(&mut *key)), slots))
 }

@@ -106,12 +106,12 @@ impl NewBinding {
         crate::journal::jwe_tag(&self.jwe).to_owned()
     }
 
-    /// The LUKS2 token clevis writes for keyslot `slot`.
-    pub fn token(&self, slot: u32) -> serde_json::Value {
+    /// The LUKS2 token clevis writes for keyslot `slot`, as text.
+    pub fn token(&self, slot: u32) -> String {
         let flat = Jwe::parse(&self.jwe)
             .map(|j| j.to_flattened_value())
             .unwrap_or_default();
-        serde_json::json!({"type": "clevis", "keyslots": [slot.to_string()], "jwe": flat})
+        luks2::clevis_token(slot, &flat)
     }
 }
 
@@ -160,7 +160,7 @@ impl<'p> Session<'p> {
     /// Checks `passphrase` and keeps the volume key for the keyslots to add;
     /// returns the keyslot it opened.
     pub fn unlock(&mut self, passphrase: &Secret) -> Result<u32, Error> {
-        let (slot, vk) = self.dev.volume_key(passphrase.expose())?;
+        let (slot, vk) = self.dev.volume_key(None, passphrase.expose())?;
         self.volume_key = Some(vk);
         Ok(slot)
     }
@@ -180,6 +180,30 @@ impl<'p> Session<'p> {
             }
         }
         Ok(None)
+    }
+
+    /// Takes the existing passphrase from LUKS2 token `id` (`clevis luks bind -e`):
+    /// a `luks2-keyring` token, as `cryptsetup token add --key-description DESC`
+    /// writes, names a `user` key of the kernel keyring that holds it. Keeps the
+    /// volume key of the first keyslot the token is assigned to that the key
+    /// opens (as `cryptsetup --token-id` tries them); returns that keyslot.
+    pub fn unlock_with_token(&mut self, id: u32) -> Result<u32, Error> {
+        let (pass, slots) = luks2::keyring_passphrase(self, id)?;
+        for slot in slots {
+            match self.dev.volume_key(Some(slot), pass.expose()) {
+                Ok((slot, vk)) => {
+                    self.volume_key = Some(vk);
+                    return Ok(slot);
+                }
+                Err(Error::WrongPassphrase { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::ExistingToken {
+            device: self.path().to_path_buf(),
+            token: id,
+            reason: "the passphrase it names opens none of its keyslots".into(),
+        })
     }
 
     pub(crate) fn set_volume_key(&mut self, vk: Secret) {

@@ -237,3 +237,79 @@ fn settle_removes_what_clevis_leaves() {
     assert_eq!(sess.settle().unwrap(), vec![Settled::OrphanTokenRemoved(0)]);
     assert_eq!(sess.header().unwrap().tokens().len(), 0);
 }
+
+/// Hands out one JWE (made by clevis) as the encryption of any passphrase. It
+/// cannot decrypt it, so the session writes it unverified.
+struct Given(String);
+
+impl Pins for Given {
+    fn encrypt(&mut self, _: &str, _: &str, _: &Secret) -> Result<String, String> {
+        Ok(self.0.clone())
+    }
+    fn decrypt(&mut self, _: &str) -> Result<Secret, String> {
+        Err("not the JWE's passphrase".into())
+    }
+    fn accept_unverified(&mut self, _: &str, _: &str, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn token_export(img: &Path, id: u32) -> Vec<u8> {
+    run_ok(
+        Command::new("cryptsetup")
+            .args(["token", "export", "--token-id", &id.to_string()])
+            .arg(img),
+    )
+    .stdout
+}
+
+/// The token of a binding is stored byte for byte as `clevis luks bind` stores
+/// it (`cryptsetup token import` keeps the members in the order given): on the
+/// same image, ours of clevis's JWE beside clevis's own.
+#[test]
+fn luks2_token_is_stored_as_clevis_stores_it() {
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("enroll-token");
+    let img = image(&s, "luks2");
+    run_ok(
+        Command::new("clevis")
+            .args(["luks", "bind", "-d"])
+            .arg(&img)
+            .arg("-k")
+            .arg(s.path("key"))
+            .args(["null", "{}"]),
+    );
+    let mut f = std::fs::File::open(&img).unwrap();
+    let hdr = latchkey_luks::Header::read(&mut f).unwrap();
+    let (store, jwe) = inventory::binding_of(&hdr, &mut f, 1).expect("clevis bound keyslot 1");
+    assert_eq!(store, Store::Token(0));
+
+    let mut pins = Given(jwe);
+    let mut sess = Session::open(&img, &mut pins).unwrap();
+    sess.unlock(&Secret::from_slice(PASS)).unwrap();
+    let b = sess
+        .bind(&Request {
+            pin: "null".into(),
+            config: "{}".into(),
+            ..Request::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (b.keyslot, b.store, b.verified),
+        (2, Store::Token(1), false)
+    );
+    drop(sess);
+
+    let theirs = String::from_utf8(token_export(&img, 0)).unwrap();
+    let ours = String::from_utf8(token_export(&img, 1)).unwrap();
+    assert!(
+        theirs.starts_with(r#"{"type":"clevis","keyslots":["1"],"jwe":{"ciphertext":""#),
+        "{theirs}"
+    );
+    assert_eq!(
+        ours,
+        theirs.replacen(r#""keyslots":["1"]"#, r#""keyslots":["2"]"#, 1)
+    );
+}

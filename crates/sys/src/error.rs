@@ -99,6 +99,25 @@ pub enum Error {
     },
     /// `unshare(2)` failed.
     Unshare(Errno),
+    /// Finding or reading a key of the kernel keyring failed (ENOKEY: no such key
+    /// in the caller's keyrings).
+    Keyring {
+        /// "request_key" or "keyctl read".
+        op: &'static str,
+        /// The key's description.
+        description: String,
+        /// The kernel's error.
+        errno: Errno,
+    },
+    /// A libcryptsetup call failed.
+    Cryptsetup {
+        /// The call, e.g. "crypt_init" or "crypt_token_json_set".
+        op: &'static str,
+        /// The device.
+        device: String,
+        /// The error libcryptsetup returned.
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for Error {
@@ -147,6 +166,12 @@ impl fmt::Display for Error {
             Error::File { path, source } => write!(f, "{path}: {source}"),
             Error::Format { path, what } => write!(f, "{path}: {what}"),
             Error::Unshare(e) => write!(f, "unshare: {e}"),
+            Error::Keyring {
+                op,
+                description,
+                errno,
+            } => write!(f, "{op} of user key {description:?}: {errno}"),
+            Error::Cryptsetup { op, device, errno } => write!(f, "{op} on {device}: {errno}"),
         }
     }
 }
@@ -173,7 +198,9 @@ impl Error {
             | Error::Netlink { errno: e, .. }
             | Error::Packet { errno: e, .. }
             | Error::Mount { errno: e, .. }
-            | Error::Umount { errno: e, .. } => Some(*e),
+            | Error::Umount { errno: e, .. }
+            | Error::Keyring { errno: e, .. }
+            | Error::Cryptsetup { errno: e, .. } => Some(*e),
             Error::File { source, .. } => source.raw_os_error().map(Errno::from_raw_os_error),
             _ => None,
         }

@@ -1,7 +1,8 @@
 //! latchkey-sys: the one crate of latchkey that talks to the kernel.
 //!
 //! ```text
-//!   agent ──► latchkey-sys ──► kernel
+//!   agent ──────────┬──► latchkey-sys ──► kernel (and, in the companion, libcryptsetup)
+//!   latchkey-luks ──┘
 //!             ├─ dm        device-mapper ioctls on /dev/mapper/control
 //!             ├─ netlink   rtnetlink: links, addresses, routes
 //!             ├─ packet    AF_PACKET socket for DHCP before an address exists
@@ -9,6 +10,8 @@
 //!             ├─ kmsg      /dev/kmsg writer
 //!             ├─ proc      /proc/cmdline, /sys/class/block, uname
 //!             ├─ blkid     ext4/FAT/LUKS UUID and label, without udev
+//!             ├─ keyring   a `user` key of the kernel keyring (`luks bind -e`)
+//!             ├─ cryptsetup (feature) a LUKS2 token written from text (the companion)
 //!             └─ wipecheck tests only: an allocator that finds secrets in freed memory
 //! ```
 //!
@@ -19,7 +22,10 @@
 mod error;
 
 pub mod blkid;
+#[cfg(feature = "cryptsetup")]
+pub mod cryptsetup;
 pub mod dm;
+pub mod keyring;
 pub mod kmsg;
 pub mod mount;
 pub mod netlink;
