@@ -8,7 +8,7 @@
 //! ```
 
 mod check;
-mod handover;
+pub(crate) mod handover;
 mod list;
 mod opts;
 mod pass;
