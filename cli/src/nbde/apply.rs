@@ -176,8 +176,13 @@ fn run(a: &ApplyArgs) -> Result<i32> {
             println!("done: {}", step.describe(&boot));
         }
     };
-    let out = apply::apply(&mut s, &recovery, &policy, a.dry_run, &mut progress)
-        .with_context(|| format!("applying {} to {dev}", record.describe()))?;
+    let out = match apply::apply(&mut s, &recovery, &policy, a.dry_run, &mut progress) {
+        Err(apply::Error::WrongRecovery { .. }) => bail!(
+            "{dev}: the recovery secret in {} opens no keyslot; nothing was changed",
+            a.recovery_key_file.display()
+        ),
+        r => r.with_context(|| format!("applying {} to {dev}", record.describe()))?,
+    };
     drop(s);
     let settled: Vec<String> = out.settled.iter().map(|d| d.describe()).collect();
     let changed = !a.dry_run && (!out.steps.is_empty() || !settled.is_empty());

@@ -44,6 +44,12 @@ pub enum Error {
     /// A change of the key file failed.
     #[error(transparent)]
     File(#[from] FileError),
+    /// The recovery secret opens no keyslot.
+    #[error("{}: the recovery secret opens no keyslot", device.display())]
+    WrongRecovery {
+        /// The device.
+        device: PathBuf,
+    },
     /// The recovery secret opens a keyslot the policy manages.
     #[error(
         "{}: the recovery secret opens keyslot {slot}, which {what}; give the secret of a \
@@ -93,7 +99,8 @@ pub struct Outcome {
 
 /// Brings the device of `s` to `policy`, with `recovery` (a passphrase of a
 /// keyslot of its own) to add keyslots. `done` is called after each step. A
-/// dry run changes nothing and returns the plan.
+/// dry run changes nothing and returns the plan; neither does a run whose
+/// recovery secret opens nothing (it is tried before anything is written).
 pub fn apply(
     s: &mut Session<'_>,
     recovery: &Secret,
@@ -101,8 +108,11 @@ pub fn apply(
     dry_run: bool,
     done: &mut dyn FnMut(&Step),
 ) -> Result<Outcome, Error> {
+    let slot = s.unlock(recovery).map_err(|e| match e {
+        crate::Error::WrongPassphrase { device } => Error::WrongRecovery { device },
+        e => e.into(),
+    })?;
     let settled = if dry_run { Vec::new() } else { s.settle()? };
-    let slot = s.unlock(recovery)?;
     let first = look(s, slot, policy)?;
     check_recovery(s, &first, slot)?;
     let target = Target {
