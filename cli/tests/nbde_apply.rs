@@ -350,6 +350,31 @@ fn a_wrong_recovery_secret_is_a_clear_error_and_changes_nothing() {
 }
 
 #[test]
+fn status_reports_keys_no_longer_advertised_and_apply_rebinds() {
+    if !nbde_tools() {
+        return;
+    }
+    let c = Cluster::start(3);
+    let s = Scratch::new("nbde-rotated");
+    for kind in ["luks1", "luks2"] {
+        let d = Disk::new(&s, kind, kind);
+        let args = tang_args(&c.urls(3), &[]);
+        d.apply_json(&args);
+        c.0[1].rotate();
+        let (code, text) = d.status(false);
+        assert_eq!(code, 1, "{kind}:\n{text}");
+        assert!(text.contains(&c.0[1].url), "{kind}:\n{text}");
+        let doc = d.apply_json(&args);
+        assert_eq!(doc["changed"], true, "{kind}: {doc}");
+        let (code, text) = d.status(false);
+        assert_eq!(code, 0, "{kind}:\n{text}");
+        let slot = doc["bindings"][0]["slot"].as_u64().unwrap();
+        assert!(d.clevis_opens(slot), "{kind}");
+        assert_eq!(d.apply_json(&args)["changed"], false, "{kind}");
+    }
+}
+
+#[test]
 fn status_reports_a_key_file_that_opens_nothing() {
     if !nbde_tools() {
         return;
