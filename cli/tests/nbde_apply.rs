@@ -8,6 +8,7 @@
 //! recovery secret opens the disk throughout, and a second apply is a no-op.
 
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -375,7 +376,7 @@ fn status_reports_keys_no_longer_advertised_and_apply_rebinds() {
 }
 
 #[test]
-fn status_reports_a_key_file_that_opens_nothing() {
+fn status_reports_what_is_inconsistent() {
     if !nbde_tools() {
         return;
     }
@@ -393,4 +394,23 @@ fn status_reports_a_key_file_that_opens_nothing() {
     assert_eq!(doc["changed"], true, "{doc}");
     assert!(!d.boot.join("nbde").exists());
     assert_eq!(d.status(false).0, 0);
+
+    // A keyslot added outside latchkey is reported, and left alone.
+    let other = s.path("other.key");
+    std::fs::write(&other, b"someone else's passphrase").unwrap();
+    run_ok(
+        Command::new("cryptsetup")
+            .args(["luksAddKey", "-q", "--pbkdf", "pbkdf2"])
+            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .arg(&d.recovery)
+            .arg(&d.img)
+            .arg(&other),
+    );
+    let (code, text) = d.status(false);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("has no token"), "{text}");
+    d.apply_json(&tang_args(&c.urls(3), &[]));
+    d.apply_json(&[]);
+    assert!(d.key_file_opens());
+    assert!(cryptsetup_opens(&d.img, b"someone else's passphrase", None));
 }
