@@ -414,3 +414,42 @@ fn status_reports_what_is_inconsistent() {
     assert!(d.key_file_opens());
     assert!(cryptsetup_opens(&d.img, b"someone else's passphrase", None));
 }
+
+#[test]
+fn a_request_that_is_no_policy_is_refused_before_anything() {
+    if !nbde_tools() {
+        return;
+    }
+    let c = Cluster::start(4);
+    let s = Scratch::new("nbde-refused");
+    let d = Disk::new(&s, "luks2", "luks2");
+    d.apply_json(&[]);
+    let before = d.fingerprint();
+    let urls = c.urls(4);
+    let twice = [urls[0].clone(), urls[0].clone()];
+    for (args, why) in [
+        (tang_args(&urls, &["--threshold", "5"]), "--threshold 5"),
+        (tang_args(&urls, &["--threshold", "0"]), "--threshold 0"),
+        (
+            tang_args(&urls, &["--mode", "tang", "--threshold", "2"]),
+            "quorum mode",
+        ),
+        (tang_args(&urls, &["--mode", "fast"]), "--mode fast"),
+        (
+            tang_args(&urls, &["--tang", "tang.example"]),
+            "http:// or https://",
+        ),
+        (tang_args(&twice, &[]), "given twice"),
+        (
+            tang_args(&[], &["--mode", "quorum"]),
+            "needs at least one --tang",
+        ),
+    ] {
+        let out = d.apply(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    assert!(before == d.fingerprint(), "a refused request wrote");
+    assert_eq!(d.boots(), Ok("local key"));
+}
