@@ -8,6 +8,8 @@
 //!   latchkey luks list|pass|report|check ─▶ luks/ ──▶ latchkey-luks (header) + latchkey-enroll (pure)
 //!   latchkey luks bind|unbind|regen|edit ─▶ luks/handover.rs ──exec──▶ latchkey-luks (companion)
 //!                                              luks/write.rs ──▶ latchkey-enroll::Session ──▶ libcryptsetup
+//!   latchkey nbde status ─────────▶ nbde/ ──▶ latchkey-enroll::policy (pure) + Tang /adv
+//!   latchkey nbde apply ──────────▶ nbde/ ──exec──▶ latchkey-luks nbde apply ──▶ latchkey-enroll::policy::apply
 //!   latchkey recover ... ─────────▶ recover.rs ─▶ latchkey-proto (recovery codes) + client, luks
 //! ```
 //!
@@ -22,6 +24,7 @@ mod decrypt;
 mod encrypt;
 mod input;
 pub mod luks;
+pub mod nbde;
 mod recover;
 mod rng;
 mod tpm;
@@ -47,6 +50,7 @@ enum Command {
     Encrypt(encrypt::Args),
     Decrypt(decrypt::Args),
     Luks(luks::Args),
+    Nbde(nbde::Args),
     Recover(recover::Args),
 }
 
@@ -59,6 +63,7 @@ pub fn main() {
         Command::Encrypt(args) => ("encrypt", encrypt::run(args)),
         Command::Decrypt(args) => ("decrypt", decrypt::run(args)),
         Command::Luks(args) => luks::run(args),
+        Command::Nbde(args) => nbde::run(args),
         Command::Recover(args) => ("recover", recover::run(args)),
     };
     if let Err(e) = result {

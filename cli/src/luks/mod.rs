@@ -10,7 +10,7 @@
 mod check;
 #[cfg(feature = "cryptsetup")]
 mod editor;
-mod handover;
+pub(crate) mod handover;
 mod list;
 mod opts;
 mod pass;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub use latchkey_testkit::*;
 
+pub mod nbde;
+
 pub fn latchkey() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
     c.env_remove("http_proxy").env_remove("HTTP_PROXY");

@@ -23,6 +23,9 @@
 //! the new passphrase has opened the keyslot (and the new JWE has decrypted to
 //! it) before anything old goes. Multi-step changes write a journal first, so a
 //! re-run after a crash finishes or undoes them; see [`Session`].
+//!
+//! [`policy`] is the cluster's unlock policy on top: a local boot key, any
+//! one Tang server, or a quorum of them, and the safe way between them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -30,6 +33,7 @@ pub mod inventory;
 pub mod journal;
 pub mod listing;
 pub mod passphrase;
+pub mod policy;
 pub mod rotation;
 
 #[cfg(feature = "cryptsetup")]
