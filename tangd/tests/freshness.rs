@@ -44,13 +44,7 @@ fn complete(addr: SocketAddr) -> Result<Vec<String>, String> {
     if adv.signing_keys().is_empty() {
         return Err("no signing key".into());
     }
-    let mut v: Vec<String> = adv
-        .keys
-        .iter()
-        .map(|k| k.thumbprint(latchkey_proto::jwk::ThpHash::S256))
-        .collect();
-    v.sort();
-    Ok(v)
+    Ok(thumbprints(&adv))
 }
 
 #[test]

@@ -67,12 +67,7 @@ fn clevis_round_trip_with_our_keys() {
     if !have(TOOLS) {
         return;
     }
-    let dir = Scratch::new("ours");
-    let out = Command::new(TANGD)
-        .args(["keygen", dir.dir().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let dir = our_keys("ours");
     let tangd = Tangd::start(dir.dir(), &[]);
     let jwe = clevis_encrypt(&tangd.url(), "our-keys-secret");
     assert_eq!(clevis_decrypt(&jwe).unwrap(), "our-keys-secret");
@@ -83,13 +78,7 @@ fn debian_keygen_and_rotate_while_serving() {
     if !have(TOOLS) || !have(&[ROTATE]) {
         return;
     }
-    let dir = Scratch::new("debian");
-    let st = Command::new(KEYGEN)
-        .arg(dir.dir())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = debian_keys("debian");
     let tangd = Tangd::start(dir.dir(), &[]);
     let before = clevis_encrypt(&tangd.url(), "before-rotation");
     assert_eq!(clevis_decrypt(&before).unwrap(), "before-rotation");
@@ -143,13 +132,7 @@ fn jwe_made_with_real_tang_decrypts_with_ours() {
     if !have(TOOLS) {
         return;
     }
-    let dir = Scratch::new("realtang");
-    let st = Command::new(KEYGEN)
-        .arg(dir.dir())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = debian_keys("realtang");
     let port = free_port();
     let jwe = {
         let real = RealTang::serve(dir.dir(), port);
@@ -176,12 +159,7 @@ fn real_tang_serves_our_keys() {
     if !have(TOOLS) {
         return;
     }
-    let dir = Scratch::new("ourkeys-realtang");
-    let out = Command::new(TANGD)
-        .args(["keygen", dir.dir().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let dir = our_keys("ourkeys-realtang");
     // A JWE made against our tangd...
     let port = free_port();
     let ours_jwe = {

@@ -230,6 +230,20 @@ pub fn tangd_cmd(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A scratch key directory with a fresh pair from our `tangd keygen`.
+pub fn our_keys(tag: &str) -> Scratch {
+    let dir = Scratch::new(tag);
+    tangd_cmd(&["keygen", dir.dir().to_str().unwrap()]);
+    dir
+}
+
+/// A scratch key directory with a fresh pair from Debian's tangd-keygen.
+pub fn debian_keys(tag: &str) -> Scratch {
+    let dir = Scratch::new(tag);
+    latchkey_testkit::run_ok(Command::new(latchkey_testkit::KEYGEN).arg(dir.dir()));
+    dir
+}
+
 /// The names in a directory, sorted.
 pub fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -244,7 +258,11 @@ pub fn files(dir: &Path) -> Vec<String> {
 pub fn adv_keys(addr: SocketAddr) -> Vec<String> {
     let r = get(addr, "/adv");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let adv = latchkey_proto::jws::verify_advertisement(&r.body).unwrap();
+    thumbprints(&latchkey_proto::jws::verify_advertisement(&r.body).unwrap())
+}
+
+/// S256 thumbprints of the keys of an advertisement, sorted.
+pub fn thumbprints(adv: &latchkey_proto::jws::Advertisement) -> Vec<String> {
     let mut v: Vec<String> = adv
         .keys
         .iter()
