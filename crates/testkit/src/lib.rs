@@ -143,16 +143,20 @@ pub fn wait_port(port: u16, limit: Duration) -> bool {
     true
 }
 
-/// Lifts this process's descriptor limit to its hard limit; returns how many
-/// descriptors it may now have open.
-pub fn raise_nofile() -> u64 {
+/// Lifts this process's descriptor limit to its hard limit, and asserts that
+/// it now allows more than `need` open descriptors.
+pub fn raise_nofile(need: u64) {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut lim = getrlimit(Resource::Nofile);
     if lim.current < lim.maximum {
         lim.current = lim.maximum;
         let _ = setrlimit(Resource::Nofile, lim);
     }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+    let fds = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    assert!(
+        fds > need,
+        "this test needs {need} descriptors, the limit is {fds}"
+    );
 }
 
 /// Real tangd, one process per connection behind socat, on 127.0.0.1. Killed on drop.
