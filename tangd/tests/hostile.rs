@@ -62,13 +62,7 @@ fn blank_lines_take_no_memory() {
     let start = Instant::now();
     let mut served = 0;
     while start.elapsed() < Duration::from_secs(10) {
-        let t = Instant::now();
-        assert_eq!(get(addr, "/adv").status, 200);
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "served in {:?}",
-            t.elapsed()
-        );
+        adv_answered_quickly(addr);
         served += 1;
         std::thread::sleep(Duration::from_millis(100));
     }

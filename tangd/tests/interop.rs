@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -84,12 +84,7 @@ fn debian_keygen_and_rotate_while_serving() {
     assert_eq!(clevis_decrypt(&before).unwrap(), "before-rotation");
     let adv_before = get(tangd.addr, "/adv").body;
 
-    let st = Command::new(ROTATE)
-        .args(["-d", dir.dir().to_str().unwrap()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    debian_rotate(dir.dir());
     // The script writes the new signing key, then the exchange key: wait for both.
     let end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -139,13 +134,7 @@ fn jwe_made_with_real_tang_decrypts_with_ours() {
         clevis_encrypt(&real.url, "made-with-real-tang")
     };
     // Same directory, same port, our server now.
-    let tangd = Tangd::start_args(&[
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--keys",
-        dir.dir().to_str().unwrap(),
-    ]);
+    let tangd = Tangd::start_on(port, dir.dir());
     assert_eq!(clevis_decrypt(&jwe).unwrap(), "made-with-real-tang");
     assert!(
         tangd.log().contains("POST /rec/"),
@@ -163,13 +152,7 @@ fn real_tang_serves_our_keys() {
     // A JWE made against our tangd...
     let port = free_port();
     let ours_jwe = {
-        let tangd = Tangd::start_args(&[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--keys",
-            dir.dir().to_str().unwrap(),
-        ]);
+        let tangd = Tangd::start_on(port, dir.dir());
         let jwe = clevis_encrypt(&tangd.url(), "made-with-ours");
         drop(tangd);
         jwe

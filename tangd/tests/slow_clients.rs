@@ -34,13 +34,7 @@ fn slowloris_is_cut_off_while_others_are_served() {
     // Meanwhile, ordinary requests go through.
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..10 {
-        let t = Instant::now();
-        assert_eq!(get(addr, "/adv").status, 200);
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "served in {:?}",
-            t.elapsed()
-        );
+        adv_answered_quickly(addr);
         std::thread::sleep(Duration::from_millis(100));
     }
     let (took, closed) = slow.join().unwrap();

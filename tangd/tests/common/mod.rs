@@ -53,6 +53,17 @@ impl Tangd {
         Tangd::start_args(&args)
     }
 
+    /// `tangd serve` of `keys` on 127.0.0.1:`port`.
+    pub fn start_on(port: u16, keys: &Path) -> Tangd {
+        Tangd::start_args(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--keys",
+            keys.to_str().unwrap(),
+        ])
+    }
+
     pub fn start_args(args: &[&str]) -> Tangd {
         Tangd::start_program(TANGD, args)
     }
@@ -242,6 +253,22 @@ pub fn debian_keys(tag: &str) -> Scratch {
     let dir = Scratch::new(tag);
     latchkey_testkit::run_ok(Command::new(latchkey_testkit::KEYGEN).arg(dir.dir()));
     dir
+}
+
+/// Debian's tangd-rotate-keys on a key directory.
+pub fn debian_rotate(dir: &Path) {
+    latchkey_testkit::run_ok(Command::new(latchkey_testkit::ROTATE).arg("-d").arg(dir));
+}
+
+/// `GET /adv` answers 200 within two seconds.
+pub fn adv_answered_quickly(addr: SocketAddr) {
+    let t = Instant::now();
+    assert_eq!(get(addr, "/adv").status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "served in {:?}",
+        t.elapsed()
+    );
 }
 
 /// The names in a directory, sorted.
