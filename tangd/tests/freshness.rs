@@ -19,7 +19,7 @@ use tangd::keydir;
 const MODES: [&[&str]; 2] = [&[], &["--watch", "stat"]];
 
 fn rec_request() -> Vec<u8> {
-    std::fs::read(data("tang-http/11-post-rec-ok.req")).unwrap()
+    std::fs::read(sample("tang-http/11-post-rec-ok.req")).unwrap()
 }
 
 fn hide_active(dir: &Path) {
@@ -44,33 +44,27 @@ fn complete(addr: SocketAddr) -> Result<Vec<String>, String> {
     if adv.signing_keys().is_empty() {
         return Err("no signing key".into());
     }
-    let mut v: Vec<String> = adv
-        .keys
-        .iter()
-        .map(|k| k.thumbprint(latchkey_proto::jwk::ThpHash::S256))
-        .collect();
-    v.sort();
-    Ok(v)
+    Ok(thumbprints(&adv))
 }
 
 #[test]
 fn a_rotation_is_advertised_by_the_next_request() {
     for mode in MODES {
         let keys = copy_keys("tang-db");
-        let dir = keys.path().to_str().unwrap();
-        let tangd = Tangd::start(keys.path(), mode);
+        let dir = keys.dir().to_str().unwrap();
+        let tangd = Tangd::start(keys.dir(), mode);
         for i in 0..10 {
             tangd_cmd(&["rotate", dir]);
             assert_eq!(
                 adv_keys(tangd.addr),
-                active_thumbprints(keys.path()),
+                active_thumbprints(keys.dir()),
                 "rotation {i}, {mode:?}"
             );
         }
         // Debian's script hides the old keys first, then writes the new ones.
-        if require(&["/usr/libexec/tangd-rotate-keys", "jose"], "rotate-keys") {
+        if have(&[latchkey_testkit::ROTATE, "jose"]) {
             for i in 0..3 {
-                let st = std::process::Command::new("/usr/libexec/tangd-rotate-keys")
+                let st = std::process::Command::new(latchkey_testkit::ROTATE)
                     .args(["-d", dir])
                     .stderr(std::process::Stdio::null())
                     .status()
@@ -78,7 +72,7 @@ fn a_rotation_is_advertised_by_the_next_request() {
                 assert!(st.success());
                 assert_eq!(
                     adv_keys(tangd.addr),
-                    active_thumbprints(keys.path()),
+                    active_thumbprints(keys.dir()),
                     "tangd-rotate-keys {i}, {mode:?}"
                 );
             }
@@ -90,19 +84,19 @@ fn a_rotation_is_advertised_by_the_next_request() {
 fn a_deleted_key_is_404_on_the_next_request() {
     for mode in MODES {
         let keys = copy_keys("tang-db");
-        let tangd = Tangd::start(keys.path(), mode);
+        let tangd = Tangd::start(keys.dir(), mode);
         let rec = rec_request();
         assert_eq!(request(tangd.addr, &rec).unwrap().status, 200);
-        tangd_cmd(&["rotate", keys.path().to_str().unwrap()]);
+        tangd_cmd(&["rotate", keys.dir().to_str().unwrap()]);
         assert_eq!(
             request(tangd.addr, &rec).unwrap().status,
             200,
             "a hidden key still recovers"
         );
         assert_eq!(get(tangd.addr, &format!("/adv/{SIG_THP}")).status, 200);
-        std::fs::remove_file(keys.path().join(format!(".{ECMR_KID}.jwk"))).unwrap();
+        std::fs::remove_file(keys.dir().join(format!(".{ECMR_KID}.jwk"))).unwrap();
         assert_eq!(request(tangd.addr, &rec).unwrap().status, 404, "{mode:?}");
-        std::fs::remove_file(keys.path().join(format!(".{SIG_THP}.jwk"))).unwrap();
+        std::fs::remove_file(keys.dir().join(format!(".{SIG_THP}.jwk"))).unwrap();
         assert_eq!(
             get(tangd.addr, &format!("/adv/{SIG_THP}")).status,
             404,
@@ -115,27 +109,27 @@ fn a_deleted_key_is_404_on_the_next_request() {
 fn an_emptied_directory_gets_a_pair_on_the_next_adv() {
     for mode in MODES {
         let keys = copy_keys("tang-db");
-        let tangd = Tangd::start(keys.path(), mode);
-        for n in files(keys.path()) {
-            std::fs::remove_file(keys.path().join(n)).unwrap();
+        let tangd = Tangd::start(keys.dir(), mode);
+        for n in files(keys.dir()) {
+            std::fs::remove_file(keys.dir().join(n)).unwrap();
         }
         let advertised = adv_keys(tangd.addr);
         assert_eq!(advertised.len(), 2);
-        assert_eq!(advertised, active_thumbprints(keys.path()), "{mode:?}");
-        assert_eq!(files(keys.path()).len(), 2);
+        assert_eq!(advertised, active_thumbprints(keys.dir()), "{mode:?}");
+        assert_eq!(files(keys.dir()).len(), 2);
 
         // The directory replaced by a new, empty one (tang's own test does this).
-        std::fs::remove_dir_all(keys.path()).unwrap();
-        std::fs::create_dir(keys.path()).unwrap();
+        std::fs::remove_dir_all(keys.dir()).unwrap();
+        std::fs::create_dir(keys.dir()).unwrap();
         let advertised = adv_keys(tangd.addr);
-        assert_eq!(advertised, active_thumbprints(keys.path()), "{mode:?}");
+        assert_eq!(advertised, active_thumbprints(keys.dir()), "{mode:?}");
 
         // Every key hidden: after a moment for a rotation to finish, a new pair.
-        hide_active(keys.path());
+        hide_active(keys.dir());
         let again = adv_keys(tangd.addr);
-        assert_eq!(again, active_thumbprints(keys.path()), "{mode:?}");
+        assert_eq!(again, active_thumbprints(keys.dir()), "{mode:?}");
         assert_ne!(again, advertised);
-        assert_eq!(files(keys.path()).len(), 4);
+        assert_eq!(files(keys.dir()).len(), 4);
         assert!(
             tangd.wait_log("had no active key; created", Duration::from_secs(2)),
             "{}",
@@ -146,24 +140,24 @@ fn an_emptied_directory_gets_a_pair_on_the_next_adv() {
 
 #[test]
 fn no_create_leaves_an_empty_directory_empty() {
-    let keys = TempDir::new("no-create");
-    let tangd = Tangd::start(keys.path(), &["--no-create"]);
+    let keys = Scratch::new("no-create");
+    let tangd = Tangd::start(keys.dir(), &["--no-create"]);
     assert_eq!(get(tangd.addr, "/adv").status, 500);
-    assert!(files(keys.path()).is_empty());
-    tangd_cmd(&["keygen", keys.path().to_str().unwrap()]);
-    assert_eq!(adv_keys(tangd.addr), active_thumbprints(keys.path()));
+    assert!(files(keys.dir()).is_empty());
+    tangd_cmd(&["keygen", keys.dir().to_str().unwrap()]);
+    assert_eq!(adv_keys(tangd.addr), active_thumbprints(keys.dir()));
 }
 
 #[test]
 fn fifty_two_pairs_are_advertised_at_once() {
     for mode in MODES {
         let keys = copy_keys("tang-db");
-        let tangd = Tangd::start(keys.path(), mode);
+        let tangd = Tangd::start(keys.dir(), mode);
         assert_eq!(adv_keys(tangd.addr).len(), 2);
         for _ in 0..52 {
             let [sig, exc] = keydir::generate_pair();
-            keydir::write_key(keys.path(), &sig).unwrap();
-            keydir::write_key(keys.path(), &exc).unwrap();
+            keydir::write_key(keys.dir(), &sig).unwrap();
+            keydir::write_key(keys.dir(), &exc).unwrap();
         }
         let r = get(tangd.addr, "/adv");
         assert_eq!(r.status, 200);
@@ -183,7 +177,7 @@ fn fifty_two_pairs_are_advertised_at_once() {
 fn a_rotation_half_done_is_never_advertised() {
     for mode in MODES {
         let keys = copy_keys("tang-db");
-        let tangd = Tangd::start(keys.path(), mode);
+        let tangd = Tangd::start(keys.dir(), mode);
         let addr = tangd.addr;
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicUsize::new(0));
@@ -199,20 +193,20 @@ fn a_rotation_half_done_is_never_advertised() {
             bad
         });
         for _ in 0..5 {
-            hide_active(keys.path());
+            hide_active(keys.dir());
             std::thread::sleep(Duration::from_millis(30));
             let [sig, exc] = keydir::generate_pair();
-            keydir::write_key(keys.path(), &sig).unwrap();
+            keydir::write_key(keys.dir(), &sig).unwrap();
             std::thread::sleep(Duration::from_millis(30));
-            keydir::write_key(keys.path(), &exc).unwrap();
+            keydir::write_key(keys.dir(), &exc).unwrap();
             std::thread::sleep(Duration::from_millis(30));
         }
         stop.store(true, Ordering::SeqCst);
         let bad = client.join().unwrap();
         assert!(bad.is_empty(), "{mode:?}: {bad:?}\n{}", tangd.log());
         assert!(served.load(Ordering::SeqCst) > 5);
-        assert_eq!(complete(addr).unwrap(), active_thumbprints(keys.path()));
-        assert_eq!(files(keys.path()).len(), 12, "no pair of our own was added");
+        assert_eq!(complete(addr).unwrap(), active_thumbprints(keys.dir()));
+        assert_eq!(files(keys.dir()).len(), 12, "no pair of our own was added");
     }
 }
 
@@ -223,11 +217,11 @@ fn a_rotation_half_done_is_never_advertised() {
 fn a_rotation_stuck_half_way_keeps_the_previous_keys() {
     for mode in MODES {
         let keys = copy_keys("tang-db");
-        let tangd = Tangd::start(keys.path(), mode);
+        let tangd = Tangd::start(keys.dir(), mode);
         let before = adv_keys(tangd.addr);
-        hide_active(keys.path());
+        hide_active(keys.dir());
         let [sig, exc] = keydir::generate_pair();
-        keydir::write_key(keys.path(), &sig).unwrap();
+        keydir::write_key(keys.dir(), &sig).unwrap();
         let t = Instant::now();
         assert_eq!(adv_keys(tangd.addr), before, "{mode:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
@@ -241,14 +235,14 @@ fn a_rotation_stuck_half_way_keeps_the_previous_keys() {
         );
         assert_eq!(request(tangd.addr, &rec_request()).unwrap().status, 200);
 
-        std::fs::remove_file(keys.path().join(format!(".{ECMR_KID}.jwk"))).unwrap();
+        std::fs::remove_file(keys.dir().join(format!(".{ECMR_KID}.jwk"))).unwrap();
         assert_eq!(get(tangd.addr, "/adv").status, 500, "{mode:?}");
         assert_ne!(request(tangd.addr, &rec_request()).unwrap().status, 200);
 
-        keydir::write_key(keys.path(), &exc).unwrap();
+        keydir::write_key(keys.dir(), &exc).unwrap();
         assert_eq!(
             complete(tangd.addr).unwrap(),
-            active_thumbprints(keys.path()),
+            active_thumbprints(keys.dir()),
             "{mode:?}"
         );
     }
@@ -259,14 +253,14 @@ fn a_rotation_stuck_half_way_keeps_the_previous_keys() {
 #[test]
 fn many_requests_after_a_change_read_the_directory_once() {
     let keys = copy_keys("tang-db");
-    let staging = TempDir::new("staging");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let staging = Scratch::new("staging");
+    let tangd = Tangd::start(keys.dir(), &[]);
     let reloads = || tangd.log().matches("keys: reloaded").count();
     assert_eq!(reloads(), 1, "{}", tangd.log());
     let [_, exc] = keydir::generate_pair();
-    let name = keydir::write_key(staging.path(), &exc).unwrap();
+    let name = keydir::write_key(staging.dir(), &exc).unwrap();
     // One rename: one change, whole.
-    std::fs::rename(staging.path().join(&name), keys.path().join(&name)).unwrap();
+    std::fs::rename(staging.dir().join(&name), keys.dir().join(&name)).unwrap();
     let n = 32;
     let barrier = Arc::new(Barrier::new(n));
     let addr = tangd.addr;
@@ -292,8 +286,8 @@ fn many_requests_after_a_change_read_the_directory_once() {
 #[test]
 fn a_kubernetes_secret_swap_counts_from_the_next_request() {
     for mode in MODES {
-        let keys = TempDir::new("k8s");
-        let d = keys.path();
+        let keys = Scratch::new("k8s");
+        let d = keys.dir();
         let generation = |stamp: &str| {
             let g = d.join(stamp);
             std::fs::create_dir(&g).unwrap();

@@ -1,5 +1,5 @@
 //! Status codes and reply bytes, from raw TCP requests, compared with what the
-//! real tangd 11 answered to the same bytes (tests/data/tang-http).
+//! real tangd 11 answered to the same bytes (the samples' tang-http).
 
 mod common;
 
@@ -13,7 +13,7 @@ use latchkey_proto::jws::verify_advertisement;
 use latchkey_proto::secret::Secret;
 
 fn recordings() -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(data("tang-http"))
+    let mut v: Vec<_> = std::fs::read_dir(sample("tang-http"))
         .unwrap()
         .filter_map(|e| {
             let p = e.unwrap().path();
@@ -47,7 +47,7 @@ fn payload_keys(body: &[u8]) -> Vec<String> {
 #[test]
 fn recorded_requests_get_tangs_answers() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     for (name, req, want) in recordings() {
         let got = request(tangd.addr, &req).unwrap_or_else(|| panic!("{name}: no response"));
         assert_eq!(got.status, status_of(&want), "{name}");
@@ -75,7 +75,7 @@ fn recorded_requests_get_tangs_answers() {
 #[test]
 fn recorded_requests_pipelined_on_one_connection() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let recs = recordings();
     let mut s = connect(tangd.addr);
     for (_, req, _) in &recs {
@@ -90,7 +90,7 @@ fn recorded_requests_pipelined_on_one_connection() {
 #[test]
 fn routing_like_tangs_regexes() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let a = tangd.addr;
     for (path, status) in [
         ("/adv", 200),
@@ -118,7 +118,7 @@ fn routing_like_tangs_regexes() {
 #[test]
 fn endpoint_prefix() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &["--endpoint", "tang"]);
+    let tangd = Tangd::start(keys.dir(), &["--endpoint", "tang"]);
     assert_eq!(get(tangd.addr, "/tang/adv").status, 200);
     assert_eq!(
         get(tangd.addr, &format!("/tang//adv/{SIG_THP}")).status,
@@ -140,7 +140,7 @@ fn endpoint_prefix() {
 #[test]
 fn uri_too_long_is_414_and_the_connection_survives() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let mut s = connect(tangd.addr);
     // tang's limit: a target of 4096 bytes or more.
     let at_limit = format!("/adv/{}", "a".repeat(4096 - 5));
@@ -164,7 +164,7 @@ fn uri_too_long_is_414_and_the_connection_survives() {
 #[test]
 fn body_too_large_is_413() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let path = format!("/rec/{ECMR_KID}");
     // 64 KiB - 1 is still read (and is not JSON): 400.
     assert_eq!(post(tangd.addr, &path, &vec![b' '; 65535]).status, 400);
@@ -203,7 +203,7 @@ fn body_too_large_is_413() {
 #[test]
 fn chunked_and_expect_continue_bodies() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let (_, req, want) = recordings()
         .into_iter()
         .find(|r| r.0 == "11-post-rec-ok")
@@ -236,7 +236,7 @@ fn chunked_and_expect_continue_bodies() {
 #[test]
 fn garbage_gets_400_and_a_closed_connection() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     for junk in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET /adv HTTP/2.0\r\n\r\n",
@@ -261,7 +261,7 @@ fn garbage_gets_400_and_a_closed_connection() {
 #[test]
 fn invalid_points_are_400() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let path = format!("/rec/{ECMR_KID}");
     let jwk = |crv: &str, x: &[u8], y: &[u8]| {
         format!(
@@ -321,8 +321,8 @@ fn invalid_points_are_400() {
 #[test]
 fn no_active_signing_key_is_500() {
     let keys = copy_keys("tang-db");
-    std::fs::remove_file(keys.path().join(format!("{SIG_THP}.jwk"))).unwrap();
-    let tangd = Tangd::start(keys.path(), &[]);
+    std::fs::remove_file(keys.dir().join(format!("{SIG_THP}.jwk"))).unwrap();
+    let tangd = Tangd::start(keys.dir(), &[]);
     assert_eq!(get(tangd.addr, "/adv").status, 500);
     assert_eq!(get(tangd.addr, &format!("/adv/{ECMR_KID}")).status, 500);
     let (_, req, _) = recordings()
@@ -348,13 +348,13 @@ fn no_active_signing_key_is_500() {
         403
     );
     // An ECMR key alone does not count as "no key": nothing was created.
-    assert_eq!(std::fs::read_dir(keys.path()).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(keys.dir()).unwrap().count(), 1);
 }
 
 #[test]
 fn connection_close_and_http10_are_honoured() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let a = tangd.addr;
     for (req, closes) in [
         ("GET /adv HTTP/1.0\r\n\r\n", true),
@@ -388,7 +388,7 @@ fn connection_close_and_http10_are_honoured() {
 #[test]
 fn access_log_has_one_line_per_request_and_no_body() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let (_, req, _) = recordings()
         .into_iter()
         .find(|r| r.0 == "11-post-rec-ok")
@@ -414,7 +414,7 @@ fn access_log_has_one_line_per_request_and_no_body() {
     for secretish in ["AFZ1-tU5kdiZAb4dD5pw", "AHhTADs8oQV8dnoFWlEw", "\"d\""] {
         assert!(!log.contains(secretish), "log leaks {secretish}");
     }
-    let d = std::fs::read_to_string(keys.path().join(format!("{ECMR_KID}.jwk"))).unwrap();
+    let d = std::fs::read_to_string(keys.dir().join(format!("{ECMR_KID}.jwk"))).unwrap();
     let d: serde_json::Value = serde_json::from_str(&d).unwrap();
     assert!(!log.contains(d["d"].as_str().unwrap()));
 }

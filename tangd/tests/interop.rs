@@ -4,73 +4,44 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use latchkey_proto::jws::verify_advertisement;
+use latchkey_testkit::{KEYGEN, ROTATE, Tang as RealTang};
 
 const TOOLS: &[&str] = &[
     "clevis",
     "jose",
     "socat",
     "curl",
-    "/usr/libexec/tangd",
-    "/usr/libexec/tangd-keygen",
+    latchkey_testkit::TANGD,
+    KEYGEN,
 ];
 
-fn clevis_encrypt(url: &str, plaintext: &str) -> String {
-    let mut child = Command::new("timeout")
-        .args([
-            "60",
-            "clevis",
-            "encrypt",
-            "tang",
-            &format!(r#"{{"url":"{url}"}}"#),
-            "-y",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(plaintext.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "clevis encrypt {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
+fn clevis(args: &[&str], input: &str) -> Result<String, String> {
+    let out = run_with(
+        Command::new("clevis").args(args),
+        input.as_bytes(),
+        Duration::from_secs(60),
     );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn clevis_decrypt(jwe: &str) -> Result<String, String> {
-    let mut child = Command::new("timeout")
-        .args(["60", "clevis", "decrypt"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(jwe.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+fn clevis_encrypt(url: &str, plaintext: &str) -> String {
+    let cfg = format!(r#"{{"url":"{url}"}}"#);
+    clevis(&["encrypt", "tang", &cfg, "-y"], plaintext)
+        .unwrap_or_else(|e| panic!("clevis encrypt {url}: {e}"))
+}
+
+fn clevis_decrypt(jwe: &str) -> Result<String, String> {
+    clevis(&["decrypt"], jwe)
 }
 
 /// The `kid` in a clevis tang JWE's protected header.
@@ -79,41 +50,6 @@ fn kid(jwe: &str) -> String {
     let header = latchkey_proto::b64::decode(protected).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
     v["kid"].as_str().unwrap().to_owned()
-}
-
-/// Debian's tangd behind socat, as Debian runs it (one process per connection).
-struct RealTang {
-    socat: Child,
-    port: u16,
-}
-
-impl RealTang {
-    fn start(dir: &Path, port: u16) -> RealTang {
-        let socat = Command::new("socat")
-            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-            .arg(format!("EXEC:/usr/libexec/tangd {}", dir.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_port(port, Duration::from_secs(10)),
-            "socat did not listen on {port}"
-        );
-        RealTang { socat, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RealTang {
-    fn drop(&mut self) {
-        let _ = self.socat.kill();
-        let _ = self.socat.wait();
-    }
 }
 
 fn active_files(dir: &Path) -> Vec<String> {
@@ -128,45 +64,27 @@ fn active_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn clevis_round_trip_with_our_keys() {
-    if !require(TOOLS, "clevis_round_trip_with_our_keys") {
+    if !have(TOOLS) {
         return;
     }
-    let dir = TempDir::new("ours");
-    let out = Command::new(TANGD)
-        .args(["keygen", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let tangd = Tangd::start(dir.path(), &[]);
+    let dir = our_keys("ours");
+    let tangd = Tangd::start(dir.dir(), &[]);
     let jwe = clevis_encrypt(&tangd.url(), "our-keys-secret");
     assert_eq!(clevis_decrypt(&jwe).unwrap(), "our-keys-secret");
 }
 
 #[test]
 fn debian_keygen_and_rotate_while_serving() {
-    if !require(TOOLS, "debian_keygen_and_rotate_while_serving")
-        || !require(&["/usr/libexec/tangd-rotate-keys"], "rotate")
-    {
+    if !have(TOOLS) || !have(&[ROTATE]) {
         return;
     }
-    let dir = TempDir::new("debian");
-    let st = Command::new("/usr/libexec/tangd-keygen")
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let tangd = Tangd::start(dir.path(), &[]);
+    let dir = debian_keys("debian");
+    let tangd = Tangd::start(dir.dir(), &[]);
     let before = clevis_encrypt(&tangd.url(), "before-rotation");
     assert_eq!(clevis_decrypt(&before).unwrap(), "before-rotation");
     let adv_before = get(tangd.addr, "/adv").body;
 
-    let st = Command::new("/usr/libexec/tangd-rotate-keys")
-        .args(["-d", dir.path().to_str().unwrap()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    debian_rotate(dir.dir());
     // The script writes the new signing key, then the exchange key: wait for both.
     let end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -184,10 +102,10 @@ fn debian_keygen_and_rotate_while_serving() {
     // Debian's script hides first, then generates: we must not have filled the gap with a pair of our own.
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(
-        active_files(dir.path()).len(),
+        active_files(dir.dir()).len(),
         2,
         "{:?}",
-        active_files(dir.path())
+        active_files(dir.dir())
     );
 
     let after = clevis_encrypt(&tangd.url(), "after-rotation");
@@ -206,29 +124,17 @@ fn debian_keygen_and_rotate_while_serving() {
 
 #[test]
 fn jwe_made_with_real_tang_decrypts_with_ours() {
-    if !require(TOOLS, "jwe_made_with_real_tang_decrypts_with_ours") {
+    if !have(TOOLS) {
         return;
     }
-    let dir = TempDir::new("realtang");
-    let st = Command::new("/usr/libexec/tangd-keygen")
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = debian_keys("realtang");
     let port = free_port();
     let jwe = {
-        let real = RealTang::start(dir.path(), port);
-        clevis_encrypt(&real.url(), "made-with-real-tang")
+        let real = RealTang::serve(dir.dir(), port);
+        clevis_encrypt(&real.url, "made-with-real-tang")
     };
     // Same directory, same port, our server now.
-    let tangd = Tangd::start_args(&[
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--keys",
-        dir.path().to_str().unwrap(),
-    ]);
+    let tangd = Tangd::start_on(port, dir.dir());
     assert_eq!(clevis_decrypt(&jwe).unwrap(), "made-with-real-tang");
     assert!(
         tangd.log().contains("POST /rec/"),
@@ -239,25 +145,14 @@ fn jwe_made_with_real_tang_decrypts_with_ours() {
 
 #[test]
 fn real_tang_serves_our_keys() {
-    if !require(TOOLS, "real_tang_serves_our_keys") {
+    if !have(TOOLS) {
         return;
     }
-    let dir = TempDir::new("ourkeys-realtang");
-    let out = Command::new(TANGD)
-        .args(["keygen", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let dir = our_keys("ourkeys-realtang");
     // A JWE made against our tangd...
     let port = free_port();
     let ours_jwe = {
-        let tangd = Tangd::start_args(&[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--keys",
-            dir.path().to_str().unwrap(),
-        ]);
+        let tangd = Tangd::start_on(port, dir.dir());
         let jwe = clevis_encrypt(&tangd.url(), "made-with-ours");
         drop(tangd);
         jwe
@@ -265,25 +160,25 @@ fn real_tang_serves_our_keys() {
     // ...decrypts against the real tangd on the same directory, which also
     // advertises our keys and round-trips new JWEs. It must not have needed to
     // make keys of its own.
-    let real = RealTang::start(dir.path(), port);
+    let real = RealTang::serve(dir.dir(), port);
     assert_eq!(clevis_decrypt(&ours_jwe).unwrap(), "made-with-ours");
     let adv = Command::new("curl")
-        .args(["-sf", &format!("{}/adv", real.url())])
+        .args(["-sf", &format!("{}/adv", real.url)])
         .output()
         .unwrap();
     assert!(adv.status.success());
     assert_eq!(verify_advertisement(&adv.stdout).unwrap().keys.len(), 2);
-    let jwe = clevis_encrypt(&real.url(), "real-tang-our-keys");
+    let jwe = clevis_encrypt(&real.url, "real-tang-our-keys");
     assert_eq!(clevis_decrypt(&jwe).unwrap(), "real-tang-our-keys");
-    assert_eq!(active_files(dir.path()).len(), 2);
+    assert_eq!(active_files(dir.dir()).len(), 2);
     // jose agrees with the file names.
-    for name in active_files(dir.path()) {
+    for name in active_files(dir.dir()) {
         let out = Command::new("jose")
             .args([
                 "jwk",
                 "thp",
                 "-i",
-                dir.path().join(&name).to_str().unwrap(),
+                dir.dir().join(&name).to_str().unwrap(),
                 "-a",
                 "S256",
             ])

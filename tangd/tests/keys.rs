@@ -36,8 +36,8 @@ fn assert_tang_key_file(dir: &Path, name: &str) -> Jwk {
 
 #[test]
 fn keygen_writes_tang_key_files() {
-    let dir = TempDir::new("keygen");
-    let keys = dir.path().join("db");
+    let dir = Scratch::new("keygen");
+    let keys = dir.dir().join("db");
     tangd_cmd(&["keygen", keys.to_str().unwrap()]);
     let names = files(&keys);
     assert_eq!(names.len(), 2, "{names:?}");
@@ -69,12 +69,12 @@ fn keygen_writes_tang_key_files() {
 fn show_keys_of_tangs_directories() {
     let keys = copy_keys("tang-db");
     assert_eq!(
-        tangd_cmd(&["show-keys", keys.path().to_str().unwrap()]),
+        tangd_cmd(&["show-keys", keys.dir().to_str().unwrap()]),
         format!("{SIG_THP}\n")
     );
     let rot = copy_keys("tang-db-rot");
     assert_eq!(
-        tangd_cmd(&["show-keys", rot.path().to_str().unwrap()]),
+        tangd_cmd(&["show-keys", rot.dir().to_str().unwrap()]),
         "FGfyUvNrPJH7QZSKfNA02DRjLlAG-pdoW9RIhO7LahI\n"
     );
 }
@@ -82,9 +82,9 @@ fn show_keys_of_tangs_directories() {
 #[test]
 fn rotate_hides_the_old_pair_behind_a_new_one() {
     let keys = copy_keys("tang-db");
-    let before = files(keys.path());
-    let out = tangd_cmd(&["rotate", keys.path().to_str().unwrap()]);
-    let after = files(keys.path());
+    let before = files(keys.dir());
+    let out = tangd_cmd(&["rotate", keys.dir().to_str().unwrap()]);
+    let after = files(keys.dir());
     assert_eq!(after.len(), 4, "{after:?}\n{out}");
     for old in &before {
         assert!(
@@ -95,12 +95,12 @@ fn rotate_hides_the_old_pair_behind_a_new_one() {
     let new: Vec<&String> = after.iter().filter(|n| !n.starts_with('.')).collect();
     assert_eq!(new.len(), 2);
     for n in new {
-        assert_tang_key_file(keys.path(), n);
+        assert_tang_key_file(keys.dir(), n);
     }
     // The hidden ones are untouched tang files.
     assert_eq!(
-        std::fs::read(keys.path().join(format!(".{SIG_THP}.jwk"))).unwrap(),
-        std::fs::read(data(&format!("tang-db/tang-db/{SIG_THP}.jwk"))).unwrap()
+        std::fs::read(keys.dir().join(format!(".{SIG_THP}.jwk"))).unwrap(),
+        std::fs::read(sample(&format!("tang-db/tang-db/{SIG_THP}.jwk"))).unwrap()
     );
     // No temporary file is left behind.
     assert!(after.iter().all(|n| n.ends_with(".jwk")), "{after:?}");
@@ -108,12 +108,12 @@ fn rotate_hides_the_old_pair_behind_a_new_one() {
 
 #[test]
 fn empty_directory_gets_a_pair_at_start() {
-    let dir = TempDir::new("empty");
-    let tangd = Tangd::start(dir.path(), &[]);
-    let names = files(dir.path());
+    let dir = Scratch::new("empty");
+    let tangd = Tangd::start(dir.dir(), &[]);
+    let names = files(dir.dir());
     assert_eq!(names.len(), 2, "{names:?}");
     for n in &names {
-        assert_tang_key_file(dir.path(), n);
+        assert_tang_key_file(dir.dir(), n);
     }
     assert!(
         tangd.log().contains("had no active key; created"),
@@ -128,28 +128,28 @@ fn empty_directory_gets_a_pair_at_start() {
 fn auto_created_tang_keys_are_read() {
     // tangd's own files: insertion-ordered JSON with spaces, no newline.
     let keys = copy_keys("tang-db-auto");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let adv = verify_advertisement(&get(tangd.addr, "/adv").body).unwrap();
     assert_eq!(adv.keys.len(), 2);
-    assert_eq!(files(keys.path()).len(), 2, "nothing created");
+    assert_eq!(files(keys.dir()).len(), 2, "nothing created");
 }
 
 #[test]
 fn add_hide_and_delete_count_from_the_next_request() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let a = tangd.addr;
     let mut original = vec![SIG_THP.to_owned(), ECMR_KID.to_owned()];
     original.sort();
     assert_eq!(adv_keys(a), original);
-    let rec = std::fs::read(data("tang-http/11-post-rec-ok.req")).unwrap();
-    let rec_reply = std::fs::read(data("tang-http/11-post-rec-ok.resp")).unwrap();
+    let rec = std::fs::read(sample("tang-http/11-post-rec-ok.req")).unwrap();
+    let rec_reply = std::fs::read(sample("tang-http/11-post-rec-ok.resp")).unwrap();
 
     // Add: a second pair shows up, and both signing keys sign.
-    let other = TempDir::new("other");
-    tangd_cmd(&["keygen", other.path().to_str().unwrap()]);
-    for n in files(other.path()) {
-        std::fs::copy(other.path().join(&n), keys.path().join(&n)).unwrap();
+    let other = Scratch::new("other");
+    tangd_cmd(&["keygen", other.dir().to_str().unwrap()]);
+    for n in files(other.dir()) {
+        std::fs::copy(other.dir().join(&n), keys.dir().join(&n)).unwrap();
     }
     assert_eq!(adv_keys(a).len(), 4);
     let body = get(a, "/adv").body;
@@ -163,8 +163,8 @@ fn add_hide_and_delete_count_from_the_next_request() {
     // Hide the original pair: gone from /adv, still good for /rec and /adv/{thp}.
     for k in &original {
         std::fs::rename(
-            keys.path().join(format!("{k}.jwk")),
-            keys.path().join(format!(".{k}.jwk")),
+            keys.dir().join(format!("{k}.jwk")),
+            keys.dir().join(format!(".{k}.jwk")),
         )
         .unwrap();
     }
@@ -187,7 +187,7 @@ fn add_hide_and_delete_count_from_the_next_request() {
     assert_eq!(verify_advertisement(&by_hidden.body).unwrap().keys.len(), 2);
 
     // Delete the hidden exchange key: /rec with its kid is now 404.
-    std::fs::remove_file(keys.path().join(format!(".{ECMR_KID}.jwk"))).unwrap();
+    std::fs::remove_file(keys.dir().join(format!(".{ECMR_KID}.jwk"))).unwrap();
     assert_eq!(request(a, &rec).unwrap().status, 404);
     assert!(tangd.log().contains("keys: serving"), "{}", tangd.log());
 }
@@ -195,9 +195,9 @@ fn add_hide_and_delete_count_from_the_next_request() {
 #[test]
 fn broken_files_are_skipped_and_logged() {
     let keys = copy_keys("tang-db");
-    std::fs::write(keys.path().join("junk.jwk"), b"{not json").unwrap();
-    std::fs::write(keys.path().join("notes.txt"), b"ignored").unwrap();
-    let tangd = Tangd::start(keys.path(), &[]);
+    std::fs::write(keys.dir().join("junk.jwk"), b"{not json").unwrap();
+    std::fs::write(keys.dir().join("notes.txt"), b"ignored").unwrap();
+    let tangd = Tangd::start(keys.dir(), &[]);
     assert_eq!(adv_keys(tangd.addr).len(), 2);
     assert!(tangd.log().contains("junk.jwk"), "{}", tangd.log());
     assert!(!tangd.log().contains("notes.txt"));

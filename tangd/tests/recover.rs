@@ -11,9 +11,7 @@ use common::*;
 use latchkey_proto::curve::{Curve, EcBackend, EcPoint, RustCrypto, random_scalar};
 use latchkey_proto::jwk::{Jwk, ThpHash};
 use latchkey_proto::recovery::{AnswerCode, RequestCode, split_codes};
-
-const KEYGEN: &str = "/usr/libexec/tangd-keygen";
-const ROTATE: &str = "/usr/libexec/tangd-rotate-keys";
+use latchkey_testkit::{KEYGEN, ROTATE};
 
 fn random_point() -> EcPoint {
     RustCrypto
@@ -70,18 +68,11 @@ fn assert_answered(out: &Output, code: &RequestCode, key: &Jwk) {
     assert_eq!(answer, AnswerCode::new(&expected, code));
 }
 
-fn keygen_dir(tag: &str) -> Option<TempDir> {
-    if !require(&[KEYGEN, ROTATE], tag) {
+fn keygen_dir(tag: &str) -> Option<Scratch> {
+    if !have(&[KEYGEN, ROTATE]) {
         return None;
     }
-    let dir = TempDir::new(tag);
-    let st = Command::new(KEYGEN)
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    Some(dir)
+    Some(debian_keys(tag))
 }
 
 #[test]
@@ -89,34 +80,29 @@ fn recover_answers_from_a_debian_key_directory_hidden_keys_included() {
     let Some(dir) = keygen_dir("recover-debian") else {
         return;
     };
-    let keys = exchange_keys(dir.path());
+    let keys = exchange_keys(dir.dir());
     let [(false, first)] = keys.as_slice() else {
         panic!("one active exchange key expected");
     };
     let first = first.clone();
     let code = RequestCode::new(&random_point(), first.point().unwrap());
-    assert_answered(&recover(dir.path(), &[], &code.to_string()), &code, &first);
+    assert_answered(&recover(dir.dir(), &[], &code.to_string()), &code, &first);
 
     // After tangd-rotate-keys the key is hidden: not advertised, still answered, by tag
     // and by --kid (any thumbprint form).
-    let st = Command::new(ROTATE)
-        .args(["-d", dir.path().to_str().unwrap()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let keys = exchange_keys(dir.path());
+    debian_rotate(dir.dir());
+    let keys = exchange_keys(dir.dir());
     assert_eq!(keys.len(), 2);
     assert!(keys.iter().any(
         |(hidden, k)| *hidden && k.thumbprint(ThpHash::S256) == first.thumbprint(ThpHash::S256)
     ));
-    assert_answered(&recover(dir.path(), &[], &code.to_string()), &code, &first);
+    assert_answered(&recover(dir.dir(), &[], &code.to_string()), &code, &first);
     let s1 = first.thumbprint(ThpHash::S1);
     let rows = code.code().rows(4).join("\n");
-    assert_answered(&recover(dir.path(), &["--kid", &s1], &rows), &code, &first);
+    assert_answered(&recover(dir.dir(), &["--kid", &s1], &rows), &code, &first);
     let (_, new) = keys.iter().find(|(hidden, _)| !hidden).unwrap();
     let fresh = RequestCode::new(&random_point(), new.point().unwrap());
-    assert_answered(&recover(dir.path(), &[], &fresh.to_string()), &fresh, new);
+    assert_answered(&recover(dir.dir(), &[], &fresh.to_string()), &fresh, new);
 }
 
 #[test]
@@ -124,7 +110,7 @@ fn recover_refuses_unknown_keys_and_points_off_the_curve() {
     let Some(dir) = keygen_dir("recover-refuses") else {
         return;
     };
-    let keys = exchange_keys(dir.path());
+    let keys = exchange_keys(dir.dir());
     let [(_, key)] = keys.as_slice() else {
         panic!("one exchange key expected");
     };
@@ -132,7 +118,7 @@ fn recover_refuses_unknown_keys_and_points_off_the_curve() {
 
     // A code for a key this directory does not have.
     let stranger = RequestCode::new(&random_point(), &random_point());
-    let out = recover(dir.path(), &[], &stranger.to_string());
+    let out = recover(dir.dir(), &[], &stranger.to_string());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no exchange key of"), "{err}");
@@ -148,7 +134,7 @@ fn recover_refuses_unknown_keys_and_points_off_the_curve() {
         &EcPoint::new(Curve::P521, x, vec![0; 66]).unwrap(),
         key.point().unwrap(),
     );
-    let out = recover(dir.path(), &[], &forged.to_string());
+    let out = recover(dir.dir(), &[], &forged.to_string());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not on P-521"), "{err}");
@@ -158,7 +144,7 @@ fn recover_refuses_unknown_keys_and_points_off_the_curve() {
         .to_string()
         .replacen(|c: char| c.is_ascii_alphanumeric(), "", 1);
     let input = format!("{typo}\n\n{good}\n");
-    let out = recover(dir.path(), &[], &input);
+    let out = recover(dir.dir(), &[], &input);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the code on line 1"), "{err}");
@@ -170,11 +156,11 @@ fn recover_refuses_unknown_keys_and_points_off_the_curve() {
     );
 
     // --kid with several codes, and a --kid the directory does not have.
-    let out = recover(dir.path(), &["--kid", "abc"], &format!("{good}\n{good}\n"));
+    let out = recover(dir.dir(), &["--kid", "abc"], &format!("{good}\n{good}\n"));
     assert_eq!(out.status.code(), Some(1));
-    let out = recover(dir.path(), &["--kid", "abc"], &good.to_string());
+    let out = recover(dir.dir(), &["--kid", "abc"], &good.to_string());
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no key abc"));
     // Nothing on stdin.
-    assert_eq!(recover(dir.path(), &[], "\n").status.code(), Some(1));
+    assert_eq!(recover(dir.dir(), &[], "\n").status.code(), Some(1));
 }

@@ -42,13 +42,13 @@ fn thumbprint(path: &std::path::Path, hash: ThpHash) -> String {
 #[test]
 fn retire_deletes_every_hidden_key_and_nothing_else() {
     let keys = copy_keys("tang-db");
-    let dir = keys.path().to_str().unwrap();
-    let tangd = Tangd::start(keys.path(), &[]);
+    let dir = keys.dir().to_str().unwrap();
+    let tangd = Tangd::start(keys.dir(), &[]);
     tangd_cmd(&["rotate", dir]);
-    let rec = std::fs::read(data("tang-http/11-post-rec-ok.req")).unwrap();
+    let rec = std::fs::read(sample("tang-http/11-post-rec-ok.req")).unwrap();
     assert_eq!(request(tangd.addr, &rec).unwrap().status, 200);
     let advertised = adv_keys(tangd.addr);
-    assert_eq!(hidden(keys.path()).len(), 2);
+    assert_eq!(hidden(keys.dir()).len(), 2);
 
     let (ok, out) = retire(&[dir]);
     assert!(ok, "{out}");
@@ -56,8 +56,8 @@ fn retire_deletes_every_hidden_key_and_nothing_else() {
         out.contains(&format!("deleted {dir}/.{ECMR_KID}.jwk")),
         "{out}"
     );
-    assert!(hidden(keys.path()).is_empty());
-    assert_eq!(active_thumbprints(keys.path()), advertised);
+    assert!(hidden(keys.dir()).is_empty());
+    assert_eq!(active_thumbprints(keys.dir()), advertised);
     assert_eq!(request(tangd.addr, &rec).unwrap().status, 404);
     assert_eq!(get(tangd.addr, &format!("/adv/{SIG_THP}")).status, 404);
     assert_eq!(adv_keys(tangd.addr), advertised);
@@ -71,7 +71,7 @@ fn retire_deletes_every_hidden_key_and_nothing_else() {
 #[test]
 fn retire_by_thumbprint_refuses_advertised_and_unknown_keys() {
     let keys = copy_keys("tang-db");
-    let d = keys.path();
+    let d = keys.dir();
     let dir = d.to_str().unwrap();
     tangd_cmd(&["rotate", dir]);
     let active_sig = files(d)
@@ -110,7 +110,7 @@ fn retire_by_thumbprint_refuses_advertised_and_unknown_keys() {
 #[test]
 fn retire_older_than_keeps_recently_hidden_keys() {
     let keys = copy_keys("tang-db");
-    let d = keys.path();
+    let d = keys.dir();
     let dir = d.to_str().unwrap();
     std::fs::rename(
         d.join(format!("{SIG_THP}.jwk")),

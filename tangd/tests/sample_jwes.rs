@@ -1,4 +1,4 @@
-//! JWEs that the real clevis made against the real tang (tests/data/*.jwe)
+//! JWEs that the real clevis made against the real tang (the samples' jwe/*.jwe)
 //! decrypt through our tangd serving copies of the same key directories.
 //! The JWEs name fixed ports (18081, 18084), so the /rec requests of
 //! latchkey-proto's decryption plan are sent to our server's port instead.
@@ -10,7 +10,7 @@ use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{Decryption, Status};
 
 fn decrypt_through(tangd: &Tangd, jwe_file: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(data(jwe_file)).unwrap();
+    let text = std::fs::read_to_string(sample(jwe_file)).unwrap();
     let jwe = Jwe::parse(&text).unwrap();
     let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
     let mut plan = Decryption::new(&jwe, &mut rng).unwrap();
@@ -31,9 +31,9 @@ fn decrypt_through(tangd: &Tangd, jwe_file: &str) -> Vec<u8> {
 #[test]
 fn clevis_jwe_from_real_tang() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     assert_eq!(
-        decrypt_through(&tangd, "tang.jwe"),
+        decrypt_through(&tangd, "jwe/tang.jwe"),
         b"tang-sample-passphrase-1"
     );
 }
@@ -41,9 +41,9 @@ fn clevis_jwe_from_real_tang() {
 #[test]
 fn clevis_jwe_whose_key_was_rotated_away() {
     let keys = copy_keys("tang-db-rot");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     assert_eq!(
-        decrypt_through(&tangd, "tang-prerotation.jwe"),
+        decrypt_through(&tangd, "jwe/tang-prerotation.jwe"),
         b"pre-rotation-passphrase"
     );
 }

@@ -12,7 +12,7 @@ use common::*;
 #[test]
 fn slowloris_is_cut_off_while_others_are_served() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &["--request-timeout", "3"]);
+    let tangd = Tangd::start(keys.dir(), &["--request-timeout", "3"]);
     let addr = tangd.addr;
     let slow = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -34,13 +34,7 @@ fn slowloris_is_cut_off_while_others_are_served() {
     // Meanwhile, ordinary requests go through.
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..10 {
-        let t = Instant::now();
-        assert_eq!(get(addr, "/adv").status, 200);
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "served in {:?}",
-            t.elapsed()
-        );
+        adv_answered_quickly(addr);
         std::thread::sleep(Duration::from_millis(100));
     }
     let (took, closed) = slow.join().unwrap();
@@ -59,7 +53,7 @@ fn slowloris_is_cut_off_while_others_are_served() {
 #[test]
 fn idle_keepalive_connection_is_closed() {
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &["--idle-timeout", "1"]);
+    let tangd = Tangd::start(keys.dir(), &["--idle-timeout", "1"]);
     let mut s = connect(tangd.addr);
     s.write_all(b"GET /adv HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 200);
@@ -75,14 +69,9 @@ fn idle_keepalive_connection_is_closed() {
 #[test]
 fn a_thousand_idle_and_slow_connections_do_not_block_others() {
     let crowd_size = 1000;
-    let fds = raise_nofile();
-    assert!(
-        fds > crowd_size + 200,
-        "this test needs {} descriptors, the limit is {fds}",
-        crowd_size + 200
-    );
+    raise_nofile(crowd_size + 200);
     let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.path(), &[]);
+    let tangd = Tangd::start(keys.dir(), &[]);
     let mut crowd = Vec::new();
     for i in 0..crowd_size {
         let mut s = TcpStream::connect(tangd.addr).unwrap();
@@ -114,7 +103,7 @@ fn a_thousand_idle_and_slow_connections_do_not_block_others() {
 #[test]
 fn sigterm_drains_and_exits() {
     let keys = copy_keys("tang-db");
-    let mut tangd = Tangd::start(keys.path(), &[]);
+    let mut tangd = Tangd::start(keys.dir(), &[]);
     let mut idle = connect(tangd.addr);
     idle.write_all(b"GET /adv HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut idle).unwrap().status, 200);
@@ -143,6 +132,6 @@ fn sigterm_drains_and_exits() {
 }
 
 fn rec_request() -> (String, Vec<u8>) {
-    let raw = std::fs::read(data("tang-http/11-post-rec-ok.req")).unwrap();
+    let raw = std::fs::read(sample("tang-http/11-post-rec-ok.req")).unwrap();
     ("11".into(), raw)
 }

@@ -11,14 +11,13 @@ use common::*;
 
 #[test]
 fn serves_on_sockets_passed_by_systemd() {
-    if !require(
-        &["systemd-socket-activate"],
-        "serves_on_sockets_passed_by_systemd",
-    ) {
+    if !have(&["systemd-socket-activate"]) {
         return;
     }
     let keys = copy_keys("tang-db");
-    let (p1, p2) = (free_port(), free_port());
+    // Two ports below the ephemeral range, where no outgoing connection takes them.
+    let p1 = free_port_pair();
+    let p2 = p1 + 1;
     let mut child = Command::new("systemd-socket-activate")
         .args([
             "-l",
@@ -26,7 +25,7 @@ fn serves_on_sockets_passed_by_systemd() {
             "-l",
             &format!("127.0.0.1:{p2}"),
         ])
-        .args([TANGD, "serve", "--keys", keys.path().to_str().unwrap()])
+        .args([TANGD, "serve", "--keys", keys.dir().to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -49,7 +48,7 @@ fn serves_on_sockets_passed_by_systemd() {
 fn no_listen_and_no_sockets_is_an_error() {
     let keys = copy_keys("tang-db");
     let out = Command::new(TANGD)
-        .args(["serve", "--keys", keys.path().to_str().unwrap()])
+        .args(["serve", "--keys", keys.dir().to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -67,7 +66,7 @@ fn listens_on_ipv4_and_ipv6_at_once() {
         "--listen",
         "[::1]:0",
         "--keys",
-        keys.path().to_str().unwrap(),
+        keys.dir().to_str().unwrap(),
     ]);
     assert!(
         tangd.wait_log("listening on [::1]:", Duration::from_secs(5)),

@@ -603,14 +603,11 @@ mod tests {
         }
     }
 
-    /// Every reply real tangd sent in the recordings of tangd/tests/data,
+    /// Every reply real tangd sent in the recordings of crates/proto/tests/data,
     /// whole and a byte at a time.
     #[test]
     fn real_tang_replies() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tangd/tests/data/tang-http"
-        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/tests/data/tang-http");
         let mut n = 0;
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();

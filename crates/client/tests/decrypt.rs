@@ -1,5 +1,6 @@
 //! The decryption driver against in-process Tang stand-ins that answer with proto's
-//! exchange and the real keys of the servers a clevis-made JWE was bound to (tests/data).
+//! exchange and the real keys of the servers a clevis-made JWE was bound to (the samples
+//! in crates/proto/tests/data).
 //! The URL rewrite hook points the JWE's URLs at them.
 
 use std::io::{Read, Write};
@@ -14,11 +15,18 @@ use latchkey_proto::curve::RustCrypto;
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::jwk::Jwk;
 
-const JWE: &str = include_str!("data/sss-2of3-tang.jwe");
+const JWE: &str = include_str!("../../proto/tests/data/jwe/sss-2of3-tang.jwe");
+/// The exchange keys of the tang servers on 18081, 18082 and 18083 the JWE was bound to.
 const KEYS: [&str; 3] = [
-    include_str!("data/tang1-ecmr.jwk"),
-    include_str!("data/tang2-ecmr.jwk"),
-    include_str!("data/tang3-ecmr.jwk"),
+    include_str!(
+        "../../proto/tests/data/tang-db/tang-db/Hk_gGBVF5MTLuXfJvfnQYraEqI_SWT33ykzPmp6Ejrw.jwk"
+    ),
+    include_str!(
+        "../../proto/tests/data/tang-db/tang-db2/azz5M9LmUroPkpJUgKEGjqdMAJVVBFavDkY35pDHQdM.jwk"
+    ),
+    include_str!(
+        "../../proto/tests/data/tang-db/tang-db3/KJusrZXj4jr4fvGS03TECCQVAUi-LQSVZW5jXgfKSKM.jwk"
+    ),
 ];
 const PLAINTEXT: &[u8] = b"sss-2of3-tang-passphrase";
 

@@ -35,23 +35,37 @@ pub fn have_tools() -> bool {
     ])
 }
 
-/// True when every path exists. Otherwise fails under CI (where scripts/setup
-/// must have installed them) and prints a "skipped" line elsewhere.
-pub fn have(paths: &[&str]) -> bool {
-    let missing: Vec<&str> = paths
-        .iter()
-        .copied()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
+/// True when every program is installed: a path that exists, or a bare name found on
+/// `PATH`. Otherwise fails under CI (where scripts/setup must have installed them) and
+/// prints a "skipped" line, naming the test, elsewhere.
+pub fn have(programs: &[&str]) -> bool {
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return true;
     }
-    let reason = format!("missing {} (run scripts/setup)", missing.join(", "));
+    let test = thread::current().name().unwrap_or("test").to_owned();
+    let reason = format!("{test}: missing {} (run scripts/setup)", missing.join(", "));
     if std::env::var_os("CI").is_some() {
         panic!("{reason}");
     }
     println!("skipped: {reason}");
     false
+}
+
+fn installed(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// The recordings of Debian's real tang, clevis, jose and cryptsetup that several crates'
+/// tests read (`crates/proto/tests/data`; its README.md says how each file was made).
+pub fn sample(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../proto/tests/data")
+        .join(rel)
 }
 
 /// A directory removed on drop.
@@ -68,6 +82,11 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// The directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
@@ -79,7 +98,6 @@ impl Drop for Scratch {
     }
 }
 
-/// A free loopback port (bound and released; socat takes it right after).
 /// Two adjacent free ports on 127.0.0.1 (swtpm's data and control channel).
 ///
 /// Taken below the kernel's ephemeral range: `bind(0)` hands out odd ports and
@@ -104,6 +122,7 @@ pub fn free_port_pair() -> u16 {
     panic!("no two adjacent free ports on 127.0.0.1 in 20000..32000");
 }
 
+/// A free loopback port (bound and released), for a server started right after.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -112,13 +131,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until something accepts connections on 127.0.0.1:`port`; false after `limit`.
+pub fn wait_port(port: u16, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Lifts this process's descriptor limit to its hard limit, and asserts that
+/// it now allows more than `need` open descriptors.
+pub fn raise_nofile(need: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    let fds = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    assert!(
+        fds > need,
+        "this test needs {need} descriptors, the limit is {fds}"
+    );
+}
+
 /// Real tangd, one process per connection behind socat, on 127.0.0.1. Killed on drop.
 pub struct Tang {
     pub url: String,
     pub port: u16,
     pub db: PathBuf,
     child: Option<Child>,
-    _scratch: Scratch,
+    _scratch: Option<Scratch>,
 }
 
 impl Tang {
@@ -128,13 +175,19 @@ impl Tang {
         let db = scratch.path("db");
         std::fs::create_dir(&db).unwrap();
         run_ok(Command::new(KEYGEN).arg(&db));
-        let port = free_port();
+        let mut tang = Tang::serve(&db, free_port());
+        tang._scratch = Some(scratch);
+        tang
+    }
+
+    /// Serves the key directory `db` (left as it is on drop) on 127.0.0.1:`port`.
+    pub fn serve(db: &Path, port: u16) -> Tang {
         let mut tang = Tang {
             url: format!("http://127.0.0.1:{port}"),
             port,
-            db,
+            db: db.to_owned(),
             child: None,
-            _scratch: scratch,
+            _scratch: None,
         };
         tang.resume();
         tang
@@ -153,15 +206,11 @@ impl Tang {
             .spawn()
             .expect("spawning socat");
         self.child = Some(child);
-        let end = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < end,
-                "tang on port {} did not come up",
-                self.port
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            wait_port(self.port, Duration::from_secs(10)),
+            "tang on port {} did not come up",
+            self.port
+        );
     }
 
     /// Stops listening; connections are refused until `resume`.

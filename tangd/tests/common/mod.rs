@@ -1,62 +1,34 @@
 //! Shared by the integration tests: start our tangd on a free loopback port,
-//! talk raw HTTP to it, make scratch key directories, find Debian's tools.
+//! talk raw HTTP to it, copy the sample key directories. Scratch directories,
+//! tool detection, ports and limits come from latchkey-testkit.
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// Each test file uses some of these.
+#[allow(unused_imports)]
+pub use latchkey_testkit::{
+    Scratch, free_port, free_port_pair, have, raise_nofile, run_with, sample, wait_port,
+};
+
 pub const TANGD: &str = env!("CARGO_BIN_EXE_tangd");
 
-/// The keys of `tests/data/tang-db/tang-db`: its exchange key's and signing key's
+/// The keys of the sample `tang-db/tang-db`: its exchange key's and signing key's
 /// S256 thumbprints.
 pub const ECMR_KID: &str = "Hk_gGBVF5MTLuXfJvfnQYraEqI_SWT33ykzPmp6Ejrw";
 pub const SIG_THP: &str = "45kux_IdAIuGDUtrzdUDqwGgVAZfWVjknmI2sJh7TrA";
 
-/// A scratch directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "tangd-test-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Test data shipped with the crate (see tests/data/README.md).
-pub fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(rel)
-}
-
 /// Copies a sample key directory into a scratch one, hidden files included.
-pub fn copy_keys(sample: &str) -> TempDir {
-    let dir = TempDir::new(sample);
-    for e in std::fs::read_dir(data(&format!("tang-db/{sample}"))).unwrap() {
+pub fn copy_keys(name: &str) -> Scratch {
+    let dir = Scratch::new(name);
+    for e in std::fs::read_dir(sample(&format!("tang-db/{name}"))).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        std::fs::copy(e.path(), dir.path(&e.file_name().to_string_lossy())).unwrap();
     }
     dir
 }
@@ -79,6 +51,17 @@ impl Tangd {
         ];
         args.extend_from_slice(extra);
         Tangd::start_args(&args)
+    }
+
+    /// `tangd serve` of `keys` on 127.0.0.1:`port`.
+    pub fn start_on(port: u16, keys: &Path) -> Tangd {
+        Tangd::start_args(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--keys",
+            keys.to_str().unwrap(),
+        ])
     }
 
     pub fn start_args(args: &[&str]) -> Tangd {
@@ -247,61 +230,6 @@ pub fn shutdown_write(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
 }
 
-/// Debian's programs the interop tests need. Missing ones fail under CI and
-/// are reported as skipped elsewhere.
-pub fn require(tools: &[&str], test: &str) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| !tool_exists(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: missing {} (run scripts/setup)", missing.join(", "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    println!("skipped: {msg}");
-    false
-}
-
-fn tool_exists(t: &str) -> bool {
-    if t.contains('/') {
-        return Path::new(t).exists();
-    }
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-}
-
-/// A free loopback port (for programs that need one on the command line).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something accepts connections on `port`.
-pub fn wait_port(port: u16, timeout: Duration) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// Lifts this process's descriptor limit to the hard limit; returns how many
-/// descriptors it may now open.
-pub fn raise_nofile() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current < lim.maximum {
-        lim.current = lim.maximum;
-        let _ = setrlimit(Resource::Nofile, lim);
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
 /// Runs `tangd ARGS...` and returns its stdout; panics if it fails.
 pub fn tangd_cmd(args: &[&str]) -> String {
     let out = Command::new(TANGD).args(args).output().unwrap();
@@ -311,6 +239,36 @@ pub fn tangd_cmd(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A scratch key directory with a fresh pair from our `tangd keygen`.
+pub fn our_keys(tag: &str) -> Scratch {
+    let dir = Scratch::new(tag);
+    tangd_cmd(&["keygen", dir.dir().to_str().unwrap()]);
+    dir
+}
+
+/// A scratch key directory with a fresh pair from Debian's tangd-keygen.
+pub fn debian_keys(tag: &str) -> Scratch {
+    let dir = Scratch::new(tag);
+    latchkey_testkit::run_ok(Command::new(latchkey_testkit::KEYGEN).arg(dir.dir()));
+    dir
+}
+
+/// Debian's tangd-rotate-keys on a key directory.
+pub fn debian_rotate(dir: &Path) {
+    latchkey_testkit::run_ok(Command::new(latchkey_testkit::ROTATE).arg("-d").arg(dir));
+}
+
+/// `GET /adv` answers 200 within two seconds.
+pub fn adv_answered_quickly(addr: SocketAddr) {
+    let t = Instant::now();
+    assert_eq!(get(addr, "/adv").status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "served in {:?}",
+        t.elapsed()
+    );
 }
 
 /// The names in a directory, sorted.
@@ -327,7 +285,11 @@ pub fn files(dir: &Path) -> Vec<String> {
 pub fn adv_keys(addr: SocketAddr) -> Vec<String> {
     let r = get(addr, "/adv");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let adv = latchkey_proto::jws::verify_advertisement(&r.body).unwrap();
+    thumbprints(&latchkey_proto::jws::verify_advertisement(&r.body).unwrap())
+}
+
+/// S256 thumbprints of the keys of an advertisement, sorted.
+pub fn thumbprints(adv: &latchkey_proto::jws::Advertisement) -> Vec<String> {
     let mut v: Vec<String> = adv
         .keys
         .iter()
