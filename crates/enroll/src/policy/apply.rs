@@ -240,7 +240,8 @@ fn run(s: &mut Session<'_>, step: &Step, policy: &Policy<'_>) -> Result<(), Erro
                     Some(Store::Token(id)) => *id,
                     _ => free_token(s)?,
                 };
-                s.dev.set_token(id, &record.to_token(*recovery).to_string())?;
+                s.dev
+                    .set_token(id, &record.to_token(*recovery).to_string())?;
                 for at in replaces {
                     if let Store::Token(other) = at {
                         if *other != id {
@@ -338,7 +339,8 @@ fn key_file(s: &Session<'_>, boot: &BootDir) -> Result<Secret, Error> {
 fn mark(s: &mut Session<'_>, slot: u32) -> Result<(), Error> {
     if s.dev.version() == Version::Luks2 {
         let id = free_token(s)?;
-        s.dev.set_token(id, &record::marker_token(slot).to_string())?;
+        s.dev
+            .set_token(id, &record::marker_token(slot).to_string())?;
         Ok(())
     } else {
         commit(s, &[(slot as usize, Change::Put(LOCAL_UUID, MARKER_DATA))])
