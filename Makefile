@@ -13,7 +13,7 @@ CLI := target/$(MUSL)/release/latchkey
 # `latchkey luks bind|unbind|regen|edit` execs it. `make build` makes it.
 COMPANION := target/release/latchkey-luks
 
-.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro demo bench fuzz fuzz-smoke install clean
+.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro deb deb-test demo bench fuzz fuzz-smoke install clean
 
 setup:
 	@scripts/setup
@@ -66,7 +66,16 @@ vm-test: build
 vm-test-distro: build
 	vm-tests/distro/run
 
-test: lint unit packaging readme upstream vm-test vm-test-distro
+# The Debian packages latchkey and tangd (dpkg-buildpackage, debian/), into
+# target/deb; deb-test runs lintian on them and installs them with dpkg into
+# the initramfs-tools chroot of vm-test-distro.
+deb: build
+	scripts/deb
+
+deb-test: deb
+	vm-tests/distro/package
+
+test: lint unit packaging readme upstream vm-test vm-test-distro deb-test
 
 demo: build
 	vm-tests/demo
@@ -83,13 +92,15 @@ fuzz: setup
 	fuzz/run
 
 PREFIX ?= /usr
+# Debian 12's debhelper and systemd look for units under /lib/systemd.
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd
 install:
 	install -D -m 0755 $(AGENT) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-agent
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/latchkey
 	install -D -m 0755 $(COMPANION) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-luks
-	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/sbin/tangd
-	install -D -m 0644 tangd/tangd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.service
-	install -D -m 0644 tangd/tangd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/tangd.socket
+	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/bin/tangd
+	install -D -m 0644 tangd/tangd.service $(DESTDIR)$(SYSTEMDDIR)/system/tangd.service
+	install -D -m 0644 tangd/tangd.socket $(DESTDIR)$(SYSTEMDDIR)/system/tangd.socket
 	install -D -m 0755 initrd-hooks/initramfs-tools/hooks/latchkey $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/latchkey
 	install -D -m 0755 initrd-hooks/initramfs-tools/scripts/init-premount/latchkey $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount/latchkey
 	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90latchkey

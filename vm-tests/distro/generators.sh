@@ -7,6 +7,7 @@
 #                            GEN_BOOT_UUID (/boot), GEN_NAME (the mapping),
 #                            GEN_APPEND (kernel command line), GEN_PROMPT
 #                            (its passphrase prompt)
+#   gen_scenarios GEN        the scenarios it boots (scenarios.sh)
 #   gen_chroot GEN           its chroot, built if needed (DEBIAN_ROOT)
 #   gen_build GEN OUT        installs latchkey, builds OUT and OUT.list (its
 #                            contents); OUT.baseline.list and its size come from
@@ -16,8 +17,16 @@
 # partition of its own and the local key was there when the initrd was built,
 # so the hook recorded that partition; the scenarios that test Tang boot a
 # /boot without the key.
+#
+# mkinitcpio is Arch's and not in Debian: its v41 source (MKINITCPIO_SRC,
+# default ../shared/vendor/mkinitcpio-v41 beside this tree, run as it is,
+# never copied here) builds the image in a Debian chroot with Debian's
+# kernel, busybox and kmod, HOOKS=(base latchkey). Its encrypt hook needs
+# Arch's paths (libgcc_s, a configured udev hook), so there is no prompt to
+# fall back to: servers-down is not booted, and sss is left to the others.
 
-GENERATORS=(initramfs-tools dracut dracut-systemd)
+GENERATORS=(initramfs-tools dracut dracut-systemd mkinitcpio)
+MKINITCPIO_SRC=${MKINITCPIO_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/../shared/vendor/mkinitcpio-v41}
 
 # latchkey_install DIR: what a packager's install puts on the system, from
 # the built source tree LATCHKEY_TREE.
@@ -31,7 +40,15 @@ gen__n() {
     initramfs-tools) echo 81 ;;
     dracut) echo 82 ;;
     dracut-systemd) echo 83 ;;
+    mkinitcpio) echo 84 ;;
     *) return 1 ;;
+  esac
+}
+
+gen_scenarios() {
+  case $1 in
+    mkinitcpio) echo tang local-key ;;
+    *) echo "${DISTRO_SCENARIOS[*]}" ;;
   esac
 }
 
@@ -46,6 +63,12 @@ gen_names() {
       GEN_NAME=cryptroot
       GEN_APPEND="root=/dev/mapper/cryptroot ro ip=dhcp"
       GEN_PROMPT="Please unlock disk cryptroot: "
+      ;;
+    mkinitcpio)
+      # No crypttab in the image: the command line names the volume.
+      GEN_NAME=cryptroot
+      GEN_APPEND="rd.luks.name=$GEN_UUID=cryptroot root=/dev/mapper/cryptroot ro ip=dhcp"
+      GEN_PROMPT=""
       ;;
     dracut*)
       # The volume comes from rd.luks.uuid=, named as dracut names it.
@@ -67,6 +90,13 @@ gen_chroot() {
   case $1 in
     initramfs-tools) debian_chroot initramfs-tools "linux-image-$KERNEL_VERSION" cryptsetup-initramfs ;;
     dracut*) debian_chroot dracut "linux-image-$KERNEL_VERSION" dracut cryptsetup systemd systemd-sysv ;;
+    mkinitcpio)
+      [[ -x $MKINITCPIO_SRC/mkinitcpio ]] || { echo "distro: no mkinitcpio in $MKINITCPIO_SRC" >&2; return 1; }
+      # What mkinitcpio's base hook runs: busybox, kmod, blkid, mount,
+      # switch_root; bsdtar makes the archive. Debian's dynamic busybox, as
+      # Arch's: busybox-static runs its own applets (modprobe) before PATH's.
+      debian_chroot mkinitcpio "linux-image-$KERNEL_VERSION" busybox libarchive-tools cryptsetup-bin udev
+      ;;
   esac
 }
 
@@ -106,7 +136,51 @@ gen__run() {
       debian_run "$r" dracut -f ${GEN_ADD:+--add "$GEN_ADD"} /tmp/latchkey-initrd.img "$KERNEL_VERSION" || return 1
       mv "$r/tmp/latchkey-initrd.img" "$out"
       ;;
+    mkinitcpio)
+      # Arch keeps busybox where the base hook looks for it, and its sbin is
+      # bin (mkinitcpio's PATH has only /bin). Copies, not links: a hook adds
+      # a link as a link, and in the image sbin is a link to bin.
+      mkdir -p "$r/usr/lib/initcpio" "$r/opt/mkinitcpio"
+      cp "$r/usr/bin/busybox" "$r/usr/lib/initcpio/busybox"
+      local b
+      for b in blkid switch_root; do
+        [[ -f $r/usr/bin/$b && ! -L $r/usr/bin/$b ]] || cp --remove-destination "$r/usr/sbin/$b" "$r/usr/bin/$b"
+      done
+      for b in modinfo depmod; do ln -sfn kmod "$r/usr/bin/$b"; done
+      # Arch's busybox has no module applets; Debian's has, and base's links
+      # to them win over its links to kmod (which reads the .bin indexes
+      # mkinitcpio keeps): a hook of this machine's points them at kmod.
+      mkdir -p "$r/etc/initcpio/install"
+      cat >"$r/etc/initcpio/install/kmod-links" <<'EOF'
+build() {
+    local applet
+    for applet in depmod insmod rmmod lsmod modprobe modinfo; do
+        ln -sfn kmod "$BUILDROOT/usr/bin/$applet"
+    done
+}
+EOF
+      # xts: the cipher module encrypt's build() would add (with all of /crypto/).
+      printf '%s\n' 'MODULES=(virtio_pci virtio_blk virtio_net xts)' "HOOKS=(base kmod-links${GEN_ADD:+ $GEN_ADD})" \
+        'COMPRESSION=gzip' >"$r/etc/mkinitcpio.conf"
+      gen__mkinitcpio mkinitcpio -c /etc/mkinitcpio.conf -k "$KERNEL_VERSION" -g /tmp/latchkey-initrd.img || return 1
+      mv "$r/tmp/latchkey-initrd.img" "$out"
+      ;;
   esac
+}
+
+# gen__mkinitcpio PROGRAM ARG...: mkinitcpio's PROGRAM (mkinitcpio,
+# lsinitcpio) from its source, mounted read-only in the chroot.
+gen__mkinitcpio() {
+  local r=$DEBIAN_ROOT prog=$1 rc
+  shift
+  mount --bind -o ro "$MKINITCPIO_SRC" "$r/opt/mkinitcpio" || return 1
+  debian_run "$r" env MKINITCPIO_LIBRARY=/opt/mkinitcpio \
+    MKINITCPIO_HOOKS=/usr/lib/initcpio/hooks:/opt/mkinitcpio/hooks \
+    MKINITCPIO_INSTALL=/etc/initcpio/install:/usr/lib/initcpio/install:/opt/mkinitcpio/install \
+    bash "/opt/mkinitcpio/$prog" "$@"
+  rc=$?
+  umount "$r/opt/mkinitcpio"
+  return "$rc"
 }
 
 # gen__list GEN IMG: the initrd's file list, one path a line, sorted.
@@ -115,6 +189,7 @@ gen__list() {
   cp "$img" "$r/tmp/latchkey-list.img"
   case $gen in
     initramfs-tools) debian_run "$r" lsinitramfs /tmp/latchkey-list.img ;;
+    mkinitcpio) gen__mkinitcpio lsinitcpio /tmp/latchkey-list.img | sed 's|/$||' ;;
     *) debian_run "$r" lsinitrd /tmp/latchkey-list.img | awk '$1 ~ /^[-dlcbps][-r]/ { sub(/ -> .*/, ""); print $NF }' ;;
   esac | sed 's|^\./||; s|^usr/||' | grep -v '^\.$\|^$\|^kernel/' | LC_ALL=C sort -u
   rm -f "$r/tmp/latchkey-list.img"
