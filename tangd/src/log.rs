@@ -21,7 +21,8 @@ type Msg = Option<String>;
 
 #[derive(Clone)]
 pub struct Logger {
-    tx: SyncSender<Msg>,
+    /// `None`: lines are discarded.
+    tx: Option<SyncSender<Msg>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -47,7 +48,7 @@ pub fn start() -> (Logger, Flusher) {
         .expect("spawning the log thread");
     (
         Logger {
-            tx: tx.clone(),
+            tx: Some(tx.clone()),
             dropped,
         },
         Flusher(tx, handle),
@@ -59,12 +60,27 @@ pub fn start() -> (Logger, Flusher) {
 pub(crate) fn capture() -> (Logger, Receiver<Msg>) {
     let (tx, rx) = sync_channel(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
-    (Logger { tx, dropped }, rx)
+    (
+        Logger {
+            tx: Some(tx),
+            dropped,
+        },
+        rx,
+    )
 }
 
 impl Logger {
+    /// A logger that drops every line (fuzzing, benchmarks of the request loop).
+    pub fn discard() -> Logger {
+        Logger {
+            tx: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     pub fn line(&self, line: String) {
-        match self.tx.try_send(Some(line)) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(Some(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

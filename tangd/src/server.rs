@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 
@@ -207,8 +207,8 @@ enum Stop {
     Reject(Reject),
 }
 
-struct Conn<'a, H> {
-    stream: TcpStream,
+struct Conn<'a, H, S> {
+    stream: S,
     peer: SocketAddr,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -218,7 +218,40 @@ struct Conn<'a, H> {
     served: u64,
 }
 
-async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, slot: &Slot, ctx: &Ctx<H>) {
+/// A connection's byte stream: a TCP socket, or anything else in tests.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
+/// Serves one open connection of any byte stream until it ends, with the
+/// request loop, limits and deadlines the listeners use (for tests and
+/// fuzzing: requests split across many reads on one connection).
+pub async fn serve_stream<H: Handler, S: Stream>(
+    stream: S,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    cfg: Config,
+    log: Logger,
+) {
+    let (_keep_running, shutdown) = watch::channel(false);
+    let conns = Arc::new(Conns::new(conns::Limits {
+        max: 1,
+        per_address: 1,
+    }));
+    let Admit::Yes { slot, .. } = conns.admit(peer.ip()) else {
+        unreachable!("an empty table admits one connection");
+    };
+    let ctx = Ctx {
+        handler,
+        cfg,
+        log,
+        shutdown,
+        conns: conns.clone(),
+    };
+    connection(stream, peer, &slot, &ctx).await;
+    conns.release(&slot);
+}
+
+async fn connection<H: Handler, S: Stream>(stream: S, peer: SocketAddr, slot: &Slot, ctx: &Ctx<H>) {
     let mut c = Conn {
         stream,
         peer,
@@ -269,7 +302,7 @@ async fn connection<H: Handler>(stream: TcpStream, peer: SocketAddr, slot: &Slot
     }
 }
 
-impl<H: Handler> Conn<'_, H> {
+impl<H: Handler, S: Stream> Conn<'_, H, S> {
     /// Reads one request: head, then body. The clock for the request deadline
     /// starts at its first byte; before that only the first-byte deadline (a
     /// new connection) or the idle deadline (a kept-alive one) applies, and
@@ -316,6 +349,15 @@ impl<H: Handler> Conn<'_, H> {
             match read {
                 Err(_) if idle => return Err(Stop::Quiet),
                 Err(_) => return Err(Stop::Timeout),
+                // The peer stopped sending in the middle of a head: what it
+                // sent is judged as it would have been had it come in one
+                // read (a malformed head is a 400 however it was split).
+                Ok(Ok(0)) if !self.buf.is_empty() => {
+                    return match http::parse_head(&self.buf, &scan.limits(&cfg.limits)) {
+                        Err(r) => Err(Stop::Reject(r)),
+                        Ok(_) => Err(Stop::Quiet),
+                    };
+                }
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
                 Ok(Ok(_)) => {}
             }
@@ -417,7 +459,7 @@ impl<H: Handler> Conn<'_, H> {
     }
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_more<S: Stream>(stream: &mut S, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     buf.reserve(4096);
     stream.read_buf(buf).await
 }

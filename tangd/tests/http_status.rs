@@ -257,6 +257,31 @@ fn garbage_gets_400_and_a_closed_connection() {
     assert_eq!(get(tangd.addr, "/adv").status, 200);
 }
 
+/// A head that goes bad past its first line and is never finished: the
+/// client sends it a few bytes at a time and stops sending. The answer must
+/// not depend on how the bytes were split across reads: 400, as when the
+/// same bytes come at once.
+#[test]
+fn malformed_unfinished_head_gets_400_however_it_arrives() {
+    let keys = copy_keys("tang-db");
+    let tangd = Tangd::start(keys.dir(), &[]);
+    let head = format!(
+        "POST /rec/k HTTP/1.1\r\nContent-Length: 4\r\n{}\r\nHost: x\r\n",
+        "X".repeat(100)
+    );
+    for piece in [head.len(), 3] {
+        let mut s = connect(tangd.addr);
+        for chunk in head.as_bytes().chunks(piece) {
+            s.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        shutdown_write(&s);
+        let r = read_response(&mut s)
+            .unwrap_or_else(|| panic!("pieces of {piece} bytes: closed without an answer"));
+        assert_eq!(r.status, 400, "pieces of {piece} bytes");
+    }
+}
+
 /// Points tang's exchange refuses with 400, and the ones it accepts.
 #[test]
 fn invalid_points_are_400() {
