@@ -15,7 +15,8 @@
 SCENARIOS=(
   standin tang-dhcp static-ip sss-one-down sss-blackhole quorum-lost
   degraded-local-key rotated-keys luks1-luksmeta hostile-offcurve
-  hostile-garbage argon2-4k-local-key two-volumes
+  hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
+  nbde-quorum nbde-quorum-lost
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -344,4 +345,162 @@ t_two_volumes() {
   expect "^marker: $t2\$" || return
   expect_root /dev/mapper/root "$t1" || return
   vm_seen 'volume mounted: /dev/mapper/data$' || fail "data not mounted"
+}
+
+# --- disks bound by `latchkey nbde apply` ---------------------------------
+
+LATCHKEY=${LATCHKEY:-$(dirname "$VMT_DIR")/target/release/latchkey}
+
+# need_latchkey: `latchkey nbde apply` can run (and unshare a network
+# namespace), or a skip/failure as need_agent.
+need_latchkey() {
+  local why=""
+  if [[ ! -x $LATCHKEY ]]; then
+    why="no latchkey at $LATCHKEY (make build)"
+  elif ((EUID != 0)); then
+    why="latchkey nbde apply runs in a network namespace: needs root"
+  fi
+  [[ -n $why ]] || return 0
+  if [[ -n ${CI:-} ]]; then fail "$why"; else SKIP_WHY=$why; return 2; fi
+}
+
+# nbde__serve OUTER_NETNS ADDR=PORT... -- CMD...: run in a network namespace
+# of its own. Each ADDR:80 on its loopback reaches 127.0.0.1:PORT in
+# OUTER_NETNS, as guestfwd does for the guest, while CMD runs.
+nbde__serve() {
+  local outer=$1 a pids=() rc i
+  shift
+  busybox ip link set lo up || return 1
+  while [[ $1 != -- ]]; do
+    a=$1
+    shift
+    busybox ip addr add "${a%%=*}/32" dev lo || return 1
+    socat "TCP-LISTEN:80,bind=${a%%=*},reuseaddr,fork" \
+      "EXEC:nsenter --net=$outer socat - TCP\\:127.0.0.1\\:${a#*=}" &
+    pids+=($!)
+    for ((i = 0; i < 100; i++)); do
+      (exec 3<>"/dev/tcp/${a%%=*}/80") 2>/dev/null && break
+      sleep 0.05
+    done
+  done
+  shift
+  "$@"
+  rc=$?
+  ((${#pids[@]} == 0)) || { kill "${pids[@]}"; wait "${pids[@]}"; } 2>/dev/null
+  return "$rc"
+}
+
+# nbde_apply IMG N ARGS...: `latchkey nbde apply ARGS --json` on IMG with
+# the recovery secret $W/pass and the boot directory $W/boot, given the
+# first N of tang1..tang5 by the addresses the guest dials
+# (http://10.0.2.100:80 .. .104:80), which reach the same servers here as in
+# the guest. Its document in $W/apply.json.
+nbde_apply() {
+  local img=$1 n=$2 i fwd=() tang=()
+  shift 2
+  for ((i = 1; i <= n; i++)); do
+    fwd+=("10.0.2.$((99 + i))=${PORT[tang$i]}")
+    tang+=(--tang "http://10.0.2.$((99 + i)):80")
+  done
+  mkdir -p "$W/boot"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  unshare -n bash -c "$(declare -f nbde__serve)"'; nbde__serve "$@"' nbde__serve \
+    "/proc/$$/ns/net" "${fwd[@]}" -- "$LATCHKEY" nbde apply -d "$img" --recovery-key-file "$W/pass" \
+    --boot-dir "$W/boot" "${tang[@]}" "$@" --json >"$W/apply.json" ||
+    fail "latchkey nbde apply ${tang[*]} $* failed (test.log)"
+}
+
+# nbde_check MODE T N: apply.json says it moved to MODE: a local key, or one
+# binding with threshold T over N servers.
+nbde_check() {
+  python3 - "$W/apply.json" "$@" <<'PY' || fail "latchkey nbde apply: $(cat "$W/apply.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+mode, t, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+b = doc["bindings"]
+ok = doc["mode"] == mode and doc["converged"] and doc["changed"]
+if mode == "degraded":
+    ok = ok and doc["localBootKeyPresent"] and b == []
+else:
+    ok = ok and not doc["localBootKeyPresent"] and len(b) == 1
+    ok = ok and b[0]["threshold"] == int(t) and len(b[0]["tang"]) == n
+sys.exit(0 if ok else 1)
+PY
+}
+
+# nbde_disk N SERVERS MODE T [ARGS...]: root.img, moved to MODE (threshold
+# T) by `latchkey nbde apply ARGS` over tang1..tangSERVERS, all serving.
+nbde_disk() {
+  local n=$2 mode=$3 t=$4 i
+  NB_UUID=$(uuid "$1") NB_TOKEN=$(token)
+  shift 4
+  need_latchkey || return
+  for ((i = 1; i <= n; i++)); do tang_up "tang$i" || return; done
+  root_disk "$W/root.img" "$NB_UUID" "$NB_TOKEN" || return
+  nbde_apply "$W/root.img" "$n" "$@" || return
+  nbde_check "$mode" "$t" "$n"
+}
+
+# nbde_boot N [OPTION...]: boot root.img with tang1..tangN forwarded (a
+# stopped one refuses connections), extra kernel command line options.
+nbde_boot() {
+  local n=$1 i fwd=()
+  shift
+  for ((i = 1; i <= n; i++)); do fwd+=(-f "10.0.2.$((99 + i))=${PORT[tang$i]}"); done
+  boot "rd.luks.uuid=$NB_UUID ip=dhcp${1:+ $*}" -d "$W/root.img" "${fwd[@]}"
+}
+
+# 12: degraded: the local key apply wrote, on the boot disk, opens the volume
+# in a VM without a network card.
+t_nbde_degraded() {
+  need_agent || return
+  nbde_disk 12 0 degraded - || return
+  disk_boot "$W/boot.img" nbdeboot "$W/boot/nbde/local-boot.key" || fail "making boot.img" || return
+  boot "rd.luks.uuid=$NB_UUID ip=dhcp latchkey.boot=LABEL=nbdeboot" -d "$W/root.img" -d "$W/boot.img" -N
+  expect "latchkey: volume luks-$NB_UUID open" || return
+  expect_root "/dev/mapper/luks-$NB_UUID" "$NB_TOKEN" || return
+}
+
+# 13: tang: any one of three servers opens it; two are stopped.
+t_nbde_tang() {
+  need_agent || return
+  nbde_disk 13 3 tang 1 || return
+  server_stop tang1
+  server_stop tang3
+  nbde_boot 3
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$NB_UUID" "$NB_TOKEN" || return
+  note_phases
+}
+
+# 14: quorum, 3 of 5, with exactly three up.
+t_nbde_quorum() {
+  need_agent || return
+  nbde_disk 14 5 quorum 3 --threshold 3 || return
+  server_stop tang2
+  server_stop tang4
+  nbde_boot 5
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$NB_UUID" "$NB_TOKEN" || return
+  note_phases
+}
+
+# 15: quorum, 3 of 5, with two up: the agent names each failing server,
+# recovers no key and prompts; the passphrase typed there opens the volume.
+t_nbde_quorum_lost() {
+  local url
+  need_agent || return
+  nbde_disk 15 5 quorum 3 --threshold 3 || return
+  server_stop tang2
+  server_stop tang4
+  server_stop tang5
+  nbde_boot 5 latchkey.deadline=20
+  for url in http://10.0.2.101:80 http://10.0.2.103:80 http://10.0.2.104:80; do
+    expect "of 5 shares.*${url//./\\.}: " 60 'root mounted' || fail "failing URL $url not reported: $FAIL_WHY" || return
+  done
+  expect '[Pp]assphrase' 60 'root mounted' || return
+  NOTES+=("prompt at ${VM_AT}s after QEMU start")
+  ! vm_seen 'latchkey: key recovered' || fail "a key recovered from two of five servers" || return
+  vm_send "$(cat "$W/pass")"
+  expect_root "/dev/mapper/luks-$NB_UUID" "$NB_TOKEN" 60 || return
 }
