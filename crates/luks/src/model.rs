@@ -2,6 +2,9 @@
 
 use crate::hash::Hash;
 
+/// Largest volume key accepted, in bytes (dm-crypt's own limit is far below).
+pub(crate) const MAX_KEY_SIZE: usize = 512;
+
 /// LUKS on-disk format version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -252,4 +255,23 @@ pub struct Token {
     pub keyslots: Vec<u32>,
     /// The whole token object as stored.
     pub json: serde_json::Value,
+}
+
+/// A volume key digest (PBKDF2 of the volume key): which keyslots and
+/// segments it covers and how it is computed. LUKS1 has one, over all slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Digest {
+    /// Keyslots whose key this digest checks.
+    pub keyslots: Vec<u32>,
+    /// Segments the key opens.
+    pub segments: Vec<u32>,
+    /// PBKDF2 hash.
+    pub hash: Hash,
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// PBKDF2 salt.
+    pub salt: Vec<u8>,
+    /// Expected PBKDF2 output.
+    pub value: Vec<u8>,
 }

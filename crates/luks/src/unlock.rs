@@ -1,9 +1,9 @@
 //! Trying a passphrase on keyslots: KDF, area decryption, AF merge, digest.
 
 use crate::cipher::CipherSpec;
-use crate::header::{Digest, Header};
+use crate::header::Header;
 use crate::io::read_at;
-use crate::model::{DmParams, Keyslot, Priority};
+use crate::model::{Digest, DmParams, Keyslot, Priority};
 use crate::secret::VolumeKey;
 use crate::{Error, af, kdf};
 use std::io::{Read, Seek};

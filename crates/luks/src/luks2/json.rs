@@ -2,16 +2,14 @@
 
 use crate::clevis;
 use crate::hash::Hash;
-use crate::header::Digest;
 use crate::model::{
-    Argon2Variant, ClevisBinding, DataSize, DmFlags, Kdf, Keyslot, Priority, Segment, Token,
+    Argon2Variant, ClevisBinding, DataSize, Digest, DmFlags, Kdf, Keyslot, MAX_KEY_SIZE, Priority,
+    Segment, Token,
 };
 use crate::{Error, af};
 use base64::Engine;
 use serde_json::{Map, Value};
 
-/// Largest volume key accepted (dm-crypt's own limit is far below).
-pub(crate) const MAX_KEY_SIZE: usize = 512;
 /// LUKS2 allows keyslots 0..32 and tokens 0..32.
 const MAX_SLOTS: u32 = 32;
 
