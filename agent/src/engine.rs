@@ -30,7 +30,7 @@ use latchkey_proto::secret::Secret;
 use crate::console::{Answer, Console};
 use crate::deadline::{Backoff, Deadline, RetryPolicy, XorShift};
 use crate::kmsg_log::Log;
-use crate::volumes::Volume;
+use crate::volume::Volume;
 
 /// Wrong console passphrases allowed before giving up, as cryptsetup's default.
 const CONSOLE_TRIES: u32 = 3;
@@ -527,8 +527,8 @@ mod tests {
     /// DHCP lease.
     #[test]
     fn root_network_that_comes_up_late_is_used() {
+        use crate::net::plan::{Iface, Method, Plan, Step};
         use crate::net::testnet::*;
-        use crate::netconf::{Iface, Method, Plan, Step};
         let t = "root_network_that_comes_up_late_is_used";
         if !enter(t) {
             return;

@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use crate::cmdline::DEFAULT_KEY_PATH;
-use crate::crypttab::DeviceSpec;
-use crate::volumes::describe;
+use crate::volume::crypttab::DeviceSpec;
+use crate::volume::describe;
 
 /// Where the recorded options live in the initrd.
 pub const PATH: &str = "/etc/latchkey/initrd.conf";

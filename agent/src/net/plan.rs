@@ -1,9 +1,10 @@
 //! From the command line to a network plan: which interfaces, and static
-//! or DHCP for each. Pure; [`crate::net`] carries the plan out.
+//! or DHCP for each. Pure; [`super::bring_up`] carries the plan out.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::cmdline::{Autoconf, Config, IpParam};
+use super::ip::{Autoconf, IpParam};
+use crate::cmdline::Config;
 
 /// Which interface(s) an entry applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use latchkey_luks::{DataSize, Unlocked};
 use latchkey_sys::dm::{self, Control, DevId, Nodes, Target};
 
-use crate::dm_table::{CryptTarget, DataDevice, Features, Key, LuksVersion, dm_uuid};
+use super::Volume;
+use super::dm_table::{CryptTarget, DataDevice, Features, Key, LuksVersion, dm_uuid};
 use crate::kmsg_log::Log;
-use crate::volumes::Volume;
 
 /// udev's control socket: present while udevd runs (what libudev's
 /// `udev_queue_get_udev_is_active` looks at).
@@ -62,7 +62,7 @@ fn version(u: &Unlocked) -> LuksVersion {
 }
 
 /// Creates `/dev/mapper/NAME`. An existing mapping of that name is an error
-/// (the caller checks [`is_active`] first); a failure after the device was
+/// (the caller checks [`crate::volume::existing`] first); a failure after the device was
 /// created removes it again.
 pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, String> {
     let ctl = Control::open().map_err(|e| e.to_string())?;
@@ -165,14 +165,6 @@ fn wait_for_udev(name: &str, dev: DevId, until: Instant) -> UdevOutcome {
 /// decoded a cookie marking the event as the activation itself.
 fn change_processed(db: &str) -> bool {
     db.lines().any(|l| l == "E:DM_UDEV_PRIMARY_SOURCE_FLAG=1")
-}
-
-/// True when a mapping called `name` already exists (opened by someone else).
-pub fn is_active(name: &str) -> bool {
-    Control::open()
-        .ok()
-        .and_then(|c| c.status(name).ok().flatten())
-        .is_some()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use rustix::fs::OFlags;
 
 use crate::cmdline::Config;
 use crate::kmsg_log::Log;
-use crate::volumes;
+use crate::volume;
 
 /// Where the boot partition is mounted for the read.
 const MOUNT_POINT: &str = "/run/latchkey/boot";
@@ -145,8 +145,8 @@ pub fn load(cfg: &Config, until: Instant, log: &Log) -> Result<Option<Secret>, S
             Err(_) => Ok(None),
         };
     };
-    let what = volumes::describe(spec);
-    let dev = volumes::find_device(spec, until)
+    let what = volume::describe(spec);
+    let dev = volume::find_device(spec, until)
         .ok_or_else(|| format!("boot partition {what} not found"))?;
     let target = Path::new(MOUNT_POINT);
     std::fs::create_dir_all(target).map_err(|e| format!("creating {MOUNT_POINT}: {e}"))?;

@@ -16,8 +16,8 @@ use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
 use latchkey_sys::proc::{self, BlockDevice, DmMapping};
 
+use super::crypttab::{DeviceSpec, Entry};
 use crate::cmdline::{Config, normalize_uuid};
-use crate::crypttab::{DeviceSpec, Entry};
 use crate::kmsg_log::Log;
 
 /// A volume asked for, not yet located.
@@ -364,7 +364,8 @@ pub fn describe(spec: &DeviceSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{cmdline, crypttab};
+    use crate::cmdline;
+    use crate::volume::crypttab;
 
     #[test]
     fn cmdline_names_win_and_crypttab_fills_in() {
@@ -402,9 +403,9 @@ mod tests {
     }
 
     const LUKS2: &[u8] =
-        include_bytes!("../../crates/luks/tests/data/luks2/luks2-bound.first32KiB.bin");
+        include_bytes!("../../../crates/luks/tests/data/luks2/luks2-bound.first32KiB.bin");
     const LUKS1: &[u8] =
-        include_bytes!("../../crates/luks/tests/data/luks1/luks1-bound.first2MiB.img");
+        include_bytes!("../../../crates/luks/tests/data/luks1/luks1-bound.first2MiB.img");
     const LUKS2_UUID: &str = "a5910823-ec8f-46fc-a8c2-7e55a6c70994";
 
     fn vol(name: &str, path: &str, dev: (u32, u32), header: &[u8]) -> Volume {
