@@ -22,66 +22,51 @@ pub const DEFAULT_PROMPT_DELAY: Duration = Duration::from_secs(10);
 /// Default path of the local boot key on the boot partition.
 pub const DEFAULT_KEY_PATH: &str = "/boot/nbde/local-boot.key";
 
-/// Everything the agent takes from the command line.
-#[derive(Clone, Debug, PartialEq)]
+/// Everything the agent takes from the command line, in one part per consumer.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
-    /// `rd.luks=0` turns LUKS handling off.
-    pub luks_enabled: bool,
-    /// `rd.luks.uuid=`: LUKS UUIDs to open (lower case, no `luks-` prefix).
-    pub luks_uuids: Vec<String>,
-    /// `rd.luks.name=UUID=NAME`: mapping names by UUID.
-    pub luks_names: Vec<(String, String)>,
-    /// `rd.luks.options=`: options for one UUID, or for all (`uuid: None`).
-    pub luks_options: Vec<LuksOptions>,
-    /// Every `ip=`, in order.
-    pub ip: Vec<IpParam>,
-    /// `nameserver=`, in order.
-    pub nameservers: Vec<IpAddr>,
-    /// `BOOTIF=`: the MAC of the interface the machine booted from.
-    pub bootif: Option<[u8; 6]>,
-    /// `rd.neednet=`.
-    pub neednet: Option<bool>,
-    /// `latchkey.deadline=`: overall time for unattended unlock.
-    pub deadline: Duration,
-    /// `latchkey.timeout=`: time for one Tang request.
-    pub timeout: Duration,
-    /// `latchkey.prompt-delay=`: delay before the passphrase prompt appears.
-    pub prompt_delay: Duration,
-    /// `latchkey.key=`: the local boot key file.
-    pub key_path: PathBuf,
-    /// `latchkey.boot=`: the partition holding the key file.
-    pub boot: Option<DeviceSpec>,
+    /// Which volumes, named how, with which options.
+    pub volumes: VolumeOptions,
+    /// How to bring the network up.
+    pub network: NetworkOptions,
+    /// How long unattended unlock may take.
+    pub timing: Timing,
+    /// Where the local boot key is.
+    pub boot_key: BootKeyOptions,
     /// `latchkey.debug`.
     pub debug: bool,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            luks_enabled: true,
-            luks_uuids: Vec::new(),
-            luks_names: Vec::new(),
-            luks_options: Vec::new(),
-            ip: Vec::new(),
-            nameservers: Vec::new(),
-            bootif: None,
-            neednet: None,
-            deadline: DEFAULT_DEADLINE,
-            timeout: DEFAULT_TIMEOUT,
-            prompt_delay: DEFAULT_PROMPT_DELAY,
-            key_path: PathBuf::from(DEFAULT_KEY_PATH),
-            boot: None,
-            debug: false,
+/// `rd.luks*`: which volumes to open and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeOptions {
+    /// `rd.luks=0` turns LUKS handling off.
+    pub enabled: bool,
+    /// `rd.luks.uuid=`: LUKS UUIDs to open (lower case, no `luks-` prefix).
+    pub uuids: Vec<String>,
+    /// `rd.luks.name=UUID=NAME`: mapping names by UUID.
+    pub names: Vec<(String, String)>,
+    /// `rd.luks.options=`: options for one UUID, or for all (`uuid: None`).
+    pub options: Vec<LuksOptions>,
+}
+
+impl Default for VolumeOptions {
+    fn default() -> VolumeOptions {
+        VolumeOptions {
+            enabled: true,
+            uuids: Vec::new(),
+            names: Vec::new(),
+            options: Vec::new(),
         }
     }
 }
 
-impl Config {
+impl VolumeOptions {
     /// The mapping name for LUKS `uuid`: from `rd.luks.name=`, else
     /// `luks-UUID` as systemd-cryptsetup-generator and dracut name it.
     pub fn name_for(&self, uuid: &str) -> String {
         let uuid = normalize_uuid(uuid);
-        self.luks_names
+        self.names
             .iter()
             .find(|(u, _)| *u == uuid)
             .map(|(_, n)| n.clone())
@@ -93,14 +78,66 @@ impl Config {
     pub fn options_for(&self, uuid: &str) -> Vec<String> {
         let uuid = normalize_uuid(uuid);
         let own = self
-            .luks_options
+            .options
             .iter()
             .rev()
             .find(|o| o.uuid.as_deref() == Some(uuid.as_str()));
-        let global = self.luks_options.iter().rev().find(|o| o.uuid.is_none());
+        let global = self.options.iter().rev().find(|o| o.uuid.is_none());
         own.or(global)
             .map(|o| o.options.clone())
             .unwrap_or_default()
+    }
+}
+
+/// `ip=`, `nameserver=`, `BOOTIF=`, `rd.neednet=`: the network.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetworkOptions {
+    /// Every `ip=`, in order.
+    pub ip: Vec<IpParam>,
+    /// `nameserver=`, in order.
+    pub nameservers: Vec<IpAddr>,
+    /// `BOOTIF=`: the MAC of the interface the machine booted from.
+    pub bootif: Option<[u8; 6]>,
+    /// `rd.neednet=`.
+    pub neednet: Option<bool>,
+}
+
+/// `latchkey.deadline=`, `.timeout=`, `.prompt-delay=`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// Overall time for unattended unlock.
+    pub deadline: Duration,
+    /// Time for one Tang request.
+    pub timeout: Duration,
+    /// Delay before the passphrase prompt appears.
+    pub prompt_delay: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            deadline: DEFAULT_DEADLINE,
+            timeout: DEFAULT_TIMEOUT,
+            prompt_delay: DEFAULT_PROMPT_DELAY,
+        }
+    }
+}
+
+/// `latchkey.key=`, `latchkey.boot=`: the local boot key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootKeyOptions {
+    /// The key file.
+    pub path: PathBuf,
+    /// The partition holding it, if not already mounted.
+    pub partition: Option<DeviceSpec>,
+}
+
+impl Default for BootKeyOptions {
+    fn default() -> BootKeyOptions {
+        BootKeyOptions {
+            path: PathBuf::from(DEFAULT_KEY_PATH),
+            partition: None,
+        }
     }
 }
 
@@ -189,22 +226,22 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
         };
         match (key, value) {
             ("rd.luks", v) => match parse_bool(v) {
-                Some(b) => cfg.luks_enabled = b,
+                Some(b) => cfg.volumes.enabled = b,
                 None => warn.push(format!("{word}: {BOOLEANS}; ignored")),
             },
             ("rd.luks.uuid", Some(v)) if looks_like_uuid(v) => {
                 let u = normalize_uuid(v);
-                if !cfg.luks_uuids.contains(&u) {
-                    cfg.luks_uuids.push(u);
+                if !cfg.volumes.uuids.contains(&u) {
+                    cfg.volumes.uuids.push(u);
                 }
             }
             ("rd.luks.name", Some(v)) => match v.split_once('=') {
                 Some((u, n)) if looks_like_uuid(u) && !n.is_empty() && !n.contains('/') => {
                     let u = normalize_uuid(u);
-                    cfg.luks_names.retain(|(x, _)| *x != u);
-                    cfg.luks_names.push((u.clone(), n.to_owned()));
-                    if !cfg.luks_uuids.contains(&u) {
-                        cfg.luks_uuids.push(u);
+                    cfg.volumes.names.retain(|(x, _)| *x != u);
+                    cfg.volumes.names.push((u.clone(), n.to_owned()));
+                    if !cfg.volumes.uuids.contains(&u) {
+                        cfg.volumes.uuids.push(u);
                     }
                 }
                 _ => warn.push(format!("{word}: expected rd.luks.name=UUID=NAME; ignored")),
@@ -219,7 +256,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                     .filter(|o| !o.is_empty())
                     .map(str::to_owned)
                     .collect();
-                cfg.luks_options.push(LuksOptions { uuid, options });
+                cfg.volumes.options.push(LuksOptions { uuid, options });
             }
             ("rd.luks.uuid" | "ip" | "nameserver" | "BOOTIF", _)
                 if value.is_none_or(str::is_empty) =>
@@ -231,23 +268,23 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                      luks- prefix allowed); ignored"
             )),
             ("ip", Some(v)) => match parse_ip(v) {
-                Ok(p) => cfg.ip.push(p),
+                Ok(p) => cfg.network.ip.push(p),
                 Err(w) => warn.push(w),
             },
             ("nameserver", Some(v)) => match parse_ip_addr(v) {
-                Some(a) => cfg.nameservers.push(a),
+                Some(a) => cfg.network.nameservers.push(a),
                 None => warn.push(format!(
                     "nameserver={v}: expected an IPv4 or IPv6 address; ignored"
                 )),
             },
             ("BOOTIF", Some(v)) => match parse_bootif(v) {
-                Some(m) => cfg.bootif = Some(m),
+                Some(m) => cfg.network.bootif = Some(m),
                 None => warn.push(format!(
                     "BOOTIF={v}: expected 01-aa-bb-cc-dd-ee-ff; ignored"
                 )),
             },
             ("rd.neednet", v) => match parse_bool(v) {
-                Some(b) => cfg.neednet = Some(b),
+                Some(b) => cfg.network.neednet = Some(b),
                 None => warn.push(format!("{word}: {BOOLEANS}; ignored")),
             },
             (k, v) if k.starts_with("latchkey.") => {
@@ -256,13 +293,13 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             _ => {}
         }
     }
-    if cfg.timeout > cfg.deadline {
+    if cfg.timing.timeout > cfg.timing.deadline {
         warn.push(format!(
             "latchkey.timeout={}s is longer than latchkey.deadline={}s; using the deadline",
-            cfg.timeout.as_secs_f64(),
-            cfg.deadline.as_secs_f64()
+            cfg.timing.timeout.as_secs_f64(),
+            cfg.timing.deadline.as_secs_f64()
         ));
-        cfg.timeout = cfg.deadline;
+        cfg.timing.timeout = cfg.timing.deadline;
     }
     (cfg, warn)
 }
@@ -283,18 +320,18 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
         }
     };
     match key {
-        "deadline" => cfg.deadline = seconds(warn, DEFAULT_DEADLINE, true),
-        "timeout" => cfg.timeout = seconds(warn, DEFAULT_TIMEOUT, true),
-        "prompt-delay" => cfg.prompt_delay = seconds(warn, DEFAULT_PROMPT_DELAY, false),
+        "deadline" => cfg.timing.deadline = seconds(warn, DEFAULT_DEADLINE, true),
+        "timeout" => cfg.timing.timeout = seconds(warn, DEFAULT_TIMEOUT, true),
+        "prompt-delay" => cfg.timing.prompt_delay = seconds(warn, DEFAULT_PROMPT_DELAY, false),
         "key" => match value {
-            Some(p) if p.starts_with('/') => cfg.key_path = PathBuf::from(p),
+            Some(p) if p.starts_with('/') => cfg.boot_key.path = PathBuf::from(p),
             _ => warn.push(format!(
                 "latchkey.key={}: expected an absolute path; using {DEFAULT_KEY_PATH}",
                 value.unwrap_or("")
             )),
         },
         "boot" => match value.and_then(DeviceSpec::parse) {
-            Some(d) => cfg.boot = Some(d),
+            Some(d) => cfg.boot_key.partition = Some(d),
             None => warn.push(format!(
                 "latchkey.boot={}: expected UUID=, PARTUUID=, LABEL= or a /dev path; ignored",
                 value.unwrap_or("")
@@ -340,23 +377,30 @@ mod tests {
         );
         let (c, w) = parse(&line);
         assert!(w.is_empty(), "{w:?}");
-        assert!(c.luks_enabled);
+        assert!(c.volumes.enabled);
         assert_eq!(
-            c.luks_uuids,
+            c.volumes.uuids,
             vec![
                 U.to_owned(),
                 "11111111-2222-3333-4444-555555555555".to_owned()
             ]
         );
-        assert_eq!(c.name_for("11111111-2222-3333-4444-555555555555"), "root");
-        assert_eq!(c.name_for(U), format!("luks-{U}"));
-        assert_eq!(c.options_for(U), vec!["discard", "no-read-workqueue"]);
         assert_eq!(
-            c.options_for("11111111-2222-3333-4444-555555555555"),
+            c.volumes.name_for("11111111-2222-3333-4444-555555555555"),
+            "root"
+        );
+        assert_eq!(c.volumes.name_for(U), format!("luks-{U}"));
+        assert_eq!(
+            c.volumes.options_for(U),
+            vec!["discard", "no-read-workqueue"]
+        );
+        assert_eq!(
+            c.volumes
+                .options_for("11111111-2222-3333-4444-555555555555"),
             vec!["discard"]
         );
         let (c, _) = parse("rd.luks=0");
-        assert!(!c.luks_enabled);
+        assert!(!c.volumes.enabled);
         let (_, w) = parse("rd.luks.uuid=nope rd.luks.name=bad");
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("rd.luks.uuid=nope"));
@@ -368,14 +412,21 @@ mod tests {
             "nameserver=1.1.1.1 nameserver=[2606:4700::1111] BOOTIF=01-52-54-00-ab-cd-ef rd.neednet=1 ip=dhcp",
         );
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(c.nameservers.len(), 2);
-        assert_eq!(c.bootif, Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef]));
-        assert_eq!(c.neednet, Some(true));
-        assert_eq!(c.ip.len(), 1);
+        assert_eq!(c.network.nameservers.len(), 2);
+        assert_eq!(c.network.bootif, Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef]));
+        assert_eq!(c.network.neednet, Some(true));
+        assert_eq!(c.network.ip.len(), 1);
         let (c, w) = parse("BOOTIF=zz nameserver=x ip=");
         assert_eq!(w.len(), 3, "{w:?}");
-        assert_eq!((c.bootif, c.nameservers.len(), c.ip.len()), (None, 0, 0));
-        assert_eq!(parse("ip=off").0.ip, vec![IpParam::Off]);
+        assert_eq!(
+            (
+                c.network.bootif,
+                c.network.nameservers.len(),
+                c.network.ip.len()
+            ),
+            (None, 0, 0)
+        );
+        assert_eq!(parse("ip=off").0.network.ip, vec![IpParam::Off]);
     }
 
     #[test]
@@ -385,11 +436,11 @@ mod tests {
              latchkey.boot=LABEL=boot latchkey.debug",
         );
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(c.deadline, Duration::from_secs(120));
-        assert_eq!(c.timeout, Duration::from_millis(2500));
-        assert_eq!(c.prompt_delay, Duration::ZERO);
-        assert_eq!(c.key_path, PathBuf::from("/boot/k"));
-        assert_eq!(c.boot, Some(DeviceSpec::Label("boot".into())));
+        assert_eq!(c.timing.deadline, Duration::from_secs(120));
+        assert_eq!(c.timing.timeout, Duration::from_millis(2500));
+        assert_eq!(c.timing.prompt_delay, Duration::ZERO);
+        assert_eq!(c.boot_key.path, PathBuf::from("/boot/k"));
+        assert_eq!(c.boot_key.partition, Some(DeviceSpec::Label("boot".into())));
         assert!(c.debug);
 
         let (c, w) = parse(
@@ -408,7 +459,7 @@ mod tests {
             ]
         );
         let (c, w) = parse("latchkey.deadline=3 latchkey.timeout=10");
-        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert_eq!(c.timing.timeout, Duration::from_secs(3));
         assert_eq!(w.len(), 1);
     }
 
@@ -485,7 +536,7 @@ mod tests {
                 .map(|_| pieces[rng.next_u32() as usize % pieces.len()])
                 .collect();
             let (cfg, _) = parse(&line);
-            let _ = crate::net::plan::plan(&cfg);
+            let _ = crate::net::plan::plan(&cfg.network);
             let _ = crate::volume::crypttab::parse(&line.replace(' ', "\n"));
         }
     }

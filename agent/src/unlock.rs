@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use latchkey_luks::Limits;
 use latchkey_sys::dm::DevId;
 
-use crate::cmdline::{self, Config};
+use crate::cmdline::{self, Config, VolumeOptions};
 use crate::console::Console;
 use crate::deadline::{Deadline, XorShift};
 use crate::engine::{self, Ctx, LocalKey, NetGate};
@@ -41,11 +41,7 @@ pub struct Args {
     pub console: Option<PathBuf>,
 }
 
-/// Used when /proc/meminfo cannot be read: enough for cryptsetup's default
-/// argon2 cost on a small machine.
-const FALLBACK_MEMORY_KIB: u64 = 1 << 20;
-
-fn open_image(path: &PathBuf, cfg: &Config) -> Result<Volume, String> {
+fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, String> {
     let mut f =
         std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let header = latchkey_luks::Header::read(&mut f)
@@ -77,6 +73,10 @@ fn describe_plan(log: &Log, vol: &Volume) {
     }
 }
 
+/// Used when /proc/meminfo cannot be read: enough for cryptsetup's default
+/// argon2 cost on a small machine.
+const FALLBACK_MEMORY_KIB: u64 = 1 << 20;
+
 /// What could not be opened, by volume, with the reasons.
 type Failures = Vec<(String, Vec<String>)>;
 
@@ -89,11 +89,11 @@ pub fn run(args: &Args) -> i32 {
     if let Err(e) = locked {
         log.debug(&format!("mlockall: {e}"));
     }
-    if !cfg.luks_enabled {
+    if !cfg.volumes.enabled {
         log.info("rd.luks=0: nothing to do");
         return 0;
     }
-    let deadline = start + cfg.deadline;
+    let deadline = start + cfg.timing.deadline;
     let mut failed = Failures::new();
     let vols = find_volumes(args, &cfg, start, deadline, &log, &mut failed);
     if vols.is_empty() && failed.is_empty() {
@@ -156,17 +156,20 @@ fn find_volumes(
     if !args.devices.is_empty() {
         let mut v = Vec::new();
         for p in &args.devices {
-            match open_image(p, cfg) {
+            match open_image(p, &cfg.volumes) {
                 Ok(vol) => v.push(vol),
                 Err(e) => failed.push((p.display().to_string(), vec![e])),
             }
         }
         return v;
     }
-    let wanted = volume::wanted(cfg, &tab);
+    let wanted = volume::wanted(&cfg.volumes, &tab);
     if wanted.is_empty() {
         // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
-        return volume::discover(cfg, start + Duration::from_secs(2).min(cfg.deadline));
+        return volume::discover(
+            &cfg.volumes,
+            start + Duration::from_secs(2).min(cfg.timing.deadline),
+        );
     }
     let (found, missing) = volume::locate(&wanted, deadline, log);
     failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why])));
@@ -209,13 +212,13 @@ fn race_context(
         .unwrap_or_else(|| Limits::new(FALLBACK_MEMORY_KIB));
 
     let key_log = log.clone();
-    let key_cfg = cfg.clone();
+    let key_cfg = cfg.boot_key.clone();
     let local_key = LocalKey::new(Box::new(move || {
         boot_key::load(&key_cfg, deadline, &key_log)
     }));
 
     let net_log = log.clone();
-    let net_cfg = cfg.clone();
+    let net_cfg = cfg.network.clone();
     let dry_run = args.dry_run;
     let bring_up = Box::new(move || -> Result<(), String> {
         if dry_run {
@@ -252,8 +255,8 @@ fn race_context(
         net: NetGate::new(bring_up, Deadline::at(deadline), NetGate::backoff(), log),
         local_key,
         deadline,
-        timeout: cfg.timeout,
-        prompt_at: start + cfg.prompt_delay,
+        timeout: cfg.timing.timeout,
+        prompt_at: start + cfg.timing.prompt_delay,
         console,
         limits,
     }

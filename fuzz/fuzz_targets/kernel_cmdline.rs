@@ -10,9 +10,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (cfg, _) = cmdline::parse(text);
-    let _ = plan::plan(&cfg);
-    for u in &cfg.luks_uuids {
-        let _ = cfg.name_for(u);
+    let _ = plan::plan(&cfg.network);
+    for u in &cfg.volumes.uuids {
+        let _ = cfg.volumes.name_for(u);
     }
     let _ = crypttab::parse(text);
 });

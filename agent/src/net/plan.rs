@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::ip::{Autoconf, IpParam};
-use crate::cmdline::Config;
+use crate::cmdline::NetworkOptions;
 
 /// Which interface(s) an entry applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Plan {
     }
 }
 
-fn default_iface(cfg: &Config) -> Iface {
+fn default_iface(cfg: &NetworkOptions) -> Iface {
     match cfg.bootif {
         Some(mac) => Iface::Mac(mac),
         None => Iface::AnyWithCarrier,
@@ -72,7 +72,7 @@ fn default_iface(cfg: &Config) -> Iface {
 /// Builds the plan. With no `ip=` at all the agent still needs the network
 /// for Tang, so it does DHCP on the `BOOTIF=` interface or on every
 /// interface with carrier. Warnings name what cannot be honoured.
-pub fn plan(cfg: &Config) -> (Plan, Vec<String>) {
+pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
     let mut warn = Vec::new();
     let mut p = Plan {
         steps: Vec::new(),
@@ -182,7 +182,7 @@ mod tests {
     fn plan_of(line: &str) -> (Plan, Vec<String>) {
         let (cfg, w) = parse(line);
         assert!(w.is_empty(), "{w:?}");
-        plan(&cfg)
+        plan(&cfg.network)
     }
 
     #[test]
