@@ -69,13 +69,9 @@ fn describe_plan(log: &Log, vol: &Volume) {
         let pins = latchkey_proto::jwe::Jwe::parse(&b.jwe)
             .map(|j| latchkey_proto::pin::describe(&j.header))
             .unwrap_or_else(|e| format!("unreadable JWE: {e}"));
-        log.info(&format!("  {}: {pins}", engine::binding_name(b)));
+        log.info(&format!("  {b}: {pins}"));
     }
 }
-
-/// Used when /proc/meminfo cannot be read: enough for cryptsetup's default
-/// argon2 cost on a small machine.
-const FALLBACK_MEMORY_KIB: u64 = 1 << 20;
 
 /// What could not be opened, by volume, with the reasons.
 type Failures = Vec<(String, Vec<String>)>;
@@ -206,10 +202,7 @@ fn race_context(
     deadline: Instant,
     log: Arc<Log>,
 ) -> Ctx {
-    let limits = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| Limits::from_meminfo(&m))
-        .unwrap_or_else(|| Limits::new(FALLBACK_MEMORY_KIB));
+    let limits = Limits::for_this_machine();
 
     let key_log = log.clone();
     let key_cfg = cfg.boot_key.clone();

@@ -413,10 +413,7 @@ fn finish(a: FinishArgs) -> Result<()> {
     };
     if let (Some(hdr), Some(dev), Some(slot)) = (&header, &a.device, binding.keyslot) {
         // As clevis luks pass does: only a passphrase that opens its keyslot is printed.
-        let limits = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| Limits::from_meminfo(&m))
-            .unwrap_or_else(|| Limits::new(1 << 20));
+        let limits = Limits::for_this_machine();
         let mut f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
         unlock(hdr, &mut f, passphrase.expose(), Some(slot), &limits)
             .with_context(|| format!("the recovered passphrase does not open {}", binding.what))?;

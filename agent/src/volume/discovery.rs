@@ -70,10 +70,7 @@ pub fn wanted(cfg: &VolumeOptions, crypttab: &[Entry]) -> Vec<Wanted> {
         let tab = crypttab
             .iter()
             .find(|e| e.device == DeviceSpec::Uuid(uuid.clone()));
-        let named_on_cmdline = cfg
-            .names
-            .iter()
-            .any(|(u, _)| normalize_uuid(u) == uuid);
+        let named_on_cmdline = cfg.names.iter().any(|(u, _)| normalize_uuid(u) == uuid);
         let name = match tab {
             Some(e) if !named_on_cmdline => e.name.clone(),
             _ => cfg.name_for(&uuid),

@@ -5,30 +5,22 @@
 //! ```text
 //! 0 <sectors> crypt <cipher> <key> <iv_offset> <device> <offset>[ <#opts> <opts…>]
 //! ```
-//! The key is either hex or a kernel keyring reference `:<len>:logon:<desc>`.
+//! The key is written in hex.
 
 use core::fmt::{self, Write};
 
+use latchkey_luks::{DmFlags, Version};
 use zeroize::Zeroizing;
-
-/// LUKS version, which names the DM UUID's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LuksVersion {
-    /// LUKS1: `CRYPT-LUKS1-…`.
-    Luks1,
-    /// LUKS2: `CRYPT-LUKS2-…`.
-    Luks2,
-}
 
 /// Longest DM UUID the kernel takes (`DM_UUID_LEN` less the NUL).
 const DM_UUID_MAX: usize = 128;
 
 /// `CRYPT-LUKS2-<uuid without dashes>-<name>`, cut at 128 bytes as
 /// cryptsetup's snprintf cuts it.
-pub fn dm_uuid(version: LuksVersion, luks_uuid: &str, name: &str) -> String {
+pub fn dm_uuid(version: Version, luks_uuid: &str, name: &str) -> String {
     let kind = match version {
-        LuksVersion::Luks1 => "LUKS1",
-        LuksVersion::Luks2 => "LUKS2",
+        Version::Luks1 => "LUKS1",
+        Version::Luks2 => "LUKS2",
     };
     let hex: String = luks_uuid.chars().filter(|&c| c != '-').collect();
     let mut s = format!("CRYPT-{kind}-{hex}-{name}");
@@ -56,41 +48,18 @@ pub enum DataDevice {
     Dev(u32, u32),
 }
 
-/// dm-crypt optional features. The field order is cryptsetup's output order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Features {
-    /// `allow_discards` (crypttab `discard`).
-    pub allow_discards: bool,
-    /// `same_cpu_crypt`.
-    pub same_cpu_crypt: bool,
-    /// `submit_from_crypt_cpus`.
-    pub submit_from_crypt_cpus: bool,
-    /// `no_read_workqueue`.
-    pub no_read_workqueue: bool,
-    /// `no_write_workqueue`.
-    pub no_write_workqueue: bool,
-    /// `iv_large_sectors` (plain mode only; LUKS2 never sets it).
-    pub iv_large_sectors: bool,
-}
-
-impl Features {
-    /// Features named by crypttab / `rd.luks.options` options or LUKS2
-    /// `config.flags` (`discard`, `allow-discards`, `same-cpu-crypt`, …).
-    /// Unknown options are left for others to interpret.
-    pub fn from_options<S: AsRef<str>>(opts: &[S]) -> Features {
-        let mut f = Features::default();
-        for o in opts {
-            match o.as_ref() {
-                "discard" | "allow-discards" => f.allow_discards = true,
-                "same-cpu-crypt" => f.same_cpu_crypt = true,
-                "submit-from-crypt-cpus" => f.submit_from_crypt_cpus = true,
-                "no-read-workqueue" => f.no_read_workqueue = true,
-                "no-write-workqueue" => f.no_write_workqueue = true,
-                _ => {}
-            }
+/// dm-crypt's optional features named by crypttab / `rd.luks.options=` options, as
+/// cryptsetup spells them (`discard` is crypttab's name for `allow-discards`). Other
+/// options are left for others to interpret.
+pub fn features_from_options<S: AsRef<str>>(opts: &[S]) -> DmFlags {
+    let mut f = DmFlags::default();
+    for o in opts {
+        match o.as_ref() {
+            "discard" => f.set("allow-discards"),
+            o => f.set(o),
         }
-        f
     }
+    f
 }
 
 /// One dm-crypt target.
@@ -110,7 +79,7 @@ pub struct CryptTarget<'a> {
     /// Encryption sector size in bytes (512 is the default and not written).
     pub sector_size: u32,
     /// Optional features.
-    pub features: Features,
+    pub features: DmFlags,
 }
 
 impl CryptTarget<'_> {
@@ -129,7 +98,6 @@ impl CryptTarget<'_> {
             (f.submit_from_crypt_cpus, "submit_from_crypt_cpus"),
             (f.no_read_workqueue, "no_read_workqueue"),
             (f.no_write_workqueue, "no_write_workqueue"),
-            (f.iv_large_sectors, "iv_large_sectors"),
         ];
         let count =
             flags.iter().filter(|(on, _)| *on).count() + usize::from(self.sector_size != 512);
@@ -206,14 +174,14 @@ mod tests {
     #[test]
     fn dm_uuids() {
         assert_eq!(
-            dm_uuid(LuksVersion::Luks2, UUID, "cryptroot"),
+            dm_uuid(Version::Luks2, UUID, "cryptroot"),
             "CRYPT-LUKS2-0d3f1b527a374c2b9b0e3c1f5e2a9d10-cryptroot"
         );
         assert_eq!(
-            dm_uuid(LuksVersion::Luks1, UUID, &format!("luks-{UUID}")),
+            dm_uuid(Version::Luks1, UUID, &format!("luks-{UUID}")),
             "CRYPT-LUKS1-0d3f1b527a374c2b9b0e3c1f5e2a9d10-luks-0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10"
         );
-        let long = dm_uuid(LuksVersion::Luks2, UUID, &"n".repeat(200));
+        let long = dm_uuid(Version::Luks2, UUID, &"n".repeat(200));
         assert_eq!(long.len(), 128);
         assert!(long.starts_with("CRYPT-LUKS2-0d3f1b527a374c2b9b0e3c1f5e2a9d10-nnn"));
     }
@@ -229,7 +197,7 @@ mod tests {
             device: DataDevice::Dev(254, 0),
             offset: 32768,
             sector_size: 512,
-            features: Features::default(),
+            features: DmFlags::default(),
         };
         assert_eq!(
             line(&t),
@@ -248,7 +216,7 @@ mod tests {
             device: DataDevice::Dev(252, 2),
             offset: 32768,
             sector_size: 4096,
-            features: Features::from_options(&[
+            features: features_from_options(&[
                 "luks",
                 "no-write-workqueue",
                 "discard",
@@ -263,10 +231,7 @@ mod tests {
         );
         let t = CryptTarget {
             sector_size: 512,
-            features: Features {
-                same_cpu_crypt: true,
-                ..Features::default()
-            },
+            features: features_from_options(&["same-cpu-crypt"]),
             ..t
         };
         assert_eq!(
@@ -289,7 +254,7 @@ mod tests {
             device: DataDevice::Dev(u32::MAX, u32::MAX),
             offset: u64::MAX,
             sector_size: 4096,
-            features: Features::from_options(&[
+            features: features_from_options(&[
                 "discard",
                 "same-cpu-crypt",
                 "submit-from-crypt-cpus",
@@ -313,7 +278,7 @@ mod tests {
             device: DataDevice::Dev(252, 1),
             offset: 4096,
             sector_size: 512,
-            features: Features::default(),
+            features: DmFlags::default(),
         };
         assert_eq!(
             *t.params(),
@@ -338,18 +303,17 @@ mod tests {
         let u2 = "1e4f2c63-8b48-4d3c-8c1f-4d2a6f3bae21";
         let u3 = "2f5a3d74-9c59-4e4d-9d2a-5e3b7a4cbf32";
         let k = key();
-        let all = Features {
-            allow_discards: true,
-            same_cpu_crypt: true,
-            submit_from_crypt_cpus: true,
-            no_read_workqueue: true,
-            no_write_workqueue: true,
-            iv_large_sectors: false,
-        };
-        let cases: Vec<(&str, LuksVersion, &str, CryptTarget<'_>)> = vec![
+        let all = features_from_options(&[
+            "discard",
+            "same-cpu-crypt",
+            "submit-from-crypt-cpus",
+            "no-read-workqueue",
+            "no-write-workqueue",
+        ]);
+        let cases: Vec<(&str, Version, &str, CryptTarget<'_>)> = vec![
             (
                 "root-hex",
-                LuksVersion::Luks2,
+                Version::Luks2,
                 u1,
                 CryptTarget {
                     sectors: 32768,
@@ -359,12 +323,12 @@ mod tests {
                     device: DataDevice::Dev(254, 0),
                     offset: 32768,
                     sector_size: 4096,
-                    features: Features::from_options(&["discard"]),
+                    features: features_from_options(&["discard"]),
                 },
             ),
             (
                 "luks-1e4f2c63-8b48-4d3c-8c1f-4d2a6f3bae21",
-                LuksVersion::Luks2,
+                Version::Luks2,
                 u2,
                 CryptTarget {
                     sectors: 32768,
@@ -379,7 +343,7 @@ mod tests {
             ),
             (
                 "data",
-                LuksVersion::Luks2,
+                Version::Luks2,
                 u2,
                 CryptTarget {
                     sectors: 32768,
@@ -389,12 +353,12 @@ mod tests {
                     device: DataDevice::Dev(254, 16),
                     offset: 32768,
                     sector_size: 4096,
-                    features: Features::default(),
+                    features: DmFlags::default(),
                 },
             ),
             (
                 "old",
-                LuksVersion::Luks1,
+                Version::Luks1,
                 u3,
                 CryptTarget {
                     sectors: 61440,
@@ -404,12 +368,12 @@ mod tests {
                     device: DataDevice::Dev(254, 32),
                     offset: 4096,
                     sector_size: 512,
-                    features: Features::default(),
+                    features: DmFlags::default(),
                 },
             ),
             (
                 "old-discard",
-                LuksVersion::Luks1,
+                Version::Luks1,
                 u3,
                 CryptTarget {
                     sectors: 61440,
@@ -419,7 +383,7 @@ mod tests {
                     device: DataDevice::Dev(254, 32),
                     offset: 4096,
                     sector_size: 512,
-                    features: Features::from_options(&[
+                    features: features_from_options(&[
                         "allow-discards",
                         "no-read-workqueue",
                         "luks",

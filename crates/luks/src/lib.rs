@@ -68,4 +68,4 @@ pub use model::{
     HeaderCopy, HeaderHealth, Kdf, Keyslot, Priority, Segment, Token, Version,
 };
 pub use secret::VolumeKey;
-pub use unlock::{ARGON2_MAX_MEMORY_KIB, Limits, Stop, Unlocked, unlock};
+pub use unlock::{ARGON2_MAX_MEMORY_KIB, FALLBACK_MEMORY_KIB, Limits, Stop, Unlocked, unlock};

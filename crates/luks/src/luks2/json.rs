@@ -49,15 +49,7 @@ pub(crate) fn parse(text: &[u8], hdr_size: u64) -> Result<Metadata, Error> {
     let mut flags = DmFlags::default();
     if let Some(list) = config.get("flags") {
         for f in arr(list, "config.flags")? {
-            match str_(f, "config.flags")? {
-                "allow-discards" => flags.allow_discards = true,
-                "same-cpu-crypt" => flags.same_cpu_crypt = true,
-                "submit-from-crypt-cpus" => flags.submit_from_crypt_cpus = true,
-                "no-read-workqueue" => flags.no_read_workqueue = true,
-                "no-write-workqueue" => flags.no_write_workqueue = true,
-                // Other flags (e.g. no-journal for integrity) do not concern dm-crypt.
-                _ => {}
-            }
+            flags.set(str_(f, "config.flags")?);
         }
     }
     let mut requirements = Vec::new();
