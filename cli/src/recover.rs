@@ -127,9 +127,9 @@ fn source(device: &Option<PathBuf>, jwe: &Option<PathBuf>) -> Result<()> {
 
 fn read_jwe_file(path: &Path) -> Result<Binding> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = input::jwe_text(&raw)?;
-    let jwe =
-        Jwe::parse(&text).with_context(|| format!("reading the JWE in {}", path.display()))?;
+    let text = std::str::from_utf8(&raw)
+        .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let jwe = Jwe::parse(text).with_context(|| format!("reading the JWE in {}", path.display()))?;
     Ok(Binding {
         jwe,
         what: path.display().to_string(),
