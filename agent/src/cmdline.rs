@@ -6,11 +6,12 @@
 //! naming it and the default is kept, because a typo on the command line
 //! must not keep a machine from booting.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::crypttab::DeviceSpec;
+use crate::net::ip::{IpParam, parse_bootif, parse_ip, parse_ip_addr};
+use crate::volume::crypttab::DeviceSpec;
 
 /// Default overall deadline for unattended unlock.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
@@ -21,66 +22,51 @@ pub const DEFAULT_PROMPT_DELAY: Duration = Duration::from_secs(10);
 /// Default path of the local boot key on the boot partition.
 pub const DEFAULT_KEY_PATH: &str = "/boot/nbde/local-boot.key";
 
-/// Everything the agent takes from the command line.
-#[derive(Clone, Debug, PartialEq)]
+/// Everything the agent takes from the command line, in one part per consumer.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
-    /// `rd.luks=0` turns LUKS handling off.
-    pub luks_enabled: bool,
-    /// `rd.luks.uuid=`: LUKS UUIDs to open (lower case, no `luks-` prefix).
-    pub luks_uuids: Vec<String>,
-    /// `rd.luks.name=UUID=NAME`: mapping names by UUID.
-    pub luks_names: Vec<(String, String)>,
-    /// `rd.luks.options=`: options for one UUID, or for all (`uuid: None`).
-    pub luks_options: Vec<LuksOptions>,
-    /// Every `ip=`, in order.
-    pub ip: Vec<IpParam>,
-    /// `nameserver=`, in order.
-    pub nameservers: Vec<IpAddr>,
-    /// `BOOTIF=`: the MAC of the interface the machine booted from.
-    pub bootif: Option<[u8; 6]>,
-    /// `rd.neednet=`.
-    pub neednet: Option<bool>,
-    /// `latchkey.deadline=`: overall time for unattended unlock.
-    pub deadline: Duration,
-    /// `latchkey.timeout=`: time for one Tang request.
-    pub timeout: Duration,
-    /// `latchkey.prompt-delay=`: delay before the passphrase prompt appears.
-    pub prompt_delay: Duration,
-    /// `latchkey.key=`: the local boot key file.
-    pub key_path: PathBuf,
-    /// `latchkey.boot=`: the partition holding the key file.
-    pub boot: Option<DeviceSpec>,
+    /// Which volumes, named how, with which options.
+    pub volumes: VolumeOptions,
+    /// How to bring the network up.
+    pub network: NetworkOptions,
+    /// How long unattended unlock may take.
+    pub timing: Timing,
+    /// Where the local boot key is.
+    pub boot_key: BootKeyOptions,
     /// `latchkey.debug`.
     pub debug: bool,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            luks_enabled: true,
-            luks_uuids: Vec::new(),
-            luks_names: Vec::new(),
-            luks_options: Vec::new(),
-            ip: Vec::new(),
-            nameservers: Vec::new(),
-            bootif: None,
-            neednet: None,
-            deadline: DEFAULT_DEADLINE,
-            timeout: DEFAULT_TIMEOUT,
-            prompt_delay: DEFAULT_PROMPT_DELAY,
-            key_path: PathBuf::from(DEFAULT_KEY_PATH),
-            boot: None,
-            debug: false,
+/// `rd.luks*`: which volumes to open and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeOptions {
+    /// `rd.luks=0` turns LUKS handling off.
+    pub enabled: bool,
+    /// `rd.luks.uuid=`: LUKS UUIDs to open (lower case, no `luks-` prefix).
+    pub uuids: Vec<String>,
+    /// `rd.luks.name=UUID=NAME`: mapping names by UUID.
+    pub names: Vec<(String, String)>,
+    /// `rd.luks.options=`: options for one UUID, or for all (`uuid: None`).
+    pub options: Vec<LuksOptions>,
+}
+
+impl Default for VolumeOptions {
+    fn default() -> VolumeOptions {
+        VolumeOptions {
+            enabled: true,
+            uuids: Vec::new(),
+            names: Vec::new(),
+            options: Vec::new(),
         }
     }
 }
 
-impl Config {
+impl VolumeOptions {
     /// The mapping name for LUKS `uuid`: from `rd.luks.name=`, else
     /// `luks-UUID` as systemd-cryptsetup-generator and dracut name it.
     pub fn name_for(&self, uuid: &str) -> String {
         let uuid = normalize_uuid(uuid);
-        self.luks_names
+        self.names
             .iter()
             .find(|(u, _)| *u == uuid)
             .map(|(_, n)| n.clone())
@@ -92,19 +78,66 @@ impl Config {
     pub fn options_for(&self, uuid: &str) -> Vec<String> {
         let uuid = normalize_uuid(uuid);
         let own = self
-            .luks_options
+            .options
             .iter()
             .rev()
             .find(|o| o.uuid.as_deref() == Some(uuid.as_str()));
-        let global = self.luks_options.iter().rev().find(|o| o.uuid.is_none());
+        let global = self.options.iter().rev().find(|o| o.uuid.is_none());
         own.or(global)
             .map(|o| o.options.clone())
             .unwrap_or_default()
     }
+}
 
-    /// True when the command line asks for network configuration.
-    pub fn wants_network(&self) -> bool {
-        self.neednet == Some(true) || self.ip.iter().any(|p| !matches!(p, IpParam::Off))
+/// `ip=`, `nameserver=`, `BOOTIF=`, `rd.neednet=`: the network.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetworkOptions {
+    /// Every `ip=`, in order.
+    pub ip: Vec<IpParam>,
+    /// `nameserver=`, in order.
+    pub nameservers: Vec<IpAddr>,
+    /// `BOOTIF=`: the MAC of the interface the machine booted from.
+    pub bootif: Option<[u8; 6]>,
+    /// `rd.neednet=`.
+    pub neednet: Option<bool>,
+}
+
+/// `latchkey.deadline=`, `.timeout=`, `.prompt-delay=`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// Overall time for unattended unlock.
+    pub deadline: Duration,
+    /// Time for one Tang request.
+    pub timeout: Duration,
+    /// Delay before the passphrase prompt appears.
+    pub prompt_delay: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            deadline: DEFAULT_DEADLINE,
+            timeout: DEFAULT_TIMEOUT,
+            prompt_delay: DEFAULT_PROMPT_DELAY,
+        }
+    }
+}
+
+/// `latchkey.key=`, `latchkey.boot=`: the local boot key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootKeyOptions {
+    /// The key file.
+    pub path: PathBuf,
+    /// The partition holding it, if not already mounted.
+    pub partition: Option<DeviceSpec>,
+}
+
+impl Default for BootKeyOptions {
+    fn default() -> BootKeyOptions {
+        BootKeyOptions {
+            path: PathBuf::from(DEFAULT_KEY_PATH),
+            partition: None,
+        }
     }
 }
 
@@ -115,83 +148,6 @@ pub struct LuksOptions {
     pub uuid: Option<String>,
     /// Comma-separated options, split.
     pub options: Vec<String>,
-}
-
-/// How an interface gets its address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Autoconf {
-    /// `off`, `none`: static only.
-    Off,
-    /// `dhcp`, `on`, `any`, `bootp`, `both`, `single-dhcp`: DHCPv4.
-    Dhcp,
-    /// `dhcp6`.
-    Dhcp6,
-    /// `auto6`, `link6`: IPv6 router advertisements.
-    Auto6,
-    /// `either6`: RA, or DHCPv6.
-    Either6,
-    /// `ibft`: from the iSCSI firmware table.
-    Ibft,
-}
-
-impl Autoconf {
-    fn parse(s: &str) -> Option<Autoconf> {
-        Some(match s {
-            "off" | "none" => Autoconf::Off,
-            "dhcp" | "on" | "any" | "bootp" | "both" | "single-dhcp" | "rarp" => Autoconf::Dhcp,
-            "dhcp6" => Autoconf::Dhcp6,
-            "auto6" | "link6" => Autoconf::Auto6,
-            "either6" => Autoconf::Either6,
-            "ibft" => Autoconf::Ibft,
-            _ => return None,
-        })
-    }
-}
-
-/// One `ip=` option.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IpParam {
-    /// `ip=off`/`ip=none`: no network configuration.
-    Off,
-    /// `ip=METHOD` or `ip=IFACE:METHOD[:MTU[:MAC]]`.
-    Auto {
-        /// The interface, or all.
-        iface: Option<String>,
-        /// The method.
-        method: Autoconf,
-        /// `MTU` field.
-        mtu: Option<u32>,
-        /// `MAC` field: use this hardware address.
-        mac: Option<[u8; 6]>,
-    },
-    /// `ip=CLIENT:PEER:GATEWAY:NETMASK:HOSTNAME:IFACE:AUTOCONF[:DNS0[:DNS1]]`
-    /// (or `[:MTU[:MAC]]` in dracut's variant).
-    Static(StaticIp),
-}
-
-/// The fields of the long `ip=` form.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StaticIp {
-    /// Client address; `None` with a DHCP method.
-    pub client: Option<IpAddr>,
-    /// Peer (server) address, unused by the agent.
-    pub peer: Option<IpAddr>,
-    /// Default gateway.
-    pub gateway: Option<IpAddr>,
-    /// Prefix length (from a dotted netmask or a number).
-    pub prefix: Option<u8>,
-    /// Host name.
-    pub hostname: Option<String>,
-    /// Interface name.
-    pub iface: Option<String>,
-    /// Method (`Off` when the field is empty and a client address is given).
-    pub autoconf: Autoconf,
-    /// DNS servers from the 8th and 9th fields.
-    pub dns: Vec<IpAddr>,
-    /// MTU from dracut's 8th field.
-    pub mtu: Option<u32>,
-    /// MAC from dracut's 9th field.
-    pub mac: Option<[u8; 6]>,
 }
 
 /// Strips `luks-` and lower-cases, so that UUIDs compare as LUKS headers
@@ -249,9 +205,6 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 /// What a boolean option accepts, for its warning.
 const BOOLEANS: &str = "expected 1/0, yes/no, true/false or on/off";
 
-/// The `ip=` methods understood, for the warning about another.
-const IP_METHODS: &str = "dhcp, on, any, dhcp6, auto6, either6, ibft, off or none";
-
 /// Seconds as an integer or decimal (`2`, `0.5`).
 fn parse_seconds(v: &str) -> Option<Duration> {
     let d = v.strip_suffix('s').unwrap_or(v);
@@ -260,212 +213,6 @@ fn parse_seconds(v: &str) -> Option<Duration> {
     }
     let secs: f64 = d.parse().ok()?;
     (secs.is_finite() && secs <= 86_400.0).then(|| Duration::from_secs_f64(secs))
-}
-
-/// Parses a MAC as `aa:bb:cc:dd:ee:ff` or `aa-bb-…`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (m, p) in mac.iter_mut().zip(&parts) {
-        if p.len() != 2 {
-            return None;
-        }
-        *m = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(mac)
-}
-
-/// `BOOTIF=01-aa-bb-cc-dd-ee-ff` (PXELINUX: hardware type 01 = Ethernet).
-fn parse_bootif(s: &str) -> Option<[u8; 6]> {
-    let s = if s.len() == 20 {
-        s.strip_prefix("01-")?
-    } else {
-        s
-    };
-    parse_mac(s)
-}
-
-/// A dotted IPv4 netmask or a prefix length.
-fn parse_prefix(s: &str) -> Option<u8> {
-    if let Ok(n) = s.parse::<u8>() {
-        return (n <= 128).then_some(n);
-    }
-    let m = u32::from(s.parse::<Ipv4Addr>().ok()?);
-    let ones = m.leading_ones();
-    (m.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
-}
-
-fn parse_ip_addr(s: &str) -> Option<IpAddr> {
-    let s = s
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(s);
-    s.parse().ok()
-}
-
-/// Splits on `:` outside `[...]`.
-fn split_fields(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut depth = 0;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth -= 1,
-            ':' if depth == 0 => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
-}
-
-fn opt_str(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-/// Parses one `ip=` value.
-pub fn parse_ip(v: &str) -> Result<IpParam, String> {
-    let mut f = split_fields(v);
-    // dracut puts a colon-separated MAC last: glue its six parts back.
-    let joined;
-    if f.len() >= 8
-        && f[f.len() - 6..]
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        joined = f[f.len() - 6..].join(":");
-        f.truncate(f.len() - 6);
-        f.push(&joined);
-    }
-    let bad = |what: &str| format!("ip={v}: {what}; ignored");
-    if f.len() == 1 {
-        return match Autoconf::parse(f[0]) {
-            Some(Autoconf::Off) => Ok(IpParam::Off),
-            Some(method) => Ok(IpParam::Auto {
-                iface: None,
-                method,
-                mtu: None,
-                mac: None,
-            }),
-            None => match parse_ip_addr(f[0]) {
-                Some(ip) => Ok(IpParam::Static(StaticIp {
-                    client: Some(ip),
-                    peer: None,
-                    gateway: None,
-                    prefix: None,
-                    hostname: None,
-                    iface: None,
-                    autoconf: Autoconf::Off,
-                    dns: Vec::new(),
-                    mtu: None,
-                    mac: None,
-                })),
-                None => Err(bad(&format!(
-                    "{:?} is neither a method ({IP_METHODS}) nor an address",
-                    f[0]
-                ))),
-            },
-        };
-    }
-    let short_method = if f.len() <= 4 {
-        Autoconf::parse(f[1])
-    } else {
-        None
-    };
-    if let Some(method) = short_method {
-        {
-            if f[0].is_empty() {
-                return Err(bad("empty interface name"));
-            }
-            let mtu = match f.get(2).filter(|s| !s.is_empty()) {
-                Some(m) => Some(
-                    m.parse()
-                        .map_err(|_| bad(&format!("MTU {m:?} is not a number")))?,
-                ),
-                None => None,
-            };
-            let mac = match f.get(3).filter(|s| !s.is_empty()) {
-                Some(m) => Some(parse_mac(m).ok_or_else(|| {
-                    bad(&format!("MAC {m:?} is not six hex pairs joined by colons"))
-                })?),
-                None => None,
-            };
-            return Ok(IpParam::Auto {
-                iface: Some(f[0].to_owned()),
-                method,
-                mtu,
-                mac,
-            });
-        }
-    }
-    if f.len() > 10 {
-        return Err(bad("too many fields"));
-    }
-    let field = |i: usize| f.get(i).copied().unwrap_or("");
-    let addr = |i: usize, what: &str| -> Result<Option<IpAddr>, String> {
-        match field(i) {
-            "" => Ok(None),
-            s => parse_ip_addr(s)
-                .map(Some)
-                .ok_or_else(|| bad(&format!("bad {what} address {s:?}"))),
-        }
-    };
-    let client = addr(0, "client")?;
-    let peer = addr(1, "peer")?;
-    let gateway = addr(2, "gateway")?;
-    let prefix = match field(3) {
-        "" => None,
-        s => Some(parse_prefix(s).ok_or_else(|| bad(&format!("bad netmask {s:?}")))?),
-    };
-    let autoconf = match field(6) {
-        "" if client.is_some() => Autoconf::Off,
-        "" => Autoconf::Dhcp,
-        s => Autoconf::parse(s)
-            .ok_or_else(|| bad(&format!("unknown method {s:?} (expected {IP_METHODS})")))?,
-    };
-    let mut ip = StaticIp {
-        client,
-        peer,
-        gateway,
-        prefix,
-        hostname: opt_str(field(4)),
-        iface: opt_str(field(5)),
-        autoconf,
-        dns: Vec::new(),
-        mtu: None,
-        mac: None,
-    };
-    // The 8th and 9th fields are DNS servers (kernel, dracut) or MTU and
-    // MAC (dracut): tell them apart by their shape.
-    for i in 7..f.len().min(9) {
-        let s = field(i);
-        if s.is_empty() {
-            continue;
-        }
-        if let Some(a) = parse_ip_addr(s) {
-            ip.dns.push(a);
-        } else if let (7, Ok(m)) = (i, s.parse::<u32>()) {
-            ip.mtu = Some(m);
-        } else if let (8, Some(m)) = (i, parse_mac(s)) {
-            ip.mac = Some(m);
-        } else {
-            return Err(bad(&format!(
-                "field {} {s:?} is neither an address, an MTU nor a MAC",
-                i + 1
-            )));
-        }
-    }
-    if ip.client.is_none() && ip.autoconf == Autoconf::Off {
-        return Err(bad("no client address and no autoconfiguration"));
-    }
-    Ok(IpParam::Static(ip))
 }
 
 /// Parses a whole command line into a [`Config`] and warnings.
@@ -479,22 +226,22 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
         };
         match (key, value) {
             ("rd.luks", v) => match parse_bool(v) {
-                Some(b) => cfg.luks_enabled = b,
+                Some(b) => cfg.volumes.enabled = b,
                 None => warn.push(format!("{word}: {BOOLEANS}; ignored")),
             },
             ("rd.luks.uuid", Some(v)) if looks_like_uuid(v) => {
                 let u = normalize_uuid(v);
-                if !cfg.luks_uuids.contains(&u) {
-                    cfg.luks_uuids.push(u);
+                if !cfg.volumes.uuids.contains(&u) {
+                    cfg.volumes.uuids.push(u);
                 }
             }
             ("rd.luks.name", Some(v)) => match v.split_once('=') {
                 Some((u, n)) if looks_like_uuid(u) && !n.is_empty() && !n.contains('/') => {
                     let u = normalize_uuid(u);
-                    cfg.luks_names.retain(|(x, _)| *x != u);
-                    cfg.luks_names.push((u.clone(), n.to_owned()));
-                    if !cfg.luks_uuids.contains(&u) {
-                        cfg.luks_uuids.push(u);
+                    cfg.volumes.names.retain(|(x, _)| *x != u);
+                    cfg.volumes.names.push((u.clone(), n.to_owned()));
+                    if !cfg.volumes.uuids.contains(&u) {
+                        cfg.volumes.uuids.push(u);
                     }
                 }
                 _ => warn.push(format!("{word}: expected rd.luks.name=UUID=NAME; ignored")),
@@ -509,7 +256,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                     .filter(|o| !o.is_empty())
                     .map(str::to_owned)
                     .collect();
-                cfg.luks_options.push(LuksOptions { uuid, options });
+                cfg.volumes.options.push(LuksOptions { uuid, options });
             }
             ("rd.luks.uuid" | "ip" | "nameserver" | "BOOTIF", _)
                 if value.is_none_or(str::is_empty) =>
@@ -521,23 +268,23 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                      luks- prefix allowed); ignored"
             )),
             ("ip", Some(v)) => match parse_ip(v) {
-                Ok(p) => cfg.ip.push(p),
+                Ok(p) => cfg.network.ip.push(p),
                 Err(w) => warn.push(w),
             },
             ("nameserver", Some(v)) => match parse_ip_addr(v) {
-                Some(a) => cfg.nameservers.push(a),
+                Some(a) => cfg.network.nameservers.push(a),
                 None => warn.push(format!(
                     "nameserver={v}: expected an IPv4 or IPv6 address; ignored"
                 )),
             },
             ("BOOTIF", Some(v)) => match parse_bootif(v) {
-                Some(m) => cfg.bootif = Some(m),
+                Some(m) => cfg.network.bootif = Some(m),
                 None => warn.push(format!(
                     "BOOTIF={v}: expected 01-aa-bb-cc-dd-ee-ff; ignored"
                 )),
             },
             ("rd.neednet", v) => match parse_bool(v) {
-                Some(b) => cfg.neednet = Some(b),
+                Some(b) => cfg.network.neednet = Some(b),
                 None => warn.push(format!("{word}: {BOOLEANS}; ignored")),
             },
             (k, v) if k.starts_with("latchkey.") => {
@@ -546,13 +293,13 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             _ => {}
         }
     }
-    if cfg.timeout > cfg.deadline {
+    if cfg.timing.timeout > cfg.timing.deadline {
         warn.push(format!(
             "latchkey.timeout={}s is longer than latchkey.deadline={}s; using the deadline",
-            cfg.timeout.as_secs_f64(),
-            cfg.deadline.as_secs_f64()
+            cfg.timing.timeout.as_secs_f64(),
+            cfg.timing.deadline.as_secs_f64()
         ));
-        cfg.timeout = cfg.deadline;
+        cfg.timing.timeout = cfg.timing.deadline;
     }
     (cfg, warn)
 }
@@ -573,18 +320,18 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
         }
     };
     match key {
-        "deadline" => cfg.deadline = seconds(warn, DEFAULT_DEADLINE, true),
-        "timeout" => cfg.timeout = seconds(warn, DEFAULT_TIMEOUT, true),
-        "prompt-delay" => cfg.prompt_delay = seconds(warn, DEFAULT_PROMPT_DELAY, false),
+        "deadline" => cfg.timing.deadline = seconds(warn, DEFAULT_DEADLINE, true),
+        "timeout" => cfg.timing.timeout = seconds(warn, DEFAULT_TIMEOUT, true),
+        "prompt-delay" => cfg.timing.prompt_delay = seconds(warn, DEFAULT_PROMPT_DELAY, false),
         "key" => match value {
-            Some(p) if p.starts_with('/') => cfg.key_path = PathBuf::from(p),
+            Some(p) if p.starts_with('/') => cfg.boot_key.path = PathBuf::from(p),
             _ => warn.push(format!(
                 "latchkey.key={}: expected an absolute path; using {DEFAULT_KEY_PATH}",
                 value.unwrap_or("")
             )),
         },
         "boot" => match value.and_then(DeviceSpec::parse) {
-            Some(d) => cfg.boot = Some(d),
+            Some(d) => cfg.boot_key.partition = Some(d),
             None => warn.push(format!(
                 "latchkey.boot={}: expected UUID=, PARTUUID=, LABEL= or a /dev path; ignored",
                 value.unwrap_or("")
@@ -607,7 +354,6 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
 
     const U: &str = "0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10";
 
@@ -631,145 +377,33 @@ mod tests {
         );
         let (c, w) = parse(&line);
         assert!(w.is_empty(), "{w:?}");
-        assert!(c.luks_enabled);
+        assert!(c.volumes.enabled);
         assert_eq!(
-            c.luks_uuids,
+            c.volumes.uuids,
             vec![
                 U.to_owned(),
                 "11111111-2222-3333-4444-555555555555".to_owned()
             ]
         );
-        assert_eq!(c.name_for("11111111-2222-3333-4444-555555555555"), "root");
-        assert_eq!(c.name_for(U), format!("luks-{U}"));
-        assert_eq!(c.options_for(U), vec!["discard", "no-read-workqueue"]);
         assert_eq!(
-            c.options_for("11111111-2222-3333-4444-555555555555"),
+            c.volumes.name_for("11111111-2222-3333-4444-555555555555"),
+            "root"
+        );
+        assert_eq!(c.volumes.name_for(U), format!("luks-{U}"));
+        assert_eq!(
+            c.volumes.options_for(U),
+            vec!["discard", "no-read-workqueue"]
+        );
+        assert_eq!(
+            c.volumes
+                .options_for("11111111-2222-3333-4444-555555555555"),
             vec!["discard"]
         );
         let (c, _) = parse("rd.luks=0");
-        assert!(!c.luks_enabled);
+        assert!(!c.volumes.enabled);
         let (_, w) = parse("rd.luks.uuid=nope rd.luks.name=bad");
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("rd.luks.uuid=nope"));
-    }
-
-    #[test]
-    fn ip_short_forms() {
-        use IpParam::*;
-        let auto = |iface: Option<&str>, method| Auto {
-            iface: iface.map(str::to_owned),
-            method,
-            mtu: None,
-            mac: None,
-        };
-        for (s, want) in [
-            ("dhcp", auto(None, Autoconf::Dhcp)),
-            ("on", auto(None, Autoconf::Dhcp)),
-            ("any", auto(None, Autoconf::Dhcp)),
-            ("dhcp6", auto(None, Autoconf::Dhcp6)),
-            ("auto6", auto(None, Autoconf::Auto6)),
-            ("off", Off),
-            ("none", Off),
-            ("eth0:dhcp", auto(Some("eth0"), Autoconf::Dhcp)),
-            ("ens3:auto6", auto(Some("ens3"), Autoconf::Auto6)),
-        ] {
-            assert_eq!(parse_ip(s).unwrap(), want, "ip={s}");
-        }
-        assert_eq!(
-            parse_ip("eth0:dhcp:9000:52:54:00:12:34:56").unwrap(),
-            Auto {
-                iface: Some("eth0".into()),
-                method: Autoconf::Dhcp,
-                mtu: Some(9000),
-                mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
-            }
-        );
-        assert_eq!(
-            parse_ip("1:2:3:4:5:6:7:8:9:10:11").unwrap_err(),
-            "ip=1:2:3:4:5:6:7:8:9:10:11: too many fields; ignored"
-        );
-        assert_eq!(
-            parse_ip("eth0:dhcp:9000").unwrap(),
-            Auto {
-                iface: Some("eth0".into()),
-                method: Autoconf::Dhcp,
-                mtu: Some(9000),
-                mac: None
-            }
-        );
-        assert!(parse_ip("bogus").is_err());
-    }
-
-    #[test]
-    fn ip_long_form() {
-        let IpParam::Static(s) = parse_ip(
-            "192.168.1.10::192.168.1.1:255.255.255.0:myhost:eth0:none:192.168.1.53:9.9.9.9",
-        )
-        .unwrap() else {
-            panic!()
-        };
-        assert_eq!(s.client, Some("192.168.1.10".parse().unwrap()));
-        assert_eq!(s.peer, None);
-        assert_eq!(s.gateway, Some("192.168.1.1".parse().unwrap()));
-        assert_eq!(s.prefix, Some(24));
-        assert_eq!(s.hostname.as_deref(), Some("myhost"));
-        assert_eq!(s.iface.as_deref(), Some("eth0"));
-        assert_eq!(s.autoconf, Autoconf::Off);
-        assert_eq!(
-            s.dns,
-            vec![
-                "192.168.1.53".parse::<IpAddr>().unwrap(),
-                "9.9.9.9".parse().unwrap()
-            ]
-        );
-
-        let IpParam::Static(s) = parse_ip("10.0.0.5:::16::eth1:off").unwrap() else {
-            panic!()
-        };
-        assert_eq!((s.prefix, s.gateway, s.hostname), (Some(16), None, None));
-
-        let IpParam::Static(s) = parse_ip("[2001:db8::5]::[2001:db8::1]:64::eth0:none").unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(
-            s.client,
-            Some(IpAddr::V6("2001:db8::5".parse::<Ipv6Addr>().unwrap()))
-        );
-        assert_eq!(
-            s.gateway,
-            Some(IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap()))
-        );
-        assert_eq!(s.prefix, Some(64));
-
-        let IpParam::Static(s) = parse_ip(":::::eth0:dhcp").unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            (s.client, s.iface.as_deref(), s.autoconf),
-            (None, Some("eth0"), Autoconf::Dhcp)
-        );
-
-        let IpParam::Static(s) =
-            parse_ip("10.1.1.2::10.1.1.1:255.255.255.0::eth0:none:1400:52:54:00:12:34:56").unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (s.mtu, s.mac),
-            (Some(1400), Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]))
-        );
-
-        for bad in [
-            "10.0.0.5::10.0.0.1:255.0.255.0::eth0:none",
-            "10.0.0.x::::::",
-            "::::::off",
-            "1.2.3.4::::::weird",
-            "1.2.3.4:::::eth0:none:hello",
-        ] {
-            let e = parse_ip(bad).unwrap_err();
-            assert!(e.starts_with(&format!("ip={bad}:")), "{e}");
-        }
     }
 
     #[test]
@@ -778,14 +412,21 @@ mod tests {
             "nameserver=1.1.1.1 nameserver=[2606:4700::1111] BOOTIF=01-52-54-00-ab-cd-ef rd.neednet=1 ip=dhcp",
         );
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(c.nameservers.len(), 2);
-        assert_eq!(c.bootif, Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef]));
-        assert_eq!(c.neednet, Some(true));
-        assert!(c.wants_network());
+        assert_eq!(c.network.nameservers.len(), 2);
+        assert_eq!(c.network.bootif, Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef]));
+        assert_eq!(c.network.neednet, Some(true));
+        assert_eq!(c.network.ip.len(), 1);
         let (c, w) = parse("BOOTIF=zz nameserver=x ip=");
         assert_eq!(w.len(), 3, "{w:?}");
-        assert!(!c.wants_network());
-        assert!(!parse("ip=off").0.wants_network());
+        assert_eq!(
+            (
+                c.network.bootif,
+                c.network.nameservers.len(),
+                c.network.ip.len()
+            ),
+            (None, 0, 0)
+        );
+        assert_eq!(parse("ip=off").0.network.ip, vec![IpParam::Off]);
     }
 
     #[test]
@@ -795,11 +436,11 @@ mod tests {
              latchkey.boot=LABEL=boot latchkey.debug",
         );
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(c.deadline, Duration::from_secs(120));
-        assert_eq!(c.timeout, Duration::from_millis(2500));
-        assert_eq!(c.prompt_delay, Duration::ZERO);
-        assert_eq!(c.key_path, PathBuf::from("/boot/k"));
-        assert_eq!(c.boot, Some(DeviceSpec::Label("boot".into())));
+        assert_eq!(c.timing.deadline, Duration::from_secs(120));
+        assert_eq!(c.timing.timeout, Duration::from_millis(2500));
+        assert_eq!(c.timing.prompt_delay, Duration::ZERO);
+        assert_eq!(c.boot_key.path, PathBuf::from("/boot/k"));
+        assert_eq!(c.boot_key.partition, Some(DeviceSpec::Label("boot".into())));
         assert!(c.debug);
 
         let (c, w) = parse(
@@ -818,7 +459,7 @@ mod tests {
             ]
         );
         let (c, w) = parse("latchkey.deadline=3 latchkey.timeout=10");
-        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert_eq!(c.timing.timeout, Duration::from_secs(3));
         assert_eq!(w.len(), 1);
     }
 
@@ -844,15 +485,6 @@ mod tests {
                 "latchkey.debug=loud: expected 1/0, yes/no, true/false or on/off; ignored",
             ]
         );
-    }
-
-    #[test]
-    fn netmasks() {
-        assert_eq!(parse_prefix("255.255.255.0"), Some(24));
-        assert_eq!(parse_prefix("255.255.255.255"), Some(32));
-        assert_eq!(parse_prefix("0.0.0.0"), Some(0));
-        assert_eq!(parse_prefix("255.0.255.0"), None);
-        assert_eq!(parse_prefix("64"), Some(64));
     }
 
     /// Random command lines built from the characters that matter never
@@ -904,8 +536,8 @@ mod tests {
                 .map(|_| pieces[rng.next_u32() as usize % pieces.len()])
                 .collect();
             let (cfg, _) = parse(&line);
-            let _ = crate::netconf::plan(&cfg);
-            let _ = crate::crypttab::parse(&line.replace(' ', "\n"));
+            let _ = crate::net::plan::plan(&cfg.network);
+            let _ = crate::volume::crypttab::parse(&line.replace(' ', "\n"));
         }
     }
 }

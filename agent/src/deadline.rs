@@ -22,11 +22,6 @@ impl Deadline {
         Deadline { at }
     }
 
-    /// The instant itself.
-    pub fn instant(&self) -> Instant {
-        self.at
-    }
-
     /// Time left at `now` (zero once passed).
     pub fn remaining(&self, now: Instant) -> Duration {
         self.at.saturating_duration_since(now)
@@ -162,11 +157,6 @@ impl RetryPolicy {
         }
     }
 
-    /// The deadline.
-    pub fn deadline(&self) -> Deadline {
-        self.deadline
-    }
-
     /// Tries made so far (calls to [`RetryPolicy::start`]).
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -218,7 +208,10 @@ mod tests {
         assert!(!d.expired(t0 + ms(999)) && d.expired(t0 + ms(1000)));
         assert_eq!(d.cap(t0 + ms(800), ms(5000)), ms(200));
         assert_eq!(d.cap(t0, ms(5)), ms(5));
-        assert_eq!(d.min(Deadline::after(t0, ms(10))).instant(), t0 + ms(10));
+        assert_eq!(
+            d.min(Deadline::after(t0, ms(10))),
+            Deadline::after(t0, ms(10))
+        );
     }
 
     #[test]

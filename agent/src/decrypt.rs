@@ -1,11 +1,9 @@
 //! `latchkey-agent decrypt`: a clevis JWE on stdin, its plaintext on stdout,
 //! through the same engine the boot flow uses.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use latchkey_client::Options;
-use latchkey_proto::jwe::Jwe;
 
 /// Runs the command; the process exit code.
 pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
@@ -40,31 +38,8 @@ pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
             other => return usage(&format!("unknown option {other:?}")),
         }
     }
-    let mut text = String::new();
-    if let Err(e) = std::io::stdin().take(16 << 20).read_to_string(&mut text) {
-        eprintln!("latchkey-agent decrypt: reading the JWE from stdin: {e}");
-        return 1;
-    }
-    let jwe = match Jwe::parse(&text) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("latchkey-agent decrypt: {e}");
-            return 1;
-        }
-    };
-    match latchkey_client::decrypt(&jwe, &opts) {
-        Ok(secret) => {
-            let mut out = std::io::stdout().lock();
-            if out
-                .write_all(secret.expose())
-                .and_then(|()| out.flush())
-                .is_err()
-            {
-                eprintln!("latchkey-agent decrypt: writing the plaintext to stdout failed");
-                return 1;
-            }
-            0
-        }
+    match latchkey_client::decrypt_stdin(&opts, None) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("latchkey-agent decrypt: {e}");
             1

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey_client::{Options, Retry};
-use latchkey_luks::{BindingSource, ClevisBinding, Limits, Unlocked, unlock};
+use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin;
 use latchkey_proto::secret::Secret;
@@ -30,7 +30,7 @@ use latchkey_proto::secret::Secret;
 use crate::console::{Answer, Console};
 use crate::deadline::{Backoff, Deadline, RetryPolicy, XorShift};
 use crate::kmsg_log::Log;
-use crate::volumes::Volume;
+use crate::volume::Volume;
 
 /// Wrong console passphrases allowed before giving up, as cryptsetup's default.
 const CONSOLE_TRIES: u32 = 3;
@@ -220,14 +220,6 @@ fn spawn_method(
     }
 }
 
-/// `clevis token 0 (keyslot 1)` or `LUKSMeta slot 2`.
-pub fn binding_name(b: &ClevisBinding) -> String {
-    match b.source {
-        BindingSource::Luks2Token(t) => format!("clevis token {t} (keyslot {})", b.keyslot),
-        _ => format!("clevis LUKSMeta slot {}", b.keyslot),
-    }
-}
-
 /// Tries `key` on every keyslot of `vol`, within `limits`.
 pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unlocked, String> {
     let mut f =
@@ -253,7 +245,7 @@ fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Resul
         rewrite: None,
     };
     let pass = latchkey_client::decrypt(&jwe, &opts).map_err(|e| e.to_string())?;
-    let method = binding_name(b);
+    let method = b.to_string();
     ctx.log
         .phase(&format!("key recovered for {} from {method}", vol.name));
     let mut f =
@@ -344,10 +336,10 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
     }
     for b in bindings {
         let (vol, ctx, limits) = (vol.clone(), ctx.clone(), automatic.clone());
-        spawn_method(tx.clone(), binding_name(&b), move || {
+        spawn_method(tx.clone(), b.to_string(), move || {
             Some(match recover(&vol, &b, &ctx, &limits) {
                 Ok(o) => Event::Opened(o),
-                Err(e) => Event::Failed(format!("{}: {e}", binding_name(&b))),
+                Err(e) => Event::Failed(format!("{b}: {e}")),
             })
         });
     }
@@ -527,8 +519,8 @@ mod tests {
     /// DHCP lease.
     #[test]
     fn root_network_that_comes_up_late_is_used() {
+        use crate::net::plan::{Iface, Method, Plan, Step};
         use crate::net::testnet::*;
-        use crate::netconf::{Iface, Method, Plan, Step};
         let t = "root_network_that_comes_up_late_is_used";
         if !enter(t) {
             return;

@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use crate::cmdline::DEFAULT_KEY_PATH;
-use crate::crypttab::DeviceSpec;
-use crate::volumes::describe;
+use crate::volume::crypttab::DeviceSpec;
+use crate::volume::describe;
 
 /// Where the recorded options live in the initrd.
 pub const PATH: &str = "/etc/latchkey/initrd.conf";
@@ -134,13 +134,13 @@ mod tests {
         let (cfg, w) = cmdline::parse(&format!("{} ip=dhcp", options(&text)));
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(
-            cfg.boot,
+            cfg.boot_key.partition,
             Some(DeviceSpec::Uuid(
                 "4c4b0801-0000-4000-8000-000000000002".into()
             ))
         );
         let (cfg, _) = cmdline::parse(&format!("{} latchkey.boot=LABEL=b", options(&text)));
-        assert_eq!(cfg.boot, Some(DeviceSpec::Label("b".into())));
+        assert_eq!(cfg.boot_key.partition, Some(DeviceSpec::Label("b".into())));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `latchkey-agent unlock`: the boot-time flow.
+//! `latchkey-agent unlock`: the boot-time flow, as a sequence of named steps.
 //!
 //! ```text
 //!   cmdline + crypttab ─▶ volumes ─▶ race (local key ∥ bindings ∥ console) ─▶ dm-crypt
@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use latchkey_luks::Limits;
 use latchkey_sys::dm::DevId;
 
-use crate::cmdline::{self, Config};
+use crate::cmdline::{self, Config, VolumeOptions};
 use crate::console::Console;
 use crate::deadline::{Deadline, XorShift};
 use crate::engine::{self, Ctx, LocalKey, NetGate};
 use crate::kmsg_log::Log;
-use crate::volumes::{self, Volume};
-use crate::{activate, bootkey, crypttab, initrd_config, net, netconf};
+use crate::volume::{self, Volume, activate, boot_key, crypttab};
+use crate::{initrd_config, net};
 
 /// What the command line of `latchkey-agent unlock` says.
 #[derive(Debug, Default)]
@@ -41,11 +41,7 @@ pub struct Args {
     pub console: Option<PathBuf>,
 }
 
-/// Used when /proc/meminfo cannot be read: enough for cryptsetup's default
-/// argon2 cost on a small machine.
-const FALLBACK_MEMORY_KIB: u64 = 1 << 20;
-
-fn open_image(path: &PathBuf, cfg: &Config) -> Result<Volume, String> {
+fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, String> {
     let mut f =
         std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let header = latchkey_luks::Header::read(&mut f)
@@ -73,18 +69,51 @@ fn describe_plan(log: &Log, vol: &Volume) {
         let pins = latchkey_proto::jwe::Jwe::parse(&b.jwe)
             .map(|j| latchkey_proto::pin::describe(&j.header))
             .unwrap_or_else(|e| format!("unreadable JWE: {e}"));
-        log.info(&format!("  {}: {pins}", engine::binding_name(b)));
+        log.info(&format!("  {b}: {pins}"));
     }
 }
+
+/// What could not be opened, by volume, with the reasons.
+type Failures = Vec<(String, Vec<String>)>;
 
 /// Runs the flow; the process exit code.
 pub fn run(args: &Args) -> i32 {
     let start = Instant::now();
     // Before any secret exists, so none is ever swapped out.
     let locked = latchkey_sys::mount::lock_memory();
+    let (cfg, log) = read_options(args, start);
+    if let Err(e) = locked {
+        log.debug(&format!("mlockall: {e}"));
+    }
+    if !cfg.volumes.enabled {
+        log.info("rd.luks=0: nothing to do");
+        return 0;
+    }
+    let deadline = start + cfg.timing.deadline;
+    let mut failed = Failures::new();
+    let vols = find_volumes(args, &cfg, start, deadline, &log, &mut failed);
+    if vols.is_empty() && failed.is_empty() {
+        log.info("no LUKS volume with a clevis binding found; nothing to do");
+        return 0;
+    }
+    let vols = not_yet_open(vols, &log, &mut failed);
+    for v in &vols {
+        describe_plan(&log, v);
+    }
+    let ctx = Arc::new(race_context(args, &cfg, start, deadline, log.clone()));
+    failed.extend(open_all(vols, &ctx, args.dry_run));
+    // No prompt outlives the agent: the terminal goes back as it was found.
+    if let Some(console) = &ctx.console {
+        console.close();
+    }
+    report(&log, &failed, args.dry_run)
+}
+
+/// The options (recorded at initrd build time, then the kernel's, which
+/// win) and the log they configure; parse warnings are logged.
+fn read_options(args: &Args, start: Instant) -> (Config, Arc<Log>) {
     let line = match &args.cmdline {
         Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-        // What the initrd hook recorded, then the kernel's (which wins).
         None => format!(
             "{} {}",
             initrd_config::read(),
@@ -100,14 +129,19 @@ pub fn run(args: &Args) -> i32 {
     for w in &warnings {
         log.warn(w);
     }
-    if let Err(e) = locked {
-        log.debug(&format!("mlockall: {e}"));
-    }
-    if !cfg.luks_enabled {
-        log.info("rd.luks=0: nothing to do");
-        return 0;
-    }
-    let deadline = start + cfg.deadline;
+    (cfg, log)
+}
+
+/// The volumes to open: the given images, else those the command line and
+/// crypttab name, else every clevis-bound LUKS device.
+fn find_volumes(
+    args: &Args,
+    cfg: &Config,
+    start: Instant,
+    deadline: Instant,
+    log: &Log,
+    failed: &mut Failures,
+) -> Vec<Volume> {
     let (tab, warns) = match &args.crypttab {
         Some(p) => crypttab::load_files(std::slice::from_ref(p)),
         None => crypttab::load(Path::new("/")),
@@ -115,39 +149,37 @@ pub fn run(args: &Args) -> i32 {
     for w in warns {
         log.warn(&w);
     }
-
-    let mut failed: Vec<(String, Vec<String>)> = Vec::new();
-    let vols: Vec<Volume> = if !args.devices.is_empty() {
+    if !args.devices.is_empty() {
         let mut v = Vec::new();
         for p in &args.devices {
-            match open_image(p, &cfg) {
+            match open_image(p, &cfg.volumes) {
                 Ok(vol) => v.push(vol),
                 Err(e) => failed.push((p.display().to_string(), vec![e])),
             }
         }
-        v
-    } else {
-        let wanted = volumes::wanted(&cfg, &tab);
-        if wanted.is_empty() {
-            // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
-            volumes::discover(&cfg, start + Duration::from_secs(2).min(cfg.deadline))
-        } else {
-            let (found, missing) = volumes::locate(&wanted, deadline, &log);
-            failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why])));
-            found
-        }
-    };
-    if vols.is_empty() && failed.is_empty() {
-        log.info("no LUKS volume with a clevis binding found; nothing to do");
-        return 0;
+        return v;
     }
-    let (vols, twice) = volumes::distinct(vols);
+    let wanted = volume::wanted(&cfg.volumes, &tab);
+    if wanted.is_empty() {
+        // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
+        return volume::discover(
+            &cfg.volumes,
+            start + Duration::from_secs(2).min(cfg.timing.deadline),
+        );
+    }
+    let (found, missing) = volume::locate(&wanted, deadline, log);
+    failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why])));
+    found
+}
+
+/// Drops a device given twice and a volume that is already mapped.
+fn not_yet_open(vols: Vec<Volume>, log: &Log, failed: &mut Failures) -> Vec<Volume> {
+    let (vols, twice) = volume::distinct(vols);
     failed.extend(twice.into_iter().map(|(name, why)| (name, vec![why])));
     // Without device-mapper (a dry run on a build host) there is nothing to find.
     let mappings = latchkey_sys::proc::dm_mappings().unwrap_or_default();
-    let vols: Vec<Volume> = vols
-        .into_iter()
-        .filter(|v| match volumes::existing(v, &mappings) {
+    vols.into_iter()
+        .filter(|v| match volume::existing(v, &mappings) {
             Ok(false) => true,
             Ok(true) => {
                 log.info(&format!("{} is already open", v.label()));
@@ -158,30 +190,34 @@ pub fn run(args: &Args) -> i32 {
                 false
             }
         })
-        .collect();
-    for v in &vols {
-        describe_plan(&log, v);
-    }
+        .collect()
+}
 
-    let limits = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| Limits::from_meminfo(&m))
-        .unwrap_or_else(|| Limits::new(FALLBACK_MEMORY_KIB));
+/// What every volume's race shares: memory limits, the local key, the
+/// network (brought up on first need) and the console.
+fn race_context(
+    args: &Args,
+    cfg: &Config,
+    start: Instant,
+    deadline: Instant,
+    log: Arc<Log>,
+) -> Ctx {
+    let limits = Limits::for_this_machine();
 
     let key_log = log.clone();
-    let key_cfg = cfg.clone();
+    let key_cfg = cfg.boot_key.clone();
     let local_key = LocalKey::new(Box::new(move || {
-        bootkey::load(&key_cfg, deadline, &key_log)
+        boot_key::load(&key_cfg, deadline, &key_log)
     }));
 
     let net_log = log.clone();
-    let net_cfg = cfg.clone();
+    let net_cfg = cfg.network.clone();
     let dry_run = args.dry_run;
     let bring_up = Box::new(move || -> Result<(), String> {
         if dry_run {
             return Ok(());
         }
-        let (plan, warns) = netconf::plan(&net_cfg);
+        let (plan, warns) = net::plan::plan(&net_cfg);
         for w in warns {
             net_log.warn(&w);
         }
@@ -207,22 +243,20 @@ pub fn run(args: &Args) -> i32 {
         None if args.dry_run => None,
         None => Console::open(),
     };
-    let ctx = Arc::new(Ctx {
+    Ctx {
         log: log.clone(),
-        net: NetGate::new(
-            bring_up,
-            Deadline::at(deadline),
-            NetGate::backoff(),
-            log.clone(),
-        ),
+        net: NetGate::new(bring_up, Deadline::at(deadline), NetGate::backoff(), log),
         local_key,
         deadline,
-        timeout: cfg.timeout,
-        prompt_at: start + cfg.prompt_delay,
+        timeout: cfg.timing.timeout,
+        prompt_at: start + cfg.timing.prompt_delay,
         console,
         limits,
-    });
+    }
+}
 
+/// Races every volume in its own thread; what failed.
+fn open_all(vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
     let workers: Vec<_> = vols
         .into_iter()
         .map(|vol| {
@@ -235,6 +269,7 @@ pub fn run(args: &Args) -> i32 {
             (vol, handle)
         })
         .collect();
+    let mut failed = Failures::new();
     for (vol, h) in workers {
         match h.map(|h| h.join()) {
             Ok(Ok(Ok(()))) => {}
@@ -245,20 +280,21 @@ pub fn run(args: &Args) -> i32 {
             Err(e) => failed.push((vol.label(), vec![format!("cannot start a thread: {e}")])),
         }
     }
-    // No prompt outlives the agent: the terminal goes back as it was found.
-    if let Some(console) = &ctx.console {
-        console.close();
-    }
+    failed
+}
+
+/// Says what failed and why (on the console too, unless a dry run); the exit code.
+fn report(log: &Log, failed: &Failures, dry_run: bool) -> i32 {
     if failed.is_empty() {
         log.phase("all volumes open");
         return 0;
     }
-    for (name, reasons) in &failed {
+    for (name, reasons) in failed {
         log.error(&format!("{name} NOT opened:"));
         for r in reasons {
             log.error(&format!("  - {r}"));
         }
-        if !args.dry_run {
+        if !dry_run {
             // The kernel log may be hidden by `quiet`; the console must still say why.
             eprintln!("latchkey: {name} NOT opened:");
             for r in reasons {

@@ -546,7 +546,7 @@ fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
     use latchkey_agent::deadline::Deadline;
     use latchkey_agent::engine::{self, Ctx, LocalKey, NetGate};
     use latchkey_agent::kmsg_log::Log;
-    use latchkey_agent::volumes::Volume;
+    use latchkey_agent::volume::Volume;
     use std::sync::Arc;
     use std::time::Instant;
 

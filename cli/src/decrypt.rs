@@ -1,14 +1,12 @@
 //! `latchkey decrypt`: JWE on stdin, plaintext on stdout once the tag has verified.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use argh::FromArgs;
 use latchkey_client::{Options, Retry};
-use latchkey_proto::jwe::Jwe;
 
-use crate::{input, tpm};
+use crate::tpm;
 
 /// Decrypt a clevis JWE (compact, or a LUKS2 token's JSON) read from stdin. tpm2 pins use
 /// the TPM that TPM2TOOLS_TCTI names (default /dev/tpmrm0, then /dev/tpm0).
@@ -28,14 +26,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let opts = options(&args)?;
-    let raw = input::stdin()?;
-    let text = input::jwe_text(raw.expose())?;
-    let jwe = Jwe::parse(&text).context("reading the JWE")?;
-    let secret = latchkey_client::decrypt_with(&jwe, &opts, Some(tpm::unsealer()))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(secret.expose())
-        .and_then(|()| out.flush())
-        .context("writing the plaintext")?;
+    latchkey_client::decrypt_stdin(&opts, Some(tpm::unsealer()))?;
     Ok(())
 }
 

@@ -127,9 +127,9 @@ fn source(device: &Option<PathBuf>, jwe: &Option<PathBuf>) -> Result<()> {
 
 fn read_jwe_file(path: &Path) -> Result<Binding> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = input::jwe_text(&raw)?;
-    let jwe =
-        Jwe::parse(&text).with_context(|| format!("reading the JWE in {}", path.display()))?;
+    let text = std::str::from_utf8(&raw)
+        .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let jwe = Jwe::parse(text).with_context(|| format!("reading the JWE in {}", path.display()))?;
     Ok(Binding {
         jwe,
         what: path.display().to_string(),
@@ -413,10 +413,7 @@ fn finish(a: FinishArgs) -> Result<()> {
     };
     if let (Some(hdr), Some(dev), Some(slot)) = (&header, &a.device, binding.keyslot) {
         // As clevis luks pass does: only a passphrase that opens its keyslot is printed.
-        let limits = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| Limits::from_meminfo(&m))
-            .unwrap_or_else(|| Limits::new(1 << 20));
+        let limits = Limits::for_this_machine();
         let mut f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
         unlock(hdr, &mut f, passphrase.expose(), Some(slot), &limits)
             .with_context(|| format!("the recovered passphrase does not open {}", binding.what))?;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use latchkey_agent::deadline::{Backoff, NoJitter};
-use latchkey_agent::dhcp::{Client, parse_reply};
+use latchkey_agent::net::dhcp::{Client, parse_reply};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

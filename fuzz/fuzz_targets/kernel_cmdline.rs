@@ -2,15 +2,17 @@
 //! /etc/crypttab: parsed into settings plus warnings, never a panic.
 #![no_main]
 
-use latchkey_agent::{cmdline, crypttab, netconf};
+use latchkey_agent::cmdline;
+use latchkey_agent::net::plan;
+use latchkey_agent::volume::crypttab;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (cfg, _) = cmdline::parse(text);
-    let _ = netconf::plan(&cfg);
-    for u in &cfg.luks_uuids {
-        let _ = cfg.name_for(u);
+    let _ = plan::plan(&cfg.network);
+    for u in &cfg.volumes.uuids {
+        let _ = cfg.volumes.name_for(u);
     }
     let _ = crypttab::parse(text);
 });

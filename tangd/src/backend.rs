@@ -129,26 +129,9 @@ pub mod ossl {
         Ok(k)
     }
 
-    fn same_curve(a: &EcPoint, b: &EcPoint) -> Result<Curve> {
-        if a.crv != b.crv {
-            return Err(Error::InvalidPoint(format!(
-                "points on different curves ({} and {})",
-                a.crv.name(),
-                b.crv.name()
-            )));
-        }
-        Ok(a.crv)
-    }
-
     impl EcBackend for OpenSsl {
         fn mul(&self, crv: Curve, scalar_be: &Secret, point: &EcPoint) -> Result<EcPoint> {
-            if point.crv != crv {
-                return Err(Error::InvalidPoint(format!(
-                    "expected a {} point, got {}",
-                    crv.name(),
-                    point.crv.name()
-                )));
-            }
+            point.expect_curve(crv)?;
             let g = self.group(crv);
             let mut ctx = ctx()?;
             let k = scalar(g, crv, scalar_be)?;
@@ -168,7 +151,7 @@ pub mod ossl {
         }
 
         fn add(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
-            let crv = same_curve(a, b)?;
+            let crv = a.common_curve(b)?;
             let g = self.group(crv);
             let mut ctx = ctx()?;
             let (pa, pb) = (
@@ -181,7 +164,7 @@ pub mod ossl {
         }
 
         fn sub(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
-            let crv = same_curve(a, b)?;
+            let crv = a.common_curve(b)?;
             let g = self.group(crv);
             let mut ctx = ctx()?;
             let pa = decode(&g.group, a, &mut ctx)?;

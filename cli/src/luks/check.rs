@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use argh::FromArgs;
 use latchkey_client::{Options, Retry};
 use latchkey_enroll::inventory;
-use latchkey_luks::{Argon2Variant, BindingSource, ClevisBinding, CopyState, Header, Kdf, unlock};
+use latchkey_luks::{Argon2Variant, ClevisBinding, CopyState, Header, Kdf, Limits, unlock};
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::{jws, pin};
 use serde_json::{Map, Value, json};
@@ -103,14 +103,6 @@ fn kdf_name(k: &Kdf) -> String {
     }
 }
 
-/// `clevis token 0 (keyslot 1)` / `LUKSMeta slot 2`.
-fn binding_name(b: &ClevisBinding) -> String {
-    match b.source {
-        BindingSource::Luks2Token(t) => format!("clevis token {t} (keyslot {})", b.keyslot),
-        _ => format!("clevis LUKSMeta slot {}", b.keyslot),
-    }
-}
-
 /// Whether a Tang server answers `/adv` with a valid advertisement, and whether
 /// it still advertises the binding's key.
 fn probe_tang(url: &str, kid: &str, opts: &Options) -> String {
@@ -133,7 +125,7 @@ fn check(a: CheckArgs) -> Result<i32> {
     let mut f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
     let hdr = Header::read(&mut f)
         .with_context(|| format!("reading the LUKS header of {}", dev.display()))?;
-    let limits = super::limits();
+    let limits = Limits::for_this_machine();
     let mut out = Out {
         json: a.json,
         doc: Map::new(),
@@ -179,7 +171,7 @@ fn check(a: CheckArgs) -> Result<i32> {
     );
     let mut slots = Vec::new();
     for ks in hdr.keyslots() {
-        let binding = hdr.clevis_binding_for(ks.id).map(binding_name);
+        let binding = hdr.clevis_binding_for(ks.id).map(ClevisBinding::to_string);
         let bound = binding
             .as_ref()
             .map(|b| format!(", {b}"))
@@ -204,7 +196,7 @@ fn check(a: CheckArgs) -> Result<i32> {
         out.line("clevis: no binding".into());
     }
     for b in bindings {
-        let name = binding_name(b);
+        let name = b.to_string();
         let jwe = match Jwe::parse(&b.jwe) {
             Ok(j) => j,
             Err(e) => {

@@ -246,14 +246,6 @@ pub(crate) fn read_header(dev: &str) -> Result<(Header, File)> {
     Ok((hdr, f))
 }
 
-/// How much memory an Argon2 keyslot may take here.
-pub(crate) fn limits() -> Limits {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| Limits::from_meminfo(&m))
-        .unwrap_or_else(|| Limits::new(1 << 20))
-}
-
 /// Prints one JSON document on stdout.
 pub(crate) fn print_json(v: &Value) {
     println!("{v}");
@@ -272,7 +264,7 @@ pub(crate) fn failed(o: &Opts, dev: &str, message: &str) -> Result<i32> {
 /// Whether the passphrase opens keyslot `slot` of `dev` (then any keyslot, as
 /// clevis checks with `cryptsetup open --test-passphrase`).
 pub(crate) fn opens(hdr: &Header, dev: &Path, slot: u32, pass: &[u8]) -> bool {
-    let limits = limits();
+    let limits = Limits::for_this_machine();
     let try_slot = |s: Option<u32>| {
         File::open(dev)
             .ok()

@@ -4,6 +4,7 @@
 //! verdict wins.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,6 +36,29 @@ pub fn decrypt_with(
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let plan = Decryption::new(jwe, &mut rng)?;
     drive_with(plan, opts, tpm)
+}
+
+/// Most a `decrypt` command reads: more than any clevis JWE (a 3-server sss one is about
+/// 6 KiB) or whole LUKS2 token.
+pub const MAX_JWE_INPUT: usize = 1 << 20;
+
+/// The `decrypt` command of both binaries: the JWE on stdin (compact, flattened JSON or a
+/// whole LUKS2 token, at most [`MAX_JWE_INPUT`] bytes, read into a [`Secret`]), recovered
+/// with [`decrypt_with`], its plaintext written to stdout and flushed.
+pub fn decrypt_stdin(opts: &Options, tpm: Option<Arc<dyn Unseal>>) -> Result<(), Error> {
+    let input = |reason: String| Error::Input { reason };
+    let raw = Secret::read_bounded(&mut std::io::stdin().lock(), MAX_JWE_INPUT)
+        .map_err(|e| input(format!("reading stdin: {e}")))?;
+    let text = std::str::from_utf8(raw.expose())
+        .map_err(|_| input("the JWE on stdin is not UTF-8 text".into()))?;
+    if text.trim().is_empty() {
+        return Err(input("no JWE on stdin".into()));
+    }
+    let secret = decrypt_with(&Jwe::parse(text)?, opts, tpm)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(secret.expose())
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
 }
 
 /// What a worker hands back.

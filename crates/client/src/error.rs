@@ -1,4 +1,4 @@
-//! The one error type of this crate. Every variant names the URL it is about.
+//! The one error type of this crate. Every variant names the URL, or the input or output, it is about.
 
 use std::fmt;
 use std::time::Duration;
@@ -80,6 +80,13 @@ pub enum Error {
         /// The URL as given.
         url: String,
     },
+    /// The JWE could not be read (an I/O error, too long, not text, nothing there).
+    Input {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The plaintext could not be written.
+    Output(std::io::Error),
     /// The JWE or its clevis pin tree is unusable (bad field, unknown pin, failed tag).
     Jwe(latchkey_proto::error::Error),
     /// The pin tree could not be satisfied: `reason` from the plan, then one line per URL.
@@ -116,6 +123,8 @@ impl fmt::Display for Error {
             Error::Status { url, status } => write!(f, "{url}: HTTP status {status}"),
             Error::BadReply { url, reason } => write!(f, "{url}: bad reply: {reason}"),
             Error::Cancelled { url } => write!(f, "{url}: cancelled"),
+            Error::Input { reason } => write!(f, "{reason}"),
+            Error::Output(e) => write!(f, "writing the plaintext: {e}"),
             Error::Jwe(e) => write!(f, "{e}"),
             Error::Failed { reason, outcomes } => {
                 write!(f, "{reason}")?;

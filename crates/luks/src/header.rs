@@ -3,30 +3,11 @@
 use crate::luks2::binary;
 use crate::luks2::json;
 use crate::model::{
-    ClevisBinding, CopyState, DataSize, DmFlags, DmParams, HeaderCopy, HeaderHealth, Keyslot,
-    Segment, Token, Version,
+    ClevisBinding, CopyState, DataSize, Digest, DmFlags, DmParams, HeaderCopy, HeaderHealth,
+    Keyslot, Segment, Token, Version,
 };
-use crate::{Error, hash::Hash, io::read_at, luks1, luksmeta};
+use crate::{Error, io::read_at, luks1, luksmeta};
 use std::io::{Read, Seek};
-
-/// A volume key digest (PBKDF2 of the volume key): which keyslots and
-/// segments it covers and how it is computed. LUKS1 has one, over all slots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Digest {
-    /// Keyslots whose key this digest checks.
-    pub keyslots: Vec<u32>,
-    /// Segments the key opens.
-    pub segments: Vec<u32>,
-    /// PBKDF2 hash.
-    pub hash: Hash,
-    /// PBKDF2 iterations.
-    pub iterations: u32,
-    /// PBKDF2 salt.
-    pub salt: Vec<u8>,
-    /// Expected PBKDF2 output.
-    pub value: Vec<u8>,
-}
 
 /// A parsed LUKS header: identity, keyslots, the data segment, and the clevis
 /// bindings stored with it. Holds no secret.

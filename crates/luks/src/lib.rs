@@ -61,11 +61,11 @@ mod unlock;
 pub use clevis::compact_from_flattened;
 pub use error::Error;
 pub use hash::Hash;
-pub use header::{Digest, Header};
+pub use header::Header;
 pub use luksmeta::{CLEVIS_UUID, LuksMeta};
 pub use model::{
-    Argon2Variant, BindingSource, ClevisBinding, CopyState, DataSize, DmFlags, DmParams,
+    Argon2Variant, BindingSource, ClevisBinding, CopyState, DataSize, Digest, DmFlags, DmParams,
     HeaderCopy, HeaderHealth, Kdf, Keyslot, Priority, Segment, Token, Version,
 };
 pub use secret::VolumeKey;
-pub use unlock::{ARGON2_MAX_MEMORY_KIB, Limits, Stop, Unlocked, unlock};
+pub use unlock::{ARGON2_MAX_MEMORY_KIB, FALLBACK_MEMORY_KIB, Limits, Stop, Unlocked, unlock};

@@ -2,10 +2,8 @@
 
 use crate::cipher::CipherSpec;
 use crate::hash::Hash;
-use crate::header::Digest;
 use crate::luks2::binary::cstr;
-use crate::luks2::json::MAX_KEY_SIZE;
-use crate::model::{DataSize, Kdf, Keyslot, Priority, Segment};
+use crate::model::{DataSize, Digest, Kdf, Keyslot, MAX_KEY_SIZE, Priority, Segment};
 use crate::{Error, af};
 
 pub(crate) const HEADER_LEN: usize = 592;

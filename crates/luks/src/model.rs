@@ -2,6 +2,9 @@
 
 use crate::hash::Hash;
 
+/// Largest volume key accepted, in bytes (dm-crypt's own limit is far below).
+pub(crate) const MAX_KEY_SIZE: usize = 512;
+
 /// LUKS on-disk format version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -190,6 +193,33 @@ pub struct DmFlags {
     pub no_write_workqueue: bool,
 }
 
+impl DmFlags {
+    /// Sets the flag that `name` names as LUKS2 `config.flags` and cryptsetup's options
+    /// spell it (`allow-discards`, `same-cpu-crypt`, ...); any other name (`no-journal`
+    /// for integrity, crypttab's own options) does not concern dm-crypt and is ignored.
+    pub fn set(&mut self, name: &str) {
+        match name {
+            "allow-discards" => self.allow_discards = true,
+            "same-cpu-crypt" => self.same_cpu_crypt = true,
+            "submit-from-crypt-cpus" => self.submit_from_crypt_cpus = true,
+            "no-read-workqueue" => self.no_read_workqueue = true,
+            "no-write-workqueue" => self.no_write_workqueue = true,
+            _ => {}
+        }
+    }
+
+    /// Every flag set in either.
+    pub fn union(self, other: DmFlags) -> DmFlags {
+        DmFlags {
+            allow_discards: self.allow_discards || other.allow_discards,
+            same_cpu_crypt: self.same_cpu_crypt || other.same_cpu_crypt,
+            submit_from_crypt_cpus: self.submit_from_crypt_cpus || other.submit_from_crypt_cpus,
+            no_read_workqueue: self.no_read_workqueue || other.no_read_workqueue,
+            no_write_workqueue: self.no_write_workqueue || other.no_write_workqueue,
+        }
+    }
+}
+
 /// What a dm-crypt table needs besides the key itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -240,6 +270,19 @@ pub struct ClevisBinding {
     pub source: BindingSource,
 }
 
+/// How logs and reports name a binding: `clevis token 0 (keyslot 1)` or
+/// `clevis LUKSMeta slot 2`.
+impl core::fmt::Display for ClevisBinding {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.source {
+            BindingSource::Luks2Token(t) => {
+                write!(f, "clevis token {t} (keyslot {})", self.keyslot)
+            }
+            BindingSource::LuksMeta(_) => write!(f, "clevis LUKSMeta slot {}", self.keyslot),
+        }
+    }
+}
+
 /// A LUKS2 token of any type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -252,4 +295,23 @@ pub struct Token {
     pub keyslots: Vec<u32>,
     /// The whole token object as stored.
     pub json: serde_json::Value,
+}
+
+/// A volume key digest (PBKDF2 of the volume key): which keyslots and
+/// segments it covers and how it is computed. LUKS1 has one, over all slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Digest {
+    /// Keyslots whose key this digest checks.
+    pub keyslots: Vec<u32>,
+    /// Segments the key opens.
+    pub segments: Vec<u32>,
+    /// PBKDF2 hash.
+    pub hash: Hash,
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// PBKDF2 salt.
+    pub salt: Vec<u8>,
+    /// Expected PBKDF2 output.
+    pub value: Vec<u8>,
 }

@@ -1,9 +1,9 @@
 //! Trying a passphrase on keyslots: KDF, area decryption, AF merge, digest.
 
 use crate::cipher::CipherSpec;
-use crate::header::{Digest, Header};
+use crate::header::Header;
 use crate::io::read_at;
-use crate::model::{DmParams, Keyslot, Priority};
+use crate::model::{Digest, DmParams, Keyslot, Priority};
 use crate::secret::VolumeKey;
 use crate::{Error, af, kdf};
 use std::io::{Read, Seek};
@@ -35,6 +35,10 @@ pub struct Limits {
     cancel: Option<Arc<AtomicBool>>,
 }
 
+/// Argon2 memory allowed when `/proc/meminfo` cannot be read: enough for
+/// cryptsetup's default cost on a small machine.
+pub const FALLBACK_MEMORY_KIB: u64 = 1 << 20;
+
 impl Limits {
     /// Allow Argon2 up to `max_memory_kib` KiB, with no deadline.
     pub fn new(max_memory_kib: u64) -> Limits {
@@ -58,6 +62,15 @@ impl Limits {
         field("MemAvailable")
             .or_else(|| field("MemFree"))
             .map(|kib| Limits::new(kib / 2))
+    }
+
+    /// Limits for this machine, from `/proc/meminfo`; when that cannot be read,
+    /// [`FALLBACK_MEMORY_KIB`].
+    pub fn for_this_machine() -> Limits {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| Limits::from_meminfo(&m))
+            .unwrap_or_else(|| Limits::new(FALLBACK_MEMORY_KIB))
     }
 
     /// The same limits, with derivations stopped at `deadline`.

@@ -90,6 +90,30 @@ impl Drop for EcPoint {
 }
 
 impl EcPoint {
+    /// The curve of both points, which every two-point operation needs them to share.
+    pub fn common_curve(&self, other: &EcPoint) -> Result<Curve> {
+        if self.crv != other.crv {
+            return Err(Error::InvalidPoint(format!(
+                "points on different curves ({} and {})",
+                self.crv.name(),
+                other.crv.name()
+            )));
+        }
+        Ok(self.crv)
+    }
+
+    /// `Ok` if the point says it is on `crv` (membership itself is the backend's check).
+    pub fn expect_curve(&self, crv: Curve) -> Result<()> {
+        if self.crv != crv {
+            return Err(Error::InvalidPoint(format!(
+                "expected a {} point, got {}",
+                crv.name(),
+                self.crv.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// Builds a point, checking only the coordinate widths (curve membership is checked by the
     /// backend that uses it).
     pub fn new(crv: Curve, x: Vec<u8>, y: Vec<u8>) -> Result<EcPoint> {
@@ -167,17 +191,6 @@ pub trait EcBackend: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RustCrypto;
 
-fn same_curve(a: &EcPoint, b: &EcPoint) -> Result<Curve> {
-    if a.crv != b.crv {
-        return Err(Error::InvalidPoint(format!(
-            "points on different curves ({} and {})",
-            a.crv.name(),
-            b.crv.name()
-        )));
-    }
-    Ok(a.crv)
-}
-
 macro_rules! curve_ops {
     ($m:ident, $crv:expr) => {
         mod $m {
@@ -197,13 +210,7 @@ macro_rules! curve_ops {
             }
 
             pub(super) fn decode(p: &EcPoint) -> Result<ProjectivePoint> {
-                if p.crv != $crv {
-                    return Err(Error::InvalidPoint(format!(
-                        "expected a {} point, got {}",
-                        $crv.name(),
-                        p.crv.name()
-                    )));
-                }
+                p.expect_curve($crv)?;
                 let checked = EcPoint::new(p.crv, p.x.clone(), p.y.clone())?;
                 let affine = AffinePoint::from_sec1_bytes(&checked.to_sec1())
                     .map_err(|_| Error::InvalidPoint(format!("not a point of {}", $crv.name())))?;
@@ -359,13 +366,7 @@ mod fast521 {
 
 impl EcBackend for RustCrypto {
     fn mul(&self, crv: Curve, scalar_be: &Secret, point: &EcPoint) -> Result<EcPoint> {
-        if point.crv != crv {
-            return Err(Error::InvalidPoint(format!(
-                "expected a {} point, got {}",
-                crv.name(),
-                point.crv.name()
-            )));
-        }
+        point.expect_curve(crv)?;
         match crv {
             Curve::P521 => fast521::mul(scalar_be, point),
             _ => dispatch!(crv, mul(scalar_be, point)),
@@ -380,11 +381,11 @@ impl EcBackend for RustCrypto {
     }
 
     fn add(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
-        dispatch!(same_curve(a, b)?, add(a, b))
+        dispatch!(a.common_curve(b)?, add(a, b))
     }
 
     fn sub(&self, a: &EcPoint, b: &EcPoint) -> Result<EcPoint> {
-        dispatch!(same_curve(a, b)?, sub(a, b))
+        dispatch!(a.common_curve(b)?, sub(a, b))
     }
 
     fn validate(&self, point: &EcPoint) -> Result<()> {

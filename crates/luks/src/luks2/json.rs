@@ -2,16 +2,14 @@
 
 use crate::clevis;
 use crate::hash::Hash;
-use crate::header::Digest;
 use crate::model::{
-    Argon2Variant, ClevisBinding, DataSize, DmFlags, Kdf, Keyslot, Priority, Segment, Token,
+    Argon2Variant, ClevisBinding, DataSize, Digest, DmFlags, Kdf, Keyslot, MAX_KEY_SIZE, Priority,
+    Segment, Token,
 };
 use crate::{Error, af};
 use base64::Engine;
 use serde_json::{Map, Value};
 
-/// Largest volume key accepted (dm-crypt's own limit is far below).
-pub(crate) const MAX_KEY_SIZE: usize = 512;
 /// LUKS2 allows keyslots 0..32 and tokens 0..32.
 const MAX_SLOTS: u32 = 32;
 
@@ -51,15 +49,7 @@ pub(crate) fn parse(text: &[u8], hdr_size: u64) -> Result<Metadata, Error> {
     let mut flags = DmFlags::default();
     if let Some(list) = config.get("flags") {
         for f in arr(list, "config.flags")? {
-            match str_(f, "config.flags")? {
-                "allow-discards" => flags.allow_discards = true,
-                "same-cpu-crypt" => flags.same_cpu_crypt = true,
-                "submit-from-crypt-cpus" => flags.submit_from_crypt_cpus = true,
-                "no-read-workqueue" => flags.no_read_workqueue = true,
-                "no-write-workqueue" => flags.no_write_workqueue = true,
-                // Other flags (e.g. no-journal for integrity) do not concern dm-crypt.
-                _ => {}
-            }
+            flags.set(str_(f, "config.flags")?);
         }
     }
     let mut requirements = Vec::new();

@@ -63,19 +63,6 @@ impl Entry {
     pub fn has(&self, opt: &str) -> bool {
         self.options.iter().any(|o| o == opt)
     }
-
-    /// The value of `key=value` option `key` (last one wins).
-    pub fn value(&self, key: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
-    }
-
-    /// `discard` or `allow-discards` asks for `allow_discards` in the table.
-    pub fn allow_discards(&self) -> bool {
-        self.has("discard") || self.has("allow-discards")
-    }
 }
 
 /// Parses crypttab text. Bad lines are skipped with a warning naming the
@@ -186,13 +173,13 @@ mod tests {
         assert_eq!(e[0].name, "cryptroot");
         assert_eq!(e[0].device, DeviceSpec::Path("/dev/vda".into()));
         assert_eq!(e[0].key_file, None);
-        assert!(e[0].has("initramfs") && !e[0].allow_discards());
+        assert!(e[0].has("initramfs") && !e[0].has("discard"));
         assert_eq!(
             e[1].device,
             DeviceSpec::Uuid("0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10".into())
         );
-        assert!(e[1].allow_discards() && e[1].has("_netdev"));
-        assert_eq!(e[1].value("keyfile-timeout"), Some("10s"));
+        assert!(e[1].has("discard") && e[1].has("_netdev"));
+        assert!(e[1].has("keyfile-timeout=10s"));
         assert_eq!(e[2].device, DeviceSpec::PartUuid("abcd-01".into()));
         assert_eq!(e[2].key_file, Some(PathBuf::from("/dev/urandom")));
         assert_eq!(e[3].device, DeviceSpec::Label("home".into()));

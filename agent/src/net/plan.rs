@@ -1,9 +1,10 @@
 //! From the command line to a network plan: which interfaces, and static
-//! or DHCP for each. Pure; [`crate::net`] carries the plan out.
+//! or DHCP for each. Pure; [`super::bring_up`] carries the plan out.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::cmdline::{Autoconf, Config, IpParam};
+use super::ip::{Autoconf, IpParam};
+use crate::cmdline::NetworkOptions;
 
 /// Which interface(s) an entry applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +62,7 @@ impl Plan {
     }
 }
 
-fn default_iface(cfg: &Config) -> Iface {
+fn default_iface(cfg: &NetworkOptions) -> Iface {
     match cfg.bootif {
         Some(mac) => Iface::Mac(mac),
         None => Iface::AnyWithCarrier,
@@ -71,7 +72,7 @@ fn default_iface(cfg: &Config) -> Iface {
 /// Builds the plan. With no `ip=` at all the agent still needs the network
 /// for Tang, so it does DHCP on the `BOOTIF=` interface or on every
 /// interface with carrier. Warnings name what cannot be honoured.
-pub fn plan(cfg: &Config) -> (Plan, Vec<String>) {
+pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
     let mut warn = Vec::new();
     let mut p = Plan {
         steps: Vec::new(),
@@ -181,7 +182,7 @@ mod tests {
     fn plan_of(line: &str) -> (Plan, Vec<String>) {
         let (cfg, w) = parse(line);
         assert!(w.is_empty(), "{w:?}");
-        plan(&cfg)
+        plan(&cfg.network)
     }
 
     #[test]

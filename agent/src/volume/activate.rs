@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use latchkey_luks::{DataSize, Unlocked};
 use latchkey_sys::dm::{self, Control, DevId, Nodes, Target};
 
-use crate::dm_table::{CryptTarget, DataDevice, Features, Key, LuksVersion, dm_uuid};
+use super::Volume;
+use super::dm_table::{CryptTarget, DataDevice, Key, dm_uuid, features_from_options};
 use crate::kmsg_log::Log;
-use crate::volumes::Volume;
 
 /// udev's control socket: present while udevd runs (what libudev's
 /// `udev_queue_get_udev_is_active` looks at).
@@ -30,12 +30,7 @@ const UDEV_POLL: Duration = Duration::from_millis(10);
 /// `rd.luks.options=` add to the header's persistent flags.
 pub fn target<'a>(vol: &Volume, u: &'a Unlocked) -> CryptTarget<'a> {
     let d = &u.dm;
-    let mut features = Features::from_options(&vol.options);
-    features.allow_discards |= d.flags.allow_discards;
-    features.same_cpu_crypt |= d.flags.same_cpu_crypt;
-    features.submit_from_crypt_cpus |= d.flags.submit_from_crypt_cpus;
-    features.no_read_workqueue |= d.flags.no_read_workqueue;
-    features.no_write_workqueue |= d.flags.no_write_workqueue;
+    let features = features_from_options(&vol.options).union(d.flags);
     let offset_bytes = d.offset_sectors * 512;
     let sectors = match d.size {
         DataSize::Dynamic => DataSize::Dynamic.sectors(offset_bytes, vol.sectors * 512),
@@ -53,20 +48,12 @@ pub fn target<'a>(vol: &Volume, u: &'a Unlocked) -> CryptTarget<'a> {
     }
 }
 
-fn version(u: &Unlocked) -> LuksVersion {
-    if u.dm.version.number() == 1 {
-        LuksVersion::Luks1
-    } else {
-        LuksVersion::Luks2
-    }
-}
-
 /// Creates `/dev/mapper/NAME`. An existing mapping of that name is an error
-/// (the caller checks [`is_active`] first); a failure after the device was
+/// (the caller checks [`crate::volume::existing`] first); a failure after the device was
 /// created removes it again.
 pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, String> {
     let ctl = Control::open().map_err(|e| e.to_string())?;
-    let uuid = dm_uuid(version(u), &u.dm.uuid, &vol.name);
+    let uuid = dm_uuid(u.dm.version, &u.dm.uuid, &vol.name);
     let t = target(vol, u);
     if t.sectors == 0 {
         return Err(format!(
@@ -165,14 +152,6 @@ fn wait_for_udev(name: &str, dev: DevId, until: Instant) -> UdevOutcome {
 /// decoded a cookie marking the event as the activation itself.
 fn change_processed(db: &str) -> bool {
     db.lines().any(|l| l == "E:DM_UDEV_PRIMARY_SOURCE_FLAG=1")
-}
-
-/// True when a mapping called `name` already exists (opened by someone else).
-pub fn is_active(name: &str) -> bool {
-    Control::open()
-        .ok()
-        .and_then(|c| c.status(name).ok().flatten())
-        .is_some()
 }
 
 #[cfg(test)]

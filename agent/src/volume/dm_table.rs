@@ -5,30 +5,22 @@
 //! ```text
 //! 0 <sectors> crypt <cipher> <key> <iv_offset> <device> <offset>[ <#opts> <opts…>]
 //! ```
-//! The key is either hex or a kernel keyring reference `:<len>:logon:<desc>`.
+//! The key is written in hex.
 
 use core::fmt::{self, Write};
 
+use latchkey_luks::{DmFlags, Version};
 use zeroize::Zeroizing;
-
-/// LUKS version, which names the DM UUID's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LuksVersion {
-    /// LUKS1: `CRYPT-LUKS1-…`.
-    Luks1,
-    /// LUKS2: `CRYPT-LUKS2-…`.
-    Luks2,
-}
 
 /// Longest DM UUID the kernel takes (`DM_UUID_LEN` less the NUL).
 const DM_UUID_MAX: usize = 128;
 
 /// `CRYPT-LUKS2-<uuid without dashes>-<name>`, cut at 128 bytes as
 /// cryptsetup's snprintf cuts it.
-pub fn dm_uuid(version: LuksVersion, luks_uuid: &str, name: &str) -> String {
+pub fn dm_uuid(version: Version, luks_uuid: &str, name: &str) -> String {
     let kind = match version {
-        LuksVersion::Luks1 => "LUKS1",
-        LuksVersion::Luks2 => "LUKS2",
+        Version::Luks1 => "LUKS1",
+        Version::Luks2 => "LUKS2",
     };
     let hex: String = luks_uuid.chars().filter(|&c| c != '-').collect();
     let mut s = format!("CRYPT-{kind}-{hex}-{name}");
@@ -42,69 +34,32 @@ pub fn dm_uuid(version: LuksVersion, luks_uuid: &str, name: &str) -> String {
     s
 }
 
-/// The kernel keyring description cryptsetup gives a LUKS2 volume key:
-/// `cryptsetup:<uuid>-d<digest>`.
-pub fn keyring_description(luks_uuid: &str, digest: u32) -> String {
-    format!("cryptsetup:{luks_uuid}-d{digest}")
-}
-
-/// Where the key comes from.
+/// Where the key comes from: the volume key itself, written in lower-case hex (the
+/// agent never hands keys to the kernel keyring).
 pub enum Key<'a> {
-    /// The volume key itself, written in lower-case hex.
+    /// The volume key.
     Raw(&'a [u8]),
-    /// A `logon` key of `len` bytes already in the kernel keyring.
-    Keyring {
-        /// Key length in bytes.
-        len: usize,
-        /// Key description, see [`keyring_description`].
-        description: &'a str,
-    },
 }
 
-/// The data device: `major:minor` (what we use, no udev needed) or a path.
+/// The data device, by `major:minor`, which needs no udev to name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataDevice {
     /// A device number.
     Dev(u32, u32),
-    /// A path such as `/dev/vda2`.
-    Path(String),
 }
 
-/// dm-crypt optional features. The field order is cryptsetup's output order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Features {
-    /// `allow_discards` (crypttab `discard`).
-    pub allow_discards: bool,
-    /// `same_cpu_crypt`.
-    pub same_cpu_crypt: bool,
-    /// `submit_from_crypt_cpus`.
-    pub submit_from_crypt_cpus: bool,
-    /// `no_read_workqueue`.
-    pub no_read_workqueue: bool,
-    /// `no_write_workqueue`.
-    pub no_write_workqueue: bool,
-    /// `iv_large_sectors` (plain mode only; LUKS2 never sets it).
-    pub iv_large_sectors: bool,
-}
-
-impl Features {
-    /// Features named by crypttab / `rd.luks.options` options or LUKS2
-    /// `config.flags` (`discard`, `allow-discards`, `same-cpu-crypt`, …).
-    /// Unknown options are left for others to interpret.
-    pub fn from_options<S: AsRef<str>>(opts: &[S]) -> Features {
-        let mut f = Features::default();
-        for o in opts {
-            match o.as_ref() {
-                "discard" | "allow-discards" => f.allow_discards = true,
-                "same-cpu-crypt" => f.same_cpu_crypt = true,
-                "submit-from-crypt-cpus" => f.submit_from_crypt_cpus = true,
-                "no-read-workqueue" => f.no_read_workqueue = true,
-                "no-write-workqueue" => f.no_write_workqueue = true,
-                _ => {}
-            }
+/// dm-crypt's optional features named by crypttab / `rd.luks.options=` options, as
+/// cryptsetup spells them (`discard` is crypttab's name for `allow-discards`). Other
+/// options are left for others to interpret.
+pub fn features_from_options<S: AsRef<str>>(opts: &[S]) -> DmFlags {
+    let mut f = DmFlags::default();
+    for o in opts {
+        match o.as_ref() {
+            "discard" => f.set("allow-discards"),
+            o => f.set(o),
         }
-        f
     }
+    f
 }
 
 /// One dm-crypt target.
@@ -124,7 +79,7 @@ pub struct CryptTarget<'a> {
     /// Encryption sector size in bytes (512 is the default and not written).
     pub sector_size: u32,
     /// Optional features.
-    pub features: Features,
+    pub features: DmFlags,
 }
 
 impl CryptTarget<'_> {
@@ -135,15 +90,6 @@ impl CryptTarget<'_> {
         exact(|w| self.write_params(w))
     }
 
-    /// The whole table line as `dmsetup table --showkeys` would list it
-    /// for a single-target table: `0 <sectors> crypt <params>`.
-    pub fn line(&self) -> Zeroizing<String> {
-        exact(|w| {
-            write!(w, "0 {} crypt ", self.sectors)?;
-            self.write_params(w)
-        })
-    }
-
     fn write_params(&self, s: &mut dyn Write) -> fmt::Result {
         let f = &self.features;
         let flags = [
@@ -152,7 +98,6 @@ impl CryptTarget<'_> {
             (f.submit_from_crypt_cpus, "submit_from_crypt_cpus"),
             (f.no_read_workqueue, "no_read_workqueue"),
             (f.no_write_workqueue, "no_write_workqueue"),
-            (f.iv_large_sectors, "iv_large_sectors"),
         ];
         let count =
             flags.iter().filter(|(on, _)| *on).count() + usize::from(self.sector_size != 512);
@@ -163,12 +108,10 @@ impl CryptTarget<'_> {
                     write!(s, "{b:02x}")?;
                 }
             }
-            Key::Keyring { len, description } => write!(s, ":{len}:logon:{description}")?,
         }
         write!(s, " {} ", self.iv_offset)?;
         match &self.device {
             DataDevice::Dev(ma, mi) => write!(s, "{ma}:{mi}")?,
-            DataDevice::Path(p) => s.write_str(p)?,
         }
         write!(s, " {}", self.offset)?;
         if count > 0 {
@@ -220,20 +163,25 @@ mod tests {
         (0u8..64).collect()
     }
 
+    /// The whole table line as `dmsetup table --showkeys` lists a single-target table.
+    fn line(t: &CryptTarget<'_>) -> String {
+        format!("0 {} crypt {}", t.sectors, *t.params())
+    }
+
     const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
                        202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
 
     #[test]
     fn dm_uuids() {
         assert_eq!(
-            dm_uuid(LuksVersion::Luks2, UUID, "cryptroot"),
+            dm_uuid(Version::Luks2, UUID, "cryptroot"),
             "CRYPT-LUKS2-0d3f1b527a374c2b9b0e3c1f5e2a9d10-cryptroot"
         );
         assert_eq!(
-            dm_uuid(LuksVersion::Luks1, UUID, &format!("luks-{UUID}")),
+            dm_uuid(Version::Luks1, UUID, &format!("luks-{UUID}")),
             "CRYPT-LUKS1-0d3f1b527a374c2b9b0e3c1f5e2a9d10-luks-0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10"
         );
-        let long = dm_uuid(LuksVersion::Luks2, UUID, &"n".repeat(200));
+        let long = dm_uuid(Version::Luks2, UUID, &"n".repeat(200));
         assert_eq!(long.len(), 128);
         assert!(long.starts_with("CRYPT-LUKS2-0d3f1b527a374c2b9b0e3c1f5e2a9d10-nnn"));
     }
@@ -249,10 +197,10 @@ mod tests {
             device: DataDevice::Dev(254, 0),
             offset: 32768,
             sector_size: 512,
-            features: Features::default(),
+            features: DmFlags::default(),
         };
         assert_eq!(
-            *t.line(),
+            line(&t),
             format!("0 114688 crypt aes-xts-plain64 {HEX} 0 254:0 32768")
         );
     }
@@ -265,10 +213,10 @@ mod tests {
             cipher: "aes-xts-plain64",
             key: Key::Raw(&k),
             iv_offset: 0,
-            device: DataDevice::Path("/dev/vda2".into()),
+            device: DataDevice::Dev(252, 2),
             offset: 32768,
             sector_size: 4096,
-            features: Features::from_options(&[
+            features: features_from_options(&[
                 "luks",
                 "no-write-workqueue",
                 "discard",
@@ -278,20 +226,17 @@ mod tests {
         assert_eq!(
             *t.params(),
             format!(
-                "aes-xts-plain64 {HEX} 0 /dev/vda2 32768 4 allow_discards no_read_workqueue no_write_workqueue sector_size:4096"
+                "aes-xts-plain64 {HEX} 0 252:2 32768 4 allow_discards no_read_workqueue no_write_workqueue sector_size:4096"
             )
         );
         let t = CryptTarget {
             sector_size: 512,
-            features: Features {
-                same_cpu_crypt: true,
-                ..Features::default()
-            },
+            features: features_from_options(&["same-cpu-crypt"]),
             ..t
         };
         assert_eq!(
             *t.params(),
-            format!("aes-xts-plain64 {HEX} 0 /dev/vda2 32768 1 same_cpu_crypt")
+            format!("aes-xts-plain64 {HEX} 0 252:2 32768 1 same_cpu_crypt")
         );
     }
 
@@ -306,10 +251,10 @@ mod tests {
             cipher: "aes-xts-plain64",
             key: Key::Raw(&k),
             iv_offset: u64::MAX,
-            device: DataDevice::Path(format!("/dev/disk/by-id/{}", "x".repeat(200))),
+            device: DataDevice::Dev(u32::MAX, u32::MAX),
             offset: u64::MAX,
             sector_size: 4096,
-            features: Features::from_options(&[
+            features: features_from_options(&[
                 "discard",
                 "same-cpu-crypt",
                 "submit-from-crypt-cpus",
@@ -317,33 +262,9 @@ mod tests {
                 "no-write-workqueue",
             ]),
         };
-        for s in [t.params(), t.line()] {
-            assert!(s.contains(&"a5".repeat(512)));
-            assert_eq!(s.capacity(), s.len(), "{} bytes", s.len());
-        }
-    }
-
-    #[test]
-    fn keyring_reference() {
-        let desc = keyring_description(UUID, 0);
-        assert_eq!(desc, "cryptsetup:0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10-d0");
-        let t = CryptTarget {
-            sectors: 1,
-            cipher: "aes-xts-plain64",
-            key: Key::Keyring {
-                len: 64,
-                description: &desc,
-            },
-            iv_offset: 0,
-            device: DataDevice::Dev(8, 2),
-            offset: 4096,
-            sector_size: 512,
-            features: Features::default(),
-        };
-        assert_eq!(
-            *t.line(),
-            "0 1 crypt aes-xts-plain64 :64:logon:cryptsetup:0d3f1b52-7a37-4c2b-9b0e-3c1f5e2a9d10-d0 0 8:2 4096"
-        );
+        let s = t.params();
+        assert!(s.contains(&"a5".repeat(512)));
+        assert_eq!(s.capacity(), s.len(), "{} bytes", s.len());
     }
 
     #[test]
@@ -357,7 +278,7 @@ mod tests {
             device: DataDevice::Dev(252, 1),
             offset: 4096,
             sector_size: 512,
-            features: Features::default(),
+            features: DmFlags::default(),
         };
         assert_eq!(
             *t.params(),
@@ -369,7 +290,7 @@ mod tests {
     /// (tests/data/dm/record.sh): ours must be identical, byte for byte.
     #[test]
     fn identical_to_recorded_cryptsetup_tables() {
-        let text = include_str!("../tests/data/dm/cryptsetup-2.6.1-tables.txt");
+        let text = include_str!("../../tests/data/dm/cryptsetup-2.6.1-tables.txt");
         let field = |kind: &str, name: &str| -> String {
             let prefix = format!("REC-{kind} {name} ");
             let line = text
@@ -382,37 +303,17 @@ mod tests {
         let u2 = "1e4f2c63-8b48-4d3c-8c1f-4d2a6f3bae21";
         let u3 = "2f5a3d74-9c59-4e4d-9d2a-5e3b7a4cbf32";
         let k = key();
-        let desc = keyring_description(u1, 0);
-        let all = Features {
-            allow_discards: true,
-            same_cpu_crypt: true,
-            submit_from_crypt_cpus: true,
-            no_read_workqueue: true,
-            no_write_workqueue: true,
-            iv_large_sectors: false,
-        };
-        let cases: Vec<(&str, LuksVersion, &str, CryptTarget<'_>)> = vec![
-            (
-                "cryptroot",
-                LuksVersion::Luks2,
-                u1,
-                CryptTarget {
-                    sectors: 32768,
-                    cipher: "aes-xts-plain64",
-                    key: Key::Keyring {
-                        len: 64,
-                        description: &desc,
-                    },
-                    iv_offset: 0,
-                    device: DataDevice::Dev(254, 0),
-                    offset: 32768,
-                    sector_size: 4096,
-                    features: Features::default(),
-                },
-            ),
+        let all = features_from_options(&[
+            "discard",
+            "same-cpu-crypt",
+            "submit-from-crypt-cpus",
+            "no-read-workqueue",
+            "no-write-workqueue",
+        ]);
+        let cases: Vec<(&str, Version, &str, CryptTarget<'_>)> = vec![
             (
                 "root-hex",
-                LuksVersion::Luks2,
+                Version::Luks2,
                 u1,
                 CryptTarget {
                     sectors: 32768,
@@ -422,12 +323,12 @@ mod tests {
                     device: DataDevice::Dev(254, 0),
                     offset: 32768,
                     sector_size: 4096,
-                    features: Features::from_options(&["discard"]),
+                    features: features_from_options(&["discard"]),
                 },
             ),
             (
                 "luks-1e4f2c63-8b48-4d3c-8c1f-4d2a6f3bae21",
-                LuksVersion::Luks2,
+                Version::Luks2,
                 u2,
                 CryptTarget {
                     sectors: 32768,
@@ -442,7 +343,7 @@ mod tests {
             ),
             (
                 "data",
-                LuksVersion::Luks2,
+                Version::Luks2,
                 u2,
                 CryptTarget {
                     sectors: 32768,
@@ -452,12 +353,12 @@ mod tests {
                     device: DataDevice::Dev(254, 16),
                     offset: 32768,
                     sector_size: 4096,
-                    features: Features::default(),
+                    features: DmFlags::default(),
                 },
             ),
             (
                 "old",
-                LuksVersion::Luks1,
+                Version::Luks1,
                 u3,
                 CryptTarget {
                     sectors: 61440,
@@ -467,12 +368,12 @@ mod tests {
                     device: DataDevice::Dev(254, 32),
                     offset: 4096,
                     sector_size: 512,
-                    features: Features::default(),
+                    features: DmFlags::default(),
                 },
             ),
             (
                 "old-discard",
-                LuksVersion::Luks1,
+                Version::Luks1,
                 u3,
                 CryptTarget {
                     sectors: 61440,
@@ -482,7 +383,7 @@ mod tests {
                     device: DataDevice::Dev(254, 32),
                     offset: 4096,
                     sector_size: 512,
-                    features: Features::from_options(&[
+                    features: features_from_options(&[
                         "allow-discards",
                         "no-read-workqueue",
                         "luks",
@@ -491,7 +392,7 @@ mod tests {
             ),
         ];
         for (name, version, uuid, target) in &cases {
-            assert_eq!(*target.line(), field("TABLE", name), "table of {name}");
+            assert_eq!(line(target), field("TABLE", name), "table of {name}");
             assert_eq!(
                 dm_uuid(*version, uuid, name),
                 field("UUID", name),

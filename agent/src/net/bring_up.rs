@@ -1,8 +1,8 @@
-//! Bringing the network up for Tang: over rtnetlink and an `AF_PACKET`
+//! Bringing the network up: over rtnetlink and an `AF_PACKET`
 //! socket, with no udev, no shell and no DHCP client program.
 //!
 //! ```text
-//!   Plan (netconf) ─► links up ─► carrier? ─► DHCP (dhcp::Client) or static ─► address + default route
+//!   Plan (plan) ─► links up ─► carrier? ─► DHCP (dhcp::Client) or static ─► address + default route
 //!                                                                           └► /etc/resolv.conf
 //! ```
 //! If the initrd already configured an address and a default route,
@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use latchkey_sys::netlink::{Link, Netlink, OperState};
 use latchkey_sys::packet::PacketSocket;
 
+use super::dhcp::{self, Event};
+use super::plan::{Iface, Method, Plan};
 use crate::deadline::{Backoff, Deadline, Jitter};
-use crate::dhcp::{self, Event};
 use crate::kmsg_log::Log;
-use crate::netconf::{Iface, Method, Plan};
 
 /// What went wrong while bringing the network up.
 #[derive(Debug)]
@@ -638,7 +638,7 @@ mod tests {
     use super::testnet::*;
     use super::*;
     use crate::deadline::XorShift;
-    use crate::netconf::Step;
+    use crate::net::plan::Step;
 
     fn pool(net: u8) -> std::ops::RangeInclusive<Ipv4Addr> {
         Ipv4Addr::new(10, 88, net, 50)..=Ipv4Addr::new(10, 88, net, 59)

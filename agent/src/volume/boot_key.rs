@@ -18,9 +18,9 @@ use latchkey_proto::secret::Secret;
 use latchkey_sys::mount;
 use rustix::fs::OFlags;
 
-use crate::cmdline::Config;
+use crate::cmdline::BootKeyOptions;
 use crate::kmsg_log::Log;
-use crate::volumes;
+use crate::volume;
 
 /// Where the boot partition is mounted for the read.
 const MOUNT_POINT: &str = "/run/latchkey/boot";
@@ -136,17 +136,17 @@ fn read_key(path: &Path, log: &Log) -> Result<Secret, String> {
 /// Reads the local key: from `latchkey.boot=` when given (mounting that
 /// partition read-only), else from the path in the initrd itself if present.
 /// `Ok(None)` when there is no key file, which is the normal case.
-pub fn load(cfg: &Config, until: Instant, log: &Log) -> Result<Option<Secret>, String> {
-    let Some(spec) = &cfg.boot else {
+pub fn load(cfg: &BootKeyOptions, until: Instant, log: &Log) -> Result<Option<Secret>, String> {
+    let Some(spec) = &cfg.partition else {
         // symlink_metadata: a dangling symlink is a key file that is missing,
         // and says so, rather than no key file at all.
-        return match cfg.key_path.symlink_metadata() {
-            Ok(_) => read_key(&cfg.key_path, log).map(Some),
+        return match cfg.path.symlink_metadata() {
+            Ok(_) => read_key(&cfg.path, log).map(Some),
             Err(_) => Ok(None),
         };
     };
-    let what = volumes::describe(spec);
-    let dev = volumes::find_device(spec, until)
+    let what = volume::describe(spec);
+    let dev = volume::find_device(spec, until)
         .ok_or_else(|| format!("boot partition {what} not found"))?;
     let target = Path::new(MOUNT_POINT);
     std::fs::create_dir_all(target).map_err(|e| format!("creating {MOUNT_POINT}: {e}"))?;
@@ -157,7 +157,7 @@ pub fn load(cfg: &Config, until: Instant, log: &Log) -> Result<Option<Secret>, S
         dev.dev_path().display()
     ));
     let file = target.join(
-        path_in_partition(&cfg.key_path)
+        path_in_partition(&cfg.path)
             .strip_prefix("/")
             .unwrap_or(Path::new("")),
     );
@@ -171,7 +171,7 @@ pub fn load(cfg: &Config, until: Instant, log: &Log) -> Result<Option<Secret>, S
     }
     match &key {
         Ok(Some(_)) => log.info(&format!("local key found on {what}")),
-        Ok(None) => log.info(&format!("no {} on {what}", cfg.key_path.display())),
+        Ok(None) => log.info(&format!("no {} on {what}", cfg.path.display())),
         Err(_) => {}
     }
     key

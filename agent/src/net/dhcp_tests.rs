@@ -164,7 +164,7 @@ fn replay(text: &str, server: Ipv4Addr, pool_net: u8) {
 #[test]
 fn replay_busybox_udhcpd() {
     replay(
-        include_str!("../tests/data/dhcp/udhcpd.txt"),
+        include_str!("../../tests/data/dhcp/udhcpd.txt"),
         Ipv4Addr::new(10, 88, 3, 1),
         3,
     );
@@ -173,7 +173,7 @@ fn replay_busybox_udhcpd() {
 #[test]
 fn replay_dnsmasq() {
     replay(
-        include_str!("../tests/data/dhcp/dnsmasq.txt"),
+        include_str!("../../tests/data/dhcp/dnsmasq.txt"),
         Ipv4Addr::new(10, 88, 4, 1),
         4,
     );
@@ -442,7 +442,7 @@ fn root_dhcp_live_dnsmasq() {
 #[test]
 fn random_frames_do_not_panic() {
     use crate::deadline::{Jitter, XorShift};
-    let rec = load(include_str!("../tests/data/dhcp/udhcpd.txt"));
+    let rec = load(include_str!("../../tests/data/dhcp/udhcpd.txt"));
     let mut rng = XorShift::new(0x5eed);
     let t0 = Instant::now();
     let mac: [u8; 6] = get(&rec, "discover").frame[6..12].try_into().unwrap();

@@ -16,8 +16,8 @@ use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
 use latchkey_sys::proc::{self, BlockDevice, DmMapping};
 
-use crate::cmdline::{Config, normalize_uuid};
-use crate::crypttab::{DeviceSpec, Entry};
+use super::crypttab::{DeviceSpec, Entry};
+use crate::cmdline::{VolumeOptions, normalize_uuid};
 use crate::kmsg_log::Log;
 
 /// A volume asked for, not yet located.
@@ -57,10 +57,10 @@ impl Volume {
 /// The volumes the command line and crypttab ask for, in that order, each
 /// once. Crypttab entries marked `noauto` are left out unless the command line
 /// names them too.
-pub fn wanted(cfg: &Config, crypttab: &[Entry]) -> Vec<Wanted> {
+pub fn wanted(cfg: &VolumeOptions, crypttab: &[Entry]) -> Vec<Wanted> {
     let mut out: Vec<Wanted> = Vec::new();
-    let mut uuids: Vec<String> = cfg.luks_uuids.iter().map(|u| normalize_uuid(u)).collect();
-    for (u, _) in &cfg.luks_names {
+    let mut uuids: Vec<String> = cfg.uuids.iter().map(|u| normalize_uuid(u)).collect();
+    for (u, _) in &cfg.names {
         let u = normalize_uuid(u);
         if !uuids.contains(&u) {
             uuids.push(u);
@@ -70,10 +70,7 @@ pub fn wanted(cfg: &Config, crypttab: &[Entry]) -> Vec<Wanted> {
         let tab = crypttab
             .iter()
             .find(|e| e.device == DeviceSpec::Uuid(uuid.clone()));
-        let named_on_cmdline = cfg
-            .luks_names
-            .iter()
-            .any(|(u, _)| normalize_uuid(u) == uuid);
+        let named_on_cmdline = cfg.names.iter().any(|(u, _)| normalize_uuid(u) == uuid);
         let name = match tab {
             Some(e) if !named_on_cmdline => e.name.clone(),
             _ => cfg.name_for(&uuid),
@@ -87,7 +84,7 @@ pub fn wanted(cfg: &Config, crypttab: &[Entry]) -> Vec<Wanted> {
         });
     }
     // With rd.luks.uuid= given, it is the whole list (as systemd-cryptsetup-generator does).
-    if cfg.luks_uuids.is_empty() && cfg.luks_names.is_empty() {
+    if cfg.uuids.is_empty() && cfg.names.is_empty() {
         for e in crypttab.iter().filter(|e| !e.has("noauto")) {
             if !out.iter().any(|w| w.name == e.name) {
                 out.push(Wanted {
@@ -222,7 +219,7 @@ pub fn locate(
 /// Every LUKS device with at least one clevis binding, named `luks-UUID`
 /// (what is opened when nothing names a volume). Waits briefly for devices to
 /// show up: `settle` after the first LUKS device is seen.
-pub fn discover(cfg: &Config, until: Instant) -> Vec<Volume> {
+pub fn discover(cfg: &VolumeOptions, until: Instant) -> Vec<Volume> {
     loop {
         let vols: Vec<Volume> = scan()
             .iter()
@@ -364,7 +361,8 @@ pub fn describe(spec: &DeviceSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{cmdline, crypttab};
+    use crate::cmdline;
+    use crate::volume::crypttab;
 
     #[test]
     fn cmdline_names_win_and_crypttab_fills_in() {
@@ -376,7 +374,7 @@ mod tests {
             "cryptroot UUID=aaaaaaaa-0000-4000-8000-000000000001 none luks,same-cpu-crypt\n\
              other UUID=bbbbbbbb-0000-4000-8000-000000000009 none luks\n",
         );
-        let w = wanted(&cfg, &tab);
+        let w = wanted(&cfg.volumes, &tab);
         assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(w[0].name, "cryptroot");
         assert_eq!(
@@ -394,7 +392,7 @@ mod tests {
             "root UUID=aaaaaaaa-0000-4000-8000-000000000001 none luks\n\
              backup /dev/vdc none luks,noauto\n",
         );
-        let w = wanted(&cfg, &tab);
+        let w = wanted(&cfg.volumes, &tab);
         assert_eq!(
             w.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
             ["root"]
@@ -402,9 +400,9 @@ mod tests {
     }
 
     const LUKS2: &[u8] =
-        include_bytes!("../../crates/luks/tests/data/luks2/luks2-bound.first32KiB.bin");
+        include_bytes!("../../../crates/luks/tests/data/luks2/luks2-bound.first32KiB.bin");
     const LUKS1: &[u8] =
-        include_bytes!("../../crates/luks/tests/data/luks1/luks1-bound.first2MiB.img");
+        include_bytes!("../../../crates/luks/tests/data/luks1/luks1-bound.first2MiB.img");
     const LUKS2_UUID: &str = "a5910823-ec8f-46fc-a8c2-7e55a6c70994";
 
     fn vol(name: &str, path: &str, dev: (u32, u32), header: &[u8]) -> Volume {
@@ -503,6 +501,6 @@ mod tests {
     #[test]
     fn nothing_named_means_nothing_wanted() {
         let (cfg, _) = cmdline::parse("root=/dev/mapper/x");
-        assert!(wanted(&cfg, &[]).is_empty());
+        assert!(wanted(&cfg.volumes, &[]).is_empty());
     }
 }

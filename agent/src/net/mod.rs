@@ -1,0 +1,15 @@
+//! The network, brought up on first need for Tang.
+//!
+//! ```text
+//!   ip= / BOOTIF= / nameserver= ─► ip (grammar) ─► plan ─► bring_up ─┬─ rtnetlink (links, addresses, routes)
+//!                                                                    └─ dhcp (AF_PACKET client)
+//! ```
+
+mod bring_up;
+pub mod dhcp;
+pub(crate) mod ip;
+pub mod plan;
+
+#[cfg(test)]
+pub(crate) use bring_up::testnet;
+pub(crate) use bring_up::{Options, bring_up};
