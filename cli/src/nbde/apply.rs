@@ -169,7 +169,7 @@ fn run(a: &ApplyArgs) -> Result<i32> {
         record: &record,
         servers: &servers,
         boot: &boot,
-        limits: crate::luks::limits(),
+        limits: latchkey_luks::Limits::for_this_machine(),
     };
     let mut progress = |step: &latchkey_enroll::policy::Step| {
         if !a.json {
