@@ -21,7 +21,13 @@ pub fn run(a: &StatusArgs) -> Result<i32> {
     let hdr =
         Header::read(&mut f).with_context(|| format!("{dev} is not a supported LUKS device"))?;
     let boot = BootDir::new(&a.boot_dir);
-    let o = observe(&hdr, &mut f, &boot, None, &latchkey_luks::Limits::for_this_machine());
+    let o = observe(
+        &hdr,
+        &mut f,
+        &boot,
+        None,
+        &latchkey_luks::Limits::for_this_machine(),
+    );
     let mut problems = report::problems(&o, &boot);
 
     // Every Tang server of every policy binding, once.
