@@ -18,9 +18,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -127,56 +124,13 @@ fn openable(c: &Case, img: &Path) -> Result<(), String> {
     }
 }
 
-fn loads(img: &Path) -> Result<(), String> {
-    let out = run_with(
-        Command::new("cryptsetup").arg("luksDump").arg(img),
-        b"",
-        Duration::from_secs(30),
-    );
-    if !out.status.success() {
-        return Err(format!(
-            "cryptsetup luksDump: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let mut f = std::fs::File::open(img).unwrap();
-    Header::read(&mut f)
-        .map(drop)
-        .map_err(|e| format!("our reader: {e}"))
-}
-
-/// Kills the command at the `n`th `syscall`; true if it was killed (false: it
-/// finished first, so there is no `n`th call).
-fn killed_at(cmd: &[String], syscall: &str, n: usize) -> bool {
-    let out = run_with(
-        Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-            .arg(format!("trace={syscall}"))
-            .arg("-e")
-            .arg(format!("inject={syscall}:signal=SIGKILL:when={n}"))
-            .arg(Path::new(env!("CARGO_BIN_EXE_latchkey")))
-            .arg("luks")
-            .args(cmd),
-        b"",
-        Duration::from_secs(120),
-    );
-    match out.status.code() {
-        Some(0) => false,
-        Some(137) | None => true,
-        Some(rc) => panic!(
-            "{cmd:?} failed under strace (rc {rc}) before the kill: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
 /// Walks every kill point of one call kind for one case; the number covered.
 fn walk(c: &Case, syscall: &str, dir: &Path, config1: &str) -> usize {
     for n in 1.. {
         let img = dir.join(format!("{}-{:?}-{syscall}-{n}.img", c.kind, c.cmd));
         std::fs::copy(&c.base, &img).unwrap();
         let cmd = args(c, &img, config1);
-        if !killed_at(&cmd, syscall, n) {
+        if !killed_at("luks", &cmd, syscall, n, Duration::from_secs(120)) {
             assert!(
                 complete(c, &img, config1),
                 "{cmd:?} completed but left {:?}",
@@ -256,37 +210,17 @@ fn every_kill_point_leaves_an_openable_volume_and_a_rerun_converges() {
             cases.push(prepare(&s, kind, cmd, &config1, &config2));
         }
     }
-    let jobs: Vec<(usize, &str)> = (0..cases.len())
-        .flat_map(|i| SYSCALLS.map(|sc| (i, sc)))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    thread::scope(|scope| {
-        for _ in 0..WORKERS {
-            scope.spawn(|| {
-                loop {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(i, sc)) = jobs.get(j) else { break };
-                    let n = walk(&cases[i], sc, &s.0, &config1);
-                    results.lock().unwrap().push((i, sc, n));
-                }
-            });
-        }
+    let covered = walk_all(&cases, &SYSCALLS, WORKERS, |c, sc| {
+        walk(c, sc, &s.0, &config1)
     });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|(i, sc, _)| (*i, SYSCALLS.iter().position(|x| x == sc)));
     let mut total = 0;
-    for (c, case) in cases.iter().enumerate() {
-        let per: Vec<String> = results
+    for (case, counts) in cases.iter().zip(&covered) {
+        let per: Vec<String> = SYSCALLS
             .iter()
-            .filter(|(i, _, _)| *i == c)
-            .map(|(_, sc, n)| format!("{sc} {n}"))
+            .zip(counts)
+            .map(|(sc, n)| format!("{sc} {n}"))
             .collect();
-        let sum: usize = results
-            .iter()
-            .filter(|(i, _, _)| *i == c)
-            .map(|r| r.2)
-            .sum();
+        let sum: usize = counts.iter().sum();
         total += sum;
         println!(
             "{} {:?}: {sum} kill points ({})",

@@ -41,6 +41,20 @@ fn text(b: Vec<u8>) -> String {
     String::from_utf8(b).unwrap()
 }
 
+/// `clevis luks list -d IMG`.
+fn clevis_list(img: &Path) -> String {
+    text(clevis_ok(&["list", "-d", p(img)]))
+}
+
+/// The command succeeded, or its stderr in the panic.
+fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `tangd` built beside `latchkey`.
 fn tangd() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("tangd")
@@ -74,14 +88,10 @@ fn latchkey_binds_and_clevis_reads(kind: &str) {
         ],
         &stdin,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let ours = luks_ok(&["list", "-d", p(&img)]);
-    let theirs = text(clevis_ok(&["list", "-d", p(&img)]));
+    let theirs = clevis_list(&img);
     assert_eq!(ours, theirs);
     assert!(
         ours.starts_with(&format!("1: tang '{tang}'\n3: sss '")),
@@ -194,10 +204,7 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
         &tang,
     ]);
 
-    assert_eq!(
-        luks_ok(&["list", "-d", p(&img)]),
-        text(clevis_ok(&["list", "-d", p(&img)]))
-    );
+    assert_eq!(luks_ok(&["list", "-d", p(&img)]), clevis_list(&img));
     let before = luks_ok(&["pass", "-d", p(&img), "-s", "1"]);
     assert_eq!(before, text(clevis_ok(&["pass", "-d", p(&img), "-s", "1"])));
 
@@ -212,11 +219,7 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
 
     // regen keeps the keyslot, changes the passphrase, and clevis agrees it is current.
     let out = luks(&["regen", "-q", "-d", p(&img), "-s", "1"], b"");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(
         text(out.stdout),
         format!(
@@ -244,11 +247,7 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
 
     // report -r regenerates too.
     let out = luks(&["report", "-r", "-d", p(&img), "-s", "2"], b"");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(
         clevis_luks(&["report", "-q", "-d", p(&img), "-s", "2"])
             .status
@@ -259,14 +258,10 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
     // edit moves slot 2 to the other server; clevis lists the new policy.
     let other = format!(r#"{{"url":"{}"}}"#, t2.url);
     let out = luks(&["edit", "-d", p(&img), "-s", "2", "-c", &other], b"");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(text(out.stdout), "Updating binding...\n");
     assert_eq!(
-        text(clevis_ok(&["list", "-d", p(&img)])),
+        clevis_list(&img),
         format!("1: tang '{tang}'\n2: tang '{other}'\n")
     );
     let out = luks(&["edit", "-d", p(&img), "-s", "2", "-c", &other], b"");
@@ -278,15 +273,8 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
 
     // unbind: keyslot and binding gone; clevis reads what is left.
     let out = luks(&["unbind", "-f", "-d", p(&img), "-s", "1"], b"");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        text(clevis_ok(&["list", "-d", p(&img)])),
-        format!("2: tang '{other}'\n")
-    );
+    succeeded(&out);
+    assert_eq!(clevis_list(&img), format!("2: tang '{other}'\n"));
     assert!(!cryptsetup_opens(&img, after.as_bytes(), None));
     let out = luks(&["unbind", "-f", "-d", p(&img), "-s", "1"], b"");
     assert_eq!(
@@ -375,11 +363,7 @@ fn rotation_by_our_tangd_is_reported_and_fixed() {
     );
 
     let out = luks(&["report", "-r", "--json", "-d", p(&img), "-s", "1"], b"");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["regen"]["slot"], 1, "{doc}");
     assert_eq!(doc["regen"]["verified"], true, "{doc}");
@@ -494,14 +478,10 @@ fn list_is_clevis_byte_for_byte() {
             token.as_bytes(),
             Duration::from_secs(30),
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
     }
     let ours = luks_ok(&["list", "-d", p(&img)]);
-    assert_eq!(ours, text(clevis_ok(&["list", "-d", p(&img)])));
+    assert_eq!(ours, clevis_list(&img));
     assert!(ours.starts_with("1: unknown pin 'null'\n"), "{ours}");
     for slot in ["0", "1", "2", "3", "9"] {
         let a = luks(&["list", "-d", p(&img), "-s", slot], b"");
@@ -546,11 +526,7 @@ fn orphans_are_reported_and_repaired() {
             &["bind", "-y", "-d", p(&img), "-k", p(&key), "tang", &cfg],
             b"",
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(
             said.contains("removed clevis token 0") || said.contains("wiped LUKSMeta slot 1"),
@@ -558,10 +534,7 @@ fn orphans_are_reported_and_repaired() {
         );
         let doc = list_json(&img);
         assert!(doc["problems"].as_array().unwrap().is_empty(), "{doc}");
-        assert_eq!(
-            text(clevis_ok(&["list", "-d", p(&img)])),
-            format!("1: tang '{cfg}'\n")
-        );
+        assert_eq!(clevis_list(&img), format!("1: tang '{cfg}'\n"));
     }
 }
 
@@ -687,11 +660,7 @@ fn edit_without_config_runs_the_editor() {
     );
     let before = header();
     let out = edit(&raise, b"n\n");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(
         std::fs::read_to_string(&seen)
             .unwrap()
@@ -709,19 +678,12 @@ fn edit_without_config_runs_the_editor() {
     assert_eq!(header(), before, "malformed: nothing written");
 
     let out = edit(&raise, b"y\n");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let want = format!(
         r#"1: sss '{{"t":2,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}}]}}}}'"#,
         t1.url, t2.url
     );
-    assert_eq!(
-        text(clevis_ok(&["list", "-d", p(&img)])),
-        format!("{want}\n")
-    );
+    assert_eq!(clevis_list(&img), format!("{want}\n"));
     let pass = clevis_ok(&["pass", "-d", p(&img), "-s", "1"]);
     assert!(cryptsetup_opens(&img, &pass, Some(1)));
 }
@@ -792,15 +754,8 @@ fn bind_takes_the_existing_passphrase_from_a_keyring_token() {
     assert_eq!(digest(&img, 16 << 20), before);
 
     let out = bind(true, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        text(clevis_ok(&["list", "-d", p(&img)])),
-        format!("1: tang '{cfg}'\n")
-    );
+    succeeded(&out);
+    assert_eq!(clevis_list(&img), format!("1: tang '{cfg}'\n"));
     let pass = clevis_ok(&["pass", "-d", p(&img), "-s", "1"]);
     assert!(cryptsetup_opens(&img, &pass, Some(1)));
     // The keyring token stays as it was.

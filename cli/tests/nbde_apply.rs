@@ -24,61 +24,32 @@ struct Move {
     threshold: Option<u64>,
 }
 
+impl Move {
+    const fn new(
+        servers: usize,
+        extra: &'static [&'static str],
+        mode: &'static str,
+        threshold: Option<u64>,
+    ) -> Move {
+        Move {
+            servers,
+            extra,
+            mode,
+            threshold,
+        }
+    }
+}
+
 const WALK: [Move; 9] = [
-    Move {
-        servers: 0,
-        extra: &[],
-        mode: "degraded",
-        threshold: None,
-    },
-    Move {
-        servers: 3,
-        extra: &[],
-        mode: "tang",
-        threshold: Some(1),
-    },
-    Move {
-        servers: 4,
-        extra: &[],
-        mode: "quorum",
-        threshold: Some(3),
-    },
-    Move {
-        servers: 4,
-        extra: &["--threshold", "2"],
-        mode: "quorum",
-        threshold: Some(2),
-    },
-    Move {
-        servers: 3,
-        extra: &[],
-        mode: "tang",
-        threshold: Some(1),
-    },
-    Move {
-        servers: 1,
-        extra: &[],
-        mode: "degraded",
-        threshold: None,
-    },
-    Move {
-        servers: 4,
-        extra: &["--threshold", "4"],
-        mode: "quorum",
-        threshold: Some(4),
-    },
-    Move {
-        servers: 2,
-        extra: &[],
-        mode: "degraded",
-        threshold: None,
-    },
-    Move {
-        servers: 2,
-        extra: &["--mode", "tang"],
-        mode: "tang",
-        threshold: Some(1),
-    },
+    Move::new(0, &[], "degraded", None),
+    Move::new(3, &[], "tang", Some(1)),
+    Move::new(4, &[], "quorum", Some(3)),
+    Move::new(4, &["--threshold", "2"], "quorum", Some(2)),
+    Move::new(3, &[], "tang", Some(1)),
+    Move::new(1, &[], "degraded", None),
+    Move::new(4, &["--threshold", "4"], "quorum", Some(4)),
+    Move::new(2, &[], "degraded", None),
+    Move::new(2, &["--mode", "tang"], "tang", Some(1)),
 ];
 
 /// The disk opens as `m` promises, and by nothing the policy left behind.
@@ -145,12 +116,32 @@ fn check_opens(d: &Disk, c: &mut Cluster, m: &Move, doc: &Value, at: &str) {
     }
 }
 
+/// `n` tangd servers and a scratch directory named by `tag`, or a skip.
+fn servers(n: usize, tag: &str) -> Option<(Cluster, Scratch)> {
+    nbde_tools().then(|| (Cluster::start(n), Scratch::new(tag)))
+}
+
+/// A disk of `kind` put in degraded mode by a first apply, and its fingerprint.
+fn degraded(s: &Scratch, kind: &str) -> (Disk, (Vec<u8>, String)) {
+    let d = Disk::new(s, kind, kind);
+    d.apply_json(&[]);
+    let before = d.fingerprint();
+    (d, before)
+}
+
+/// `apply ARGS` on `d` fails with exit code 1 and writes nothing; its stderr.
+fn refused(d: &Disk, args: &[String], before: &(Vec<u8>, String), at: &str) -> String {
+    let out = d.apply(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{at}: {err}");
+    assert!(*before == d.fingerprint(), "{at}: a refused apply wrote");
+    err
+}
+
 fn walk_the_modes(kind: &str) {
-    if !nbde_tools() {
+    let Some((mut c, s)) = servers(4, "nbde-walk") else {
         return;
-    }
-    let mut c = Cluster::start(4);
-    let s = Scratch::new("nbde-walk");
+    };
     let d = Disk::new(&s, kind, kind);
     let mut from = "none";
     for m in &WALK {
@@ -183,15 +174,11 @@ fn luks1_walks_every_mode_and_opens_as_each_promises() {
 
 #[test]
 fn a_dry_run_prints_the_plan_in_order_and_changes_nothing() {
-    if !nbde_tools() {
+    let Some((c, s)) = servers(4, "nbde-dry") else {
         return;
-    }
-    let c = Cluster::start(4);
-    let s = Scratch::new("nbde-dry");
+    };
     for kind in ["luks1", "luks2"] {
-        let d = Disk::new(&s, kind, kind);
-        d.apply_json(&[]);
-        let before = d.fingerprint();
+        let (d, before) = degraded(&s, kind);
         let args = tang_args(&c.urls(4), &["--dry-run"]);
         let out = d.apply(&args);
         assert!(out.status.success(), "{kind}: {out:?}");
@@ -246,24 +233,17 @@ fn a_dry_run_prints_the_plan_in_order_and_changes_nothing() {
 
 #[test]
 fn an_unreachable_server_is_refused_or_left_out_and_status_says_partial() {
-    if !nbde_tools() {
+    let Some((mut c, s)) = servers(5, "nbde-missing") else {
         return;
-    }
-    let mut c = Cluster::start(5);
+    };
     c.0[4].stop();
-    let s = Scratch::new("nbde-missing");
-    let d = Disk::new(&s, "luks2", "luks2");
-    d.apply_json(&[]);
-    let before = d.fingerprint();
+    let (d, before) = degraded(&s, "luks2");
     let all = c.urls(5);
-    let out = d.apply(&tang_args(&all, &[]));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = refused(&d, &tang_args(&all, &[]), &before, "luks2");
     assert!(
         err.contains(&all[4]) && err.contains("--allow-missing"),
         "the error names the server and the way out: {err}"
     );
-    assert!(before == d.fingerprint(), "a refused apply wrote");
 
     let doc = d.apply_json(&tang_args(&all, &["--allow-missing"]));
     assert_eq!(doc["mode"], "quorum", "{doc}");
@@ -303,15 +283,11 @@ fn an_unreachable_server_is_refused_or_left_out_and_status_says_partial() {
 
 #[test]
 fn a_wrong_recovery_secret_is_a_clear_error_and_changes_nothing() {
-    if !nbde_tools() {
+    let Some((c, s)) = servers(3, "nbde-wrong") else {
         return;
-    }
-    let c = Cluster::start(3);
-    let s = Scratch::new("nbde-wrong");
+    };
     for kind in ["luks1", "luks2"] {
-        let d = Disk::new(&s, kind, kind);
-        d.apply_json(&[]);
-        let before = d.fingerprint();
+        let (d, before) = degraded(&s, kind);
         let wrong = s.path("wrong.key");
         std::fs::write(&wrong, b"not the recovery secret").unwrap();
         let d2 = Disk {
@@ -319,14 +295,11 @@ fn a_wrong_recovery_secret_is_a_clear_error_and_changes_nothing() {
             recovery: wrong.clone(),
             boot: d.boot.clone(),
         };
-        let out = d2.apply(&tang_args(&c.urls(3), &[]));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{kind}: {err}");
+        let err = refused(&d2, &tang_args(&c.urls(3), &[]), &before, kind);
         assert!(
             err.contains(p(&wrong)) && err.contains("opens no keyslot"),
             "{kind}: the error names the recovery secret's file: {err}"
         );
-        assert!(before == d.fingerprint(), "{kind}: a refused apply wrote");
         let out = d2.apply(&tang_args(&c.urls(3), &["--json"]));
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(
@@ -342,21 +315,16 @@ fn a_wrong_recovery_secret_is_a_clear_error_and_changes_nothing() {
             recovery: d.key_file(),
             boot: d.boot.clone(),
         };
-        let out = local.apply(&tang_args(&c.urls(3), &[]));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{kind}: {err}");
+        let err = refused(&local, &tang_args(&c.urls(3), &[]), &before, kind);
         assert!(err.contains("local boot key"), "{kind}: {err}");
-        assert!(before == d.fingerprint(), "{kind}: a refused apply wrote");
     }
 }
 
 #[test]
 fn status_reports_keys_no_longer_advertised_and_apply_rebinds() {
-    if !nbde_tools() {
+    let Some((c, s)) = servers(3, "nbde-rotated") else {
         return;
-    }
-    let c = Cluster::start(3);
-    let s = Scratch::new("nbde-rotated");
+    };
     for kind in ["luks1", "luks2"] {
         let d = Disk::new(&s, kind, kind);
         let args = tang_args(&c.urls(3), &[]);
@@ -377,11 +345,9 @@ fn status_reports_keys_no_longer_advertised_and_apply_rebinds() {
 
 #[test]
 fn status_reports_what_is_inconsistent() {
-    if !nbde_tools() {
+    let Some((c, s)) = servers(3, "nbde-status") else {
         return;
-    }
-    let c = Cluster::start(3);
-    let s = Scratch::new("nbde-status");
+    };
     let d = Disk::new(&s, "luks2", "luks2");
     d.apply_json(&tang_args(&c.urls(3), &[]));
     std::fs::create_dir(d.boot.join("nbde")).unwrap();
@@ -417,14 +383,10 @@ fn status_reports_what_is_inconsistent() {
 
 #[test]
 fn a_request_that_is_no_policy_is_refused_before_anything() {
-    if !nbde_tools() {
+    let Some((c, s)) = servers(4, "nbde-refused") else {
         return;
-    }
-    let c = Cluster::start(4);
-    let s = Scratch::new("nbde-refused");
-    let d = Disk::new(&s, "luks2", "luks2");
-    d.apply_json(&[]);
-    let before = d.fingerprint();
+    };
+    let (d, before) = degraded(&s, "luks2");
     let urls = c.urls(4);
     let twice = [urls[0].clone(), urls[0].clone()];
     for (args, why) in [

@@ -23,18 +23,11 @@
 //! image whose page cache survives). `LATCHKEY_CRASH_STRIDE=1` walks every
 //! kill point (about four times longer).
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::nbde::*;
 use common::*;
-
-use latchkey_luks::Header;
 
 /// The calls walked, each counted on its own by strace.
 const SYSCALLS: [&str; 8] = [
@@ -66,36 +59,16 @@ struct Case {
     offset: usize,
 }
 
-/// A transition: the policy the disk starts in, the one applied, the
-/// methods that open it before and after, and the mode after.
-struct Move<'a> {
-    name: &'static str,
-    from: &'a [String],
-    to: &'a [String],
-    old: &'static str,
-    new: &'static str,
-    mode: &'static str,
-}
-
-impl<'a> Move<'a> {
-    fn new(
-        name: &'static str,
-        from: &'a [String],
-        to: &'a [String],
-        old: &'static str,
-        new: &'static str,
-        mode: &'static str,
-    ) -> Move<'a> {
-        Move {
-            name,
-            from,
-            to,
-            old,
-            new,
-            mode,
-        }
-    }
-}
+/// A transition: its name, the policy the disk starts in, the one applied,
+/// the methods that open it before and after, and the mode after.
+type Move<'a> = (
+    &'static str,
+    &'a [String],
+    &'a [String],
+    &'static str,
+    &'static str,
+    &'static str,
+);
 
 fn stride() -> usize {
     std::env::var("LATCHKEY_CRASH_STRIDE")
@@ -107,49 +80,6 @@ fn stride() -> usize {
 
 fn taken(syscall: &str, offset: usize, n: usize) -> bool {
     !SAMPLED.contains(&syscall) || (n + offset) % stride() == 0
-}
-
-/// Kills `latchkey nbde ARGS` at the `n`th `syscall`; true if it was killed
-/// (false: it finished first).
-fn killed_at(args: &[String], syscall: &str, n: usize) -> bool {
-    let out = run_with(
-        Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-            .arg(format!("trace={syscall}"))
-            .arg("-e")
-            .arg(format!("inject={syscall}:signal=SIGKILL:when={n}"))
-            .arg(Path::new(env!("CARGO_BIN_EXE_latchkey")))
-            .arg("nbde")
-            .args(args),
-        b"",
-        Duration::from_secs(180),
-    );
-    match out.status.code() {
-        Some(0) => false,
-        Some(137) | None => true,
-        Some(rc) => panic!(
-            "nbde {args:?} failed under strace (rc {rc}) before the kill: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
-fn loads(img: &Path) -> Result<(), String> {
-    let out = run_with(
-        Command::new("cryptsetup").arg("luksDump").arg(img),
-        b"",
-        Duration::from_secs(30),
-    );
-    if !out.status.success() {
-        return Err(format!(
-            "cryptsetup luksDump: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let mut f = std::fs::File::open(img).unwrap();
-    Header::read(&mut f)
-        .map(drop)
-        .map_err(|e| format!("our reader: {e}"))
 }
 
 /// The policy of `c` is in force on `d`, and the disk opens by it.
@@ -179,7 +109,7 @@ fn walk(c: &Case, syscall: &str, s: &Scratch) -> usize {
         let d = c.base.copy(s, &format!("{}-{syscall}-{n}", c.name));
         let args = d.apply_args(&c.to);
         let at = format!("{} killed at {syscall} #{n}", c.name);
-        if !killed_at(&args, syscall, n) {
+        if !killed_at("nbde", &args, syscall, n, Duration::from_secs(180)) {
             converged(c, &d, &format!("{} ran through", c.name));
             d.remove();
             return covered;
@@ -216,8 +146,8 @@ fn every_kill_point_leaves_a_disk_that_opens_and_a_rerun_converges() {
     let tang = tang_args(&c.urls(3), &[]);
     let quorum = tang_args(&c.urls(4), &[]);
     let moved = tang_args(&c.urls(5)[1..], &["--threshold", "2"]);
-    let moves = [
-        Move::new(
+    let moves: [Move; 5] = [
+        (
             "degraded-tang",
             &degraded,
             &tang,
@@ -225,8 +155,8 @@ fn every_kill_point_leaves_a_disk_that_opens_and_a_rerun_converges() {
             "clevis",
             "tang",
         ),
-        Move::new("tang-quorum", &tang, &quorum, "clevis", "clevis", "quorum"),
-        Move::new(
+        ("tang-quorum", &tang, &quorum, "clevis", "clevis", "quorum"),
+        (
             "quorum-degraded",
             &quorum,
             &degraded,
@@ -234,7 +164,7 @@ fn every_kill_point_leaves_a_disk_that_opens_and_a_rerun_converges() {
             "local key",
             "degraded",
         ),
-        Move::new(
+        (
             "quorum-moved",
             &quorum,
             &moved,
@@ -242,7 +172,7 @@ fn every_kill_point_leaves_a_disk_that_opens_and_a_rerun_converges() {
             "clevis",
             "quorum",
         ),
-        Move::new(
+        (
             "degraded-quorum",
             &degraded,
             &quorum,
@@ -253,49 +183,31 @@ fn every_kill_point_leaves_a_disk_that_opens_and_a_rerun_converges() {
     ];
     let mut cases = Vec::new();
     for kind in ["luks2", "luks1"] {
-        for m in &moves {
-            let name = format!("{kind}-{}", m.name);
+        for &(name, from, to, old, new, mode) in &moves {
+            let name = format!("{kind}-{name}");
             let base = Disk::new(&s, kind, &name);
-            base.apply_json(m.from);
+            base.apply_json(from);
             cases.push(Case {
                 offset: cases.len(),
                 name,
                 base,
-                to: m.to.to_vec(),
-                old: m.old,
-                new: m.new,
-                mode: m.mode,
+                to: to.to_vec(),
+                old,
+                new,
+                mode,
             });
         }
     }
-    let jobs: Vec<(usize, &str)> = (0..cases.len())
-        .flat_map(|i| SYSCALLS.map(|sc| (i, sc)))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    thread::scope(|scope| {
-        for _ in 0..WORKERS {
-            scope.spawn(|| {
-                loop {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(i, sc)) = jobs.get(j) else { break };
-                    let n = walk(&cases[i], sc, &s);
-                    results.lock().unwrap().push((i, sc, n));
-                }
-            });
-        }
-    });
-    let results = results.into_inner().unwrap();
+    let covered = walk_all(&cases, &SYSCALLS, WORKERS, |c, sc| walk(c, sc, &s));
     let mut total = 0;
-    for (i, case) in cases.iter().enumerate() {
+    for (case, counts) in cases.iter().zip(&covered) {
         let per: Vec<String> = SYSCALLS
             .iter()
-            .filter_map(|sc| {
-                let n = results.iter().find(|r| r.0 == i && r.1 == *sc)?.2;
-                (n > 0).then(|| format!("{sc} {n}"))
-            })
+            .zip(counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(sc, n)| format!("{sc} {n}"))
             .collect();
-        let sum: usize = results.iter().filter(|r| r.0 == i).map(|r| r.2).sum();
+        let sum: usize = counts.iter().sum();
         total += sum;
         println!("{}: {sum} kill points ({})", case.name, per.join(", "));
     }

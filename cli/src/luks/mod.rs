@@ -14,7 +14,7 @@ pub(crate) mod handover;
 mod list;
 mod opts;
 mod pass;
-mod pins;
+pub(crate) mod pins;
 mod report;
 #[cfg(feature = "cryptsetup")]
 pub mod write;

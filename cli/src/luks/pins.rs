@@ -43,6 +43,28 @@ pub fn offline(config: &str) -> bool {
     serde_json::from_str(config).is_ok_and(|v| walk(&v, 0))
 }
 
+/// `clevis encrypt PIN CONFIG` of `secret` for a binding session, trusting
+/// advertisements without asking when `yes`.
+#[cfg(feature = "cryptsetup")]
+pub(crate) fn encrypt(
+    pin: &str,
+    config: &str,
+    secret: &Secret,
+    yes: bool,
+    opts: &Options,
+) -> Result<String, String> {
+    let mut io = crate::encrypt::Io { opts: opts.clone() };
+    latchkey_proto::pin::encrypt_json(
+        pin,
+        config,
+        secret.expose(),
+        yes,
+        &mut io,
+        &mut crate::rng::os(),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The pins for `latchkey_enroll::Session`: Tang over the network, trust
 /// prompts on the terminal unless `yes`.
 #[cfg(feature = "cryptsetup")]
@@ -58,18 +80,7 @@ pub struct Pins {
 #[cfg(feature = "cryptsetup")]
 impl latchkey_enroll::Pins for Pins {
     fn encrypt(&mut self, pin: &str, config: &str, secret: &Secret) -> Result<String, String> {
-        let mut io = crate::encrypt::Io {
-            opts: self.opts.clone(),
-        };
-        latchkey_proto::pin::encrypt_json(
-            pin,
-            config,
-            secret.expose(),
-            self.yes,
-            &mut io,
-            &mut crate::rng::os(),
-        )
-        .map_err(|e| e.to_string())
+        encrypt(pin, config, secret, self.yes, &self.opts)
     }
 
     fn decrypt(&mut self, jwe: &str) -> Result<Secret, String> {

@@ -63,18 +63,7 @@ struct Pins {
 
 impl latchkey_enroll::Pins for Pins {
     fn encrypt(&mut self, pin: &str, config: &str, secret: &Secret) -> Result<String, String> {
-        let mut io = crate::encrypt::Io {
-            opts: self.opts.clone(),
-        };
-        latchkey_proto::pin::encrypt_json(
-            pin,
-            config,
-            secret.expose(),
-            true,
-            &mut io,
-            &mut crate::rng::os(),
-        )
-        .map_err(|e| e.to_string())
+        crate::luks::pins::encrypt(pin, config, secret, true, &self.opts)
     }
 
     fn decrypt(&mut self, jwe: &str) -> Result<Secret, String> {

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -223,4 +225,84 @@ pub fn digest(img: &Path, len: usize) -> Vec<u8> {
         Duration::from_secs(30),
     );
     out.stdout
+}
+
+/// Runs `latchkey SUBCOMMAND ARGS` under strace, killed at its `n`th `syscall`
+/// (strace counts each call kind on its own, in the programs it execs too);
+/// true if it was killed (false: it finished first, so there is no `n`th call).
+pub fn killed_at(
+    subcommand: &str,
+    args: &[String],
+    syscall: &str,
+    n: usize,
+    limit: Duration,
+) -> bool {
+    let out = run_with(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("trace={syscall}"))
+            .arg("-e")
+            .arg(format!("inject={syscall}:signal=SIGKILL:when={n}"))
+            .arg(Path::new(env!("CARGO_BIN_EXE_latchkey")))
+            .arg(subcommand)
+            .args(args),
+        b"",
+        limit,
+    );
+    match out.status.code() {
+        Some(0) => false,
+        Some(137) | None => true,
+        Some(rc) => panic!(
+            "{subcommand} {args:?} failed under strace (rc {rc}) before the kill: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Both cryptsetup and this project's reader load the header of `img`.
+pub fn loads(img: &Path) -> Result<(), String> {
+    let out = run_with(
+        Command::new("cryptsetup").arg("luksDump").arg(img),
+        b"",
+        Duration::from_secs(30),
+    );
+    if !out.status.success() {
+        return Err(format!(
+            "cryptsetup luksDump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut f = std::fs::File::open(img).unwrap();
+    latchkey_luks::Header::read(&mut f)
+        .map(drop)
+        .map_err(|e| format!("our reader: {e}"))
+}
+
+/// Walks the kill points of each call kind in `syscalls` for each case,
+/// `workers` at once (the work is mostly waiting on child processes); per
+/// case, the number `walk` covered at each call kind, in their order.
+pub fn walk_all<C: Sync>(
+    cases: &[C],
+    syscalls: &[&'static str],
+    workers: usize,
+    walk: impl Fn(&C, &'static str) -> usize + Sync,
+) -> Vec<Vec<usize>> {
+    let jobs: Vec<(usize, usize)> = (0..cases.len())
+        .flat_map(|i| (0..syscalls.len()).map(move |k| (i, k)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let covered = Mutex::new(vec![vec![0; syscalls.len()]; cases.len()]);
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(i, k)) = jobs.get(j) else { break };
+                    let n = walk(&cases[i], syscalls[k]);
+                    covered.lock().unwrap()[i][k] = n;
+                }
+            });
+        }
+    });
+    covered.into_inner().unwrap()
 }
