@@ -125,6 +125,12 @@ fn tangd_recover(bin: &Path, db: &Path, code: &str) -> String {
     ))
 }
 
+/// Writes to `path` a JWE that Debian's clevis made for the Tang at `url`.
+fn clevis_tang_jwe(path: &Path, url: &str, secret: &[u8]) {
+    let jwe = clevis_encrypt("tang", &format!(r#"{{"url":"{url}"}}"#), secret, true);
+    std::fs::write(path, jwe).unwrap();
+}
+
 fn tangd_bin() -> Option<PathBuf> {
     let bin = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("tangd");
     have(&[bin.to_str().unwrap()]).then_some(bin)
@@ -138,16 +144,7 @@ fn answer_works_against_real_tang_and_our_tangd() {
     let s = Scratch::new("recover-answer");
     let tang = Tang::start();
     let jwe = s.path("tang.jwe");
-    std::fs::write(
-        &jwe,
-        clevis_encrypt(
-            "tang",
-            &format!(r#"{{"url":"{}"}}"#, tang.url),
-            b"real-tang-secret",
-            true,
-        ),
-    )
-    .unwrap();
+    clevis_tang_jwe(&jwe, &tang.url, b"real-tang-secret");
     let state = s.path("state");
     let out = challenge(&["-j", jwe.to_str().unwrap()], &state);
     let [code] = codes(&out).try_into().unwrap();
@@ -328,16 +325,7 @@ fn a_rotated_key_is_answered_with_the_kid_shown_beside_the_code() {
     let s = Scratch::new("recover-rotated");
     let tang = Tang::start();
     let jwe = s.path("tang.jwe");
-    std::fs::write(
-        &jwe,
-        clevis_encrypt(
-            "tang",
-            &format!(r#"{{"url":"{}"}}"#, tang.url),
-            b"before-rotation",
-            true,
-        ),
-    )
-    .unwrap();
+    clevis_tang_jwe(&jwe, &tang.url, b"before-rotation");
     tang.rotate();
     let state = s.path("state");
     let out = challenge(&["-j", jwe.to_str().unwrap()], &state);
@@ -374,16 +362,7 @@ fn bad_input_is_named_and_nothing_is_lost() {
     let tang = Tang::start();
     let jwe = s.path("tang.jwe");
     let jwe_arg = jwe.to_str().unwrap();
-    std::fs::write(
-        &jwe,
-        clevis_encrypt(
-            "tang",
-            &format!(r#"{{"url":"{}"}}"#, tang.url),
-            b"kept",
-            true,
-        ),
-    )
-    .unwrap();
+    clevis_tang_jwe(&jwe, &tang.url, b"kept");
     let state = s.path("state");
     let st = state.to_str().unwrap();
     let out = challenge(&["-j", jwe_arg, "--no-qr"], &state);
@@ -446,11 +425,7 @@ fn bad_input_is_named_and_nothing_is_lost() {
     );
     // A state file for another binding, and a malformed one.
     let jwe2 = s.path("other.jwe");
-    std::fs::write(
-        &jwe2,
-        clevis_encrypt("tang", &format!(r#"{{"url":"{}"}}"#, tang.url), b"x", true),
-    )
-    .unwrap();
+    clevis_tang_jwe(&jwe2, &tang.url, b"x");
     let res = recover(
         &["finish", "-j", jwe2.to_str().unwrap(), "--state", st],
         &ans,
