@@ -170,21 +170,7 @@ fn full_keyslot_table_is_refused() {
     for (kind, slots) in [("luks1", 8), ("luks2", 32)] {
         let (img, key) = image(&s, kind);
         for _ in 1..slots {
-            run_ok(
-                Command::new("cryptsetup")
-                    .args([
-                        "luksAddKey",
-                        "-q",
-                        "--pbkdf",
-                        "pbkdf2",
-                        "--pbkdf-force-iterations",
-                        "1000",
-                    ])
-                    .arg("--key-file")
-                    .arg(&key)
-                    .arg(&img)
-                    .arg(&key),
-            );
+            luks_add_key(&img, &key, &key);
         }
         refused(
             &img,

@@ -417,21 +417,7 @@ fn list_is_clevis_byte_for_byte() {
     let s = Scratch::new("interop-list-cases");
     let (img, key) = luks_image(&s, "luks2", "disk.img");
     for _ in 0..3 {
-        run_ok(
-            Command::new("cryptsetup")
-                .args([
-                    "luksAddKey",
-                    "-q",
-                    "--pbkdf",
-                    "pbkdf2",
-                    "--pbkdf-force-iterations",
-                    "1000",
-                ])
-                .arg("--key-file")
-                .arg(&key)
-                .arg(&img)
-                .arg(&key),
-        );
+        luks_add_key(&img, &key, &key);
     }
     let null = clevis_encrypt("null", "{}", b"x", false);
     let nested = clevis_encrypt(

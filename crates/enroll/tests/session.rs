@@ -10,7 +10,7 @@ use latchkey_enroll::{Pins, Request, Session, Settled};
 use latchkey_proto::Secret;
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{self, Decryption, EncryptIo, Status};
-use latchkey_testkit::{Scratch, have, run_ok, run_with};
+use latchkey_testkit::{Scratch, have, luks_add_key, run_ok, run_with};
 
 /// The null pin, offline: what clevis's null pin does.
 struct Null;
@@ -197,21 +197,7 @@ fn settle_removes_what_clevis_leaves() {
     let img = image(&s, "luks2");
     let key = s.path("key");
     // An interrupted clevis unbind: the keyslot is gone, its token names nothing.
-    run_ok(
-        Command::new("cryptsetup")
-            .args([
-                "luksAddKey",
-                "-q",
-                "--pbkdf",
-                "pbkdf2",
-                "--pbkdf-force-iterations",
-                "1000",
-            ])
-            .arg("--key-file")
-            .arg(&key)
-            .arg(&img)
-            .arg(&key),
-    );
+    luks_add_key(&img, &key, &key);
     let token = r#"{"type":"clevis","keyslots":["1"],"jwe":{"ciphertext":"x","encrypted_key":"","iv":"i","protected":"p","tag":"t"}}"#;
     run_with(
         Command::new("cryptsetup")

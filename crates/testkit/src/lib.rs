@@ -433,6 +433,20 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Adds a keyslot to the LUKS image `image` opened by the key file `existing`,
+/// for the key file `new`, with a cheap PBKDF2 (1,000 iterations) so that
+/// tests stay fast.
+pub fn luks_add_key(image: &Path, existing: &Path, new: &Path) {
+    run_ok(
+        Command::new("cryptsetup")
+            .args(["luksAddKey", "-q", "--pbkdf", "pbkdf2"])
+            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .arg(existing)
+            .arg(image)
+            .arg(new),
+    );
+}
+
 /// Where GNU time lives (Debian package `time`); [`run_measured`] needs it.
 pub const GNU_TIME: &str = "/usr/bin/time";
 
