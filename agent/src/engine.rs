@@ -21,14 +21,14 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use latchkey_client::{Options, Retry};
+use latchkey_client::Options;
+use latchkey_client::time::{Backoff, Deadline, RetryPolicy, XorShift};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin;
 use latchkey_proto::secret::Secret;
 
 use crate::console::{Answer, Console};
-use crate::deadline::{Backoff, Deadline, RetryPolicy, XorShift};
 use crate::kmsg_log::Log;
 use crate::volume::Volume;
 
@@ -161,7 +161,7 @@ pub struct Ctx {
     /// The local key file of degraded mode, read on first need.
     pub local_key: LocalKey,
     /// When automatic methods give up.
-    pub deadline: Instant,
+    pub deadline: Deadline,
     /// Per-request timeout.
     pub timeout: Duration,
     /// When the console prompt joins the race.
@@ -232,19 +232,17 @@ fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Resul
     if pin::needs_network(&jwe.header) {
         ctx.net.ensure().map_err(|e| format!("network: {e}"))?;
     }
-    let remaining = ctx.deadline.saturating_duration_since(Instant::now());
     let opts = Options {
         connect_timeout: ctx.timeout,
         timeout: ctx.timeout,
-        deadline: remaining,
-        retry: Retry {
+        retry: latchkey_client::Retry {
             retries: 4,
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(2),
+            ..latchkey_client::Retry::default()
         },
-        rewrite: None,
+        ..Options::default()
     };
-    let pass = latchkey_client::decrypt(&jwe, &opts).map_err(|e| e.to_string())?;
+    let pass = latchkey_client::decrypt_until(&jwe, &opts, None, ctx.deadline)
+        .map_err(|e| e.to_string())?;
     let method = b.to_string();
     ctx.log
         .phase(&format!("key recovered for {} from {method}", vol.name));
@@ -324,7 +322,7 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
     let automatic = ctx
         .limits
         .clone()
-        .until(ctx.deadline)
+        .until(ctx.deadline.instant())
         .cancelled_by(decided.0.clone());
     let (tx, rx) = mpsc::channel();
     spawn_local_key(vol.clone(), ctx.clone(), automatic.clone(), tx.clone());
@@ -353,7 +351,7 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
             }
             spawn_console(vol.clone(), ctx.clone(), decided.0.clone(), tx.clone());
         }
-        let closed = ctx.deadline + REPORT_GRACE;
+        let closed = ctx.deadline.extended(REPORT_GRACE).instant();
         if !prompting && (pending == 0 || now >= closed) {
             if pending > 0 {
                 reasons.push(format!(

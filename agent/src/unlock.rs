@@ -17,11 +17,11 @@ use latchkey_sys::dm::DevId;
 
 use crate::cmdline::{self, Config, VolumeOptions};
 use crate::console::Console;
-use crate::deadline::{Deadline, XorShift};
 use crate::engine::{self, Ctx, LocalKey, NetGate};
 use crate::kmsg_log::Log;
 use crate::volume::{self, Volume, activate, boot_key, crypttab};
 use crate::{initrd_config, net};
+use latchkey_client::time::{Deadline, XorShift};
 
 /// What the command line of `latchkey-agent unlock` says.
 #[derive(Debug, Default)]
@@ -89,7 +89,7 @@ pub fn run(args: &Args) -> i32 {
         log.info("rd.luks=0: nothing to do");
         return 0;
     }
-    let deadline = start + cfg.timing.deadline;
+    let deadline = Deadline::after(start, cfg.timing.deadline);
     let mut failed = Failures::new();
     let vols = find_volumes(args, &cfg, start, deadline, &log, &mut failed);
     if vols.is_empty() && failed.is_empty() {
@@ -138,7 +138,7 @@ fn find_volumes(
     args: &Args,
     cfg: &Config,
     start: Instant,
-    deadline: Instant,
+    deadline: Deadline,
     log: &Log,
     failed: &mut Failures,
 ) -> Vec<Volume> {
@@ -164,7 +164,7 @@ fn find_volumes(
         // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
         return volume::discover(
             &cfg.volumes,
-            start + Duration::from_secs(2).min(cfg.timing.deadline),
+            Deadline::after(start, Duration::from_secs(2)).min(deadline),
         );
     }
     let (found, missing) = volume::locate(&wanted, deadline, log);
@@ -199,7 +199,7 @@ fn race_context(
     args: &Args,
     cfg: &Config,
     start: Instant,
-    deadline: Instant,
+    deadline: Deadline,
     log: Arc<Log>,
 ) -> Ctx {
     let limits = Limits::for_this_machine();
@@ -225,7 +225,7 @@ fn race_context(
         let r = net::bring_up(
             &plan,
             &net::Options::default(),
-            Deadline::at(deadline),
+            deadline,
             &mut XorShift::new(seed),
             &net_log,
         );
@@ -245,7 +245,7 @@ fn race_context(
     };
     Ctx {
         log: log.clone(),
-        net: NetGate::new(bring_up, Deadline::at(deadline), NetGate::backoff(), log),
+        net: NetGate::new(bring_up, deadline, NetGate::backoff(), log),
         local_key,
         deadline,
         timeout: cfg.timing.timeout,

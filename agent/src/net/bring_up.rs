@@ -19,8 +19,8 @@ use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
 use super::plan::{Iface, Method, Plan};
-use crate::deadline::{Backoff, Deadline, Jitter};
 use crate::kmsg_log::Log;
+use latchkey_client::time::{Backoff, Deadline, Jitter};
 
 /// What went wrong while bringing the network up.
 #[derive(Debug)]
@@ -637,8 +637,8 @@ pub(crate) mod testnet {
 mod tests {
     use super::testnet::*;
     use super::*;
-    use crate::deadline::XorShift;
     use crate::net::plan::Step;
+    use latchkey_client::time::XorShift;
 
     fn pool(net: u8) -> std::ops::RangeInclusive<Ipv4Addr> {
         Ipv4Addr::new(10, 88, net, 50)..=Ipv4Addr::new(10, 88, net, 59)

@@ -12,8 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
+use latchkey_client::time::Deadline;
 use latchkey_proto::secret::Secret;
 use latchkey_sys::mount;
 use rustix::fs::OFlags;
@@ -136,7 +136,7 @@ fn read_key(path: &Path, log: &Log) -> Result<Secret, String> {
 /// Reads the local key: from `latchkey.boot=` when given (mounting that
 /// partition read-only), else from the path in the initrd itself if present.
 /// `Ok(None)` when there is no key file, which is the normal case.
-pub fn load(cfg: &BootKeyOptions, until: Instant, log: &Log) -> Result<Option<Secret>, String> {
+pub fn load(cfg: &BootKeyOptions, until: Deadline, log: &Log) -> Result<Option<Secret>, String> {
     let Some(spec) = &cfg.partition else {
         // symlink_metadata: a dangling symlink is a key file that is missing,
         // and says so, rather than no key file at all.
@@ -180,6 +180,7 @@ pub fn load(cfg: &BootKeyOptions, until: Instant, log: &Log) -> Result<Option<Se
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn key_paths_are_relative_to_the_boot_partition() {

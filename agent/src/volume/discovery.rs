@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use latchkey_client::time::Deadline;
 use latchkey_luks::Header;
 use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
@@ -143,12 +144,12 @@ fn is_device(path: &Path, dev: &BlockDevice) -> bool {
 
 /// Finds the block device named by `spec` (UUID, LABEL or path), waiting for
 /// it until `until`. Used for the boot partition too.
-pub fn find_device(spec: &DeviceSpec, until: Instant) -> Option<BlockDevice> {
+pub fn find_device(spec: &DeviceSpec, until: Deadline) -> Option<BlockDevice> {
     loop {
         if let Some(s) = scan().into_iter().find(|s| matches(spec, s)) {
             return Some(s.dev);
         }
-        if Instant::now() >= until {
+        if until.expired(Instant::now()) {
             return None;
         }
         thread::sleep(Duration::from_millis(100));
@@ -174,7 +175,7 @@ fn open(name: &str, options: Vec<String>, dev: &BlockDevice) -> Result<Volume, S
 /// Returns the volumes found and, for the rest, why not.
 pub fn locate(
     wanted: &[Wanted],
-    until: Instant,
+    until: Deadline,
     log: &Log,
 ) -> (Vec<Volume>, Vec<(String, String)>) {
     let mut found = Vec::new();
@@ -199,7 +200,7 @@ pub fn locate(
             }
             None => true,
         });
-        if left.is_empty() || Instant::now() >= until {
+        if left.is_empty() || until.expired(Instant::now()) {
             break;
         }
         thread::sleep(Duration::from_millis(100));
@@ -219,7 +220,7 @@ pub fn locate(
 /// Every LUKS device with at least one clevis binding, named `luks-UUID`
 /// (what is opened when nothing names a volume). Waits briefly for devices to
 /// show up: `settle` after the first LUKS device is seen.
-pub fn discover(cfg: &VolumeOptions, until: Instant) -> Vec<Volume> {
+pub fn discover(cfg: &VolumeOptions, until: Deadline) -> Vec<Volume> {
     loop {
         let vols: Vec<Volume> = scan()
             .iter()
@@ -234,7 +235,7 @@ pub fn discover(cfg: &VolumeOptions, until: Instant) -> Vec<Volume> {
             })
             .filter(|v| !v.header.clevis_bindings().is_empty())
             .collect();
-        if !vols.is_empty() || Instant::now() >= until {
+        if !vols.is_empty() || until.expired(Instant::now()) {
             return vols;
         }
         thread::sleep(Duration::from_millis(100));
