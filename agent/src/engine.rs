@@ -481,7 +481,7 @@ mod tests {
                 false
             }
         }
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         let (mut pin, mut config) = ("null".to_owned(), "{}".to_owned());
         let mut depth = 0;
         let jwe = loop {
@@ -502,7 +502,7 @@ mod tests {
                 let nested = format!("{}{}", "[".repeat(127), "]".repeat(127));
                 assert!(serde_json::from_str::<serde_json::Value>(&nested).is_ok());
                 let jwe = Jwe::parse(&jwe).unwrap();
-                let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+                let mut rng = latchkey_sys::rng::os();
                 let plan = latchkey_proto::pin::Decryption::new(&jwe, &mut rng).unwrap();
                 matches!(plan.status(), latchkey_proto::pin::Status::Done(s) if s.expose() == b"deep")
             })

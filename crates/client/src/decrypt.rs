@@ -44,7 +44,7 @@ pub fn decrypt_until(
     tpm: Option<Arc<dyn Unseal>>,
     deadline: Deadline,
 ) -> Result<Secret, Error> {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     let plan = Decryption::new(jwe, &mut rng)?;
     drive(plan, opts, tpm, deadline)
 }
