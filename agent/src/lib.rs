@@ -22,6 +22,7 @@ pub mod cmdline;
 pub mod console;
 pub mod decrypt;
 pub mod engine;
+pub mod error;
 pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;

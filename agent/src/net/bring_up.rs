@@ -34,6 +34,8 @@ pub enum NetError {
     NoCarrier(Vec<String>),
     /// No DHCP lease on these interfaces before the deadline.
     DhcpTimeout(Vec<String>),
+    /// The deadline passed before a bring-up could even start.
+    NotTried,
     /// Writing the resolver configuration failed.
     ResolvConf {
         /// The file.
@@ -55,6 +57,9 @@ impl fmt::Display for NetError {
             ),
             NetError::DhcpTimeout(l) => {
                 write!(f, "no DHCP lease on {} before the deadline", l.join(", "))
+            }
+            NetError::NotTried => {
+                write!(f, "the deadline passed before the network was brought up")
             }
             NetError::ResolvConf { path, source } => {
                 write!(f, "writing {}: {source}", path.display())
