@@ -239,15 +239,7 @@ fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Resul
     if pin::needs_network(&jwe.header) {
         ctx.net.ensure().map_err(Error::Network)?;
     }
-    let opts = Options {
-        connect_timeout: ctx.timeout,
-        timeout: ctx.timeout,
-        retry: latchkey_client::Retry {
-            retries: 4,
-            ..latchkey_client::Retry::default()
-        },
-        ..Options::default()
-    };
+    let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4);
     let pass =
         latchkey_client::decrypt_until(&jwe, &opts, None, ctx.deadline).map_err(Error::Recover)?;
     let method = b.to_string();

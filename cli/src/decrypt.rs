@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use argh::FromArgs;
-use latchkey_client::{Options, Retry};
+use latchkey_client::Options;
 
 use crate::tpm;
 
@@ -42,24 +42,9 @@ pub fn client_options(timeout: f64, deadline: f64, retries: u32) -> Result<Optio
             .filter(|d| !d.is_zero())
             .with_context(|| format!("--{what} must be a positive number of seconds, not {v}"))
     };
-    Ok(tang_options(
+    Ok(Options::new(
         secs("timeout", timeout)?,
         secs("deadline", deadline)?,
         retries,
     ))
-}
-
-/// The client options of every command that recovers a passphrase: one request
-/// may take `timeout`, all of them with retries `budget`.
-pub(crate) fn tang_options(timeout: Duration, budget: Duration, retries: u32) -> Options {
-    Options {
-        connect_timeout: timeout,
-        timeout,
-        budget,
-        retry: Retry {
-            retries,
-            ..Retry::default()
-        },
-        rewrite: None,
-    }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use argh::FromArgs;
+use latchkey_client::Options;
 use latchkey_client::time::Backoff;
-use latchkey_client::{Options, Retry};
 use latchkey_enroll::inventory;
 use latchkey_luks::{Argon2Variant, ClevisBinding, CopyState, Header, Kdf, Limits, unlock};
 use latchkey_proto::jwe::Jwe;
@@ -132,16 +132,11 @@ fn check(a: CheckArgs) -> Result<i32> {
         doc: Map::new(),
     };
     let timeout = Duration::from_secs(a.timeout.max(1));
-    let opts = Options {
-        connect_timeout: timeout,
-        timeout,
-        budget: timeout * 3,
-        retry: Retry {
-            retries: 1,
-            backoff: Backoff::new(Duration::from_millis(200), 2, Duration::from_secs(1)),
-        },
-        rewrite: None,
-    };
+    let opts = Options::new(timeout, timeout * 3, 1).with_backoff(Backoff::new(
+        Duration::from_millis(200),
+        2,
+        Duration::from_secs(1),
+    ));
 
     let tpm = crate::tpm::unsealer();
 

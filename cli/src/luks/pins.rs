@@ -10,7 +10,7 @@ use latchkey_proto::jwe::Jwe;
 
 /// One Tang request may take 10 s, a whole recovery 30 s, as `latchkey decrypt`.
 pub fn options() -> Options {
-    crate::decrypt::tang_options(Duration::from_secs(10), Duration::from_secs(30), 3)
+    Options::new(Duration::from_secs(10), Duration::from_secs(30), 3)
 }
 
 /// `clevis decrypt` of a compact JWE: Tang over the network, tpm2 through the

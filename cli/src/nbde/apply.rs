@@ -151,7 +151,7 @@ fn run(a: &ApplyArgs) -> Result<i32> {
     let boot = BootDir::new(&a.boot_dir);
     let dev = a.device.display().to_string();
     let mut pins = Pins {
-        opts: crate::decrypt::tang_options(Duration::from_secs(10), Duration::from_secs(30), 3),
+        opts: Options::new(Duration::from_secs(10), Duration::from_secs(30), 3),
     };
     let mut s = Session::open(&a.device, &mut pins)?;
     let policy = Policy {

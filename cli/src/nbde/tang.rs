@@ -11,9 +11,11 @@ use latchkey_proto::jws;
 /// One request may take 5 s, with one retry: a server that does not answer
 /// that fast is not healthy enough to unlock a boot.
 pub fn options() -> Options {
-    let mut o = crate::decrypt::tang_options(Duration::from_secs(5), Duration::from_secs(15), 1);
-    o.retry.backoff = Backoff::new(Duration::from_millis(250), 2, Duration::from_secs(1));
-    o
+    Options::new(Duration::from_secs(5), Duration::from_secs(15), 1).with_backoff(Backoff::new(
+        Duration::from_millis(250),
+        2,
+        Duration::from_secs(1),
+    ))
 }
 
 /// Fetches and verifies the advertisement of `url`.

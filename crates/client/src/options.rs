@@ -51,6 +51,27 @@ impl fmt::Debug for Options {
 }
 
 impl Options {
+    /// Each request may take `timeout` (connecting included), each call `budget`,
+    /// with up to `retries` retries after a transient failure ([`Retry::default`]'s pauses).
+    pub fn new(timeout: Duration, budget: Duration, retries: u32) -> Options {
+        Options {
+            connect_timeout: timeout,
+            timeout,
+            budget,
+            retry: Retry {
+                retries,
+                ..Retry::default()
+            },
+            rewrite: None,
+        }
+    }
+
+    /// The same, pausing between retries by `backoff`.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Options {
+        self.retry.backoff = backoff;
+        self
+    }
+
     /// The deadline of a call starting now: [`Options::budget`] from now.
     pub fn deadline(&self) -> Deadline {
         Deadline::after(Instant::now(), self.budget)
