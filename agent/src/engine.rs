@@ -234,14 +234,19 @@ fn open(vol: &Volume) -> Result<File, Error> {
     })
 }
 
-fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Result<Opened, Error> {
-    let jwe = Jwe::parse(&b.jwe).map_err(Error::Jwe)?;
+fn recover(
+    vol: &Volume,
+    (b, jwe): (&ClevisBinding, &Result<Jwe, latchkey_proto::Error>),
+    ctx: &Ctx,
+    limits: &Limits,
+) -> Result<Opened, Error> {
+    let jwe = jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
     if pin::needs_network(&jwe.header) {
         ctx.net.ensure().map_err(Error::Network)?;
     }
     let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4);
     let pass =
-        latchkey_client::decrypt_until(&jwe, &opts, None, ctx.deadline).map_err(Error::Recover)?;
+        latchkey_client::decrypt_until(jwe, &opts, None, ctx.deadline).map_err(Error::Recover)?;
     let method = b.to_string();
     ctx.log
         .phase(&format!("key recovered for {} from {method}", vol.name));
@@ -334,17 +339,18 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<Attempt>> {
         .cancelled_by(decided.0.clone());
     let (tx, rx) = mpsc::channel();
     spawn_local_key(vol.clone(), ctx.clone(), automatic.clone(), tx.clone());
-    let bindings = vol.header.clevis_bindings().to_vec();
-    let mut pending = 1 + bindings.len();
+    let bindings = vol.header.clevis_bindings().len();
+    let mut pending = 1 + bindings;
     let mut reasons: Vec<Attempt> = Vec::new();
-    if bindings.is_empty() {
+    if bindings == 0 {
         reasons.push(Error::NoBinding.into());
     }
-    for b in bindings {
+    for (i, (b, _)) in vol.bindings().enumerate() {
         let (vol, ctx, limits) = (vol.clone(), ctx.clone(), automatic.clone());
         let method = Method::Binding(b.to_string());
         spawn_method(tx.clone(), method.clone(), move || {
-            Some(match recover(&vol, &b, &ctx, &limits) {
+            let binding = vol.bindings().nth(i)?;
+            Some(match recover(&vol, binding, &ctx, &limits) {
                 Ok(o) => Event::Opened(o),
                 Err(e) => Event::Failed(Attempt::of(method, e)),
             })

@@ -46,14 +46,14 @@ fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, Error> {
     let header = volume::read_header(path)?;
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let uuid = header.uuid().to_owned();
-    Ok(Volume {
-        name: cfg.name_for(&uuid),
-        path: path.clone(),
-        dev: DevId { major: 0, minor: 0 },
-        sectors: len / 512,
+    Ok(Volume::new(
+        cfg.name_for(&uuid),
+        path.clone(),
+        DevId { major: 0, minor: 0 },
+        len / 512,
         header,
-        options: cfg.options_for(&uuid),
-    })
+        cfg.options_for(&uuid),
+    ))
 }
 
 fn describe_plan(log: &Log, vol: &Volume) {
@@ -63,10 +63,11 @@ fn describe_plan(log: &Log, vol: &Volume) {
         vol.header.version().number(),
         vol.path.display()
     ));
-    for b in vol.header.clevis_bindings() {
-        let pins = latchkey_proto::jwe::Jwe::parse(&b.jwe)
-            .map(|j| latchkey_proto::pin::describe(&j.header))
-            .unwrap_or_else(|e| format!("unreadable JWE: {e}"));
+    for (b, jwe) in vol.bindings() {
+        let pins = match jwe {
+            Ok(j) => latchkey_proto::pin::describe(&j.header),
+            Err(e) => format!("unreadable JWE: {e}"),
+        };
         log.info(&format!("  {b}: {pins}"));
     }
 }

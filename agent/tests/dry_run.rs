@@ -560,14 +560,14 @@ fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
     let (b, b_key) = image(&sb, "luks2", "b.img");
     let volume = |path: &Path, name: &str| {
         let header = latchkey_luks::Header::read(&mut std::fs::File::open(path).unwrap()).unwrap();
-        Arc::new(Volume {
-            name: name.into(),
-            path: path.to_owned(),
-            dev: latchkey_sys::dm::DevId { major: 0, minor: 0 },
-            sectors: 32 << 11,
+        Arc::new(Volume::new(
+            name.into(),
+            path.to_owned(),
+            latchkey_sys::dm::DevId { major: 0, minor: 0 },
+            32 << 11,
             header,
-            options: vec![],
-        })
+            vec![],
+        ))
     };
     let mut pty = Pty::new();
     let now = Instant::now();

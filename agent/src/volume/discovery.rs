@@ -12,7 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey_client::time::Deadline;
-use latchkey_luks::Header;
+use latchkey_luks::{ClevisBinding, Header};
+use latchkey_proto::jwe::Jwe;
 use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
 use latchkey_sys::proc::{self, BlockDevice, DmMapping};
@@ -47,9 +48,43 @@ pub struct Volume {
     pub header: Header,
     /// Activation options.
     pub options: Vec<String>,
+    /// The JWE of each clevis binding of `header`, in order, parsed once.
+    jwes: Vec<Result<Jwe, latchkey_proto::Error>>,
 }
 
 impl Volume {
+    /// The volume `name` on `path`; each clevis binding's JWE is parsed here.
+    pub fn new(
+        name: String,
+        path: PathBuf,
+        dev: DevId,
+        sectors: u64,
+        header: Header,
+        options: Vec<String>,
+    ) -> Volume {
+        let jwes = header
+            .clevis_bindings()
+            .iter()
+            .map(|b| Jwe::parse(&b.jwe))
+            .collect();
+        Volume {
+            name,
+            path,
+            dev,
+            sectors,
+            header,
+            options,
+            jwes,
+        }
+    }
+
+    /// Each clevis binding with its parsed JWE (or why it does not parse).
+    pub fn bindings(
+        &self,
+    ) -> impl Iterator<Item = (&ClevisBinding, &Result<Jwe, latchkey_proto::Error>)> {
+        self.header.clevis_bindings().iter().zip(&self.jwes)
+    }
+
     /// `NAME (UUID)`, how messages name a volume.
     pub fn label(&self) -> String {
         format!("{} ({})", self.name, self.header.uuid())
@@ -160,14 +195,14 @@ pub fn find_device(spec: &DeviceSpec, until: Deadline) -> Option<BlockDevice> {
 fn open(name: &str, options: Vec<String>, dev: &BlockDevice) -> Result<Volume, Error> {
     let path = dev.dev_path();
     let header = read_header(&path)?;
-    Ok(Volume {
-        name: name.to_owned(),
+    Ok(Volume::new(
+        name.to_owned(),
         path,
-        dev: dev.dev,
-        sectors: dev.sectors,
+        dev.dev,
+        dev.sectors,
         header,
         options,
-    })
+    ))
 }
 
 /// Reads the LUKS header of the device or image at `path`.
@@ -411,17 +446,17 @@ mod tests {
     const LUKS2_UUID: &str = "a5910823-ec8f-46fc-a8c2-7e55a6c70994";
 
     fn vol(name: &str, path: &str, dev: (u32, u32), header: &[u8]) -> Volume {
-        Volume {
-            name: name.into(),
-            path: path.into(),
-            dev: DevId {
+        Volume::new(
+            name.into(),
+            path.into(),
+            DevId {
                 major: dev.0,
                 minor: dev.1,
             },
-            sectors: 1 << 20,
-            header: Header::from_bytes(header).unwrap(),
-            options: vec![],
-        }
+            1 << 20,
+            Header::from_bytes(header).unwrap(),
+            vec![],
+        )
     }
 
     #[test]
