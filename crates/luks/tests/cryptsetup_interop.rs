@@ -591,7 +591,10 @@ fn luks2_other_checksum_algorithms() {
 
 /// Bind a key file's volume with clevis; `cfg` may name `@ADV@`.
 fn clevis_bind(image: &Image, pin: &str, cfg: &str, extra: &[&str]) {
-    let adv = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/adv.jws");
+    let adv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../proto/tests/data/jwe/adv-for-offline.jws"
+    );
     let cfg = cfg.replace("@ADV@", adv);
     let mut c = Command::new("clevis");
     c.args([

@@ -59,19 +59,25 @@ fn sss_tang_samples_decrypt() {
     assert_eq!(plain("jwe/sss-nested.jwe"), "sss-nested-passphrase");
 }
 
+/// A file of the LUKS2 sample (tokens and keyslot passphrases), kept with the
+/// luks crate's test data.
+fn luks2(name: &str) -> String {
+    format!("../../../luks/tests/data/luks2/{name}")
+}
+
 #[test]
 fn luks2_token_jwes_decrypt_to_the_slot_passphrases() {
     for (token, slot) in [(0, 1), (1, 2), (2, 3), (5, 7)] {
-        let got = decrypt(&text(&format!("luks2/token{token}.json"))).unwrap();
+        let got = decrypt(&text(&luks2(&format!("token{token}.json")))).unwrap();
         assert_eq!(
             got.expose(),
-            data(&format!("luks2/slot{slot}.passphrase")),
+            data(&luks2(&format!("slot{slot}.passphrase"))),
             "token {token}"
         );
-        let got = decrypt(&text(&format!("luks2/token{token}.compact.jwe"))).unwrap();
+        let got = decrypt(&text(&luks2(&format!("token{token}.compact.jwe")))).unwrap();
         assert_eq!(
             got.expose(),
-            data(&format!("luks2/slot{slot}.passphrase")),
+            data(&luks2(&format!("slot{slot}.passphrase"))),
             "token {token}"
         );
     }
@@ -81,8 +87,8 @@ fn luks2_token_jwes_decrypt_to_the_slot_passphrases() {
 fn luks2_tokens_convert_losslessly() {
     for token in [0, 1, 2, 5] {
         let json: serde_json::Value =
-            serde_json::from_slice(&data(&format!("luks2/token{token}.json"))).unwrap();
-        let compact = text(&format!("luks2/token{token}.compact.jwe"));
+            serde_json::from_slice(&data(&luks2(&format!("token{token}.json")))).unwrap();
+        let compact = text(&luks2(&format!("token{token}.compact.jwe")));
         let from_json = Jwe::from_json(&json["jwe"]).unwrap();
         assert_eq!(from_json.to_compact(), compact.trim_end());
         let from_compact = Jwe::parse(&compact).unwrap();
@@ -92,7 +98,7 @@ fn luks2_tokens_convert_losslessly() {
         );
         // the whole token is accepted too
         assert_eq!(
-            Jwe::parse(&text(&format!("luks2/token{token}.json"))).unwrap(),
+            Jwe::parse(&text(&luks2(&format!("token{token}.json")))).unwrap(),
             from_compact
         );
     }
