@@ -1,4 +1,4 @@
-//! Bounded reads from the device.
+//! Bounded reads from the device, and the text fields of both binary headers.
 
 use crate::Error;
 use std::io::{Read, Seek, SeekFrom};
@@ -26,4 +26,12 @@ pub(crate) fn read_at<R: Read + Seek>(
     let mut buf = vec![0u8; len as usize];
     dev.read_exact(&mut buf).map_err(|e| Error::io(what, e))?;
     Ok(buf)
+}
+
+/// A NUL-padded text field of a binary header (LUKS1 or LUKS2).
+pub(crate) fn cstr(b: &[u8], field: &str) -> Result<String, Error> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    std::str::from_utf8(&b[..end])
+        .map(str::to_owned)
+        .map_err(|_| Error::meta(field, "is not UTF-8"))
 }

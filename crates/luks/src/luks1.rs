@@ -2,7 +2,7 @@
 
 use crate::cipher::CipherSpec;
 use crate::hash::Hash;
-use crate::luks2::binary::cstr;
+use crate::io::cstr;
 use crate::model::{DataSize, Digest, Kdf, Keyslot, MAX_KEY_SIZE, Priority, Segment};
 use crate::{Error, af};
 

@@ -2,7 +2,7 @@
 
 use crate::Error;
 use crate::hash::Hash;
-use crate::io::read_at;
+use crate::io::{cstr, read_at};
 use crate::model::{CopyState, HeaderCopy, HeaderHealth};
 use std::io::{Read, Seek};
 
@@ -158,12 +158,4 @@ pub(crate) fn be64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     u64::from_be_bytes(a)
-}
-
-/// A NUL-padded text field.
-pub(crate) fn cstr(b: &[u8], field: &str) -> Result<String, Error> {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    std::str::from_utf8(&b[..end])
-        .map(str::to_owned)
-        .map_err(|_| Error::meta(field, "is not UTF-8"))
 }
