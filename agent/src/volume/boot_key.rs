@@ -195,6 +195,11 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
+    /// Why `read_key` refuses `path`.
+    fn refusal(path: &Path, log: &Log) -> String {
+        read_key(path, log).err().unwrap().to_string()
+    }
+
     #[test]
     fn key_paths_are_relative_to_the_boot_partition() {
         assert_eq!(
@@ -219,20 +224,8 @@ mod tests {
             "key files are used byte for byte, as cryptsetup does"
         );
         std::fs::write(&p, b"").unwrap();
-        assert!(
-            read_key(&p, &log)
-                .err()
-                .unwrap()
-                .to_string()
-                .contains("empty")
-        );
-        assert!(
-            read_key(&d.path().join("none"), &log)
-                .err()
-                .unwrap()
-                .to_string()
-                .contains("none")
-        );
+        assert!(refusal(&p, &log).contains("empty"));
+        assert!(refusal(&d.path().join("none"), &log).contains("none"));
     }
 
     /// Not regular files: refused from fstat, at once, without reading (a
@@ -249,38 +242,23 @@ mod tests {
             .unwrap();
         assert!(st.success());
         let start = Instant::now();
-        let e = read_key(&fifo, &log).err().unwrap().to_string();
+        let e = refusal(&fifo, &log);
         assert_eq!(
             e,
             format!("{}: not a regular file (a FIFO)", fifo.display())
         );
-        let e = read_key(Path::new("/dev/zero"), &log)
-            .err()
-            .unwrap()
-            .to_string();
+        let e = refusal(Path::new("/dev/zero"), &log);
         assert_eq!(e, "/dev/zero: not a regular file (a character device)");
-        let e = read_key(d.path(), &log).err().unwrap().to_string();
+        let e = refusal(d.path(), &log);
         assert!(e.ends_with("not a regular file (a directory)"), "{e}");
         let big = d.path().join("big");
         File::create(&big).unwrap().set_len(1 << 40).unwrap();
-        assert!(
-            read_key(&big, &log)
-                .err()
-                .unwrap()
-                .to_string()
-                .ends_with("larger than 8 MiB")
-        );
+        assert!(refusal(&big, &log).ends_with("larger than 8 MiB"));
         println!("four refusals in {:?}", start.elapsed());
         // A symlink to a FIFO is the FIFO.
         let link = d.path().join("link");
         std::os::unix::fs::symlink(&fifo, &link).unwrap();
-        assert!(
-            read_key(&link, &log)
-                .err()
-                .unwrap()
-                .to_string()
-                .contains("(a FIFO)")
-        );
+        assert!(refusal(&link, &log).contains("(a FIFO)"));
     }
 
     #[test]
