@@ -42,7 +42,6 @@ rec() { # NAME DEVICE ARGS...
   cryptsetup close "$n"
 }
 echo "REC-DEV vda $(cat /sys/class/block/vda/dev) vdb $(cat /sys/class/block/vdb/dev) vdc $(cat /sys/class/block/vdc/dev)"
-rec cryptroot /dev/vda
 rec root-hex /dev/vda --disable-keyring --allow-discards
 rec luks-1e4f2c63-8b48-4d3c-8c1f-4d2a6f3bae21 /dev/vdb --disable-keyring --allow-discards \
   --perf-same_cpu_crypt --perf-submit_from_crypt_cpus --perf-no_read_workqueue --perf-no_write_workqueue
