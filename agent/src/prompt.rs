@@ -1,0 +1,157 @@
+//! The console's method of the race: one prompt that takes the volume's passphrase or,
+//! when its Tang servers are out of reach, the answers to its recovery codes
+//! ([`crate::offline`] says how a line is told apart, and what is shown).
+//!
+//! ```text
+//!  automatic recovery failed? ── yes ─▶ the codes, listed
+//!                             └─ no ──▶ one line: an empty line shows them
+//!  prompt ◀─────────────────────────────────────────────────────────┐
+//!    ├─ empty line ─▶ the codes, then each as a QR code in turn ─────┤
+//!    ├─ an answer ──▶ progress, or the typo named ───────────────────┤
+//!    │               └─ a binding recovered ─▶ its keyslot ─▶ Opened
+//!    └─ a passphrase ─▶ every keyslot ─▶ Opened, or "No key available" (3 tries)
+//! ```
+//! Answers do not count as tries: a typo costs nothing.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use latchkey_luks::unlock;
+use latchkey_proto::secret::Secret;
+
+use crate::console::Answer;
+use crate::engine::{Ctx, Opened, try_passphrase};
+use crate::offline::{Offline, Typed};
+use crate::volume::Volume;
+
+/// Wrong console passphrases allowed before giving up, as cryptsetup's default.
+const CONSOLE_TRIES: u32 = 3;
+
+/// Longest key derivation for a passphrase typed at the console (which has
+/// no deadline): thirty times cryptsetup's default iteration time.
+const CONSOLE_KDF_TIME: Duration = Duration::from_secs(60);
+
+/// How the prompt ended (`None` from [`run`]: it was withdrawn).
+pub enum Outcome {
+    /// A passphrase or the recovery codes opened a keyslot.
+    Opened(Opened),
+    /// No input, or too many wrong passphrases.
+    GaveUp(String),
+}
+
+/// Asks on the console until the volume opens, the person gives up, or the race is
+/// `decided` elsewhere. `failed`: every automatic method has failed already, so the
+/// recovery codes are shown at once.
+pub fn run(vol: &Volume, ctx: &Ctx, decided: &Arc<AtomicBool>, failed: bool) -> Option<Outcome> {
+    let console = ctx.console.as_ref()?;
+    let disk = vol.label();
+    let mut offline = Offline::new(
+        vol.header.clevis_bindings(),
+        &mut latchkey_proto::rand_core::UnwrapErr(getrandom::SysRng),
+    );
+    let (prompt, mut show) = if offline.is_empty() {
+        (
+            format!("Please enter passphrase for disk {disk}: "),
+            Vec::new(),
+        )
+    } else if failed {
+        (answer_prompt(&disk), offline.list(&disk))
+    } else {
+        (answer_prompt(&disk), vec![offline.hint().to_owned()])
+    };
+    let mut listed = failed;
+    let mut wrong = 0;
+    while wrong < CONSOLE_TRIES {
+        let line = match console.ask_after(&std::mem::take(&mut show), &prompt, decided) {
+            Answer::Line(line) => line,
+            Answer::Eof => return Some(Outcome::GaveUp("console: no input".into())),
+            Answer::Withdrawn => return None,
+        };
+        let limits = ctx
+            .limits
+            .clone()
+            .until(Instant::now() + CONSOLE_KDF_TIME)
+            .cancelled_by(decided.clone());
+        if !offline.is_empty() && line.is_empty() {
+            show = if listed {
+                offline.next_qr()
+            } else {
+                offline.list(&disk)
+            };
+            listed = true;
+            continue;
+        }
+        if offline.takes(&line) {
+            let (keyslot, what, passphrase) = match offline.answer(&line) {
+                Typed::Again(lines) => {
+                    show = lines;
+                    continue;
+                }
+                Typed::Recovered {
+                    keyslot,
+                    what,
+                    passphrase,
+                } => (keyslot, what, passphrase),
+            };
+            match open_slot(vol, &passphrase, keyslot, &limits) {
+                Ok(unlocked) => {
+                    ctx.log.phase(&format!(
+                        "key recovered for {} from recovery codes",
+                        vol.name
+                    ));
+                    return Some(Outcome::Opened(Opened {
+                        method: format!("recovery codes for {what}"),
+                        unlocked,
+                    }));
+                }
+                Err(_) if decided.load(Ordering::Relaxed) => return None,
+                Err(e) => show = vec![format!("The recovered passphrase of {what}: {e}")],
+            }
+            continue;
+        }
+        match try_passphrase(vol, &line, &limits) {
+            Ok(unlocked) => {
+                return Some(Outcome::Opened(Opened {
+                    method: "console passphrase".into(),
+                    unlocked,
+                }));
+            }
+            Err(_) if decided.load(Ordering::Relaxed) => return None,
+            Err(e) => {
+                wrong += 1;
+                show = vec![format!("No key available with this passphrase ({e}).")];
+            }
+        }
+    }
+    if !show.is_empty() {
+        console.say(&show.join("\n"));
+    }
+    Some(Outcome::GaveUp(format!(
+        "console: {CONSOLE_TRIES} wrong passphrases"
+    )))
+}
+
+fn answer_prompt(disk: &str) -> String {
+    format!("Please enter passphrase for disk {disk}, or a recovery answer: ")
+}
+
+/// The recovered passphrase on the keyslot its binding is for.
+fn open_slot(
+    vol: &Volume,
+    passphrase: &Secret,
+    keyslot: u32,
+    limits: &latchkey_luks::Limits,
+) -> Result<latchkey_luks::Unlocked, String> {
+    let mut f =
+        File::open(&vol.path).map_err(|e| format!("opening {}: {e}", vol.path.display()))?;
+    unlock(
+        &vol.header,
+        &mut f,
+        passphrase.expose(),
+        Some(keyslot),
+        limits,
+    )
+    .map_err(|e| format!("keyslot {keyslot}: {e}"))
+}
