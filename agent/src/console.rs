@@ -75,13 +75,13 @@ impl Console {
     /// Waits for the console, prints `prompt`, reads one line with echo
     /// off. Gives up as soon as `withdraw` is set or the console is closed.
     pub fn ask(&self, prompt: &str, withdraw: &AtomicBool) -> Answer {
-        self.ask_after(&[], prompt, withdraw)
+        self.ask_until(&[], prompt, &|| withdraw.load(Ordering::Relaxed))
     }
 
-    /// [`Console::ask`], with `lines` shown first in the same turn: no other volume's
-    /// prompt comes between them and the question.
-    pub fn ask_after(&self, lines: &[String], prompt: &str, withdraw: &AtomicBool) -> Answer {
-        let gone = || withdraw.load(Ordering::Relaxed) || self.closed.load(Ordering::Relaxed);
+    /// [`Console::ask`], with `lines` shown first in the same turn (no other volume's
+    /// prompt comes between them and the question), withdrawn once `stop` says so.
+    pub fn ask_until(&self, lines: &[String], prompt: &str, stop: &dyn Fn() -> bool) -> Answer {
+        let gone = || stop() || self.closed.load(Ordering::Relaxed);
         let Some(_turn) = self.wait_turn(&gone) else {
             return Answer::Withdrawn;
         };

@@ -242,7 +242,11 @@ fn typo_lines(e: &RecoveryError, text: &str) -> Vec<String> {
             format!("{:>2}{mark}{g:<11}", i + 1)
         })
         .collect();
-    out.extend(shown.chunks(LIST_GROUPS).map(|r| r.join(" ")));
+    out.extend(
+        shown
+            .chunks(LIST_GROUPS)
+            .map(|r| r.join(" ").trim_end().to_owned()),
+    );
     out
 }
 

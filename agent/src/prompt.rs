@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  automatic recovery failed? ── yes ─▶ the codes, listed
-//!                             └─ no ──▶ one line: an empty line shows them
+//!                             └─ no ──▶ one line: an empty line shows them (and when
+//!                                       it fails, the prompt is withdrawn and they are)
 //!  prompt ◀─────────────────────────────────────────────────────────┐
 //!    ├─ empty line ─▶ the codes, then each as a QR code in turn ─────┤
 //!    ├─ an answer ──▶ progress, or the typo named ───────────────────┤
@@ -42,32 +43,48 @@ pub enum Outcome {
 }
 
 /// Asks on the console until the volume opens, the person gives up, or the race is
-/// `decided` elsewhere. `failed`: every automatic method has failed already, so the
-/// recovery codes are shown at once.
-pub fn run(vol: &Volume, ctx: &Ctx, decided: &Arc<AtomicBool>, failed: bool) -> Option<Outcome> {
+/// `decided` elsewhere. `failed` is set once every automatic method has failed: the
+/// recovery codes are listed then (at once if it is set already).
+pub fn run(
+    vol: &Volume,
+    ctx: &Ctx,
+    decided: &Arc<AtomicBool>,
+    failed: &AtomicBool,
+) -> Option<Outcome> {
     let console = ctx.console.as_ref()?;
     let disk = vol.label();
     let mut offline = Offline::new(
         vol.header.clevis_bindings(),
         &mut latchkey_proto::rand_core::UnwrapErr(getrandom::SysRng),
     );
+    let failed_now = || failed.load(Ordering::Relaxed);
     let (prompt, mut show) = if offline.is_empty() {
         (
             format!("Please enter passphrase for disk {disk}: "),
             Vec::new(),
         )
-    } else if failed {
+    } else if failed_now() {
         (answer_prompt(&disk), offline.list(&disk))
     } else {
         (answer_prompt(&disk), vec![offline.hint().to_owned()])
     };
-    let mut listed = failed;
+    let mut listed = offline.is_empty() || failed_now();
     let mut wrong = 0;
     while wrong < CONSOLE_TRIES {
-        let line = match console.ask_after(&std::mem::take(&mut show), &prompt, decided) {
+        // Until the codes are listed, the prompt also ends when the network gives up.
+        let stop = || decided.load(Ordering::Relaxed) || (!listed && failed_now());
+        let line = match console.ask_until(&std::mem::take(&mut show), &prompt, &stop) {
             Answer::Line(line) => line,
             Answer::Eof => return Some(Outcome::GaveUp("console: no input".into())),
-            Answer::Withdrawn => return None,
+            Answer::Withdrawn if decided.load(Ordering::Relaxed) => return None,
+            Answer::Withdrawn => {
+                show = vec![
+                    "No Tang server could be reached (a line being typed was dropped).".into(),
+                ];
+                show.extend(offline.list(&disk));
+                listed = true;
+                continue;
+            }
         };
         let limits = ctx
             .limits
