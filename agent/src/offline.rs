@@ -258,9 +258,7 @@ mod tests {
     use latchkey_proto::recovery::{RequestCode, answer_from_keys};
     use latchkey_testkit::sample;
 
-    fn rng() -> latchkey_proto::rand_core::UnwrapErr<getrandom::SysRng> {
-        latchkey_proto::rand_core::UnwrapErr(getrandom::SysRng)
-    }
+    use latchkey_sys::rng::os as rng;
 
     /// Bindings from sample JWE files, as LUKS2 tokens 0, 1, ... on keyslots 1, 2, ...
     fn offline(files: &[&str]) -> Offline {

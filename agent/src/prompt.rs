@@ -53,10 +53,7 @@ pub fn run(
 ) -> Option<Outcome> {
     let console = ctx.console.as_ref()?;
     let disk = vol.label();
-    let mut offline = Offline::new(
-        vol.header.clevis_bindings(),
-        &mut latchkey_proto::rand_core::UnwrapErr(getrandom::SysRng),
-    );
+    let mut offline = Offline::new(vol.header.clevis_bindings(), &mut latchkey_sys::rng::os());
     let failed_now = || failed.load(Ordering::Relaxed);
     let (prompt, mut show) = if offline.is_empty() {
         (
