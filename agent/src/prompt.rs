@@ -14,16 +14,16 @@
 //! ```
 //! Answers do not count as tries: a typo costs nothing.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use latchkey_luks::unlock;
+use latchkey_luks::{Limits, Unlocked, unlock};
 use latchkey_proto::secret::Secret;
 
 use crate::console::Answer;
-use crate::engine::{Ctx, Opened, try_passphrase};
+use crate::engine::{Ctx, Opened, open, try_passphrase};
+use crate::error::Error;
 use crate::offline::{Offline, Typed};
 use crate::volume::Volume;
 
@@ -38,8 +38,9 @@ const CONSOLE_KDF_TIME: Duration = Duration::from_secs(60);
 pub enum Outcome {
     /// A passphrase or the recovery codes opened a keyslot.
     Opened(Opened),
-    /// No input, or too many wrong passphrases.
-    GaveUp(String),
+    /// No input ([`Error::NoInput`]), or too many wrong passphrases
+    /// ([`Error::WrongPassphrases`]).
+    GaveUp(Error),
 }
 
 /// Asks on the console until the volume opens, the person gives up, or the race is
@@ -72,7 +73,7 @@ pub fn run(
         let stop = || decided.load(Ordering::Relaxed) || (!listed && failed_now());
         let line = match console.ask_until(&std::mem::take(&mut show), &prompt, &stop) {
             Answer::Line(line) => line,
-            Answer::Eof => return Some(Outcome::GaveUp("console: no input".into())),
+            Answer::Eof => return Some(Outcome::GaveUp(Error::NoInput)),
             Answer::Withdrawn if decided.load(Ordering::Relaxed) => return None,
             Answer::Withdrawn => {
                 show = vec![
@@ -142,9 +143,9 @@ pub fn run(
     if !show.is_empty() {
         console.say(&show.join("\n"));
     }
-    Some(Outcome::GaveUp(format!(
-        "console: {CONSOLE_TRIES} wrong passphrases"
-    )))
+    Some(Outcome::GaveUp(Error::WrongPassphrases {
+        tries: CONSOLE_TRIES,
+    }))
 }
 
 fn answer_prompt(disk: &str) -> String {
@@ -156,16 +157,17 @@ fn open_slot(
     vol: &Volume,
     passphrase: &Secret,
     keyslot: u32,
-    limits: &latchkey_luks::Limits,
-) -> Result<latchkey_luks::Unlocked, String> {
-    let mut f =
-        File::open(&vol.path).map_err(|e| format!("opening {}: {e}", vol.path.display()))?;
+    limits: &Limits,
+) -> Result<Unlocked, Error> {
     unlock(
         &vol.header,
-        &mut f,
+        &mut open(vol)?,
         passphrase.expose(),
         Some(keyslot),
         limits,
     )
-    .map_err(|e| format!("keyslot {keyslot}: {e}"))
+    .map_err(|source| Error::Keyslot {
+        slot: keyslot,
+        source,
+    })
 }
