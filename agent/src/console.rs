@@ -75,7 +75,13 @@ impl Console {
     /// Waits for the console, prints `prompt`, reads one line with echo
     /// off. Gives up as soon as `withdraw` is set or the console is closed.
     pub fn ask(&self, prompt: &str, withdraw: &AtomicBool) -> Answer {
-        let gone = || withdraw.load(Ordering::Relaxed) || self.closed.load(Ordering::Relaxed);
+        self.ask_until(&[], prompt, &|| withdraw.load(Ordering::Relaxed))
+    }
+
+    /// [`Console::ask`], with `lines` shown first in the same turn (no other volume's
+    /// prompt comes between them and the question), withdrawn once `stop` says so.
+    pub fn ask_until(&self, lines: &[String], prompt: &str, stop: &dyn Fn() -> bool) -> Answer {
+        let gone = || stop() || self.closed.load(Ordering::Relaxed);
         let Some(_turn) = self.wait_turn(&gone) else {
             return Answer::Withdrawn;
         };
@@ -86,6 +92,9 @@ impl Console {
             let mut quiet = t.clone();
             quiet.local_modes.remove(LocalModes::ECHO);
             let _ = termios::tcsetattr(tty, OptionalActions::Now, &quiet);
+        }
+        for l in lines {
+            let _ = writeln!(tty, "{l}");
         }
         let _ = tty.write_all(prompt.as_bytes());
         let answer = read_line(&mut tty, &gone);

@@ -28,23 +28,17 @@ use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin;
 use latchkey_proto::secret::Secret;
 
-use crate::console::{Answer, Console};
+use crate::console::Console;
 use crate::error::{Attempt, Error, Method};
 use crate::kmsg_log::Log;
 use crate::net::NetError;
+use crate::prompt;
 use crate::volume::Volume;
-
-/// Wrong console passphrases allowed before giving up, as cryptsetup's default.
-const CONSOLE_TRIES: u32 = 3;
 
 /// How long after the deadline a race still listens: methods bounded by the
 /// deadline end at that moment too, and their own account of it (which
 /// keyslot, which server) is better than "unanswered".
 const REPORT_GRACE: Duration = Duration::from_millis(200);
-
-/// Longest key derivation for a passphrase typed at the console (which has
-/// no deadline): thirty times cryptsetup's default iteration time.
-const CONSOLE_KDF_TIME: Duration = Duration::from_secs(60);
 
 /// Brings the network up for whichever binding needs it first; the others
 /// wait. A failed bring-up (no carrier yet, no DHCP answer) is tried again
@@ -227,7 +221,8 @@ pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unl
     unlock(&vol.header, &mut open(vol)?, key.expose(), None, limits).map_err(Error::Unlock)
 }
 
-fn open(vol: &Volume) -> Result<File, Error> {
+/// The volume's device or image, for reading keyslots.
+pub(crate) fn open(vol: &Volume) -> Result<File, Error> {
     File::open(&vol.path).map_err(|source| Error::Open {
         path: vol.path.clone(),
         source,
@@ -287,35 +282,17 @@ fn spawn_local_key(vol: Arc<Volume>, ctx: Arc<Ctx>, limits: Limits, tx: Sender<E
     });
 }
 
-fn spawn_console(vol: Arc<Volume>, ctx: Arc<Ctx>, decided: Arc<AtomicBool>, tx: Sender<Event>) {
+fn spawn_console(
+    vol: Arc<Volume>,
+    ctx: Arc<Ctx>,
+    decided: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    tx: Sender<Event>,
+) {
     spawn_method(tx, Method::Console, move || {
-        let gave_up = |e| Some(Event::ConsoleGaveUp(Attempt::of(Method::Console, e)));
-        let console = ctx.console.as_ref()?;
-        let prompt = format!("Please enter passphrase for disk {}: ", vol.label());
-        for _ in 0..CONSOLE_TRIES {
-            let pass = match console.ask(&prompt, &decided) {
-                Answer::Line(pass) => pass,
-                Answer::Eof => return gave_up(Error::NoInput),
-                Answer::Withdrawn => return None,
-            };
-            let limits = ctx
-                .limits
-                .clone()
-                .until(Instant::now() + CONSOLE_KDF_TIME)
-                .cancelled_by(decided.clone());
-            match try_passphrase(&vol, &pass, &limits) {
-                Ok(unlocked) => {
-                    return Some(Event::Opened(Opened {
-                        method: "console passphrase".into(),
-                        unlocked,
-                    }));
-                }
-                Err(_) if decided.load(Ordering::Relaxed) => return None,
-                Err(e) => console.say(&format!("No key available with this passphrase ({e}).")),
-            }
-        }
-        gave_up(Error::WrongPassphrases {
-            tries: CONSOLE_TRIES,
+        Some(match prompt::run(&vol, &ctx, &decided, &failed)? {
+            prompt::Outcome::Opened(o) => Event::Opened(o),
+            prompt::Outcome::GaveUp(e) => Event::ConsoleGaveUp(Attempt::of(Method::Console, e)),
         })
     });
 }
@@ -357,14 +334,23 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<Attempt>> {
         });
     }
     let mut prompting = false;
+    // Set once every automatic method has failed: the console lists the recovery codes.
+    let failed = Arc::new(AtomicBool::new(false));
     loop {
+        failed.store(pending == 0, Ordering::Relaxed);
         let now = Instant::now();
         if !prompting && ctx.console.is_some() && (pending == 0 || now >= ctx.prompt_at) {
             prompting = true;
             if pending == 0 {
                 report(&ctx.log, &vol, &reasons);
             }
-            spawn_console(vol.clone(), ctx.clone(), decided.0.clone(), tx.clone());
+            spawn_console(
+                vol.clone(),
+                ctx.clone(),
+                decided.0.clone(),
+                failed.clone(),
+                tx.clone(),
+            );
         }
         let closed = ctx.deadline.extended(REPORT_GRACE).instant();
         if !prompting && (pending == 0 || now >= closed) {

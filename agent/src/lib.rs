@@ -26,5 +26,7 @@ pub mod error;
 pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;
+pub mod offline;
+pub mod prompt;
 pub mod unlock;
 pub mod volume;

@@ -538,6 +538,112 @@ fn console_prompt_is_withdrawn_when_tang_answers() {
     assert!(pty.echo(), "the agent left the terminal with echo off");
 }
 
+/// No Tang server answers. The prompt comes first (prompt delay 0) and says that an
+/// empty line lists the codes; once the deadline has passed, the console lists the
+/// volume's recovery code by itself. What `tangd recover` answers from the server's key
+/// directory, typed at the passphrase prompt (after a typo and a QR code), opens the
+/// volume. The code is shown on the console only, never in the log.
+#[test]
+fn recovery_codes_at_the_console_open_a_volume_whose_tang_is_gone() {
+    use latchkey_proto::curve::RustCrypto;
+    use latchkey_proto::jwk::Jwk;
+    use latchkey_proto::recovery::{RequestCode, answer_from_keys};
+
+    if !tools() {
+        return;
+    }
+    let s = Scratch::new("agent-offline");
+    let mut tang = Tang::start();
+    let (img, key) = image(&s, "luks2", "root.img");
+    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    tang.stop();
+    let keys: Vec<Jwk> = tang
+        .key_files("deriveKey")
+        .iter()
+        .map(|p| Jwk::parse(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let mut pty = Pty::new();
+    let line = s.path("cmdline");
+    std::fs::write(
+        &line,
+        "latchkey.prompt-delay=0 latchkey.deadline=3 latchkey.timeout=1",
+    )
+    .unwrap();
+    let mut child = agent()
+        .args([
+            "unlock",
+            "--dry-run",
+            "--crypttab",
+            "/nonexistent",
+            "--console",
+        ])
+        .arg(&pty.path)
+        .arg("--cmdline")
+        .arg(&line)
+        .arg("--device")
+        .arg(&img)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    const PROMPT: &str = ", or a recovery answer: ";
+    let early = pty.expect(PROMPT);
+    assert!(
+        early.contains("An empty line at the prompt shows recovery codes."),
+        "{early}"
+    );
+    assert!(!early.contains("Recovery codes for disk"), "{early}");
+    let shown = pty.expect(PROMPT);
+    assert!(shown.contains("No Tang server could be reached"), "{shown}");
+    println!("{shown}");
+    assert!(shown.contains("Recovery codes for disk luks-"), "{shown}");
+    assert!(shown.contains("1 answer needed: code 1 ("), "{shown}");
+    let rows: Vec<&str> = shown.lines().map(str::trim).collect();
+    let at = rows
+        .iter()
+        .position(|l| l.starts_with(&format!("code 1 of 1: {}", tang.url)))
+        .expect("the code's heading");
+    let code = rows[at + 1..at + 4].join(" ");
+    let request = RequestCode::parse(&code).unwrap();
+    let answer = answer_from_keys(&request, &keys, None, "db", &RustCrypto)
+        .unwrap()
+        .to_string();
+
+    // A typo in group 2: named, and asked again.
+    let mut typo: Vec<char> = answer.chars().collect();
+    typo[14] = if typo[14] == 'Z' { 'Y' } else { 'Z' };
+    pty.type_in(&format!("{}\n", typo.into_iter().collect::<String>()));
+    let said = pty.expect(PROMPT);
+    assert!(said.contains("group 2 does not check"), "{said}");
+    // An empty line: the code as a QR code, its text beside it.
+    pty.type_in("\n");
+    let said = pty.expect(PROMPT);
+    assert!(said.contains('█') && said.contains("key id "), "{said}");
+    pty.type_in(&format!("{answer}\n"));
+
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("the agent did not finish after the answer");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(s.path("stderr")).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("would open with keyslot 1 (recovery codes for clevis token 0 (keyslot 1))"),
+        "{text}"
+    );
+    let first_group = code.split(' ').next().unwrap();
+    assert!(!text.contains(first_group), "a code in the log: {text}");
+    assert!(pty.echo());
+}
+
 /// Two volumes, one console: B's prompt waits behind A's; when A opens by
 /// Tang, A's prompt is withdrawn and B's takes the console.
 #[test]

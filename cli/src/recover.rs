@@ -225,10 +225,8 @@ fn challenge(a: ChallengeArgs) -> Result<()> {
     for c in rec.challenges() {
         line("#");
         line(&format!(
-            "# code {} of {}: {} (key id {})",
-            c.number,
-            rec.challenges().len(),
-            c.url,
+            "# {} (key id {})",
+            c.heading(rec.challenges().len()),
             c.kid
         ));
         if !a.no_qr {

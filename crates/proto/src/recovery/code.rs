@@ -308,9 +308,12 @@ impl RecoveryCode {
     }
 }
 
+/// A group as shown: `0R4ZK-7M2QT` (a short one as far as it goes).
 fn show_group(g: &str) -> String {
-    let (a, b) = g.split_at(5);
-    format!("{a}-{b}")
+    match g.char_indices().nth(5) {
+        Some((at, _)) => format!("{}-{}", &g[..at], &g[at..]),
+        None => g.to_owned(),
+    }
 }
 
 impl fmt::Display for RecoveryCode {
@@ -392,6 +395,43 @@ impl fmt::Display for AnswerCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// Fewest and most code characters a line may hold and still be read as a code rather
+/// than a passphrase (see [`looks_like_code`]): a code with ten symbols lost or added is
+/// still a code, whose error names the group to read again.
+const SHAPE: core::ops::RangeInclusive<usize> = CODE_SYMBOLS - 19..=CODE_SYMBOLS + 21;
+
+/// Whether a typed line is meant as a code: only code characters (any case, `I L O`
+/// included), spaces, tabs and hyphens, and between 100 and 140 code characters. A
+/// prompt that takes a passphrase or an answer code reads such a line as a code, and any
+/// other line as a passphrase.
+pub fn looks_like_code(line: &[u8]) -> bool {
+    let mut n = 0;
+    for &b in line {
+        let c = char::from(b);
+        if !b.is_ascii() || (!is_separator(c) && symbol_value(c).is_none()) {
+            return false;
+        }
+        n += usize::from(!is_separator(c));
+    }
+    SHAPE.contains(&n)
+}
+
+/// A typed code as read, in its groups of ten shown as `0R4ZK-7M2QT` (upper case,
+/// separators dropped, the last group whatever is left), for showing it back beside an
+/// error that names a group.
+pub fn typed_groups(text: &str) -> Vec<String> {
+    let symbols: Vec<char> = text
+        .chars()
+        .filter(|&c| !is_separator(c))
+        .take(MAX_LINE)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    symbols
+        .chunks(GROUP_DATA + 1)
+        .map(|g| show_group(&g.iter().collect::<String>()))
+        .collect()
 }
 
 /// Cuts typed or pasted text into codes, each with the 1-based line it starts on.
@@ -717,6 +757,32 @@ mod tests {
         ));
         assert_eq!(RequestCode::parse(&parts[1].1).unwrap(), b);
         assert!(split_codes("\n  \n# only a comment\n").is_empty());
+    }
+
+    #[test]
+    fn code_shaped_lines_and_passphrases() {
+        let req = request();
+        let text = req.to_string();
+        assert!(looks_like_code(text.as_bytes()));
+        assert!(looks_like_code(text.to_lowercase().as_bytes()));
+        assert!(looks_like_code(req.code().compact().as_bytes()));
+        // A symbol lost, or ten, is still a code (whose error names the group).
+        assert!(looks_like_code(&req.code().compact().as_bytes()[10..]));
+        assert!(!looks_like_code(&req.code().compact().as_bytes()[20..]));
+        for pass in [
+            "correct horse battery staple".to_owned(),
+            String::new(),
+            "a".repeat(200),
+            format!("{text}!"),
+            with_symbol(&text, 5, 'U'),
+            format!("{text} é"),
+        ] {
+            assert!(!looks_like_code(pass.as_bytes()), "{pass:?}");
+        }
+        let groups = typed_groups(&text.to_lowercase());
+        assert_eq!(groups.len(), GROUPS);
+        assert_eq!(groups.join(" "), text);
+        assert_eq!(typed_groups("ab-cd efghjkmnpq"), ["ABCDE-FGHJK", "MNPQ"]);
     }
 
     #[test]

@@ -67,7 +67,8 @@ mod qr;
 mod state;
 
 pub use code::{
-    AnswerCode, CODE_SYMBOLS, CodeKind, GROUPS, RecoveryCode, RequestCode, split_codes,
+    AnswerCode, CODE_SYMBOLS, CodeKind, GROUPS, RecoveryCode, RequestCode, looks_like_code,
+    split_codes, typed_groups,
 };
 pub use exchange::answer_from_keys;
 pub use plan::{Challenge, Recovery};

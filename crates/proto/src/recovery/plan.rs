@@ -35,6 +35,13 @@ pub struct Challenge {
     answer_tag: u16,
 }
 
+impl Challenge {
+    /// How a code is introduced to the person: `code 1 of 3: http://tang`.
+    pub fn heading(&self, of: usize) -> String {
+        format!("code {} of {of}: {}", self.number, self.url)
+    }
+}
+
 /// The recovery of one clevis JWE through codes.
 ///
 /// ```no_run
