@@ -26,5 +26,6 @@ pub mod engine;
 pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;
+pub mod netdev;
 pub mod unlock;
 pub mod volume;
