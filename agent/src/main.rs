@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
+usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--netdev] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
        latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] < JWE > PLAINTEXT
        latchkey-agent initrd-config [--root DIR] > initrd.conf
        latchkey-agent netdev-generator NORMAL_DIR [EARLY_DIR LATE_DIR]   (or run as latchkey-netdev-generator)
@@ -15,7 +15,8 @@ usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--console TTY] [--cmdlin
 
 unlock   open the LUKS volumes named by rd.luks.* / crypttab (or every clevis-bound one):
          the local key file and every clevis binding at once, then the console
-         (/dev/console, or --console TTY, which also asks in a dry run)
+         (/dev/console, or --console TTY, which also asks in a dry run);
+         --netdev: late boot, the _netdev volumes of /etc/crypttab over the system's network
 decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine
 initrd-config  print the options an initrd hook records for the system at DIR (/)
 netdev-generator  systemd generator: the _netdev volumes of /etc/crypttab wait for
@@ -35,6 +36,7 @@ fn parse_unlock(mut it: impl Iterator<Item = String>) -> Result<unlock::Args, St
             "--cmdline" => a.cmdline = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--crypttab" => a.crypttab = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--device" => a.devices.push(PathBuf::from(value(&mut it, &arg)?)),
+            "--netdev" => a.netdev = true,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
