@@ -101,6 +101,10 @@ install:
 	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/bin/tangd
 	install -D -m 0644 tangd/tangd.service $(DESTDIR)$(SYSTEMDDIR)/system/tangd.service
 	install -D -m 0644 tangd/tangd.socket $(DESTDIR)$(SYSTEMDDIR)/system/tangd.socket
+	@# Late boot: the _netdev volumes of /etc/crypttab, once the network is online.
+	install -D -m 0644 systemd/latchkey-netdev.service $(DESTDIR)$(SYSTEMDDIR)/system/latchkey-netdev.service
+	install -d $(DESTDIR)$(SYSTEMDDIR)/system-generators
+	ln -sfn $(PREFIX)/lib/latchkey/latchkey-agent $(DESTDIR)$(SYSTEMDDIR)/system-generators/latchkey-netdev-generator
 	install -D -m 0755 initrd-hooks/initramfs-tools/hooks/latchkey $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/latchkey
 	install -D -m 0755 initrd-hooks/initramfs-tools/scripts/init-premount/latchkey $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount/latchkey
 	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90latchkey

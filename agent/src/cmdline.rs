@@ -62,14 +62,15 @@ impl Default for VolumeOptions {
 }
 
 impl VolumeOptions {
-    /// The mapping name for LUKS `uuid`: from `rd.luks.name=`, else
+    /// The mapping name for LUKS `uuid`: from `rd.luks.name=` (as the
+    /// kernel gets it from cryptsetup, [`crate::volume::dm_name`]), else
     /// `luks-UUID` as systemd-cryptsetup-generator and dracut name it.
     pub fn name_for(&self, uuid: &str) -> String {
         let uuid = normalize_uuid(uuid);
         self.names
             .iter()
             .find(|(u, _)| *u == uuid)
-            .map(|(_, n)| n.clone())
+            .map(|(_, n)| crate::volume::dm_name(n))
             .unwrap_or_else(|| format!("luks-{uuid}"))
     }
 

@@ -26,6 +26,7 @@ pub mod error;
 pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;
+pub mod netdev;
 pub mod offline;
 pub mod prompt;
 pub mod unlock;

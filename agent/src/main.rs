@@ -2,21 +2,25 @@
 //! (the boot flow) and [`latchkey_agent::decrypt`].
 #![forbid(unsafe_code)]
 
-use latchkey_agent::{decrypt, initrd_config, unlock};
+use latchkey_agent::{decrypt, initrd_config, netdev, unlock};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
+usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--netdev] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
        latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] < JWE > PLAINTEXT
        latchkey-agent initrd-config [--root DIR] > initrd.conf
+       latchkey-agent netdev-generator NORMAL_DIR [EARLY_DIR LATE_DIR]   (or run as latchkey-netdev-generator)
        latchkey-agent --version
 
 unlock   open the LUKS volumes named by rd.luks.* / crypttab (or every clevis-bound one):
          the local key file and every clevis binding at once, then the console
-         (/dev/console, or --console TTY, which also asks in a dry run)
+         (/dev/console, or --console TTY, which also asks in a dry run);
+         --netdev: late boot, the _netdev volumes of /etc/crypttab over the system's network
 decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine
-initrd-config  print the options an initrd hook records for the system at DIR (/)";
+initrd-config  print the options an initrd hook records for the system at DIR (/)
+netdev-generator  systemd generator: the _netdev volumes of /etc/crypttab wait for
+         latchkey-netdev.service, which opens them once the network is online";
 
 fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
     it.next().ok_or_else(|| format!("{flag} needs a value"))
@@ -32,6 +36,7 @@ fn parse_unlock(mut it: impl Iterator<Item = String>) -> Result<unlock::Args, St
             "--cmdline" => a.cmdline = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--crypttab" => a.crypttab = Some(PathBuf::from(value(&mut it, &arg)?)),
             "--device" => a.devices.push(PathBuf::from(value(&mut it, &arg)?)),
+            "--netdev" => a.netdev = true,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -48,7 +53,13 @@ fn print_initrd_config(root: &str) -> i32 {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args();
+    // Installed as a systemd generator, a link to this binary by that name.
+    let argv0 = args.next().unwrap_or_default();
+    if argv0.rsplit('/').next() == Some(netdev::GENERATOR) {
+        let rc = netdev::run_generator(&args.collect::<Vec<_>>());
+        return ExitCode::from(rc as u8);
+    }
     let cmd = args.next();
     let rc = match cmd.as_deref() {
         Some("unlock") => match parse_unlock(args) {
@@ -67,6 +78,7 @@ fn main() -> ExitCode {
                 2
             }
         },
+        Some("netdev-generator") => netdev::run_generator(&args.collect::<Vec<_>>()),
         Some("--version") => {
             println!("latchkey-agent {}", env!("CARGO_PKG_VERSION"));
             0

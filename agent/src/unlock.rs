@@ -21,7 +21,7 @@ use crate::engine::{self, Ctx, LocalKey, NetGate};
 use crate::error::{Attempt, Error};
 use crate::kmsg_log::Log;
 use crate::volume::{self, Volume, activate, boot_key, crypttab};
-use crate::{initrd_config, net};
+use crate::{initrd_config, net, netdev};
 use latchkey_client::time::{Deadline, XorShift};
 
 /// What the command line of `latchkey-agent unlock` says.
@@ -40,6 +40,9 @@ pub struct Args {
     pub no_prompt: bool,
     /// Ask on this terminal instead of /dev/console (also in a dry run).
     pub console: Option<PathBuf>,
+    /// Late boot: the `_netdev` volumes of the system's crypttab, over the
+    /// network the system configured ([`netdev`]).
+    pub netdev: bool,
 }
 
 fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, Error> {
@@ -119,7 +122,10 @@ fn read_options(args: &Args, start: Instant) -> (Config, Arc<Log>) {
             latchkey_sys::proc::read_cmdline().unwrap_or_default()
         ),
     };
-    let (cfg, warnings) = cmdline::parse(&line);
+    let (mut cfg, warnings) = cmdline::parse(&line);
+    if args.netdev {
+        netdev::restrict(&mut cfg);
+    }
     let log = Arc::new(if args.dry_run {
         Log::stderr(start, cfg.debug)
     } else {
@@ -143,11 +149,13 @@ fn find_volumes(
 ) -> Vec<Volume> {
     let (tab, warns) = match &args.crypttab {
         Some(p) => crypttab::load_files(std::slice::from_ref(p)),
+        None if args.netdev => crypttab::load_files(&[PathBuf::from(netdev::CRYPTTAB)]),
         None => crypttab::load(Path::new("/")),
     };
     for w in warns {
         log.warn(&w);
     }
+    let tab = netdev::select(tab, args.netdev);
     if !args.devices.is_empty() {
         let mut v = Vec::new();
         for p in &args.devices {
@@ -159,6 +167,10 @@ fn find_volumes(
         return v;
     }
     let wanted = volume::wanted(&cfg.volumes, &tab);
+    if wanted.is_empty() && args.netdev {
+        // Late boot opens what crypttab marks, never whatever it finds.
+        return Vec::new();
+    }
     if wanted.is_empty() {
         // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
         return volume::discover(
@@ -216,8 +228,10 @@ fn race_context(
     let net_log = log.clone();
     let net_cfg = cfg.network.clone();
     let dry_run = args.dry_run;
+    // Late boot runs once the system's network is online: never ours to configure.
+    let own_network = !args.netdev;
     let bring_up = Box::new(move || {
-        if dry_run {
+        if dry_run || !own_network {
             return Ok(());
         }
         let (plan, warns) = net::plan::plan(&net_cfg);

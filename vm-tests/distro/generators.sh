@@ -48,6 +48,8 @@ gen__n() {
 gen_scenarios() {
   case $1 in
     mkinitcpio) echo tang local-key ;;
+    # The one with systemd boots the system into its own systemd, too.
+    dracut-systemd) echo "${DISTRO_SCENARIOS[*]} netdev" ;;
     *) echo "${DISTRO_SCENARIOS[*]}" ;;
   esac
 }

@@ -11,6 +11,8 @@ DISTRO_SCENARIOS=(tang sss-one-down servers-down local-key)
 # and give-ups, and the agent making a node behind udev's back.
 FATAL+='|ALERT!|Dropping to a shell|Boot has failed|Signal caught|Entering emergency mode'
 FATAL+='|Gave up waiting|Timed out waiting for device|udev did not process'
+# How the kernel reports a server nobody answers for.
+NET_DOWN='No route to host|[Hh]ost is unreachable|timed out'
 
 # distro_disks TOKEN [KEYFILE]: root.img, LUKS over the switchable root
 # (passphrase in $W/pass), and boot.img, /boot with the local key or without.
@@ -58,15 +60,17 @@ s_sss_one_down() {
   disk_bind_sss "$W/root.img" "$W/pass" 2 \
     "http://10.0.2.100:80=$W/tang1.adv" "http://10.0.2.101:80=$W/tang2.adv" \
     "http://10.0.2.102:80=$W/tang3.adv" || fail "clevis luks bind sss" || return
+  # Down as a powered-off host is: nothing answers at its address.
   server_stop tang3
-  distro_vm "" -f "10.0.2.100=${PORT[tang1]}" -f "10.0.2.101=${PORT[tang2]}" -f "10.0.2.102=${PORT[tang3]}"
+  distro_vm "" -f "10.0.2.100=${PORT[tang1]}" -f "10.0.2.101=${PORT[tang2]}"
   expect 'latchkey: key recovered' 300 || return
   agent_opened "$tok"
 }
 
 # Every server down: the agent gives up at latchkey.deadline, says why
-# (naming the server), and the distribution's own prompt takes the
-# passphrase typed on the serial console.
+# (naming the server and the network's own error: nothing answers at its
+# address, as for a powered-off host), and the distribution's own prompt
+# takes the passphrase typed on the serial console.
 s_servers_down() {
   local tok failed
   tok=$(token)
@@ -74,10 +78,10 @@ s_servers_down() {
   distro_disks "$tok" || return
   disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
   server_stop tang1
-  distro_vm "latchkey.deadline=15" -f "10.0.2.100=${PORT[tang1]}"
+  distro_vm "latchkey.deadline=15"
   expect "latchkey: $GEN_NAME \\(.*\\) NOT opened" 360 || return
   failed=$VM_AT
-  expect 'latchkey: +- .*http://10\.0\.2\.100:80' 10 || return
+  expect "latchkey: +- .*http://10\\.0\\.2\\.100:80.*($NET_DOWN)" 10 || return
   NOTES+=("agent: $(vm__text | grep -aE -m1 'latchkey: +- .*http://10\.0\.2\.100:80')")
   expect "$GEN_PROMPT" 240 || return
   less_than "$failed" "$VM_AT" || fail "the distribution's prompt came before the agent gave up" || return
@@ -104,4 +108,83 @@ s_local_key() {
   expect 'latchkey: local key opened keyslot' 60 || return
   agent_opened "$tok" || return
   ! grep -q latchkey "$W/vm/cmdline" || fail "latchkey options on the command line: $(cat "$W/vm/cmdline")"
+}
+
+# Late boot, on the real system: the chroot itself as a plain root file
+# system, booted into its own systemd (networkd for the network), with a
+# data volume bound to Tang by clevis and marked _netdev in /etc/crypttab,
+# mounted by /etc/fstab. Nothing on the kernel command line names it; the
+# initrd opens no volume (rd.luks=0). latchkey-netdev-generator and
+# latchkey-netdev.service (installed as a package installs them) open it
+# once network-online.target is reached, before systemd-cryptsetup, which
+# would otherwise ask for its passphrase; the data volume is then mounted.
+s_netdev() {
+  local tok data_uuid=4c4b0089-0000-4000-8000-000000000009 online
+  tok=$(token)
+  tang_up tang1 || return
+  new_secret "$W/pass"
+  disk_luks "$W/data.img" "$tok" "$data_uuid" "$W/pass" || fail "making data.img" || return
+  disk_bind_tang "$W/data.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  # A guest under TCG on a busy host can take longer than systemd's 90 s for udev.
+  distro_system_root "$W/system.img" "data UUID=$data_uuid none luks,_netdev,x-systemd.device-timeout=600" \
+    "/dev/mapper/data /data ext4 _netdev 0 2" || fail "making the system's root image" || return
+  vm_start "$W/vm" "$KERNEL_IMAGE" "$INITRD" "root=/dev/vda rw rd.luks=0 net.ifnames=0" \
+    -d "$W/system.img" -d "$W/data.img" -f "10.0.2.100=${PORT[tang1]}" -t 900 -m 512
+  expect 'Reached target.*Network is Online' 720 || return
+  online=$VM_AT
+  expect 'latchkey: volume data open' 120 || return
+  NOTES+=("network online at ${online}s, data volume open at ${VM_AT}s (+$(secs_between "$online" "$VM_AT")s)")
+  expect "data mounted: $tok\$" 120 || return
+  NOTES+=("/data mounted at ${VM_AT}s after QEMU start")
+  ! vm_seen 'Please enter passphrase for disk' || fail "systemd asked for the data volume's passphrase" || return
+  vm_wait_exit 120 || fail "the system did not power off" || return
+  vm_seen 'reboot: Power down' || fail "no 'reboot: Power down' on the console"
+}
+
+# distro_system_root IMG CRYPTTAB_LINE FSTAB_LINE: the generator's chroot
+# (latchkey installed in it) as an ext4 image to boot its own systemd from,
+# seen through an overlay so the cached chroot is never changed: DHCP by
+# systemd-networkd, the data volume in crypttab and fstab, and a unit that
+# prints what /data holds, then powers off.
+distro_system_root() {
+  local img=$1 tab=$2 fs=$3 r=$DEBIAN_ROOT m=$W/system rc
+  mkdir -p "$m/upper" "$m/work" "$m/merged"
+  (
+    flock 9 || exit 1
+    mount -t overlay overlay -o "lowerdir=$r,upperdir=$m/upper,workdir=$m/work" "$m/merged" || exit 1
+    trap 'umount "$m/merged"' EXIT
+    local t=$m/merged
+    printf '%s\n' "/dev/vda / ext4 defaults 0 1" "$fs" >"$t/etc/fstab"
+    printf '%s\n' "$tab" >"$t/etc/crypttab"
+    mkdir -p "$t/data" "$t/etc/systemd/network"
+    printf '%s\n' '[Match]' 'Name=eth*' '[Network]' 'DHCP=ipv4' >"$t/etc/systemd/network/20-wired.network"
+    cat >"$t/etc/systemd/system/latchkey-data-check.service" <<'UNIT'
+[Unit]
+Description=Report /data and power off
+After=remote-fs.target latchkey-netdev.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'if mountpoint -q /data; then echo "data mounted: $(cat /data/latchkey-marker)"; else echo "data NOT mounted"; fi'
+ExecStartPost=/bin/systemctl --no-block poweroff
+StandardOutput=journal+console
+[Install]
+WantedBy=multi-user.target
+UNIT
+    systemctl --root="$t" -q enable systemd-networkd.service systemd-networkd-wait-online.service \
+      latchkey-data-check.service || exit 1
+    # What this test does not need, off so a guest under TCG on a busy host
+    # gets through (with time to spare: systemd's 90 s are for real hardware).
+    systemctl --root="$t" -q mask apparmor.service systemd-timesyncd.service keyboard-setup.service \
+      console-setup.service lvm2-monitor.service mdadm-shutdown.service e2scrub_reap.service \
+      serial-getty@ttyS0.service getty@tty1.service 2>/dev/null
+    mkdir -p "$t/etc/systemd/system.conf.d"
+    printf '%s\n' '[Manager]' 'DefaultTimeoutStartSec=600' 'DefaultDeviceTimeoutSec=600' \
+      >"$t/etc/systemd/system.conf.d/slow-guest.conf"
+    rm -f "$img"
+    truncate -s 1536M "$img"
+    mkfs.ext4 -q -F -d "$t" "$img"
+  ) 9>"$r.lock"
+  rc=$?
+  rm -rf "$m"
+  return "$rc"
 }

@@ -10,6 +10,7 @@
 #       -f IP=PORT      guestfwd: guest tcp IP:80 -> host 127.0.0.1:PORT
 #       -N              no network card at all
 #       -t SECONDS      hard limit for the whole boot (default 150)
+#       -m MIB          guest memory (default 256)
 #     DIR gets console.log (console lines stamped with
 #     seconds since QEMU started) and qemu.log.
 #   vm_wait REGEX [SECONDS]  wait until the console matches (grep -E);
@@ -54,16 +55,17 @@ vm__stamp() {
 
 vm_start() {
   VM_DIR=$1
-  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150
+  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150 mem=256
   local drives=() fwds=""
   shift 4
   OPTIND=1
-  while getopts 'd:f:Nt:' opt; do
+  while getopts 'd:f:Nt:m:' opt; do
     case $opt in
       d) drives+=(-drive "file=$OPTARG,format=raw,if=virtio") ;;
       f) fwds+=",guestfwd=tcp:${OPTARG%%=*}:80-cmd:socat - TCP:127.0.0.1:${OPTARG#*=}" ;;
       N) nic=0 ;;
       t) limit=$OPTARG ;;
+      m) mem=$OPTARG ;;
       *) return 2 ;;
     esac
   done
@@ -83,7 +85,7 @@ vm_start() {
   (vm__stamp "$VM_DIR/console.partial" <"$VM_DIR/serial.out" >"$VM_DIR/console.log") &
   VM_STAMP_PID=$!
   timeout -k 3 "$limit" qemu-system-x86_64 \
-    -accel tcg -cpu max -m 256 -smp 1 -nodefaults -display none -no-reboot \
+    -accel tcg -cpu max -m "$mem" -smp 1 -nodefaults -display none -no-reboot \
     -kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 no_timer_check $append" \
     -chardev "pipe,id=s0,path=$VM_DIR/serial" -serial chardev:s0 \
     "${drives[@]}" "${netdev[@]}" \

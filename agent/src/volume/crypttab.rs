@@ -4,11 +4,79 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where initrd generators keep the crypttab of the volumes they open:
-/// dracut, systemd and mkinitcpio at `/etc/crypttab`; initramfs-tools
-/// (Debian's cryptsetup-initramfs) at `/cryptroot/crypttab`, with no
-/// `/etc/crypttab` at all.
-pub const INITRD_PATHS: &[&str] = &["/etc/crypttab", "/cryptroot/crypttab"];
+/// Where initrd generators keep the crypttab of the volumes they open, and
+/// how its fields are read there: dracut, systemd and mkinitcpio at
+/// `/etc/crypttab`, as written; initramfs-tools (Debian's
+/// cryptsetup-initramfs) at `/cryptroot/crypttab`, with no `/etc/crypttab`
+/// at all, its escapes decoded as Debian's cryptroot does.
+pub const INITRD_PATHS: &[(&str, Escapes)] = &[
+    ("/etc/crypttab", Escapes::None),
+    ("/cryptroot/crypttab", Escapes::Debian),
+];
+
+/// How the fields of a crypttab are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escapes {
+    /// As systemd (and dracut's own scripts) read them: a field is taken
+    /// as it stands, a backslash included.
+    None,
+    /// As Debian's cryptsetup reads them (crypttab(5), `printf '%b'` in
+    /// dash): octal `\0NNN` and `\NNN`, `\\`, and `\a \b \f \n \r \t \v`;
+    /// `\c` ends the field; any other backslash stays.
+    Debian,
+}
+
+/// Decodes one field written with `esc`.
+pub fn unescape(field: &str, esc: Escapes) -> String {
+    if esc == Escapes::None || !field.contains('\\') {
+        return field.to_owned();
+    }
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        i += 2;
+        let simple = match c {
+            b'\\' => Some(b'\\'),
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(11),
+            _ => None,
+        };
+        if let Some(v) = simple {
+            out.push(v);
+        } else if c == b'c' {
+            break;
+        } else if c.is_ascii_digit() && c < b'8' {
+            // `\0` takes up to three more digits; `\N` up to two more.
+            let (mut v, mut n) = if c == b'0' {
+                (0u32, 3)
+            } else {
+                (u32::from(c - b'0'), 2)
+            };
+            while n > 0 && i < b.len() && (b'0'..b'8').contains(&b[i]) {
+                v = v * 8 + u32::from(b[i] - b'0');
+                i += 1;
+                n -= 1;
+            }
+            out.push(v as u8);
+        } else {
+            out.push(b'\\');
+            out.push(c);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// How a device is named in crypttab and on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,9 +133,14 @@ impl Entry {
     }
 }
 
-/// Parses crypttab text. Bad lines are skipped with a warning naming the
-/// line number.
+/// Parses crypttab text as systemd does (no escapes). Bad lines are
+/// skipped with a warning naming the line number.
 pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
+    parse_with(text, Escapes::None)
+}
+
+/// Parses crypttab text whose fields are written with `esc`.
+pub fn parse_with(text: &str, esc: Escapes) -> (Vec<Entry>, Vec<String>) {
     let mut out = Vec::new();
     let mut warn = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -75,7 +148,7 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let f: Vec<&str> = line.split_whitespace().collect();
+        let f: Vec<String> = line.split_whitespace().map(|f| unescape(f, esc)).collect();
         let lineno = n + 1;
         if f.len() < 2 || f.len() > 4 {
             warn.push(format!(
@@ -91,7 +164,7 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
             ));
             continue;
         }
-        let Some(device) = DeviceSpec::parse(f[1]) else {
+        let Some(device) = DeviceSpec::parse(&f[1]) else {
             warn.push(format!(
                 "crypttab line {lineno}: device {:?} is not UUID=, PARTUUID=, LABEL=, \
                  PARTLABEL= or an absolute path; skipped",
@@ -99,8 +172,8 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
             ));
             continue;
         };
-        let key_file = match f.get(2) {
-            None | Some(&"none") | Some(&"-") | Some(&"") => None,
+        let key_file = match f.get(2).map(String::as_str) {
+            None | Some("none") | Some("-") | Some("") => None,
             Some(k) => Some(PathBuf::from(k)),
         };
         let options = f.get(3).map(|o| {
@@ -110,7 +183,7 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
                 .collect()
         });
         out.push(Entry {
-            name: f[0].to_owned(),
+            name: f[0].clone(),
             device,
             key_file,
             options: options.unwrap_or_default(),
@@ -123,18 +196,24 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
 /// in the initrd), in that order; a name already seen keeps its first
 /// entry. Warnings name the file and line.
 pub fn load(root: &Path) -> (Vec<Entry>, Vec<String>) {
-    let files: Vec<PathBuf> = INITRD_PATHS
+    let files: Vec<(PathBuf, Escapes)> = INITRD_PATHS
         .iter()
-        .map(|p| root.join(p.trim_start_matches('/')))
+        .map(|(p, esc)| (root.join(p.trim_start_matches('/')), *esc))
         .collect();
-    load_files(&files)
+    load_with(&files)
 }
 
-/// Reads each of `files` that exists, as [`load`] does.
+/// Reads each of `files` that exists, as [`load`] does, fields as written
+/// (systemd's syntax).
 pub fn load_files(files: &[PathBuf]) -> (Vec<Entry>, Vec<String>) {
+    let files: Vec<(PathBuf, Escapes)> = files.iter().map(|p| (p.clone(), Escapes::None)).collect();
+    load_with(&files)
+}
+
+fn load_with(files: &[(PathBuf, Escapes)]) -> (Vec<Entry>, Vec<String>) {
     let mut out: Vec<Entry> = Vec::new();
     let mut warn = Vec::new();
-    for path in files {
+    for (path, esc) in files {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -143,7 +222,7 @@ pub fn load_files(files: &[PathBuf]) -> (Vec<Entry>, Vec<String>) {
                 continue;
             }
         };
-        let (entries, w) = parse(&text);
+        let (entries, w) = parse_with(&text, *esc);
         warn.extend(w.into_iter().map(|w| format!("{}: {w}", path.display())));
         for e in entries {
             if !out.iter().any(|o| o.name == e.name) {
@@ -249,6 +328,64 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("etc/crypttab: crypttab line 2"), "{w:?}");
         assert!(load(&root.path().join("none")).0.is_empty());
+    }
+
+    #[test]
+    fn debian_escapes_in_cryptroot_only() {
+        // What cryptsetup-initramfs copies from /etc/crypttab, escapes kept.
+        let root = tempfile::tempdir().unwrap();
+        for (p, t) in [
+            ("etc/crypttab", "sys\\040tem /dev/vda none luks\n"),
+            (
+                "cryptroot/crypttab",
+                "my\\040disk /dev/vdb none luks\nlab\\x2del LABEL=a\\0040b none luks,discard\n",
+            ),
+        ] {
+            let f = root.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, t).unwrap();
+        }
+        let (e, w) = load(root.path());
+        assert!(w.is_empty(), "{w:?}");
+        let got: Vec<_> = e.iter().map(|e| (e.name.as_str(), &e.device)).collect();
+        assert_eq!(
+            got,
+            [
+                ("sys\\040tem", &DeviceSpec::Path("/dev/vda".into())),
+                ("my disk", &DeviceSpec::Path("/dev/vdb".into())),
+                ("lab\\x2del", &DeviceSpec::Label("a b".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn unescape_as_dash_printf_b() {
+        let cases = [
+            ("plain", "plain"),
+            ("a\\040b", "a b"),
+            ("a\\0040b", "a b"),
+            ("a\\101b", "aAb"),
+            ("a\\x2db", "a\\x2db"),
+            ("a\\\\b", "a\\b"),
+            ("a\\tb\\n", "a\tb\n"),
+            ("a\\cb", "a"),
+            ("a\\08b", "a\u{0}8b"),
+            ("end\\", "end\\"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(unescape(raw, Escapes::Debian), want, "{raw}");
+            assert_eq!(unescape(raw, Escapes::None), raw);
+        }
+        // The same decoding as Debian's own: dash's printf %b.
+        if std::path::Path::new("/bin/dash").exists() {
+            for (raw, want) in cases {
+                let out = std::process::Command::new("/bin/dash")
+                    .args(["-c", "printf '%b' \"$1\"", "sh", raw])
+                    .output()
+                    .unwrap();
+                assert_eq!(String::from_utf8_lossy(&out.stdout), want, "dash on {raw}");
+            }
+        }
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn wanted(cfg: &VolumeOptions, crypttab: &[Entry]) -> Vec<Wanted> {
             .find(|e| e.device == DeviceSpec::Uuid(uuid.clone()));
         let named_on_cmdline = cfg.names.iter().any(|(u, _)| normalize_uuid(u) == uuid);
         let name = match tab {
-            Some(e) if !named_on_cmdline => e.name.clone(),
+            Some(e) if !named_on_cmdline => dm_name(&e.name),
             _ => cfg.name_for(&uuid),
         };
         let mut options = tab.map(|e| e.options.clone()).unwrap_or_default();
@@ -125,7 +125,7 @@ pub fn wanted(cfg: &VolumeOptions, crypttab: &[Entry]) -> Vec<Wanted> {
         for e in crypttab.iter().filter(|e| !e.has("noauto")) {
             if !out.iter().any(|w| w.name == e.name) {
                 out.push(Wanted {
-                    name: e.name.clone(),
+                    name: dm_name(&e.name),
                     device: e.device.clone(),
                     options: e.options.clone(),
                 });
@@ -133,6 +133,13 @@ pub fn wanted(cfg: &VolumeOptions, crypttab: &[Entry]) -> Vec<Wanted> {
         }
     }
     out
+}
+
+/// The kernel's name for mapping `name`, mangled as cryptsetup's
+/// libdevmapper does, so `/dev/mapper/` holds what the initrd waits for; a
+/// name libdevmapper would refuse stays as given.
+pub(crate) fn dm_name(name: &str) -> String {
+    latchkey_sys::dm::mangle_name(name).unwrap_or_else(|| name.to_owned())
 }
 
 /// A block device and what it holds.
@@ -437,6 +444,19 @@ mod tests {
             w.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
             ["root"]
         );
+    }
+
+    #[test]
+    fn names_as_the_kernel_gets_them_from_cryptsetup() {
+        let (cfg, _) =
+            cmdline::parse("rd.luks.name=bbbbbbbb-0000-4000-8000-000000000002=cmd\\x20line");
+        let (tab, _) = crypttab::parse_with(
+            "my\\040disk UUID=aaaaaaaa-0000-4000-8000-000000000001 none luks\n",
+            crypttab::Escapes::Debian,
+        );
+        assert_eq!(wanted(&cfg.volumes, &tab)[0].name, "cmd\\x20line");
+        let (cfg, _) = cmdline::parse("quiet");
+        assert_eq!(wanted(&cfg.volumes, &tab)[0].name, "my\\x20disk");
     }
 
     const LUKS2: &[u8] =

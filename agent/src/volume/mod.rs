@@ -14,5 +14,5 @@ pub(crate) mod dm_table;
 
 pub use discovery::Volume;
 pub(crate) use discovery::{
-    describe, discover, distinct, existing, find_device, locate, read_header, wanted,
+    describe, discover, distinct, dm_name, existing, find_device, locate, read_header, wanted,
 };

@@ -210,6 +210,52 @@ fn get_u64(buf: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(buf[off..off + 8].try_into().expect("8 bytes"))
 }
 
+/// The name libdevmapper gives the kernel for `name` under its default
+/// ("auto") mangling, which is what cryptsetup and systemd-cryptsetup
+/// create: every byte udev would not keep in `/dev/mapper/` (anything but
+/// ASCII letters, digits and `#+-.:=@_`) becomes `\xNN`, and a name
+/// already in that form (`\xNN` sequences only) stays as it is. `None` for
+/// a name mixing both, which libdevmapper refuses.
+pub fn mangle_name(name: &str) -> Option<String> {
+    let b = name.as_bytes();
+    let (mut mangled, mut plain) = (false, false);
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
+            if b.len() - i < 4 || plain {
+                return None;
+            }
+            out.extend_from_slice(&b[i..i + 4]);
+            mangled = true;
+            i += 4;
+            continue;
+        }
+        match b[i] {
+            b'0'..=b'9'
+            | b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'#'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b':'
+            | b'='
+            | b'@'
+            | b'_' => out.push(b[i]),
+            c => {
+                if mangled {
+                    return None;
+                }
+                plain = true;
+                out.extend_from_slice(format!("\\x{c:02x}").as_bytes());
+            }
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 fn check_name(s: &str, max: usize) -> Result<()> {
     if s.len() >= max || s.bytes().any(|b| b == 0) || s.contains('/') {
         return Err(Error::DmBadName(s.to_owned()));
@@ -487,6 +533,24 @@ pub fn node_exists(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_mangled_as_libdevmapper_does() {
+        assert_eq!(mangle_name("cryptroot").as_deref(), Some("cryptroot"));
+        assert_eq!(
+            mangle_name("luks-4c4b.x#+:=@_").as_deref(),
+            Some("luks-4c4b.x#+:=@_")
+        );
+        assert_eq!(mangle_name("my disk").as_deref(), Some("my\\x20disk"));
+        assert_eq!(mangle_name("é").as_deref(), Some("\\xc3\\xa9"));
+        // Already mangled: kept.
+        assert_eq!(mangle_name("my\\x20disk").as_deref(), Some("my\\x20disk"));
+        assert_eq!(mangle_name("a\\x2db").as_deref(), Some("a\\x2db"));
+        // Mixed, or a truncated sequence: refused.
+        assert_eq!(mangle_name("my\\x20big disk"), None);
+        assert_eq!(mangle_name("big disk\\x20"), None);
+        assert_eq!(mangle_name("a\\x2"), None);
+    }
 
     #[test]
     fn huge_dev_decoding() {
