@@ -108,7 +108,7 @@ note_phases() {
 # --- no agent -----------------------------------------------------------
 
 # Proves the harness: modules, DHCP over restricted slirp, HTTP to a real
-# tangd through guestfwd, virtio disks, the marker, poweroff.
+# tangd through guestfwd, virtio disks, the TPM (swtpm), the marker, poweroff.
 t_standin() {
   local tok initrd=$OUT/standin-initrd.gz size
   tok=$(token)
@@ -118,11 +118,12 @@ t_standin() {
   disk_plain "$W/plain.img" "$tok" || fail "making plain.img" || return
   root_disk "$W/luks.img" "$(uuid 0)" unused || return
   vm_start "$W/vm" "$KERNEL_IMAGE" "$initrd" "" \
-    -d "$W/plain.img" -d "$W/luks.img" -f "10.0.2.100=${PORT[tang1]}" -t 60
+    -d "$W/plain.img" -d "$W/luks.img" -f "10.0.2.100=${PORT[tang1]}" -T "$W/tpm" -t 60
   expect 'init: started' 30 || return
   NOTES+=("/init started at ${VM_AT}s")
   expect 'standin: dm_crypt loaded, xts\(aes\) and aesni available' 20 || return
   NOTES+=("modules loaded at ${VM_AT}s")
+  expect 'standin: TPM at /dev/tpmrm0' 5 || return
   expect 'standin: dhcp bound 10\.0\.2\.15/24' 20 || return
   NOTES+=("DHCP lease at ${VM_AT}s")
   expect "standin: fetched http://10\.0\.2\.100/adv \\($size bytes\\)" 20 || return
