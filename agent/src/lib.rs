@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   /proc/cmdline ─► cmdline ─► volume (discovery, crypttab) ─► unlock ─► engine ─┬─► net (plan, dhcp) ─► Tang (latchkey-client)
+//!                                                                                  ├─► tpm (latchkey-tpm2)
 //!                                                                                  ├─► volume::boot_key
 //!                                                                                  └─► console
 //!                    luks header ─► volume key ─► volume::dm_table ─► volume::activate (latchkey-sys dm)
@@ -26,5 +27,6 @@ pub mod engine;
 pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;
+pub mod tpm;
 pub mod unlock;
 pub mod volume;

@@ -154,6 +154,10 @@ pub fn seal(tpm: &mut Tpm, req: &SealRequest) -> Result<Sealed> {
     })
 }
 
+/// The longest one TPM command may take by default: an RSA primary on a slow TPM takes
+/// seconds.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The TPM side of decryption for [`latchkey_proto::pin::Unseal`], one for every binding
 /// of a run: the TPM is opened on first need and kept open; a TPM that is not there (or
 /// never answers) is found once, and later bindings get that verdict at once. Bindings
@@ -220,6 +224,12 @@ impl Unsealer {
                 Err(self.judge(&mut st, &e))
             }
         }
+    }
+
+    /// Why the TPM cannot be used for the rest of the run, once that is known.
+    pub fn unavailable(&self) -> Option<String> {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.unavailable.clone()
     }
 
     fn open(&self) -> Result<Tpm> {
