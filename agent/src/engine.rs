@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   local key ──▶ (boot partition, once) ──▶ keyslots ───────────────┐
-//!   binding 0 ──▶ (network, once) ──▶ Tang/sss ──▶ passphrase ──▶ keyslot ─┤
+//!   binding 0 ──▶ Tang (network, once) ∥ TPM (once) ──▶ passphrase ──▶ keyslot ─┤
 //!   binding 1 ──▶ ...                                                      ├─▶ first Opened wins
 //!   console (after prompt delay, or when all else failed) ─────────────────┘
 //! ```
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use latchkey_client::{Options, Retry};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::jwe::Jwe;
-use latchkey_proto::pin;
+use latchkey_proto::pin::{self, Unseal};
 use latchkey_proto::secret::Secret;
 
 use crate::console::{Answer, Console};
@@ -160,6 +160,8 @@ pub struct Ctx {
     pub net: NetGate,
     /// The local key file of degraded mode, read on first need.
     pub local_key: LocalKey,
+    /// The TPM of tpm2 pins, opened on first need.
+    pub tpm: Arc<dyn Unseal>,
     /// When automatic methods give up.
     pub deadline: Instant,
     /// Per-request timeout.
@@ -227,11 +229,13 @@ pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unl
     unlock(&vol.header, &mut f, key.expose(), None, limits).map_err(|e| e.to_string())
 }
 
-fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Result<Opened, String> {
+fn recover(
+    vol: &Volume,
+    b: &ClevisBinding,
+    ctx: &Arc<Ctx>,
+    limits: &Limits,
+) -> Result<Opened, String> {
     let jwe = Jwe::parse(&b.jwe).map_err(|e| e.to_string())?;
-    if pin::needs_network(&jwe.header) {
-        ctx.net.ensure().map_err(|e| format!("network: {e}"))?;
-    }
     let remaining = ctx.deadline.saturating_duration_since(Instant::now());
     let opts = Options {
         connect_timeout: ctx.timeout,
@@ -244,7 +248,17 @@ fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Resul
         },
         rewrite: None,
     };
-    let pass = latchkey_client::decrypt(&jwe, &opts).map_err(|e| e.to_string())?;
+    // Tang requests wait for the network, which the first of them brings up; the TPM
+    // steps of the same binding go ahead meanwhile, and a binding without Tang never
+    // touches the network.
+    let pass = if pin::needs_network(&jwe.header) {
+        let net = ctx.clone();
+        let gate: latchkey_client::NetworkGate = Arc::new(move || net.net.ensure());
+        latchkey_client::decrypt_gated(&jwe, &opts, Some(ctx.tpm.clone()), gate)
+    } else {
+        latchkey_client::decrypt_with(&jwe, &opts, Some(ctx.tpm.clone()))
+    }
+    .map_err(|e| e.to_string())?;
     let method = b.to_string();
     ctx.log
         .phase(&format!("key recovered for {} from {method}", vol.name));

@@ -33,13 +33,18 @@ impl BootTpm {
 }
 
 impl Unseal for BootTpm {
-    fn unseal(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Secret, String> {
+    fn unseal(
+        &self,
+        binding: &Tpm2Binding,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Secret, String> {
         let what = binding.describe();
-        let r = self
-            .unsealer
-            .unseal_until(binding, deadline, &AtomicBool::new(false));
+        let r = self.unsealer.unseal_until(binding, deadline, stop);
         match &r {
             Ok(_) => self.log.info(&format!("{what}: unsealed")),
+            // The binding was decided without the TPM: nothing to report.
+            Err(_) if stop.load(Ordering::Relaxed) => {}
             Err(e) => match self.unsealer.unavailable() {
                 Some(_) => {
                     if !self.said_unavailable.swap(true, Ordering::Relaxed) {

@@ -48,7 +48,10 @@ pub mod url;
 
 use std::time::Instant;
 
-pub use decrypt::{MAX_JWE_INPUT, decrypt, decrypt_stdin, decrypt_with, drive, drive_with};
+pub use decrypt::{
+    MAX_JWE_INPUT, NetworkGate, decrypt, decrypt_gated, decrypt_stdin, decrypt_with, drive,
+    drive_with,
+};
 pub use error::Error;
 pub use options::{Cancel, Options, Retry, UrlRewrite};
 use transport::Request;

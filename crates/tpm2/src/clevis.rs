@@ -256,8 +256,13 @@ impl Unsealer {
 }
 
 impl Unseal for Unsealer {
-    fn unseal(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Secret, String> {
-        self.unseal_until(binding, deadline, &AtomicBool::new(false))
+    fn unseal(
+        &self,
+        binding: &Tpm2Binding,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Secret, String> {
+        self.unseal_until(binding, deadline, stop)
     }
 }
 

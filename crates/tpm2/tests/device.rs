@@ -64,8 +64,11 @@ fn the_unsealer_opens_the_device_once() {
     let deadline = Instant::now() + Duration::from_secs(30);
     // The echo is a refusal of CreatePrimary (see above), each time through the same
     // open descriptor.
-    let first = u.unseal(&b, deadline).err().unwrap();
+    let first = u.unseal(&b, deadline, &Default::default()).err().unwrap();
     assert!(first.starts_with("TPM2_CreatePrimary: "), "{first}");
     std::fs::remove_file(&fifo).unwrap();
-    assert_eq!(u.unseal(&b, deadline).err().unwrap(), first);
+    assert_eq!(
+        u.unseal(&b, deadline, &Default::default()).err().unwrap(),
+        first
+    );
 }

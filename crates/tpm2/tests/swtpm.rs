@@ -256,11 +256,14 @@ fn a_missing_tpm_is_found_once() {
         jwk_priv: vec![0, 0],
     };
     let deadline = Instant::now() + TIMEOUT;
-    let e = u.unseal(&b, deadline).err().unwrap();
+    let e = u.unseal(&b, deadline, &Default::default()).err().unwrap();
     assert!(e.starts_with("no TPM device:"), "{e}");
     // The device appearing later does not matter: the verdict stands for this unlock.
     std::fs::write(dir.path("tpmrm0"), b"").unwrap();
-    assert_eq!(u.unseal(&b, deadline).err().unwrap(), e);
+    assert_eq!(
+        u.unseal(&b, deadline, &Default::default()).err().unwrap(),
+        e
+    );
 }
 
 /// A TPM that never answers costs its command timeout once: later bindings of the same
@@ -287,7 +290,7 @@ fn a_tpm_that_never_answers_is_waited_for_once() {
         jwk_priv: vec![0, 0],
     };
     let deadline = Instant::now() + TIMEOUT;
-    let e = u.unseal(&b, deadline).err().unwrap();
+    let e = u.unseal(&b, deadline, &Default::default()).err().unwrap();
     assert!(
         e.ends_with("no answer to TPM2_CreatePrimary within 500ms"),
         "{e}"
@@ -295,7 +298,10 @@ fn a_tpm_that_never_answers_is_waited_for_once() {
     server.join().unwrap();
     // Nobody listens any more: a second try would fail differently.
     let again = Instant::now();
-    assert_eq!(u.unseal(&b, deadline).err().unwrap(), e);
+    assert_eq!(
+        u.unseal(&b, deadline, &Default::default()).err().unwrap(),
+        e
+    );
     assert!(again.elapsed() < Duration::from_millis(500));
 }
 
