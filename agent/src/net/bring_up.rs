@@ -19,8 +19,8 @@ use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
 use super::plan::{Iface, Method, Plan};
-use crate::deadline::{Backoff, Deadline, Jitter};
 use crate::kmsg_log::Log;
+use latchkey_client::time::{Backoff, Deadline, Jitter};
 
 /// What went wrong while bringing the network up.
 #[derive(Debug)]
@@ -34,6 +34,8 @@ pub enum NetError {
     NoCarrier(Vec<String>),
     /// No DHCP lease on these interfaces before the deadline.
     DhcpTimeout(Vec<String>),
+    /// The deadline passed before a bring-up could even start.
+    NotTried,
     /// Writing the resolver configuration failed.
     ResolvConf {
         /// The file.
@@ -55,6 +57,9 @@ impl fmt::Display for NetError {
             ),
             NetError::DhcpTimeout(l) => {
                 write!(f, "no DHCP lease on {} before the deadline", l.join(", "))
+            }
+            NetError::NotTried => {
+                write!(f, "the deadline passed before the network was brought up")
             }
             NetError::ResolvConf { path, source } => {
                 write!(f, "writing {}: {source}", path.display())
@@ -637,8 +642,8 @@ pub(crate) mod testnet {
 mod tests {
     use super::testnet::*;
     use super::*;
-    use crate::deadline::XorShift;
     use crate::net::plan::Step;
+    use latchkey_client::time::XorShift;
 
     fn pool(net: u8) -> std::ops::RangeInclusive<Ipv4Addr> {
         Ipv4Addr::new(10, 88, net, 50)..=Ipv4Addr::new(10, 88, net, 59)

@@ -10,6 +10,7 @@ pub mod dhcp;
 pub(crate) mod ip;
 pub mod plan;
 
+pub use bring_up::NetError;
 #[cfg(test)]
 pub(crate) use bring_up::testnet;
 pub(crate) use bring_up::{Options, bring_up};

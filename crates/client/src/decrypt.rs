@@ -14,6 +14,7 @@ use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{Decryption, RequestId, Status, Unseal};
 use latchkey_proto::secret::Secret;
 
+use crate::time::Deadline;
 use crate::transport::{self, Request};
 use crate::{Cancel, Error, Options};
 
@@ -22,7 +23,7 @@ use crate::{Cancel, Error, Options};
 ///
 /// All Tang requests go out concurrently; as soon as the pin tree is satisfied (or can no
 /// longer be) the outstanding ones are cancelled. `opts.timeout` bounds each request and
-/// `opts.deadline` the whole call. On failure the error lists every URL and its fate.
+/// `opts.budget` the whole call. On failure the error lists every URL and its fate.
 pub fn decrypt(jwe: &Jwe, opts: &Options) -> Result<Secret, Error> {
     decrypt_with(jwe, opts, None)
 }
@@ -34,26 +35,26 @@ pub fn decrypt_with(
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
 ) -> Result<Secret, Error> {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let plan = Decryption::new(jwe, &mut rng)?;
-    drive_inner(plan, opts, tpm, None)
+    decrypt_until(jwe, opts, tpm, None, opts.deadline())
 }
 
 /// Brings the network up, or says why it cannot; called by each Tang request before it
-/// connects, so that a caller who owns the network (the initrd agent) needs it only when
-/// a Tang request is really made, and TPM steps never wait for it.
+/// connects, so that a caller who owns the network (the initrd agent) brings it up only
+/// when a Tang request is really made, and TPM steps never wait for it.
 pub type NetworkGate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
-/// [`decrypt_with`], each Tang request first passing `network`.
-pub fn decrypt_gated(
+/// [`decrypt_with`], ending at the caller's `deadline` rather than `opts.budget` from now,
+/// each Tang request first passing `network` when given.
+pub fn decrypt_until(
     jwe: &Jwe,
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
-    network: NetworkGate,
+    network: Option<NetworkGate>,
+    deadline: Deadline,
 ) -> Result<Secret, Error> {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     let plan = Decryption::new(jwe, &mut rng)?;
-    drive_inner(plan, opts, tpm, Some(network))
+    drive_gated(plan, opts, tpm, network, deadline)
 }
 
 /// Most a `decrypt` command reads: more than any clevis JWE (a 3-server sss one is about
@@ -120,31 +121,27 @@ struct Outstanding {
     cancel: Cancel,
 }
 
-/// Drives an already-built plan to its end.
-pub fn drive(plan: Decryption, opts: &Options) -> Result<Secret, Error> {
-    drive_with(plan, opts, None)
-}
-
-/// [`drive`] with a TPM for the plan's unseals.
-pub fn drive_with(
+/// Drives an already-built plan to its end (or `deadline`), with `tpm` for its unseals.
+pub fn drive(
     plan: Decryption,
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
+    deadline: Deadline,
 ) -> Result<Secret, Error> {
-    drive_inner(plan, opts, tpm, None)
+    drive_gated(plan, opts, tpm, None, deadline)
 }
 
-fn drive_inner(
+fn drive_gated(
     mut plan: Decryption,
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
     network: Option<NetworkGate>,
+    deadline: Deadline,
 ) -> Result<Secret, Error> {
     let start = Instant::now();
-    let deadline = start + opts.deadline;
     // Workers stop a little after the driver gives up, so a request cut short by the overall
     // deadline is reported as such rather than as its own timeout; the driver cancels them.
-    let worker_deadline = deadline + Duration::from_millis(250);
+    let worker_deadline = deadline.extended(Duration::from_millis(250));
     let (tx, rx) = mpsc::channel::<(RequestId, Answer)>();
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
@@ -176,16 +173,15 @@ fn drive_inner(
                     }),
                     None => Ok(()),
                 };
-                let result = online
-                    .and_then(|()| req.body().map_err(Error::from))
-                    .and_then(|body| {
-                        let r = Request {
-                            method: "POST",
-                            url: &rec_url,
-                            body: Some(("application/jwk+json", &body)),
-                        };
-                        transport::send(&r, &opts, &cancel, worker_deadline)
-                    });
+                let body = online.and_then(|()| req.body().map_err(Error::from));
+                let result = body.and_then(|body| {
+                    let r = Request {
+                        method: "POST",
+                        url: &rec_url,
+                        body: Some(("application/jwk+json", &body)),
+                    };
+                    transport::send(&r, &opts, &cancel, worker_deadline)
+                });
                 // The receiver is gone once a verdict is reached; the result is moot then.
                 let _ = report.send((req.id, Answer::Rec(result)));
             });
@@ -228,7 +224,7 @@ fn drive_inner(
                         return;
                     }
                     let result = match &tpm {
-                        Some(t) => t.unseal(&req.binding, worker_deadline, &stop),
+                        Some(t) => t.unseal(&req.binding, worker_deadline.instant(), &stop),
                         None => Err(NO_TPM.to_owned()),
                     };
                     if report.send((req.id, Answer::Unsealed(result))).is_err() {
@@ -284,7 +280,7 @@ fn drive_inner(
                 });
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.remaining(Instant::now());
         let received = match rx.try_recv() {
             Ok(reply) => Ok(reply),
             Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvTimeoutError::Disconnected),
@@ -320,7 +316,7 @@ fn drive_inner(
                 cancel_all(&outstanding);
                 let outcomes = report(&outcomes, "no reply before the deadline");
                 return Err(Error::Deadline {
-                    after: opts.deadline,
+                    after: deadline.remaining(start),
                     outcomes,
                 });
             }
