@@ -334,7 +334,11 @@ in
           else
             [ cfg.localKey.fsType ]
         );
+      # udev loads the TPM drivers (tpm2 bindings open /dev/tpmrm0) where the
+      # machine has a TPM.
       boot.initrd.availableKernelModules = [
+        "tpm_tis"
+        "tpm_crb"
         "aes"
         "xts"
         "sha256"

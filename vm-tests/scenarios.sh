@@ -9,6 +9,8 @@
 #   latchkey: network up          (kmsg, once the interface has an address)
 #   latchkey: key recovered       (kmsg, per volume, after Tang answered)
 #   latchkey: volume NAME open    (kmsg, once /dev/mapper/NAME exists)
+#   latchkey: tpm2 (PCRS): unsealed   (kmsg, a tpm2 pin's TPM step done;
+#                                  PCRS is bank:ids or "no PCR policy")
 # and /init prints `root mounted: /dev/mapper/NAME`, `volume mounted: ...`,
 # `marker: TOKEN` and `agent failed rc=N`.
 
@@ -16,7 +18,8 @@ SCENARIOS=(
   standin tang-dhcp static-ip sss-one-down sss-blackhole quorum-lost
   degraded-local-key rotated-keys luks1-luksmeta hostile-offcurve
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
-  nbde-quorum nbde-quorum-lost offline-codes
+  nbde-quorum nbde-quorum-lost offline-codes tpm2-alone tpm2-tang-sss
+  tpm2-pcr-changed
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -108,7 +111,7 @@ note_phases() {
 # --- no agent -----------------------------------------------------------
 
 # Proves the harness: modules, DHCP over restricted slirp, HTTP to a real
-# tangd through guestfwd, virtio disks, the marker, poweroff.
+# tangd through guestfwd, virtio disks, the TPM (swtpm), the marker, poweroff.
 t_standin() {
   local tok initrd=$OUT/standin-initrd.gz size
   tok=$(token)
@@ -118,11 +121,12 @@ t_standin() {
   disk_plain "$W/plain.img" "$tok" || fail "making plain.img" || return
   root_disk "$W/luks.img" "$(uuid 0)" unused || return
   vm_start "$W/vm" "$KERNEL_IMAGE" "$initrd" "" \
-    -d "$W/plain.img" -d "$W/luks.img" -f "10.0.2.100=${PORT[tang1]}" -t 60
+    -d "$W/plain.img" -d "$W/luks.img" -f "10.0.2.100=${PORT[tang1]}" -T "$W/tpm" -t 60
   expect 'init: started' 30 || return
   NOTES+=("/init started at ${VM_AT}s")
   expect 'standin: dm_crypt loaded, xts\(aes\) and aesni available' 20 || return
   NOTES+=("modules loaded at ${VM_AT}s")
+  expect 'standin: TPM at /dev/tpmrm0' 5 || return
   expect 'standin: dhcp bound 10\.0\.2\.15/24' 20 || return
   NOTES+=("DHCP lease at ${VM_AT}s")
   expect "standin: fetched http://10\.0\.2\.100/adv \\($size bytes\\)" 20 || return
@@ -541,4 +545,90 @@ t_offline_codes() {
   expect "latchkey: volume luks-$u open" 120 || return
   vm_seen "recovery codes for clevis token 0 \\(keyslot 1\\)" || fail "the volume was not opened by the recovery codes" || return
   expect_root "/dev/mapper/luks-$u" "$tok" 60 || return
+}
+
+# --- the TPM (swtpm attached to the guest) -------------------------------
+
+# tpm_bind IMG PIN CONFIG: `clevis luks bind` (its tpm2 pin through tpm2-tools)
+# against $W/tpm, the TPM the guest gets with -T, served to the host by a
+# swtpm that is stopped again before the boot. With TPM_EXTEND="PCR..." those
+# sha256 PCRs are extended first.
+tpm_bind() {
+  local img=$1 pin=$2 cfg=$3 pcr rc=0
+  swtpm_start hosttpm "$W/tpm" || fail "starting swtpm" || return
+  for pcr in ${TPM_EXTEND:-}; do
+    TPM2TOOLS_TCTI=$TPM_TCTI tpm2_pcrextend "$pcr:sha256=$(printf '01%.0s' {1..32})" || rc=1
+  done
+  ((rc == 0)) && TPM2TOOLS_TCTI=$TPM_TCTI clevis luks bind -y -d "$img" -k "$W/pass" "$pin" "$cfg" || rc=1
+  server_stop hosttpm
+  ((rc == 0)) || fail "clevis luks bind $pin $cfg"
+}
+
+# 17: root bound with clevis tpm2 alone, to PCR 15 (which SeaBIOS leaves at
+# zero, as it was on the host), in a guest with no network card: opened from
+# the TPM, the network never tried.
+t_tpm2_alone() {
+  local u tok
+  need_agent || return
+  u=$(uuid 17) tok=$(token)
+  root_disk "$W/root.img" "$u" "$tok" || return
+  tpm_bind "$W/root.img" tpm2 '{"pcr_bank":"sha256","pcr_ids":"15"}' || return
+  boot "rd.luks.uuid=$u" -d "$W/root.img" -N -T "$W/tpm"
+  expect 'latchkey: tpm2 \(sha256:15\): unsealed' || return
+  NOTES+=("unsealed at ${VM_AT}s after QEMU start")
+  expect 'latchkey: key recovered' || return
+  expect "latchkey: volume luks-$u open" || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+  ! vm_seen 'latchkey: .*network' || fail "the agent went for the network: $(vm__text | grep -a -m1 'latchkey: .*network')"
+}
+
+# tpm_sss_disk N T TPM2_CONFIG: root.img bound with Shamir T of {tpm2, tang1}.
+tpm_sss_disk() {
+  TS_UUID=$(uuid "$1") TS_TOKEN=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$TS_UUID" "$TS_TOKEN" || return
+  tpm_bind "$W/root.img" sss "{\"t\":$2,\"pins\":{\"tpm2\":$3,\"tang\":[{\"url\":\"http://10.0.2.100:80\",\"adv\":\"$W/tang1.adv\"}]}}"
+}
+
+tpm_sss_boot() {
+  boot "rd.luks.uuid=$TS_UUID ip=dhcp${1:+ $*}" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -T "$W/tpm"
+}
+
+# 18: the node share sealed in the TPM and the cluster share from Tang, both
+# needed (t=2): opens with Tang up; with Tang down the agent names the server,
+# recovers no key and prompts, and the passphrase typed there opens the volume.
+t_tpm2_tang_sss() {
+  need_agent || return
+  tpm_sss_disk 18 2 '{}' || return
+  tpm_sss_boot
+  expect 'latchkey: tpm2 \(no PCR policy\): unsealed' || return
+  NOTES+=("unsealed at ${VM_AT}s after QEMU start")
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$TS_UUID" "$TS_TOKEN" || return
+  note_phases
+  server_stop tang1
+  tpm_sss_boot latchkey.deadline=20
+  expect 'latchkey: tpm2 \(no PCR policy\): unsealed' || return
+  expect 'of 2 shares.*10\.0\.2\.100:80: ' 60 'root mounted' || fail "the dead Tang not reported: $FAIL_WHY" || return
+  expect '[Pp]assphrase' 60 'root mounted' || return
+  NOTES+=("Tang down: prompt at ${VM_AT}s after QEMU start")
+  ! vm_seen 'latchkey: key recovered' || fail "a key recovered without Tang" || return
+  vm_send "$(cat "$W/pass")"
+  expect_root "/dev/mapper/luks-$TS_UUID" "$TS_TOKEN" 60 || return
+}
+
+# 19: t=1 of {tpm2 bound to PCR 15, tang}, sealed to a PCR 15 the guest's boot
+# does not reproduce (extended on the host before sealing: PCRs start from
+# zero at every power-on, so this is how a changed boot chain looks to the
+# TPM): the TPM share is refused by name and Tang opens the volume.
+t_tpm2_pcr_changed() {
+  need_agent || return
+  TPM_EXTEND=15 tpm_sss_disk 19 1 '{"pcr_bank":"sha256","pcr_ids":"15"}' || return
+  tpm_sss_boot
+  expect 'latchkey: .*tpm2 \(sha256:15\): PCR sha256:15 policy does not match' || return
+  NOTES+=("TPM share refused at ${VM_AT}s after QEMU start")
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$TS_UUID" "$TS_TOKEN" || return
+  ! vm_seen 'tpm2 \(sha256:15\): unsealed' || fail "the TPM unsealed against a changed PCR 15"
+  note_phases
 }

@@ -1,9 +1,12 @@
 //! `latchkey-agent decrypt`: a clevis JWE on stdin, its plaintext on stdout,
-//! through the same engine the boot flow uses.
+//! through the same engine the boot flow uses (tpm2 pins through the TPM
+//! `TPM2TOOLS_TCTI` names, else /dev/tpmrm0, then /dev/tpm0).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_client::Options;
+use latchkey_tpm2::{COMMAND_TIMEOUT, Unsealer};
 
 /// Runs the command; the process exit code.
 pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
@@ -38,7 +41,8 @@ pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
             other => return usage(&format!("unknown option {other:?}")),
         }
     }
-    match latchkey_client::decrypt_stdin(&opts, None) {
+    let tpm = Arc::new(Unsealer::from_env(COMMAND_TIMEOUT));
+    match latchkey_client::decrypt_stdin(&opts, Some(tpm)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("latchkey-agent decrypt: {e}");

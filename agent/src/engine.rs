@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   local key ──▶ (boot partition, once) ──▶ keyslots ───────────────┐
-//!   binding 0 ──▶ (network, once) ──▶ Tang/sss ──▶ passphrase ──▶ keyslot ─┤
+//!   binding 0 ──▶ Tang (network, once) ∥ TPM (once) ──▶ passphrase ──▶ keyslot ─┤
 //!   binding 1 ──▶ ...                                                      ├─▶ first Opened wins
 //!   console (after prompt delay, or when all else failed) ─────────────────┘
 //! ```
@@ -25,7 +25,7 @@ use latchkey_client::Options;
 use latchkey_client::time::{Backoff, Deadline, RetryPolicy, XorShift};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::jwe::Jwe;
-use latchkey_proto::pin;
+use latchkey_proto::pin::{self, Unseal};
 use latchkey_proto::secret::Secret;
 
 use crate::console::Console;
@@ -156,6 +156,8 @@ pub struct Ctx {
     pub net: NetGate,
     /// The local key file of degraded mode, read on first need.
     pub local_key: LocalKey,
+    /// The TPM of tpm2 pins, opened on first need.
+    pub tpm: Arc<dyn Unseal>,
     /// When automatic methods give up.
     pub deadline: Deadline,
     /// Per-request timeout.
@@ -232,16 +234,22 @@ pub(crate) fn open(vol: &Volume) -> Result<File, Error> {
 fn recover(
     vol: &Volume,
     (b, jwe): (&ClevisBinding, &Result<Jwe, latchkey_proto::Error>),
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     limits: &Limits,
 ) -> Result<Opened, Error> {
     let jwe = jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
-    if pin::needs_network(&jwe.header) {
-        ctx.net.ensure().map_err(Error::Network)?;
-    }
     let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4);
-    let pass =
-        latchkey_client::decrypt_until(jwe, &opts, None, ctx.deadline).map_err(Error::Recover)?;
+    // Tang requests wait for the network, which the first of them brings up; the TPM
+    // steps of the same binding go ahead meanwhile, and a binding without Tang never
+    // touches the network.
+    let network: Option<latchkey_client::NetworkGate> =
+        pin::needs_network(&jwe.header).then(|| {
+            let ctx = ctx.clone();
+            Arc::new(move || ctx.net.ensure().map_err(|e| e.to_string())) as _
+        });
+    let tpm = Some(ctx.tpm.clone());
+    let pass = latchkey_client::decrypt_until(jwe, &opts, tpm, network, ctx.deadline)
+        .map_err(Error::Recover)?;
     let method = b.to_string();
     ctx.log
         .phase(&format!("key recovered for {} from {method}", vol.name));

@@ -7,8 +7,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::net::NetError;
-
 /// Why a volume, or one way of opening it, failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -93,9 +91,8 @@ pub enum Error {
     },
     /// A binding's JWE cannot be read.
     Jwe(latchkey_proto::Error),
-    /// The network, needed by a binding, could not be brought up before the deadline.
-    Network(Arc<NetError>),
-    /// Tang (or sss, or a tpm2 pin) did not give the passphrase back.
+    /// Tang (or sss, or a tpm2 pin) did not give the passphrase back; a network that could
+    /// not be brought up is named there, per Tang server.
     Recover(latchkey_client::Error),
     /// The local key file is unusable: not a regular file, empty, too large.
     KeyFile {
@@ -220,7 +217,6 @@ impl fmt::Display for Error {
             Error::Unlock(e) => write!(f, "{e}"),
             Error::Keyslot { slot, source } => write!(f, "keyslot {slot}: {source}"),
             Error::Jwe(e) => write!(f, "{e}"),
-            Error::Network(e) => write!(f, "network: {e}"),
             Error::Recover(e) => write!(f, "{e}"),
             Error::KeyFile { path, reason } => {
                 let path = path.display();

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   /proc/cmdline ─► cmdline ─► volume (discovery, crypttab) ─► unlock ─► engine ─┬─► net (plan, dhcp) ─► Tang (latchkey-client)
+//!                                                                                  ├─► tpm (latchkey-tpm2)
 //!                                                                                  ├─► volume::boot_key
 //!                                                                                  └─► console
 //!                    luks header ─► volume key ─► volume::dm_table ─► volume::activate (latchkey-sys dm)
@@ -29,5 +30,6 @@ pub mod net;
 pub mod netdev;
 pub mod offline;
 pub mod prompt;
+pub mod tpm;
 pub mod unlock;
 pub mod volume;

@@ -20,6 +20,7 @@ use crate::console::Console;
 use crate::engine::{self, Ctx, LocalKey, NetGate};
 use crate::error::{Attempt, Error};
 use crate::kmsg_log::Log;
+use crate::tpm::BootTpm;
 use crate::volume::{self, Volume, activate, boot_key, crypttab};
 use crate::{initrd_config, net, netdev};
 use latchkey_client::time::{Deadline, XorShift};
@@ -256,6 +257,7 @@ fn race_context(
     };
     Ctx {
         log: log.clone(),
+        tpm: Arc::new(BootTpm::new(log.clone())),
         net: NetGate::new(bring_up, deadline, NetGate::backoff(), log),
         local_key,
         deadline,

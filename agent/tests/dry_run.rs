@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use latchkey_testkit::{
-    Flood, FloodKind, GNU_TIME, Gate, Pty, Relay, Scratch, Tang, have, have_tools, run_measured,
-    run_ok, run_with, save_adv,
+    Flood, FloodKind, GNU_TIME, Gate, Pty, Relay, SWTPM_TOOLS, Scratch, Swtpm, Tang, have,
+    have_tools, run_measured, run_ok, run_with, save_adv,
 };
 
 fn tools() -> bool {
@@ -73,9 +73,18 @@ fn dry_run_rss(s: &Scratch, img: &Path, cmdline: &str) -> (Output, String, u64) 
 
 /// [`dry_run_rss`] on several devices.
 fn dry_run_devices(s: &Scratch, imgs: &[&Path], cmdline: &str) -> (Output, String, u64) {
+    dry_run_with(agent(), s, imgs, cmdline)
+}
+
+/// [`dry_run_devices`] with the agent command given (its environment set).
+fn dry_run_with(
+    mut cmd: Command,
+    s: &Scratch,
+    imgs: &[&Path],
+    cmdline: &str,
+) -> (Output, String, u64) {
     let line = s.path("cmdline");
     std::fs::write(&line, cmdline).unwrap();
-    let mut cmd = agent();
     cmd.args([
         "unlock",
         "--dry-run",
@@ -687,6 +696,7 @@ fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
             log.clone(),
         ),
         local_key: LocalKey::new(Box::new(|| Ok(None))),
+        tpm: Arc::new(latchkey_agent::tpm::BootTpm::new(log.clone())),
         deadline: Deadline::after(now, Duration::from_secs(60)),
         timeout: Duration::from_secs(50),
         prompt_at: now,
@@ -741,4 +751,172 @@ fn one_device_given_twice_is_opened_once() {
         )),
         "{text}"
     );
+}
+
+/// `clevis luks bind` with the TPM `sw` for its tpm2 pins.
+fn bind_tpm(sw: &Swtpm, img: &Path, key: &Path, pin: &str, cfg: &str) {
+    run_ok(
+        sw.command("clevis")
+            .args(["luks", "bind", "-y", "-d"])
+            .arg(img)
+            .arg("-k")
+            .arg(key)
+            .args([pin, cfg]),
+    );
+    // clevis 19 leaves the policy session of a PCR-bound encrypt loaded.
+    sw.flush_all();
+}
+
+/// A clevis tpm2 binding alone opens from the TPM; in an sss with Tang, the TPM share
+/// and the Tang share are fetched side by side; a changed PCR is named per binding and
+/// the race goes on to Tang.
+#[test]
+fn tpm2_bindings_open_alone_and_beside_tang() {
+    if !tools() || !have(&SWTPM_TOOLS) {
+        return;
+    }
+    let s = Scratch::new("agent-tpm2");
+    let sw = Swtpm::start();
+    let mut tang = Tang::start();
+    let agent_on = |sw: &Swtpm| sw.command(env!("CARGO_BIN_EXE_latchkey-agent"));
+    let cmdline = "latchkey.timeout=2 latchkey.deadline=20";
+
+    let (alone, key) = image(&s, "luks2", "alone.img");
+    bind_tpm(
+        &sw,
+        &alone,
+        &key,
+        "tpm2",
+        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
+    );
+    let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&alone], cmdline);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("tpm2 (sha256:7): unsealed"), "{text}");
+    assert!(text.contains("would open with keyslot 1"), "{text}");
+
+    let (both, key) = image(&s, "luks2", "both.img");
+    let sss = |t: u8| {
+        format!(
+            r#"{{"t":{t},"pins":{{"tpm2":{{"pcr_bank":"sha256","pcr_ids":"7"}},"tang":[{{"url":"{}"}}]}}}}"#,
+            tang.url
+        )
+    };
+    bind_tpm(&sw, &both, &key, "sss", &sss(2));
+    let (either, key) = image(&s, "luks2", "either.img");
+    bind_tpm(&sw, &either, &key, "sss", &sss(1));
+    let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&both, &either], cmdline);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("would open with keyslot 1").count(),
+        2,
+        "{text}"
+    );
+
+    // Tang down: t=2 fails naming the server; t=1 opens from the TPM alone.
+    tang.stop();
+    let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&both, &either], cmdline);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("would open with keyslot 1").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains(&tang.url), "{text}");
+    assert!(text.contains("NOT opened"), "{text}");
+
+    // PCR 7 changed, Tang back: the TPM share is refused by name (logged as it happens,
+    // and in the failed volume's report), and Tang opens the t=1 volume.
+    tang.resume();
+    sw.extend_pcr("sha256", 7);
+    let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&alone, &either], cmdline);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("would open with keyslot 1").count(),
+        1,
+        "{text}"
+    );
+    let refused = "tpm2 (sha256:7): PCR sha256:7 policy does not match";
+    assert!(text.contains(&format!("warning: {refused}")), "{text}");
+    let report = format!("NOT opened:\nlatchkey: error:   - clevis token 0 (keyslot 1): {refused}");
+    assert!(text.contains(&report), "{text}");
+}
+
+/// No TPM at all: said once for the whole boot, however many bindings need it, and the
+/// other methods still run.
+#[test]
+fn a_missing_tpm_is_said_once_per_boot() {
+    if !tools() || !have(&SWTPM_TOOLS) {
+        return;
+    }
+    let s = Scratch::new("agent-notpm");
+    let sw = Swtpm::start();
+    let tang = Tang::start();
+    let mut imgs = Vec::new();
+    for name in ["a.img", "b.img"] {
+        let (img, key) = image(&s, "luks2", name);
+        bind_tpm(&sw, &img, &key, "tpm2", "{}");
+        bind_tpm(
+            &sw,
+            &img,
+            &key,
+            "tpm2",
+            r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
+        );
+        imgs.push(img);
+    }
+    let (c, key) = image(&s, "luks2", "c.img");
+    let cfg = format!(
+        r#"{{"t":1,"pins":{{"tpm2":{{}},"tang":[{{"url":"{}"}}]}}}}"#,
+        tang.url
+    );
+    bind_tpm(&sw, &c, &key, "sss", &cfg);
+    drop(sw);
+    let mut cmd = agent();
+    cmd.env(
+        "TPM2TOOLS_TCTI",
+        format!("device:{}", s.path("tpmrm0").display()),
+    );
+    let paths: Vec<&Path> = imgs
+        .iter()
+        .map(|p| p.as_path())
+        .chain([c.as_path()])
+        .collect();
+    let (out, text, _) = dry_run_with(cmd, &s, &paths, "latchkey.timeout=2 latchkey.deadline=20");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let missing = format!("no TPM device: {} not found", s.path("tpmrm0").display());
+    assert_eq!(
+        text.matches(&format!("TPM: {missing}")).count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("would open with keyslot 1").count(),
+        1,
+        "{text}"
+    );
+}
+
+/// `latchkey-agent decrypt` unseals clevis tpm2 JWEs as the cli does.
+#[test]
+fn decrypt_mode_unseals_a_clevis_tpm2_jwe() {
+    if !tools() || !have(&SWTPM_TOOLS) {
+        return;
+    }
+    let sw = Swtpm::start();
+    let jwe = run_with(
+        sw.command("clevis")
+            .args(["encrypt", "tpm2", r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#]),
+        b"sealed for the agent",
+        Duration::from_secs(30),
+    );
+    assert!(jwe.status.success());
+    sw.flush_all();
+    let mut cmd = sw.command(env!("CARGO_BIN_EXE_latchkey-agent"));
+    let out = run_with(cmd.arg("decrypt"), &jwe.stdout, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"sealed for the agent");
 }

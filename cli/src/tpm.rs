@@ -2,13 +2,9 @@
 //! `/dev/tpmrm0`, then `/dev/tpm0`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use latchkey_proto::pin::{SealRequest, Sealed, Unseal};
-use latchkey_tpm2::{Tcti, Unsealer};
-
-/// The longest one TPM command may take: an RSA primary on a slow TPM takes seconds.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+use latchkey_tpm2::{COMMAND_TIMEOUT, Tcti, Unsealer};
 
 /// What decryption unseals tpm2 bindings with.
 pub fn unsealer() -> Arc<dyn Unseal> {

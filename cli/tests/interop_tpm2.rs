@@ -316,3 +316,33 @@ fn luks_tpm2_bindings_both_ways() {
     assert!(cryptsetup_opens(Path::new(img), &new, Some(2)));
     assert!(!cryptsetup_opens(Path::new(img), &old, None));
 }
+
+/// Tang answering first in a t=1 sss makes the TPM step unneeded midway: it still
+/// flushes what it loaded before the process ends. A TPM without a resource manager
+/// (swtpm here, /dev/tpm0) keeps whatever is left: three such objects fill swtpm's slots,
+/// and every later unseal, ours or clevis's, fails with TPM_RC_OBJECT_MEMORY.
+#[test]
+fn an_unneeded_tpm_step_leaves_nothing_loaded() {
+    if !have_tpm_tools() {
+        return;
+    }
+    let sw = Swtpm::start();
+    let tang = Tang::start();
+    // An RSA primary takes swtpm long enough that Tang usually answers first.
+    let cfg = format!(
+        r#"{{"t":1,"pins":{{"tpm2":{{"key":"rsa","pcr_bank":"sha256","pcr_ids":"7"}},"tang":[{{"url":"{}"}}]}}}}"#,
+        tang.url
+    );
+    let jwe = encrypt(ours(&sw), "sss", &cfg, b"either");
+    for _ in 0..5 {
+        assert_eq!(ok(decrypt(ours(&sw), &jwe), "t=1"), b"either");
+    }
+    for what in ["handles-transient", "handles-loaded-session"] {
+        let mut getcap = sw.command("tpm2_getcap");
+        getcap.arg(what);
+        let out = ok(run(getcap, b""), what);
+        assert!(out.is_empty(), "{what}: {}", String::from_utf8_lossy(&out));
+    }
+    let alone = encrypt(ours(&sw), "tpm2", "{}", b"alone");
+    assert_eq!(ok(decrypt(theirs(&sw), &alone), "clevis after"), b"alone");
+}

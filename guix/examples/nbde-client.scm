@@ -39,6 +39,8 @@
                (bootloader grub-efi-bootloader)
                (targets '("/boot/efi"))))
   ;; The NIC's driver and AF_PACKET (DHCP) in the initrd, beside dm-crypt.
+  ;; For clevis tpm2 bindings add "tpm_tis" and "tpm_crb" where the kernel
+  ;; builds them as modules: the agent opens /dev/tpmrm0 and loads nothing.
   (initrd-modules (cons* "e1000e" "af_packet" "vfat" "nls_cp437"
                          %base-initrd-modules))
   (mapped-devices (list cryptroot))

@@ -9,10 +9,14 @@
 #       -d IMG          a virtio disk (vda, vdb, ... in order)
 #       -f IP=PORT      guestfwd: guest tcp IP:80 -> host 127.0.0.1:PORT
 #       -N              no network card at all
+#       -T STATEDIR     a TPM 2.0 (tpm-tis): swtpm on STATEDIR, which the
+#                       host may have used before (tpm_host_start), so a key
+#                       sealed there unseals in the guest. SeaBIOS starts
+#                       the TPM and extends PCRs 0-7; 8 and up stay zero.
 #       -t SECONDS      hard limit for the whole boot (default 150)
 #       -m MIB          guest memory (default 256)
 #     DIR gets console.log (console lines stamped with
-#     seconds since QEMU started) and qemu.log.
+#     seconds since QEMU started), qemu.log and swtpm.log.
 #   vm_wait REGEX [SECONDS]  wait until the console matches (grep -E);
 #                            sets VM_AT to the stamp of the matching line
 #   vm_seen REGEX            the console so far matches REGEX
@@ -21,7 +25,7 @@
 #   vm_stop                  end QEMU now (and the console reader)
 #   vm_elapsed               seconds since QEMU started, e.g. 4.213
 
-VM_PID="" VM_STAMP_PID="" VM_DIR="" VM_RC="" VM_LIMIT=""
+VM_PID="" VM_STAMP_PID="" VM_DIR="" VM_RC="" VM_LIMIT="" VM_TPM_PID=""
 
 vm_elapsed() {
   local us=$((${EPOCHREALTIME/./} - VM_T0US))
@@ -55,21 +59,28 @@ vm__stamp() {
 
 vm_start() {
   VM_DIR=$1
-  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150 mem=256
-  local drives=() fwds=""
+  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150 mem=256 tpmstate=""
+  local drives=() fwds="" tpm=()
   shift 4
   OPTIND=1
-  while getopts 'd:f:Nt:m:' opt; do
+  while getopts 'd:f:NT:t:m:' opt; do
     case $opt in
       d) drives+=(-drive "file=$OPTARG,format=raw,if=virtio") ;;
       f) fwds+=",guestfwd=tcp:${OPTARG%%=*}:80-cmd:socat - TCP:127.0.0.1:${OPTARG#*=}" ;;
       N) nic=0 ;;
+      T) tpmstate=$OPTARG ;;
       t) limit=$OPTARG ;;
       m) mem=$OPTARG ;;
       *) return 2 ;;
     esac
   done
   mkdir -p "$VM_DIR"
+  if [[ -n $tpmstate ]]; then
+    vm__swtpm "$tpmstate" "$limit" || return 1
+    # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
+    tpm=(-chardev "socket,id=chrtpm,path=$VM_DIR/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
+      -device tpm-tis,tpmdev=tpm0)
+  fi
   rm -f "$VM_DIR"/serial.{in,out} "$VM_DIR"/console.{log,partial}
   mkfifo "$VM_DIR/serial.in" "$VM_DIR/serial.out"
   : >"$VM_DIR/console.log"
@@ -88,10 +99,38 @@ vm_start() {
     -accel tcg -cpu max -m "$mem" -smp 1 -nodefaults -display none -no-reboot \
     -kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 no_timer_check $append" \
     -chardev "pipe,id=s0,path=$VM_DIR/serial" -serial chardev:s0 \
-    "${drives[@]}" "${netdev[@]}" \
+    "${drives[@]}" "${netdev[@]}" "${tpm[@]}" \
     >"$VM_DIR/qemu.log" 2>&1 &
   VM_PID=$! VM_RC="" VM_LIMIT=$limit
   echo "$append" >"$VM_DIR/cmdline"
+}
+
+# vm__swtpm STATEDIR LIMIT: swtpm for QEMU's TPM emulator backend on a unix
+# socket in VM_DIR; it ends when QEMU closes the control channel
+# (--terminate), or at LIMIT + 10 s.
+vm__swtpm() {
+  local state=$1 limit=$2 i
+  rm -f "$VM_DIR/swtpm.sock"
+  mkdir -p "$state"
+  timeout -k 3 $((limit + 10)) swtpm socket --tpm2 --tpmstate "dir=$state" --terminate \
+    --ctrl "type=unixio,path=$VM_DIR/swtpm.sock" --log "file=$VM_DIR/swtpm.log" </dev/null &
+  VM_TPM_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $VM_DIR/swtpm.sock ]] && return 0
+    kill -0 "$VM_TPM_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "vm: swtpm did not create $VM_DIR/swtpm.sock: $(cat "$VM_DIR/swtpm.log" 2>/dev/null)" >&2
+  vm__swtpm_stop
+  return 1
+}
+
+vm__swtpm_stop() {
+  [[ -n $VM_TPM_PID ]] || return 0
+  kill "$VM_TPM_PID" 2>/dev/null
+  wait "$VM_TPM_PID" 2>/dev/null
+  VM_TPM_PID=""
+  return 0
 }
 
 # The stamped log is what people read; matching happens on it too, minus the
@@ -157,6 +196,7 @@ vm_wait_exit() {
   fi
   vm__reap
   vm__drain
+  vm__swtpm_stop
   return "$VM_RC"
 }
 
@@ -187,4 +227,5 @@ vm_stop() {
     wait "$VM_PID" 2>/dev/null
   fi
   vm__drain
+  vm__swtpm_stop
 }

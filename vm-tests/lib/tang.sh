@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # TPM_TCTI: read by the caller
 # Servers on 127.0.0.1 that the guest reaches through QEMU's guestfwd.
 #
 #   tang_keygen DIR              new Tang keys in DIR
@@ -7,8 +7,13 @@
 #   blackhole_start NAME PORT    accepts connections and never answers
 #   hostile_start NAME PORT MODE MODE: offcurve (a JWK whose point is not on
 #                                P-521) or garbage (a body that is not JSON)
+#   swtpm_start NAME STATEDIR    a software TPM on STATEDIR for host tools
+#                                (tpm2-tools, clevis): sets TPM_TCTI, the
+#                                TPM2TOOLS_TCTI value naming it; its state
+#                                outlives server_stop, for vm_start -T
 #   server_stop NAME / servers_stop_all
 #   free_port                    prints a free TCP port on 127.0.0.1
+#   free_port_pair               two: the one printed and the one above
 #
 # TANG_CMD is the server command, with @PORT@ and @KEYS@ replaced; the default
 # is Debian's tangd behind socat. Another tangd is swapped in by setting it:
@@ -23,6 +28,18 @@ fi
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+free_port_pair() {
+  python3 -c '
+import socket
+while True:
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError:
+        pass'
 }
 
 tang_keygen() {
@@ -57,6 +74,16 @@ tang_start() {
     cmd+=("${a//@KEYS@/$keys}")
   done
   server_run "$name" "$port" "${cmd[@]}"
+}
+
+swtpm_start() {
+  local name=$1 state=$2 port
+  port=$(free_port_pair)
+  mkdir -p "$state"
+  TPM_TCTI=swtpm:host=127.0.0.1,port=$port
+  server_run "$name" "$port" swtpm socket --tpm2 --tpmstate "dir=$state" \
+    --server "type=tcp,port=$port,bindaddr=127.0.0.1" --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
+    --flags not-need-init,startup-clear
 }
 
 blackhole_start() {

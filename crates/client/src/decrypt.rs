@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -34,19 +35,26 @@ pub fn decrypt_with(
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
 ) -> Result<Secret, Error> {
-    decrypt_until(jwe, opts, tpm, opts.deadline())
+    decrypt_until(jwe, opts, tpm, None, opts.deadline())
 }
 
-/// [`decrypt_with`], ending at the caller's `deadline` rather than `opts.budget` from now.
+/// Brings the network up, or says why it cannot; called by each Tang request before it
+/// connects, so that a caller who owns the network (the initrd agent) brings it up only
+/// when a Tang request is really made, and TPM steps never wait for it.
+pub type NetworkGate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// [`decrypt_with`], ending at the caller's `deadline` rather than `opts.budget` from now,
+/// each Tang request first passing `network` when given.
 pub fn decrypt_until(
     jwe: &Jwe,
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
+    network: Option<NetworkGate>,
     deadline: Deadline,
 ) -> Result<Secret, Error> {
     let mut rng = latchkey_sys::rng::os();
     let plan = Decryption::new(jwe, &mut rng)?;
-    drive(plan, opts, tpm, deadline)
+    drive_gated(plan, opts, tpm, network, deadline)
 }
 
 /// Most a `decrypt` command reads: more than any clevis JWE (a 3-server sss one is about
@@ -81,6 +89,28 @@ enum Answer {
 /// Why a tpm2 binding fails in a program that has no TPM access.
 const NO_TPM: &str = "this program was built without TPM support";
 
+/// How long a decision waits for a TPM step under way to reach its next command and
+/// flush what it loaded: a TPM without a resource manager (/dev/tpm0, swtpm) would keep
+/// those objects after this process, in its few slots.
+const UNSEAL_WIND_DOWN: Duration = Duration::from_secs(1);
+
+/// Stops the TPM steps once the decryption is decided, and gives the one under way
+/// [`UNSEAL_WIND_DOWN`] to clean up.
+struct UnsealWindDown {
+    stop: Arc<AtomicBool>,
+    /// Disconnected when the TPM thread has ended.
+    done: Option<mpsc::Receiver<()>>,
+}
+
+impl Drop for UnsealWindDown {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(done) = &self.done {
+            let _ = done.recv_timeout(UNSEAL_WIND_DOWN);
+        }
+    }
+}
+
 /// Stack of a request's thread: a TCP exchange (TLS perhaps) and a P-521
 /// multiplication. The agent runs with memory locked, where a whole stack
 /// is resident; the 2 MiB default would be most of its memory.
@@ -93,9 +123,19 @@ struct Outstanding {
 
 /// Drives an already-built plan to its end (or `deadline`), with `tpm` for its unseals.
 pub fn drive(
+    plan: Decryption,
+    opts: &Options,
+    tpm: Option<Arc<dyn Unseal>>,
+    deadline: Deadline,
+) -> Result<Secret, Error> {
+    drive_gated(plan, opts, tpm, None, deadline)
+}
+
+fn drive_gated(
     mut plan: Decryption,
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
+    network: Option<NetworkGate>,
     deadline: Deadline,
 ) -> Result<Secret, Error> {
     let start = Instant::now();
@@ -120,12 +160,21 @@ pub fn drive(
         let report = tx.clone();
         let opts = opts.clone();
         let req = req.clone();
+        let network = network.clone();
         let (id, url) = (req.id, req.url.clone());
         let started = thread::Builder::new()
             .name(format!("tang {}", req.url))
             .stack_size(REQUEST_STACK)
             .spawn(move || {
-                let result = req.body().map_err(Error::from).and_then(|body| {
+                let online = match &network {
+                    Some(gate) => gate().map_err(|reason| Error::Network {
+                        url: req.url.clone(),
+                        reason,
+                    }),
+                    None => Ok(()),
+                };
+                let body = online.and_then(|()| req.body().map_err(Error::from));
+                let result = body.and_then(|body| {
                     let r = Request {
                         method: "POST",
                         url: &rec_url,
@@ -144,6 +193,10 @@ pub fn drive(
     // The TPM steps need no network: one thread runs them in turn (a TPM does one
     // command at a time anyway) while the Tang requests are out.
     let unseals = plan.unseal_requests();
+    let mut wind_down = UnsealWindDown {
+        stop: Arc::new(AtomicBool::new(false)),
+        done: None,
+    };
     if !unseals.is_empty() {
         for req in &unseals {
             let what = req.binding.describe();
@@ -158,13 +211,20 @@ pub fn drive(
         }
         let report = tx.clone();
         let ids: Vec<RequestId> = unseals.iter().map(|r| r.id).collect();
+        let stop = wind_down.stop.clone();
+        let (done_tx, done) = mpsc::channel::<()>();
+        wind_down.done = Some(done);
         let started = thread::Builder::new()
             .name("tpm2 unseal".into())
             .stack_size(REQUEST_STACK)
             .spawn(move || {
+                let _done = done_tx;
                 for req in unseals {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let result = match &tpm {
-                        Some(t) => t.unseal(&req.binding, worker_deadline.instant()),
+                        Some(t) => t.unseal(&req.binding, worker_deadline.instant(), &stop),
                         None => Err(NO_TPM.to_owned()),
                     };
                     if report.send((req.id, Answer::Unsealed(result))).is_err() {

@@ -75,6 +75,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: crate::http::Invalid,
     },
+    /// The network this request needs could not be brought up (the caller's gate, see
+    /// [`crate::decrypt_until`]).
+    Network {
+        /// The URL as given.
+        url: String,
+        /// Why not.
+        reason: String,
+    },
     /// The request was abandoned because the answer was no longer needed.
     Cancelled {
         /// The URL as given.
@@ -123,6 +131,7 @@ impl fmt::Display for Error {
             Error::Status { url, status } => write!(f, "{url}: HTTP status {status}"),
             Error::BadReply { url, reason } => write!(f, "{url}: bad reply: {reason}"),
             Error::Cancelled { url } => write!(f, "{url}: cancelled"),
+            Error::Network { url, reason } => write!(f, "{url}: network: {reason}"),
             Error::Input { reason } => write!(f, "{reason}"),
             Error::Output(e) => write!(f, "writing the plaintext: {e}"),
             Error::Jwe(e) => write!(f, "{e}"),

@@ -47,7 +47,9 @@ mod tls;
 mod transport;
 pub mod url;
 
-pub use decrypt::{MAX_JWE_INPUT, decrypt, decrypt_stdin, decrypt_until, decrypt_with, drive};
+pub use decrypt::{
+    MAX_JWE_INPUT, NetworkGate, decrypt, decrypt_stdin, decrypt_until, decrypt_with, drive,
+};
 pub use error::Error;
 pub use options::{Cancel, Options, Retry, UrlRewrite};
 use transport::Request;

@@ -12,6 +12,7 @@
 //! opens a SHA-256 session, so clevis cannot unseal its own `"hash":"sha1"` JWEs with
 //! PCRs; latchkey can.)
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,22 @@ fn with_handles<T>(
 
 /// The unsealed bytes of a clevis tpm2 binding (the JWK, with clevis's newline).
 pub fn unseal(tpm: &mut Tpm, b: &Tpm2Binding) -> Result<Zeroizing<Vec<u8>>> {
+    unseal_until(tpm, b, &AtomicBool::new(false))
+}
+
+/// [`unseal`], given up between two TPM commands once `stop` is set (the key was
+/// recovered another way); what was loaded by then is flushed all the same.
+pub fn unseal_until(
+    tpm: &mut Tpm,
+    b: &Tpm2Binding,
+    stop: &AtomicBool,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let go_on = |next: &'static str| {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::Stopped(next));
+        }
+        Ok(())
+    };
     let hash = Hash::from_name(&b.hash, "clevis.tpm2.hash")?;
     let key = PrimaryKey::from_name(&b.key, "clevis.tpm2.key")?;
     let pcrs = match (&b.pcr_bank, b.pcr_ids.is_empty()) {
@@ -53,19 +70,24 @@ pub fn unseal(tpm: &mut Tpm, b: &Tpm2Binding) -> Result<Zeroizing<Vec<u8>>> {
         (None, false) => return Err(Error::Config("clevis.tpm2.pcr_ids without pcr_bank".into())),
     };
     with_handles(tpm, |tpm, handles| {
+        go_on("TPM2_CreatePrimary")?;
         let primary = tpm.create_primary(key, hash)?.handle;
         handles.push(primary);
+        go_on("TPM2_Load")?;
         let item = tpm.load(primary, &b.jwk_priv, &b.jwk_pub)?;
         handles.push(item);
         // The primary is not needed any more; free its slot before the session's.
         tpm.flush(primary);
         handles.retain(|&h| h != primary);
         let Some(pcrs) = pcrs else {
+            go_on("TPM2_Unseal")?;
             return tpm.unseal(item, Auth::Password);
         };
+        go_on("TPM2_StartAuthSession")?;
         let session = tpm.start_policy_session(hash)?;
         handles.push(session);
         tpm.policy_pcr(session, &pcrs)?;
+        go_on("TPM2_Unseal")?;
         tpm.unseal(item, Auth::Policy(session))
             .map_err(|e| match e {
                 Error::Tpm { rc, .. } if rc.is_policy_fail() => {
@@ -132,12 +154,24 @@ pub fn seal(tpm: &mut Tpm, req: &SealRequest) -> Result<Sealed> {
     })
 }
 
-/// The TPM side of decryption for [`latchkey_proto::pin::Unseal`]: opens the TPM for each
-/// binding, and after finding no TPM at all says so at once for every later binding.
+/// The longest one TPM command may take by default: an RSA primary on a slow TPM takes
+/// seconds.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The TPM side of decryption for [`latchkey_proto::pin::Unseal`], one for every binding
+/// of a run: the TPM is opened on first need and kept open; a TPM that is not there (or
+/// never answers) is found once, and later bindings get that verdict at once. Bindings
+/// take turns, as a TPM runs one command at a time anyway.
 pub struct Unsealer {
     tcti: Result<Tcti>,
     timeout: Duration,
-    unavailable: Mutex<Option<String>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    tpm: Option<Tpm>,
+    unavailable: Option<String>,
 }
 
 impl Unsealer {
@@ -146,7 +180,7 @@ impl Unsealer {
         Unsealer {
             tcti: Ok(tcti),
             timeout,
-            unavailable: Mutex::new(None),
+            state: Mutex::default(),
         }
     }
 
@@ -156,39 +190,79 @@ impl Unsealer {
         Unsealer {
             tcti: Tcti::from_env(),
             timeout,
-            unavailable: Mutex::new(None),
+            state: Mutex::default(),
         }
     }
 
-    fn run(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Zeroizing<Vec<u8>>> {
+    /// Unseals `binding` before `deadline`, giving up between two commands once `stop`
+    /// is set.
+    pub fn unseal_until(
+        &self,
+        binding: &Tpm2Binding,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Secret, String> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = &st.unavailable {
+            return Err(e.clone());
+        }
+        let tpm = match st.tpm.take() {
+            Some(tpm) => tpm,
+            None => match self.open() {
+                Ok(tpm) => tpm,
+                Err(e) => return Err(self.judge(&mut st, &e)),
+            },
+        };
+        let tpm = st.tpm.insert(tpm);
+        tpm.set_deadline(deadline);
+        match unseal_until(tpm, binding, stop) {
+            Ok(bytes) => Ok(Secret::from_slice(&bytes)),
+            Err(e) => {
+                if e.breaks_transport() {
+                    st.tpm = None;
+                }
+                Err(self.judge(&mut st, &e))
+            }
+        }
+    }
+
+    /// Why the TPM cannot be used for the rest of the run, once that is known.
+    pub fn unavailable(&self) -> Option<String> {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.unavailable.clone()
+    }
+
+    fn open(&self) -> Result<Tpm> {
         let tcti = self.tcti.as_ref().map_err(|e| match e {
             Error::Tcti(m) => Error::Tcti(m.clone()),
             other => Error::Config(other.to_string()),
         })?;
-        let mut tpm = Tpm::open(tcti, self.timeout)?;
-        tpm.set_deadline(deadline);
-        unseal(&mut tpm, binding)
+        Tpm::open(tcti, self.timeout)
+    }
+
+    /// The message for `e`, remembered for later bindings when the TPM is not there or
+    /// let a command run out its whole timeout (not merely the caller's deadline).
+    fn judge(&self, st: &mut State, e: &Error) -> String {
+        let msg = e.to_string();
+        let hopeless = match e {
+            Error::Timeout { after, .. } => *after >= self.timeout,
+            e => e.is_unavailable(),
+        };
+        if hopeless {
+            st.unavailable = Some(msg.clone());
+        }
+        msg
     }
 }
 
 impl Unseal for Unsealer {
-    fn unseal(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Secret, String> {
-        let mut memo = self
-            .unavailable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = &*memo {
-            return Err(e.clone());
-        }
-        match self.run(binding, deadline) {
-            Ok(bytes) => Ok(Secret::from_slice(&bytes)),
-            Err(e) => {
-                if e.is_unavailable() {
-                    *memo = Some(e.to_string());
-                }
-                Err(e.to_string())
-            }
-        }
+    fn unseal(
+        &self,
+        binding: &Tpm2Binding,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Secret, String> {
+        self.unseal_until(binding, deadline, stop)
     }
 }
 

@@ -109,6 +109,10 @@ pub enum Error {
     /// The caller's deadline passed before the TPM step could start or go on.
     #[error("deadline passed before {0}")]
     Deadline(&'static str),
+    /// The caller stopped the TPM step between two commands (the key was recovered
+    /// another way).
+    #[error("not needed any more: stopped before {0}")]
+    Stopped(&'static str),
     /// The random generator failed.
     #[error("random numbers: {0}")]
     Random(String),
@@ -121,6 +125,17 @@ impl Error {
         matches!(
             self,
             Error::NoDevice(_) | Error::Open { .. } | Error::Connect { .. } | Error::Tcti(_)
+        )
+    }
+}
+
+impl Error {
+    /// The conversation with the TPM may be out of step (a response still on its way, a
+    /// stream cut midway): the next command goes over a fresh connection.
+    pub(crate) fn breaks_transport(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. } | Error::Timeout { .. } | Error::Malformed { .. }
         )
     }
 }

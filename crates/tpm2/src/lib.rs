@@ -35,7 +35,7 @@ pub mod template;
 mod tpm;
 mod transport;
 
-pub use clevis::{Unsealer, seal, seal_with, unseal};
+pub use clevis::{COMMAND_TIMEOUT, Unsealer, seal, seal_with, unseal, unseal_until};
 #[doc(hidden)]
 pub use command::parse_any_response;
 pub use error::{Error, Result};

@@ -41,3 +41,34 @@ fn a_missing_device_is_named() {
         .unwrap();
     assert!(matches!(e, Error::Open { .. }), "{e}");
 }
+
+/// The unsealer opens the TPM once for every binding of a run: the device node may go
+/// (here: be removed) once it is open.
+#[test]
+fn the_unsealer_opens_the_device_once() {
+    use latchkey_proto::pin::{Tpm2Binding, Unseal};
+    use latchkey_tpm2::Unsealer;
+    use std::time::Instant;
+    let dir = Scratch::new("fifo-once");
+    let fifo = dir.path("tpmrm0");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let u = Unsealer::new(Tcti::Device(Some(fifo.clone())), Duration::from_secs(5));
+    let b = Tpm2Binding {
+        hash: "sha256".into(),
+        key: "ecc".into(),
+        pcr_bank: None,
+        pcr_ids: vec![],
+        jwk_pub: vec![0, 0],
+        jwk_priv: vec![0, 0],
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The echo is a refusal of CreatePrimary (see above), each time through the same
+    // open descriptor.
+    let first = u.unseal(&b, deadline, &Default::default()).err().unwrap();
+    assert!(first.starts_with("TPM2_CreatePrimary: "), "{first}");
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!(
+        u.unseal(&b, deadline, &Default::default()).err().unwrap(),
+        first
+    );
+}

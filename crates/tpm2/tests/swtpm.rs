@@ -256,9 +256,97 @@ fn a_missing_tpm_is_found_once() {
         jwk_priv: vec![0, 0],
     };
     let deadline = Instant::now() + TIMEOUT;
-    let e = u.unseal(&b, deadline).err().unwrap();
+    let e = u.unseal(&b, deadline, &Default::default()).err().unwrap();
     assert!(e.starts_with("no TPM device:"), "{e}");
     // The device appearing later does not matter: the verdict stands for this unlock.
     std::fs::write(dir.path("tpmrm0"), b"").unwrap();
-    assert_eq!(u.unseal(&b, deadline).err().unwrap(), e);
+    assert_eq!(
+        u.unseal(&b, deadline, &Default::default()).err().unwrap(),
+        e
+    );
+}
+
+/// A TPM that never answers costs its command timeout once: later bindings of the same
+/// run get the verdict at once instead of waiting again.
+#[test]
+fn a_tpm_that_never_answers_is_waited_for_once() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        // The probe connection of Tpm::open, then CreatePrimary, held unanswered until
+        // the client gives up on it.
+        for mut s in l.incoming().take(2).flatten() {
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    });
+    let tcti = Tcti::parse(&format!("swtpm:host=127.0.0.1,port={port}")).unwrap();
+    let u = Unsealer::new(tcti, Duration::from_millis(500));
+    let b = Tpm2Binding {
+        hash: "sha256".into(),
+        key: "ecc".into(),
+        pcr_bank: None,
+        pcr_ids: vec![],
+        jwk_pub: vec![0, 0],
+        jwk_priv: vec![0, 0],
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    let e = u.unseal(&b, deadline, &Default::default()).err().unwrap();
+    assert!(
+        e.ends_with("no answer to TPM2_CreatePrimary within 500ms"),
+        "{e}"
+    );
+    server.join().unwrap();
+    // Nobody listens any more: a second try would fail differently.
+    let again = Instant::now();
+    assert_eq!(
+        u.unseal(&b, deadline, &Default::default()).err().unwrap(),
+        e
+    );
+    assert!(again.elapsed() < Duration::from_millis(500));
+}
+
+/// Told to stop between two commands, the unseal flushes what it loaded: a TPM without
+/// a resource manager keeps no object or session from it.
+#[test]
+fn a_stopped_unseal_leaves_nothing_loaded() {
+    if !have(&SWTPM_TOOLS) {
+        return;
+    }
+    let sw = Swtpm::start();
+    let mut req = request(Some("sha256"), &[7]);
+    // An RSA primary takes swtpm long enough for the stop to land midway.
+    req.key = "rsa".into();
+    let sealed = seal(&mut open(&sw), &req).unwrap();
+    let b = binding(&req, &sealed);
+    let u = std::sync::Arc::new(Unsealer::new(Tcti::parse(&sw.tcti).unwrap(), TIMEOUT));
+    let mut stopped = 0;
+    for pause in [0, 5, 20, 50, 100, 200] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let run = {
+            let (u, b, stop) = (u.clone(), b.clone(), stop.clone());
+            thread::spawn(move || u.unseal_until(&b, Instant::now() + TIMEOUT, &stop))
+        };
+        thread::sleep(Duration::from_millis(pause));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        match run.join().unwrap() {
+            Ok(s) => assert_eq!(s.expose(), req.data.expose()),
+            Err(e) => {
+                assert!(
+                    e.starts_with("not needed any more: stopped before TPM2_"),
+                    "{e}"
+                );
+                stopped += 1;
+            }
+        }
+        for what in ["handles-transient", "handles-loaded-session"] {
+            let out = run_ok(sw.command("tpm2_getcap").arg(what));
+            let left = String::from_utf8_lossy(&out.stdout);
+            assert!(left.is_empty(), "after {pause} ms: {what}: {left}");
+        }
+    }
+    assert!(stopped > 0, "no unseal was stopped");
+    // And one left to run opens the key.
+    let stay = std::sync::atomic::AtomicBool::new(false);
+    let got = u.unseal_until(&b, Instant::now() + TIMEOUT, &stay).unwrap();
+    assert_eq!(got.expose(), req.data.expose());
 }

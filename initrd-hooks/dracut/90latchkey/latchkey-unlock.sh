@@ -5,7 +5,8 @@
 # prompts for whatever is still locked afterwards.
 if [ ! -e /run/latchkey.done ]; then
     : >/run/latchkey.done
-    # device-mapper may not be loaded yet.
-    modprobe -a -q dm_mod dm_crypt
+    # device-mapper may not be loaded yet (nor the TPM drivers, without udev's
+    # help).
+    modprobe -a -q dm_mod dm_crypt tpm_tis tpm_crb
     /usr/sbin/latchkey-agent unlock --no-prompt || :
 fi

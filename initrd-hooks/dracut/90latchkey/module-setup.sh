@@ -3,7 +3,8 @@
 # dracut module: latchkey-agent unlocks LUKS volumes from Tang before
 # systemd-cryptsetup (or dracut's crypt hook) would prompt. What it needs at
 # boot is found now, so the kernel command line needs nothing of latchkey's:
-# device-mapper, the network card drivers, and /etc/latchkey/initrd.conf
+# device-mapper, the TPM drivers (tpm_tis, tpm_crb: /dev/tpmrm0 for tpm2
+# bindings; udev loads them), the network card drivers, and /etc/latchkey/initrd.conf
 # (`latchkey-agent initrd-config`: the boot partition of the local key file).
 
 AGENT=/usr/lib/latchkey/latchkey-agent
@@ -20,7 +21,7 @@ depends() {
 }
 
 installkernel() {
-    hostonly='' instmods dm_mod dm_crypt
+    hostonly='' instmods dm_mod dm_crypt tpm_tis tpm_crb
     if [[ $hostonly ]]; then
         # The cards of this machine.
         local dev

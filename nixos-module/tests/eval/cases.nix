@@ -295,6 +295,8 @@ in
     (eq "no systemd unit in scripted stage 1" scripted.boot.initrd.systemd.services { })
     (member "dm-crypt is loaded" scripted.boot.initrd.kernelModules "dm_crypt")
     (member "AF_PACKET is loaded for DHCP" scripted.boot.initrd.kernelModules "af_packet")
+    (member "the TPM drivers are in the initrd" scripted.boot.initrd.availableKernelModules "tpm_tis")
+    (member "the firmware TPM's driver too" scripted.boot.initrd.availableKernelModules "tpm_crb")
     (eq "no bash, curl, jose or clevis in the initrd"
       (builtins.filter (
         w: lib.hasInfix w (scripted.boot.initrd.extraUtilsCommands + builtins.toJSON scripted.boot.initrd.systemd.storePaths)

@@ -14,6 +14,7 @@
 //! a signed policy file from /boot and are refused with a message saying so.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use rand_core::CryptoRng;
@@ -91,10 +92,17 @@ pub struct Sealed {
 }
 
 /// Unseals the key of a tpm2 binding: the TPM step of a decryption, performed by whoever
-/// owns the TPM (latchkey-tpm2). It may block up to `deadline`.
+/// owns the TPM (latchkey-tpm2). It may block up to `deadline`; once `stop` is set (the
+/// decryption was decided without it) it gives up at its next step, cleaning up in the
+/// TPM what it started there.
 pub trait Unseal: Send + Sync {
     /// The unsealed bytes (a JWK, perhaps followed by a newline), or why not.
-    fn unseal(&self, binding: &Tpm2Binding, deadline: Instant) -> Result<Secret, String>;
+    fn unseal(
+        &self,
+        binding: &Tpm2Binding,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Secret, String>;
 }
 
 fn join_ids(ids: &[u8]) -> String {
