@@ -16,7 +16,7 @@ SCENARIOS=(
   standin tang-dhcp static-ip sss-one-down sss-blackhole quorum-lost
   degraded-local-key rotated-keys luks1-luksmeta hostile-offcurve
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
-  nbde-quorum nbde-quorum-lost
+  nbde-quorum nbde-quorum-lost late-carrier
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -503,4 +503,30 @@ t_nbde_quorum_lost() {
   ! vm_seen 'latchkey: key recovered' || fail "a key recovered from two of five servers" || return
   vm_send "$(cat "$W/pass")"
   expect_root "/dev/mapper/luks-$NB_UUID" "$NB_TOKEN" 60 || return
+}
+
+# --- networks ---------------------------------------------------------------
+
+# The NIC's carrier appears 15 s after the agent starts, past the agent's
+# first 10 s wait for it: the failed attempt is not final, the link is
+# used once it comes up, well within the 60 s deadline.
+t_late_carrier() {
+  local u tok up
+  need_agent || return
+  u=$(uuid 20) tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -L
+  expect "latchkey: found luks-$u" 60 || return
+  sleep 15
+  vm_monitor 'set_link n0 on' || fail "QEMU monitor: set_link n0 on" || return
+  up=$(vm_elapsed)
+  NOTES+=("carrier raised at ${up}s")
+  vm_seen 'no carrier on eth0' || fail "the agent did not report the missing carrier before it came" || return
+  vm_seen 'latchkey: network up' && fail "network up before the carrier" && return
+  expect 'latchkey: network up after [0-9.]+s' 60 || return
+  NOTES+=("network up $(secs_between "$up" "$VM_AT")s after the carrier")
+  expect "latchkey: volume luks-$u open" 30 || return
+  expect_root "/dev/mapper/luks-$u" "$tok" 30
 }

@@ -9,13 +9,16 @@
 #       -d IMG          a virtio disk (vda, vdb, ... in order)
 #       -f IP=PORT      guestfwd: guest tcp IP:80 -> host 127.0.0.1:PORT
 #       -N              no network card at all
+#       -L              the network card starts with its link down (no
+#                       carrier) until `vm_monitor 'set_link n0 on'`
 #       -t SECONDS      hard limit for the whole boot (default 150)
 #     DIR gets console.log (console lines stamped with
-#     seconds since QEMU started) and qemu.log.
+#     seconds since QEMU started), qemu.log and monitor.sock.
 #   vm_wait REGEX [SECONDS]  wait until the console matches (grep -E);
 #                            sets VM_AT to the stamp of the matching line
 #   vm_seen REGEX            the console so far matches REGEX
 #   vm_send LINE             type LINE and Enter on the serial console
+#   vm_monitor COMMAND       a QEMU monitor command (e.g. set_link n0 off)
 #   vm_wait_exit [SECONDS]   wait for QEMU to end; returns its status
 #   vm_stop                  end QEMU now (and the console reader)
 #   vm_elapsed               seconds since QEMU started, e.g. 4.213
@@ -54,21 +57,22 @@ vm__stamp() {
 
 vm_start() {
   VM_DIR=$1
-  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150
-  local drives=() fwds=""
+  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150 link_down=0
+  local drives=() fwds="" paused=()
   shift 4
   OPTIND=1
-  while getopts 'd:f:Nt:' opt; do
+  while getopts 'd:f:LNt:' opt; do
     case $opt in
       d) drives+=(-drive "file=$OPTARG,format=raw,if=virtio") ;;
       f) fwds+=",guestfwd=tcp:${OPTARG%%=*}:80-cmd:socat - TCP:127.0.0.1:${OPTARG#*=}" ;;
+      L) link_down=1 paused=(-S) ;;
       N) nic=0 ;;
       t) limit=$OPTARG ;;
       *) return 2 ;;
     esac
   done
   mkdir -p "$VM_DIR"
-  rm -f "$VM_DIR"/serial.{in,out} "$VM_DIR"/console.{log,partial}
+  rm -f "$VM_DIR"/serial.{in,out} "$VM_DIR"/console.{log,partial} "$VM_DIR/monitor.sock"
   mkfifo "$VM_DIR/serial.in" "$VM_DIR/serial.out"
   : >"$VM_DIR/console.log"
   : >"$VM_DIR/console.partial"
@@ -86,10 +90,25 @@ vm_start() {
     -accel tcg -cpu max -m 256 -smp 1 -nodefaults -display none -no-reboot \
     -kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 no_timer_check $append" \
     -chardev "pipe,id=s0,path=$VM_DIR/serial" -serial chardev:s0 \
+    -monitor "unix:$VM_DIR/monitor.sock,server=on,wait=off" "${paused[@]}" \
     "${drives[@]}" "${netdev[@]}" \
     >"$VM_DIR/qemu.log" 2>&1 &
   VM_PID=$! VM_RC="" VM_LIMIT=$limit
   echo "$append" >"$VM_DIR/cmdline"
+  if ((link_down)); then
+    # Started paused (-S): the link goes down before the guest runs a
+    # single instruction, so its driver never sees carrier at probe time.
+    vm_monitor 'set_link n0 off' && vm_monitor cont
+  fi
+}
+
+vm_monitor() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $VM_DIR/monitor.sock ]] && break
+    sleep 0.05
+  done
+  printf '%s\n' "$1" | socat -t 1 - "UNIX-CONNECT:$VM_DIR/monitor.sock" >>"$VM_DIR/monitor.log" 2>&1
 }
 
 # The stamped log is what people read; matching happens on it too, minus the
