@@ -16,7 +16,7 @@ SCENARIOS=(
   standin tang-dhcp static-ip sss-one-down sss-blackhole quorum-lost
   degraded-local-key rotated-keys luks1-luksmeta hostile-offcurve
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
-  nbde-quorum nbde-quorum-lost late-carrier
+  nbde-quorum nbde-quorum-lost late-carrier ipv6-static ipv6-auto6
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -529,4 +529,42 @@ t_late_carrier() {
   NOTES+=("network up $(secs_between "$up" "$VM_AT")s after the carrier")
   expect "latchkey: volume luks-$u open" 30 || return
   expect_root "/dev/mapper/luks-$u" "$tok" 30
+}
+
+# ipv6_disk N: root.img bound to tang1, which serves on the host's ::1 and
+# is dialled by the guest at slirp's IPv6 gateway (an IPv6 literal URL).
+ipv6_disk() {
+  V6_UUID=$(uuid "$1") V6_TOKEN=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$V6_UUID" "$V6_TOKEN" || return
+  disk_bind_tang "$W/root.img" "$W/pass" "http://[fec0::2]:${PORT[tang1]}" "$W/tang1.adv" ||
+    fail "clevis luks bind" || return
+}
+
+# A static IPv6 address in dracut's bracketed ip= form on a link with no
+# IPv4 at all; Tang by IPv6 literal.
+t_ipv6_static() {
+  local TANG_HOST=::1
+  need_agent || return
+  ipv6_disk 21 || return
+  boot "rd.luks.uuid=$V6_UUID ip=[fec0::15]::[fec0::2]:64::eth0:none" -d "$W/root.img" -6
+  expect 'latchkey: eth0: static address fec0::15/64' || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect "latchkey: key recovered" || return
+  expect_root "/dev/mapper/luks-$V6_UUID" "$V6_TOKEN" || return
+  note_phases
+}
+
+# ip=auto6: an address from slirp's router advertisements (SLAAC), waited
+# for before Tang is dialled.
+t_ipv6_auto6() {
+  local TANG_HOST=::1
+  need_agent || return
+  ipv6_disk 22 || return
+  boot "rd.luks.uuid=$V6_UUID ip=auto6" -d "$W/root.img" -6
+  expect 'latchkey: eth0: address fec0::[0-9a-f:]+/64 from router advertisements' || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect "latchkey: key recovered" || return
+  expect_root "/dev/mapper/luks-$V6_UUID" "$V6_TOKEN" || return
+  note_phases
 }

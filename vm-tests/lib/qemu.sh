@@ -9,6 +9,8 @@
 #       -d IMG          a virtio disk (vda, vdb, ... in order)
 #       -f IP=PORT      guestfwd: guest tcp IP:80 -> host 127.0.0.1:PORT
 #       -N              no network card at all
+#       -6              an IPv6-only link (slirp: fec0::/64, router and host
+#                       fec0::2, which reaches the host's ::1; no -f then)
 #       -L              the network card starts with its link down (no
 #                       carrier) until `vm_monitor 'set_link n0 on'`
 #       -t SECONDS      hard limit for the whole boot (default 150)
@@ -57,14 +59,15 @@ vm__stamp() {
 
 vm_start() {
   VM_DIR=$1
-  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150 link_down=0
+  local kernel=$2 initrd=$3 append=$4 opt nic=1 netdev limit=150 link_down=0 v6only=0
   local drives=() fwds="" paused=()
   shift 4
   OPTIND=1
-  while getopts 'd:f:LNt:' opt; do
+  while getopts '6d:f:LNt:' opt; do
     case $opt in
       d) drives+=(-drive "file=$OPTARG,format=raw,if=virtio") ;;
       f) fwds+=",guestfwd=tcp:${OPTARG%%=*}:80-cmd:socat - TCP:127.0.0.1:${OPTARG#*=}" ;;
+      6) v6only=1 ;;
       L) link_down=1 paused=(-S) ;;
       N) nic=0 ;;
       t) limit=$OPTARG ;;
@@ -77,7 +80,13 @@ vm_start() {
   : >"$VM_DIR/console.log"
   : >"$VM_DIR/console.partial"
   netdev=()
-  if ((nic)); then
+  if ((nic && v6only)); then
+    # Not restricted: restrict=on would also cut the guest off from the
+    # gateway's mapping to the host's loopback, the only way in without
+    # guestfwd (which is IPv4 only). The guest dials nothing else.
+    # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
+    netdev=(-netdev "user,id=n0,ipv4=off,ipv6=on" -device virtio-net-pci,netdev=n0)
+  elif ((nic)); then
     # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
     netdev=(-netdev "user,id=n0,restrict=on,ipv6=off$fwds" -device virtio-net-pci,netdev=n0)
   fi

@@ -1,6 +1,6 @@
 //! rtnetlink (`NETLINK_ROUTE`) for what an initrd needs: list links,
-//! addresses and routes, set a link up, add an IPv4 address and a default
-//! route. Messages are encoded and decoded here in safe code; the socket
+//! addresses and routes, set a link up, add an IPv4 or IPv6 address and a
+//! default route. Messages are encoded and decoded here in safe code; the socket
 //! calls come from rustix.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -35,6 +35,7 @@ const IFLA_CARRIER: u16 = 33;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_FLAGS: u16 = 8;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -54,6 +55,12 @@ pub const IFF_UP: u32 = 0x1;
 pub const IFF_LOOPBACK: u32 = 0x8;
 /// `IFF_LOWER_UP`: the driver reports carrier.
 pub const IFF_LOWER_UP: u32 = 0x10000;
+
+/// `IFA_F_DADFAILED`: duplicate address detection found another holder.
+pub const IFA_F_DADFAILED: u32 = 0x08;
+/// `IFA_F_TENTATIVE`: duplicate address detection has not finished; the
+/// address cannot be used as a source yet.
+pub const IFA_F_TENTATIVE: u32 = 0x40;
 
 /// RFC 2863 operational state as reported in `IFLA_OPERSTATE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +134,8 @@ pub struct Address {
     pub prefix: u8,
     /// Scope (0 universe, 253 link, 254 host).
     pub scope: u8,
+    /// `IFA_F_*` flags (`IFA_FLAGS` when present, else the header's 8 bits).
+    pub flags: u32,
 }
 
 /// A route in the main table.
@@ -264,6 +273,7 @@ fn parse_addr(body: &[u8]) -> Option<Address> {
     }
     let family = body[0];
     let prefix = body[1];
+    let mut flags = u32::from(body[2]);
     let scope = body[3];
     let index = u32::from_ne_bytes(body[4..8].try_into().ok()?);
     let (mut local, mut address) = (None, None);
@@ -271,6 +281,7 @@ fn parse_addr(body: &[u8]) -> Option<Address> {
         match kind {
             IFA_LOCAL => local = ip_from(family, p),
             IFA_ADDRESS => address = ip_from(family, p),
+            IFA_FLAGS if p.len() == 4 => flags = u32::from_ne_bytes(p.try_into().ok()?),
             _ => {}
         }
     }
@@ -279,6 +290,7 @@ fn parse_addr(body: &[u8]) -> Option<Address> {
         addr: local.or(address)?,
         prefix,
         scope,
+        flags,
     })
 }
 
@@ -460,36 +472,44 @@ impl Netlink {
         })
     }
 
-    /// Adds `addr/prefix` (with its broadcast address) to interface `index`.
-    pub fn add_address_v4(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
-        let prefix = prefix.min(32);
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
+    /// Adds `addr/prefix` to interface `index` (an IPv4 address with its
+    /// broadcast address).
+    pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        let (family, bytes, prefix, brd) = match addr {
+            IpAddr::V4(a) => {
+                let prefix = prefix.min(32);
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                let brd = Ipv4Addr::from(u32::from(a) | !mask);
+                let brd = (prefix < 31).then_some(brd.octets());
+                (AF_INET, a.octets().to_vec(), prefix, brd)
+            }
+            IpAddr::V6(a) => (AF_INET6, a.octets().to_vec(), prefix.min(128), None),
         };
-        let brd = Ipv4Addr::from(u32::from(addr) | !mask);
         self.request("RTM_NEWADDR", index, |seq| {
-            let mut fixed = [AF_INET, prefix, 0, RT_SCOPE_UNIVERSE, 0, 0, 0, 0];
+            let mut fixed = [family, prefix, 0, RT_SCOPE_UNIVERSE, 0, 0, 0, 0];
             fixed[4..8].copy_from_slice(&index.to_ne_bytes());
             let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
             let m = Msg::new(RTM_NEWADDR, flags, seq, &fixed)
-                .attr(IFA_LOCAL, &addr.octets())
-                .attr(IFA_ADDRESS, &addr.octets());
-            if prefix < 31 {
-                m.attr(IFA_BROADCAST, &brd.octets())
-            } else {
-                m
+                .attr(IFA_LOCAL, &bytes)
+                .attr(IFA_ADDRESS, &bytes);
+            match brd {
+                Some(b) => m.attr(IFA_BROADCAST, &b),
+                None => m,
             }
             .finish()
         })
     }
 
-    /// Adds the IPv4 default route via `gateway` out of interface `index`.
-    pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+    /// Adds the default route (IPv4 or IPv6, as `gateway` is) via `gateway`
+    /// out of interface `index`.
+    pub fn add_default_route(&mut self, index: u32, gateway: IpAddr) -> Result<()> {
+        let (family, bytes) = match gateway {
+            IpAddr::V4(g) => (AF_INET, g.octets().to_vec()),
+            IpAddr::V6(g) => (AF_INET6, g.octets().to_vec()),
+        };
         self.request("RTM_NEWROUTE", index, |seq| {
             let fixed = [
-                AF_INET,
+                family,
                 0,
                 0,
                 0,
@@ -504,19 +524,21 @@ impl Netlink {
             ];
             let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
             Msg::new(RTM_NEWROUTE, flags, seq, &fixed)
-                .attr(RTA_GATEWAY, &gateway.octets())
+                .attr(RTA_GATEWAY, &bytes)
                 .attr(RTA_OIF, &index.to_ne_bytes())
                 .finish()
         })
     }
 }
 
-/// Asks the kernel to do IPv6 stateless autoconfiguration on `ifname`
-/// (accept router advertisements and autoconf addresses).
-pub fn enable_ipv6_autoconf(ifname: &str) -> Result<()> {
+/// Turns the kernel's IPv6 stateless autoconfiguration on `ifname` on
+/// (accept router advertisements, form addresses from their prefixes) or
+/// off (a static configuration stays as it was given).
+pub fn set_ipv6_autoconf(ifname: &str, on: bool) -> Result<()> {
     for knob in ["accept_ra", "autoconf"] {
         let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
-        std::fs::write(&path, b"1").map_err(|source| Error::File { path, source })?;
+        std::fs::write(&path, if on { b"1" } else { b"0" })
+            .map_err(|source| Error::File { path, source })?;
     }
     Ok(())
 }
@@ -562,6 +584,21 @@ mod tests {
         assert_eq!(l.mac, Some([2, 0, 0, 0, 0, 1]));
         assert_eq!(l.operstate, OperState::Up);
         assert!(l.carrier && l.is_up() && !l.is_loopback());
+    }
+
+    #[test]
+    fn address_parsing_reads_extended_flags() {
+        let mut fixed = [AF_INET6, 64, 0, 0, 0, 0, 0, 0];
+        fixed[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        let a: Ipv6Addr = "fec0::15".parse().unwrap();
+        let m = Msg::new(RTM_NEWADDR, 0, 0, &fixed)
+            .attr(IFA_ADDRESS, &a.octets())
+            .attr(IFA_FLAGS, &(IFA_F_TENTATIVE | 0x100).to_ne_bytes())
+            .finish();
+        let got = parse_addr(&m[16..]).unwrap();
+        assert_eq!(got.addr, IpAddr::V6(a));
+        assert_eq!((got.index, got.prefix), (3, 64));
+        assert_eq!(got.flags, IFA_F_TENTATIVE | 0x100);
     }
 
     #[test]

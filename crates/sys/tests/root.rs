@@ -1,7 +1,7 @@
 //! Root-only tests. Network tests run in a fresh network namespace entered
 //! by the test thread, so the host's interfaces are never touched.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -86,13 +86,13 @@ fn root_netlink_links_addresses_routes() {
     }
     assert!(carrier, "lkv0 never got carrier");
 
-    nl.add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24)
+    nl.add_address(v0.index, Ipv4Addr::new(10, 77, 0, 2).into(), 24)
         .unwrap();
     let err = nl
-        .add_address_v4(v0.index, Ipv4Addr::new(10, 77, 0, 2), 24)
+        .add_address(v0.index, Ipv4Addr::new(10, 77, 0, 2).into(), 24)
         .unwrap_err();
     assert_eq!(err.errno(), Some(rustix::io::Errno::EXIST), "{err}");
-    nl.add_default_route_v4(v0.index, Ipv4Addr::new(10, 77, 0, 1))
+    nl.add_default_route(v0.index, Ipv4Addr::new(10, 77, 0, 1).into())
         .unwrap();
 
     let addrs = nl.addresses().unwrap();
@@ -109,6 +109,26 @@ fn root_netlink_links_addresses_routes() {
         .expect("default route");
     assert_eq!(def.gateway, Some(IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1))));
     assert_eq!(def.oif, Some(v0.index));
+
+    let a6: Ipv6Addr = "fd00:77::2".parse().unwrap();
+    let g6: Ipv6Addr = "fd00:77::1".parse().unwrap();
+    nl.add_address(v0.index, a6.into(), 64).unwrap();
+    nl.add_default_route(v0.index, g6.into()).unwrap();
+    let got = nl.addresses().unwrap();
+    let got = got
+        .iter()
+        .find(|a| a.addr == IpAddr::V6(a6))
+        .expect("IPv6 address");
+    assert_eq!((got.index, got.prefix, got.scope), (v0.index, 64, 0));
+    let routes = nl.routes().unwrap();
+    let def6 = routes
+        .iter()
+        .find(|r| r.is_default() && r.gateway.is_some_and(|g| g.is_ipv6()))
+        .expect("IPv6 default route");
+    assert_eq!(
+        (def6.gateway, def6.oif),
+        (Some(IpAddr::V6(g6)), Some(v0.index))
+    );
 
     let err = nl.set_link_up(99999).unwrap_err();
     assert!(err.to_string().contains("#99999"), "{err}");
