@@ -1,6 +1,6 @@
 //! rtnetlink (`NETLINK_ROUTE`) for what an initrd needs: list links,
 //! addresses and routes, set a link up, add an IPv4 or IPv6 address and a
-//! default route. Messages are encoded and decoded here in safe code; the socket
+//! default route, create VLAN and bond interfaces and enslave to a bond. Messages are encoded and decoded here in safe code; the socket
 //! calls come from rustix.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,7 +30,20 @@ const RTM_GETROUTE: u16 = 26;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
 const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VLAN_ID: u16 = 1;
+const IFLA_BOND_MODE: u16 = 1;
+const IFLA_BOND_MIIMON: u16 = 3;
+const IFLA_BOND_UPDELAY: u16 = 4;
+const IFLA_BOND_DOWNDELAY: u16 = 5;
+const IFLA_BOND_PRIMARY: u16 = 11;
+const IFLA_BOND_AD_LACP_RATE: u16 = 21;
 const IFLA_CARRIER: u16 = 33;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -110,6 +123,8 @@ pub struct Link {
     pub operstate: OperState,
     /// Hardware address when it is a 6-byte Ethernet MAC.
     pub mac: Option<[u8; 6]>,
+    /// `IFLA_MASTER`: the bond (or bridge) this interface is enslaved to.
+    pub master: Option<u32>,
 }
 
 impl Link {
@@ -158,6 +173,23 @@ impl Route {
     }
 }
 
+/// How a new bond behaves (the bonding driver's `IFLA_BOND_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BondSettings {
+    /// Mode number (0 balance-rr, 1 active-backup, ..., 4 802.3ad).
+    pub mode: u8,
+    /// Link monitoring interval, ms.
+    pub miimon: Option<u32>,
+    /// Delay before a slave that came up is used, ms.
+    pub updelay: Option<u32>,
+    /// Delay before a slave that went down is dropped, ms.
+    pub downdelay: Option<u32>,
+    /// 802.3ad: LACPDUs every second (true) or every 30 s.
+    pub lacp_fast: Option<bool>,
+    /// MTU of the bond.
+    pub mtu: Option<u32>,
+}
+
 /// An rtnetlink socket.
 pub struct Netlink {
     fd: OwnedFd,
@@ -189,6 +221,16 @@ impl Msg {
         self.buf.extend_from_slice(data);
         pad4(&mut self.buf);
         self
+    }
+
+    /// An attribute holding attributes (`IFLA_LINKINFO`, `IFLA_INFO_DATA`).
+    fn nested(self, kind: u16, inner: Msg) -> Msg {
+        self.attr(kind, &inner.buf)
+    }
+
+    /// An empty list of attributes, to be nested.
+    fn attrs() -> Msg {
+        Msg { buf: Vec::new() }
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -251,6 +293,7 @@ fn parse_link(body: &[u8]) -> Option<Link> {
         carrier: flags & IFF_LOWER_UP != 0,
         operstate: OperState::Unknown,
         mac: None,
+        master: None,
     };
     for (kind, p) in attrs(&body[16..]) {
         match kind {
@@ -261,6 +304,9 @@ fn parse_link(body: &[u8]) -> Option<Link> {
             IFLA_ADDRESS if p.len() == 6 => link.mac = p.try_into().ok(),
             IFLA_OPERSTATE if !p.is_empty() => link.operstate = OperState::from_u8(p[0]),
             IFLA_CARRIER if !p.is_empty() => link.carrier = p[0] != 0,
+            IFLA_MASTER if p.len() == 4 => {
+                link.master = Some(u32::from_ne_bytes(p.try_into().ok()?)).filter(|m| *m != 0)
+            }
             _ => {}
         }
     }
@@ -472,6 +518,112 @@ impl Netlink {
         })
     }
 
+    /// Clears `IFF_UP` on interface `index`.
+    pub fn set_link_down(&mut self, index: u32) -> Result<()> {
+        self.request("RTM_NEWLINK", index, |seq| {
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, 0, IFF_UP),
+            )
+            .finish()
+        })
+    }
+
+    /// Creates the 802.1Q interface `name` with VLAN `id` on `parent`.
+    pub fn add_vlan(&mut self, name: &str, parent: u32, id: u16) -> Result<()> {
+        self.create_link(
+            name,
+            parent,
+            "vlan",
+            Msg::attrs().attr(IFLA_VLAN_ID, &id.to_ne_bytes()),
+            None,
+        )
+    }
+
+    /// Creates the bond `name` with `settings`.
+    pub fn add_bond(&mut self, name: &str, settings: &BondSettings) -> Result<()> {
+        let mut data = Msg::attrs().attr(IFLA_BOND_MODE, &[settings.mode]);
+        for (kind, v) in [
+            (IFLA_BOND_MIIMON, settings.miimon),
+            (IFLA_BOND_UPDELAY, settings.updelay),
+            (IFLA_BOND_DOWNDELAY, settings.downdelay),
+        ] {
+            if let Some(v) = v {
+                data = data.attr(kind, &v.to_ne_bytes());
+            }
+        }
+        if let Some(fast) = settings.lacp_fast {
+            data = data.attr(IFLA_BOND_AD_LACP_RATE, &[u8::from(fast)]);
+        }
+        self.create_link(name, 0, "bond", data, settings.mtu)
+    }
+
+    fn create_link(
+        &mut self,
+        name: &str,
+        parent: u32,
+        kind: &str,
+        data: Msg,
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        let mut ifname = name.as_bytes().to_vec();
+        ifname.push(0);
+        let mut kind_z = kind.as_bytes().to_vec();
+        kind_z.push(0);
+        self.request("RTM_NEWLINK", parent, |seq| {
+            let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+            let mut m = Msg::new(RTM_NEWLINK, flags, seq, &ifinfomsg(AF_UNSPEC, 0, 0, 0))
+                .attr(IFLA_IFNAME, &ifname);
+            if parent != 0 {
+                m = m.attr(IFLA_LINK, &parent.to_ne_bytes());
+            }
+            if let Some(mtu) = mtu {
+                m = m.attr(IFLA_MTU, &mtu.to_ne_bytes());
+            }
+            let info = Msg::attrs()
+                .attr(IFLA_INFO_KIND, &kind_z)
+                .nested(IFLA_INFO_DATA, data);
+            m.nested(IFLA_LINKINFO, info).finish()
+        })
+    }
+
+    /// Enslaves interface `index` to the bond `master` (the kernel wants
+    /// the slave down for that).
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
+        self.request("RTM_NEWLINK", index, |seq| {
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, 0, 0),
+            )
+            .attr(IFLA_MASTER, &master.to_ne_bytes())
+            .finish()
+        })
+    }
+
+    /// Makes the slave `primary` the bond's preferred one.
+    pub fn set_bond_primary(&mut self, bond: u32, primary: u32) -> Result<()> {
+        let mut kind_z = b"bond".to_vec();
+        kind_z.push(0);
+        self.request("RTM_NEWLINK", bond, |seq| {
+            let info = Msg::attrs().attr(IFLA_INFO_KIND, &kind_z).nested(
+                IFLA_INFO_DATA,
+                Msg::attrs().attr(IFLA_BOND_PRIMARY, &primary.to_ne_bytes()),
+            );
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, bond, 0, 0),
+            )
+            .nested(IFLA_LINKINFO, info)
+            .finish()
+        })
+    }
+
     /// Adds `addr/prefix` to interface `index` (an IPv4 address with its
     /// broadcast address).
     pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
@@ -599,6 +751,31 @@ mod tests {
         assert_eq!(got.addr, IpAddr::V6(a));
         assert_eq!((got.index, got.prefix), (3, 64));
         assert_eq!(got.flags, IFA_F_TENTATIVE | 0x100);
+    }
+
+    #[test]
+    fn nested_link_info() {
+        let m = Msg::new(RTM_NEWLINK, 0, 1, &ifinfomsg(0, 0, 0, 0))
+            .attr(IFLA_IFNAME, b"eth0.5\0")
+            .nested(
+                IFLA_LINKINFO,
+                Msg::attrs().attr(IFLA_INFO_KIND, b"vlan\0").nested(
+                    IFLA_INFO_DATA,
+                    Msg::attrs().attr(IFLA_VLAN_ID, &5u16.to_ne_bytes()),
+                ),
+            )
+            .finish();
+        let top: Vec<_> = attrs(&m[32..]).collect();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[1].0, IFLA_LINKINFO);
+        let info: Vec<_> = attrs(top[1].1).collect();
+        assert_eq!(info[0], (IFLA_INFO_KIND, &b"vlan\0"[..]));
+        let data: Vec<_> = attrs(info[1].1).collect();
+        assert_eq!(data, vec![(IFLA_VLAN_ID, &5u16.to_ne_bytes()[..])]);
+        assert_eq!(
+            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
+            m.len()
+        );
     }
 
     #[test]
