@@ -444,12 +444,21 @@ mod tests {
             "vlan=eth0.5:eth0 vlan=eth0.5:eth1 vlan=mgmt:eth0 bond=bond0:eth0,eth1:mode=802.3ad,miimon=100,ad_select=0 bond",
         );
         assert_eq!(c.network.vlans.len(), 1);
-        assert_eq!((c.network.vlans[0].id, c.network.vlans[0].parent.as_str()), (5, "eth0"));
+        assert_eq!(
+            (c.network.vlans[0].id, c.network.vlans[0].parent.as_str()),
+            (5, "eth0")
+        );
         assert_eq!(c.network.bonds.len(), 1);
         assert_eq!(c.network.bonds[0].miimon, Some(100));
         assert_eq!(w.len(), 4, "{w:?}");
-        assert!(w[0].contains("already defined") && w[1].contains("no VLAN ID"), "{w:?}");
-        assert!(w[2].contains("ad_select") && w[3].contains("bond0 is already defined"), "{w:?}");
+        assert!(
+            w[0].contains("already defined") && w[1].contains("no VLAN ID"),
+            "{w:?}"
+        );
+        assert!(
+            w[2].contains("ad_select") && w[3].contains("bond0 is already defined"),
+            "{w:?}"
+        );
         let (c, w) = parse("BOOTIF=zz nameserver=x ip=");
         assert_eq!(w.len(), 3, "{w:?}");
         assert_eq!(

@@ -560,6 +560,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = crate::net::Options {
             resolv_conf: dir.join("resolv.conf"),

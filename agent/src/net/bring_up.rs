@@ -2,8 +2,8 @@
 //! socket, with no udev, no shell and no DHCP client program.
 //!
 //! ```text
-//!   Plan (plan) ─► links up ─► carrier? ─► DHCP (dhcp::Client), static ─► address + default route
-//!                                          or router advertisements    └► /etc/resolv.conf
+//!   Plan (plan) ─► bonds, VLANs ─► links up ─► carrier? ─► DHCP (dhcp::Client), static ─► address + default route
+//!                                                        or router advertisements    └► /etc/resolv.conf
 //! ```
 //! An IPv6 address is used only once duplicate address detection has
 //! passed (before that the kernel will not send from it).
@@ -169,6 +169,8 @@ fn candidates(links: &[Link], iface: &Iface) -> Vec<Link> {
     links
         .iter()
         .filter(|l| !l.is_loopback())
+        // A bond's slave carries the bond's traffic, not its own.
+        .filter(|l| l.master.is_none() || matches!(iface, Iface::Name(_)))
         .filter(|l| match iface {
             Iface::Name(n) => l.name == *n,
             Iface::Mac(m) => l.mac == Some(*m),
@@ -197,6 +199,7 @@ pub fn bring_up(
     if let Some(lo) = nl.links()?.iter().find(|l| l.is_loopback() && !l.is_up()) {
         nl.set_link_up(lo.index)?;
     }
+    create_virtual_links(&mut nl, plan, opts, deadline, log)?;
     let mut done = Vec::new();
     for step in &plan.steps {
         let links = wait_for_links(&mut nl, &step.iface, opts, deadline)?;
@@ -295,6 +298,88 @@ pub fn bring_up(
         deadline.min(Deadline::after(Instant::now(), OPER_UP_WAIT)),
     );
     Ok(Outcome::Configured(done))
+}
+
+/// The interface named `name`, waited for (a NIC whose driver is still
+/// probing) until the carrier timeout.
+fn link_named(
+    nl: &mut Netlink,
+    name: &str,
+    opts: &Options,
+    deadline: Deadline,
+) -> Result<Link, NetError> {
+    let until = deadline.min(Deadline::after(Instant::now(), opts.carrier_timeout));
+    loop {
+        if let Some(l) = nl.links()?.into_iter().find(|l| l.name == name) {
+            return Ok(l);
+        }
+        if until.expired(Instant::now()) {
+            return Err(NetError::NoInterface(name.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates the plan's bonds (enslaving their NICs) and then its VLANs.
+/// What an earlier attempt created is kept.
+fn create_virtual_links(
+    nl: &mut Netlink,
+    plan: &Plan,
+    opts: &Options,
+    deadline: Deadline,
+    log: &Log,
+) -> Result<(), NetError> {
+    for b in &plan.bonds {
+        let settings = latchkey_sys::netlink::BondSettings {
+            mode: b.mode as u8,
+            miimon: b.miimon,
+            updelay: b.updelay,
+            downdelay: b.downdelay,
+            lacp_fast: b.lacp_fast,
+            mtu: b.mtu,
+        };
+        match nl.add_bond(&b.name, &settings) {
+            // The bonding driver makes bond0 itself when it loads; an
+            // earlier attempt of ours may have made this one and enslaved
+            // its NICs already (then it has our settings).
+            Err(e) if e.errno() == Some(rustix::io::Errno::EXIST) => {
+                let bond = link_named(nl, &b.name, opts, deadline)?;
+                if !nl.links()?.iter().any(|l| l.master == Some(bond.index)) {
+                    nl.set_link_down(bond.index)?;
+                    nl.change_bond(bond.index, &settings)?;
+                }
+            }
+            r => r?,
+        }
+        let bond = link_named(nl, &b.name, opts, deadline)?;
+        for s in &b.slaves {
+            let slave = link_named(nl, s, opts, deadline)?;
+            if slave.master != Some(bond.index) {
+                // The bonding driver takes only slaves that are down.
+                nl.set_link_down(slave.index)?;
+                nl.set_master(slave.index, bond.index)?;
+            }
+            if b.primary.as_ref() == Some(s) {
+                nl.set_bond_primary(bond.index, slave.index)?;
+            }
+        }
+        log.info(&format!(
+            "{}: bond ({}) of {}",
+            b.name,
+            b.mode.name(),
+            b.slaves.join(", ")
+        ));
+    }
+    for v in &plan.vlans {
+        let parent = link_named(nl, &v.parent, opts, deadline)?;
+        added(nl.add_vlan(&v.name, parent.index, v.id))?;
+        // The VLAN has carrier only while its parent is up.
+        if !parent.is_up() {
+            nl.set_link_up(parent.index)?;
+        }
+        log.info(&format!("{}: VLAN {} on {}", v.name, v.id, v.parent));
+    }
+    Ok(())
 }
 
 /// Longest wait for a configured link to become operational.
@@ -765,7 +850,7 @@ mod tests {
                 method: Method::Dhcp,
             }],
             nameservers: vec!["192.0.2.53".parse().unwrap()],
-            hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -840,6 +925,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: Some("latchkey-test".into()),
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -904,6 +990,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -948,6 +1035,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -978,6 +1066,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let e = bring_up(
             &named("nosuch0"),
@@ -1024,6 +1113,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -1102,6 +1192,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),

@@ -44,6 +44,19 @@ pub enum BondMode {
 }
 
 impl BondMode {
+    /// The name the bonding driver and dracut use.
+    pub fn name(self) -> &'static str {
+        match self {
+            BondMode::BalanceRr => "balance-rr",
+            BondMode::ActiveBackup => "active-backup",
+            BondMode::BalanceXor => "balance-xor",
+            BondMode::Broadcast => "broadcast",
+            BondMode::Lacp => "802.3ad",
+            BondMode::BalanceTlb => "balance-tlb",
+            BondMode::BalanceAlb => "balance-alb",
+        }
+    }
+
     fn parse(s: &str) -> Option<BondMode> {
         use BondMode::*;
         Some(match s {

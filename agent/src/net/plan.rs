@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::ip::{Autoconf, IpParam};
+use super::links::{Bond, Vlan};
 use crate::cmdline::NetworkOptions;
 
 /// Which interface(s) an entry applies to.
@@ -46,8 +47,13 @@ pub struct Step {
 }
 
 /// The whole plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Bonds to create first (`bond=`), then VLANs (`vlan=`, perhaps on a
+    /// bond); steps then address them as any interface.
+    pub bonds: Vec<Bond>,
+    /// VLANs to create.
+    pub vlans: Vec<Vlan>,
     /// Interfaces to configure, in command-line order.
     pub steps: Vec<Step>,
     /// Name servers given on the command line (`nameserver=`, `ip=` DNS fields).
@@ -59,7 +65,7 @@ pub struct Plan {
 impl Plan {
     /// True when there is nothing to configure (`ip=off`).
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.bonds.is_empty() && self.vlans.is_empty()
     }
 }
 
@@ -76,6 +82,8 @@ fn default_iface(cfg: &NetworkOptions) -> Iface {
 pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
     let mut warn = Vec::new();
     let mut p = Plan {
+        bonds: cfg.bonds.clone(),
+        vlans: cfg.vlans.clone(),
         steps: Vec::new(),
         nameservers: cfg.nameservers.clone(),
         hostname: None,

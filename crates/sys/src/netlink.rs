@@ -190,6 +190,23 @@ pub struct BondSettings {
     pub mtu: Option<u32>,
 }
 
+fn bond_data(settings: &BondSettings) -> Msg {
+    let mut data = Msg::attrs().attr(IFLA_BOND_MODE, &[settings.mode]);
+    for (kind, v) in [
+        (IFLA_BOND_MIIMON, settings.miimon),
+        (IFLA_BOND_UPDELAY, settings.updelay),
+        (IFLA_BOND_DOWNDELAY, settings.downdelay),
+    ] {
+        if let Some(v) = v {
+            data = data.attr(kind, &v.to_ne_bytes());
+        }
+    }
+    if let Some(fast) = settings.lacp_fast {
+        data = data.attr(IFLA_BOND_AD_LACP_RATE, &[u8::from(fast)]);
+    }
+    data
+}
+
 /// An rtnetlink socket.
 pub struct Netlink {
     fd: OwnedFd,
@@ -544,20 +561,30 @@ impl Netlink {
 
     /// Creates the bond `name` with `settings`.
     pub fn add_bond(&mut self, name: &str, settings: &BondSettings) -> Result<()> {
-        let mut data = Msg::attrs().attr(IFLA_BOND_MODE, &[settings.mode]);
-        for (kind, v) in [
-            (IFLA_BOND_MIIMON, settings.miimon),
-            (IFLA_BOND_UPDELAY, settings.updelay),
-            (IFLA_BOND_DOWNDELAY, settings.downdelay),
-        ] {
-            if let Some(v) = v {
-                data = data.attr(kind, &v.to_ne_bytes());
+        self.create_link(name, 0, "bond", bond_data(settings), settings.mtu)
+    }
+
+    /// Applies `settings` to the existing bond `index` (one the bonding
+    /// driver made itself when loaded: `bond0` unless `max_bonds=0`). The
+    /// mode can change only while the bond has no slaves.
+    pub fn change_bond(&mut self, index: u32, settings: &BondSettings) -> Result<()> {
+        let mut kind_z = b"bond".to_vec();
+        kind_z.push(0);
+        self.request("RTM_NEWLINK", index, |seq| {
+            let info = Msg::attrs()
+                .attr(IFLA_INFO_KIND, &kind_z)
+                .nested(IFLA_INFO_DATA, bond_data(settings));
+            let mut m = Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, 0, 0),
+            );
+            if let Some(mtu) = settings.mtu {
+                m = m.attr(IFLA_MTU, &mtu.to_ne_bytes());
             }
-        }
-        if let Some(fast) = settings.lacp_fast {
-            data = data.attr(IFLA_BOND_AD_LACP_RATE, &[u8::from(fast)]);
-        }
-        self.create_link(name, 0, "bond", data, settings.mtu)
+            m.nested(IFLA_LINKINFO, info).finish()
+        })
     }
 
     fn create_link(
