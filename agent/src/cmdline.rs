@@ -534,7 +534,7 @@ mod tests {
     /// panic the parser (a cheap stand-in until fuzz/ has a target).
     #[test]
     fn random_lines_do_not_panic() {
-        use crate::deadline::{Jitter, XorShift};
+        use latchkey_client::time::{Jitter, XorShift};
         let pieces = [
             "ip=",
             "rd.luks",

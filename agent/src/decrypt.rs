@@ -32,7 +32,7 @@ pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
                 Err(e) => return usage(&e),
             },
             "--deadline" => match secs(args.next()) {
-                Ok(d) => opts.deadline = d,
+                Ok(d) => opts.budget = d,
                 Err(e) => return usage(&e),
             },
             other => return usage(&format!("unknown option {other:?}")),

@@ -21,15 +21,17 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use latchkey_client::{Options, Retry};
+use latchkey_client::Options;
+use latchkey_client::time::{Backoff, Deadline, RetryPolicy, XorShift};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin;
 use latchkey_proto::secret::Secret;
 
 use crate::console::{Answer, Console};
-use crate::deadline::{Backoff, Deadline, RetryPolicy, XorShift};
+use crate::error::{Attempt, Error, Method};
 use crate::kmsg_log::Log;
+use crate::net::NetError;
 use crate::volume::Volume;
 
 /// Wrong console passphrases allowed before giving up, as cryptsetup's default.
@@ -51,7 +53,7 @@ const CONSOLE_KDF_TIME: Duration = Duration::from_secs(60);
 pub struct NetGate {
     state: Mutex<NetState>,
     cv: Condvar,
-    bring_up: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    bring_up: Box<dyn Fn() -> Result<(), NetError> + Send + Sync>,
     deadline: Deadline,
     backoff: Backoff,
     log: Arc<Log>,
@@ -60,7 +62,7 @@ pub struct NetGate {
 enum NetState {
     Idle,
     Busy,
-    Done(Result<(), String>),
+    Done(Result<(), Arc<NetError>>),
 }
 
 impl NetGate {
@@ -72,7 +74,7 @@ impl NetGate {
 
     /// `bring_up` is called until it succeeds or `deadline` passes.
     pub fn new(
-        bring_up: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+        bring_up: Box<dyn Fn() -> Result<(), NetError> + Send + Sync>,
         deadline: Deadline,
         backoff: Backoff,
         log: Arc<Log>,
@@ -88,7 +90,7 @@ impl NetGate {
     }
 
     /// Waits for the network, bringing it up if nobody has yet.
-    pub fn ensure(&self) -> Result<(), String> {
+    pub fn ensure(&self) -> Result<(), Arc<NetError>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*st {
@@ -106,10 +108,10 @@ impl NetGate {
         }
     }
 
-    fn attempts(&self) -> Result<(), String> {
+    fn attempts(&self) -> Result<(), Arc<NetError>> {
         let mut policy = RetryPolicy::new(self.backoff.clone(), None, self.deadline);
         let mut jitter = XorShift::new(self.log.elapsed().subsec_nanos() | 1);
-        let mut last = "the deadline passed before the network was brought up".to_owned();
+        let mut last = NetError::NotTried;
         while policy.start(Instant::now()) {
             match (self.bring_up)() {
                 Ok(()) => return Ok(()),
@@ -124,20 +126,20 @@ impl NetGate {
             ));
             thread::sleep(at.saturating_duration_since(Instant::now()));
         }
-        Err(last)
+        Err(Arc::new(last))
     }
 }
 
 /// The local key, loaded once for every volume by whichever race asks
 /// first (the others wait for that load, inside their own deadlines).
 pub struct LocalKey {
-    cell: OnceLock<Result<Option<Arc<Secret>>, String>>,
-    load: Box<dyn Fn() -> Result<Option<Secret>, String> + Send + Sync>,
+    cell: OnceLock<Result<Option<Arc<Secret>>, Arc<Error>>>,
+    load: Box<dyn Fn() -> Result<Option<Secret>, Error> + Send + Sync>,
 }
 
 impl LocalKey {
     /// A key that `load` reads on first need; `Ok(None)` means there is none.
-    pub fn new(load: Box<dyn Fn() -> Result<Option<Secret>, String> + Send + Sync>) -> LocalKey {
+    pub fn new(load: Box<dyn Fn() -> Result<Option<Secret>, Error> + Send + Sync>) -> LocalKey {
         LocalKey {
             cell: OnceLock::new(),
             load,
@@ -145,9 +147,9 @@ impl LocalKey {
     }
 
     /// The key, loading it if nobody has yet.
-    pub fn get(&self) -> Result<Option<Arc<Secret>>, String> {
+    pub fn get(&self) -> Result<Option<Arc<Secret>>, Arc<Error>> {
         self.cell
-            .get_or_init(|| (self.load)().map(|k| k.map(Arc::new)))
+            .get_or_init(|| (self.load)().map(|k| k.map(Arc::new)).map_err(Arc::new))
             .clone()
     }
 }
@@ -161,7 +163,7 @@ pub struct Ctx {
     /// The local key file of degraded mode, read on first need.
     pub local_key: LocalKey,
     /// When automatic methods give up.
-    pub deadline: Instant,
+    pub deadline: Deadline,
     /// Per-request timeout.
     pub timeout: Duration,
     /// When the console prompt joins the race.
@@ -182,10 +184,10 @@ pub struct Opened {
 
 enum Event {
     Opened(Opened),
-    Failed(String),
+    Failed(Attempt),
     /// A method with nothing to try (no local key file).
     Absent,
-    ConsoleGaveUp(String),
+    ConsoleGaveUp(Attempt),
 }
 
 /// Stack of the agent's worker threads. Memory is locked, so every page
@@ -205,61 +207,72 @@ pub fn worker(name: impl Into<String>) -> thread::Builder {
 /// anything) goes to `tx`.
 fn spawn_method(
     tx: Sender<Event>,
-    name: String,
+    method: Method,
     run: impl FnOnce() -> Option<Event> + Send + 'static,
 ) {
     let report = tx.clone();
-    let started = worker(name.clone()).spawn(move || {
+    let started = worker(method.to_string()).spawn(move || {
         if let Some(ev) = run() {
             // The race may be over; then nobody listens.
             let _ = report.send(ev);
         }
     });
     if let Err(e) = started {
-        let _ = tx.send(Event::Failed(format!("{name}: cannot start a thread: {e}")));
+        let _ = tx.send(Event::Failed(Attempt::of(method, Error::Thread(e))));
     }
 }
 
 /// Tries `key` on every keyslot of `vol`, within `limits`.
-pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unlocked, String> {
-    let mut f =
-        File::open(&vol.path).map_err(|e| format!("opening {}: {e}", vol.path.display()))?;
-    unlock(&vol.header, &mut f, key.expose(), None, limits).map_err(|e| e.to_string())
+pub fn try_passphrase(vol: &Volume, key: &Secret, limits: &Limits) -> Result<Unlocked, Error> {
+    unlock(&vol.header, &mut open(vol)?, key.expose(), None, limits).map_err(Error::Unlock)
 }
 
-fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Result<Opened, String> {
-    let jwe = Jwe::parse(&b.jwe).map_err(|e| e.to_string())?;
+fn open(vol: &Volume) -> Result<File, Error> {
+    File::open(&vol.path).map_err(|source| Error::Open {
+        path: vol.path.clone(),
+        source,
+    })
+}
+
+fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Result<Opened, Error> {
+    let jwe = Jwe::parse(&b.jwe).map_err(Error::Jwe)?;
     if pin::needs_network(&jwe.header) {
-        ctx.net.ensure().map_err(|e| format!("network: {e}"))?;
+        ctx.net.ensure().map_err(Error::Network)?;
     }
-    let remaining = ctx.deadline.saturating_duration_since(Instant::now());
     let opts = Options {
         connect_timeout: ctx.timeout,
         timeout: ctx.timeout,
-        deadline: remaining,
-        retry: Retry {
+        retry: latchkey_client::Retry {
             retries: 4,
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(2),
+            ..latchkey_client::Retry::default()
         },
-        rewrite: None,
+        ..Options::default()
     };
-    let pass = latchkey_client::decrypt(&jwe, &opts).map_err(|e| e.to_string())?;
+    let pass =
+        latchkey_client::decrypt_until(&jwe, &opts, None, ctx.deadline).map_err(Error::Recover)?;
     let method = b.to_string();
     ctx.log
         .phase(&format!("key recovered for {} from {method}", vol.name));
-    let mut f =
-        File::open(&vol.path).map_err(|e| format!("opening {}: {e}", vol.path.display()))?;
-    let unlocked = unlock(&vol.header, &mut f, pass.expose(), Some(b.keyslot), limits)
-        .map_err(|e| format!("keyslot {}: {e}", b.keyslot))?;
+    let unlocked = unlock(
+        &vol.header,
+        &mut open(vol)?,
+        pass.expose(),
+        Some(b.keyslot),
+        limits,
+    )
+    .map_err(|source| Error::Keyslot {
+        slot: b.keyslot,
+        source,
+    })?;
     Ok(Opened { method, unlocked })
 }
 
 fn spawn_local_key(vol: Arc<Volume>, ctx: Arc<Ctx>, limits: Limits, tx: Sender<Event>) {
-    spawn_method(tx, "local key".into(), move || {
+    spawn_method(tx, Method::LocalKey, move || {
+        let failed = |e| Event::Failed(Attempt::of(Method::LocalKey, e));
         Some(match ctx.local_key.get() {
             Ok(None) => Event::Absent,
-            Err(e) => Event::Failed(format!("local key: {e}")),
+            Err(e) => failed(Error::LocalKey(e)),
             Ok(Some(key)) => match try_passphrase(&vol, &key, &limits) {
                 Ok(unlocked) => {
                     ctx.log.phase(&format!(
@@ -271,20 +284,21 @@ fn spawn_local_key(vol: Arc<Volume>, ctx: Arc<Ctx>, limits: Limits, tx: Sender<E
                         unlocked,
                     })
                 }
-                Err(e) => Event::Failed(format!("local key: {e}")),
+                Err(e) => failed(e),
             },
         })
     });
 }
 
 fn spawn_console(vol: Arc<Volume>, ctx: Arc<Ctx>, decided: Arc<AtomicBool>, tx: Sender<Event>) {
-    spawn_method(tx, "console".into(), move || {
+    spawn_method(tx, Method::Console, move || {
+        let gave_up = |e| Some(Event::ConsoleGaveUp(Attempt::of(Method::Console, e)));
         let console = ctx.console.as_ref()?;
         let prompt = format!("Please enter passphrase for disk {}: ", vol.label());
         for _ in 0..CONSOLE_TRIES {
             let pass = match console.ask(&prompt, &decided) {
                 Answer::Line(pass) => pass,
-                Answer::Eof => return Some(Event::ConsoleGaveUp("console: no input".into())),
+                Answer::Eof => return gave_up(Error::NoInput),
                 Answer::Withdrawn => return None,
             };
             let limits = ctx
@@ -303,9 +317,9 @@ fn spawn_console(vol: Arc<Volume>, ctx: Arc<Ctx>, decided: Arc<AtomicBool>, tx: 
                 Err(e) => console.say(&format!("No key available with this passphrase ({e}).")),
             }
         }
-        Some(Event::ConsoleGaveUp(format!(
-            "console: {CONSOLE_TRIES} wrong passphrases"
-        )))
+        gave_up(Error::WrongPassphrases {
+            tries: CONSOLE_TRIES,
+        })
     });
 }
 
@@ -318,28 +332,29 @@ impl Drop for Decided {
     }
 }
 
-/// Runs the race for `vol`. On failure, returns one line per method tried.
-pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
+/// Runs the race for `vol`. On failure, returns what was tried and why it failed.
+pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<Attempt>> {
     let decided = Decided(Arc::new(AtomicBool::new(false)));
     let automatic = ctx
         .limits
         .clone()
-        .until(ctx.deadline)
+        .until(ctx.deadline.instant())
         .cancelled_by(decided.0.clone());
     let (tx, rx) = mpsc::channel();
     spawn_local_key(vol.clone(), ctx.clone(), automatic.clone(), tx.clone());
     let bindings = vol.header.clevis_bindings().to_vec();
     let mut pending = 1 + bindings.len();
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<Attempt> = Vec::new();
     if bindings.is_empty() {
-        reasons.push("no clevis binding in the LUKS header".to_owned());
+        reasons.push(Error::NoBinding.into());
     }
     for b in bindings {
         let (vol, ctx, limits) = (vol.clone(), ctx.clone(), automatic.clone());
-        spawn_method(tx.clone(), b.to_string(), move || {
+        let method = Method::Binding(b.to_string());
+        spawn_method(tx.clone(), method.clone(), move || {
             Some(match recover(&vol, &b, &ctx, &limits) {
                 Ok(o) => Event::Opened(o),
-                Err(e) => Event::Failed(format!("{b}: {e}")),
+                Err(e) => Event::Failed(Attempt::of(method, e)),
             })
         });
     }
@@ -353,12 +368,10 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
             }
             spawn_console(vol.clone(), ctx.clone(), decided.0.clone(), tx.clone());
         }
-        let closed = ctx.deadline + REPORT_GRACE;
+        let closed = ctx.deadline.extended(REPORT_GRACE).instant();
         if !prompting && (pending == 0 || now >= closed) {
             if pending > 0 {
-                reasons.push(format!(
-                    "deadline reached with {pending} method(s) still unanswered"
-                ));
+                reasons.push(Error::Unanswered { pending }.into());
             }
             return Err(reasons);
         }
@@ -391,7 +404,7 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<String>> {
 }
 
 /// Prints why a volume did not open: to the log and the console.
-pub fn report(log: &Log, vol: &Volume, reasons: &[String]) {
+pub fn report(log: &Log, vol: &Volume, reasons: &[Attempt]) {
     log.error(&format!("could not open {} automatically:", vol.label()));
     for r in reasons {
         log.error(&format!("  {r}"));
@@ -409,7 +422,10 @@ mod tests {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             thread::sleep(Duration::from_millis(20));
             if n < fails {
-                Err(format!("no carrier on eth0 (attempt {})", n + 1))
+                Err(NetError::NoCarrier(vec![format!(
+                    "eth0 (attempt {})",
+                    n + 1
+                )]))
             } else {
                 Ok(())
             }
@@ -433,10 +449,10 @@ mod tests {
             })
             .collect();
         for h in handles {
-            assert_eq!(h.join().unwrap(), Ok(()));
+            assert!(h.join().unwrap().is_ok());
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3, "two failures, then up");
-        assert_eq!(gate.ensure(), Ok(()));
+        assert!(gate.ensure().is_ok());
         assert_eq!(calls.load(Ordering::SeqCst), 3, "up is final");
         let retries = log
             .lines()
@@ -451,14 +467,14 @@ mod tests {
         let calls = Arc::new(AtomicU32::new(0));
         let (gate, _) = gate(u32::MAX, Duration::from_millis(400), calls.clone());
         let start = Instant::now();
-        let e = gate.ensure().unwrap_err();
+        let e = gate.ensure().unwrap_err().to_string();
         let n = calls.load(Ordering::SeqCst);
         println!("{n} attempts in {:?}: {e}", start.elapsed());
         assert!(e.starts_with("no carrier on eth0 (attempt "), "{e}");
         // 20 ms attempts with 30, 60, 100, 100 ms pauses fit four to six
         // times in 400 ms; never an unbounded number.
         assert!((2..=12).contains(&n), "{n} attempts");
-        assert_eq!(gate.ensure().unwrap_err(), e);
+        assert_eq!(gate.ensure().unwrap_err().to_string(), e);
         assert_eq!(
             calls.load(Ordering::SeqCst),
             n,
@@ -483,7 +499,7 @@ mod tests {
                 false
             }
         }
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         let (mut pin, mut config) = ("null".to_owned(), "{}".to_owned());
         let mut depth = 0;
         let jwe = loop {
@@ -504,7 +520,7 @@ mod tests {
                 let nested = format!("{}{}", "[".repeat(127), "]".repeat(127));
                 assert!(serde_json::from_str::<serde_json::Value>(&nested).is_ok());
                 let jwe = Jwe::parse(&jwe).unwrap();
-                let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+                let mut rng = latchkey_sys::rng::os();
                 let plan = latchkey_proto::pin::Decryption::new(&jwe, &mut rng).unwrap();
                 matches!(plan.status(), latchkey_proto::pin::Status::Done(s) if s.expose() == b"deep")
             })
@@ -576,7 +592,6 @@ mod tests {
                 attempts.fetch_add(1, Ordering::SeqCst);
                 crate::net::bring_up(&plan, &opts, deadline, &mut XorShift::new(11), &log)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
             })
         };
         let gate = NetGate::new(bring_up, deadline, NetGate::backoff(), log.clone());
@@ -585,7 +600,7 @@ mod tests {
         for (_, l) in log.lines() {
             println!("{l}");
         }
-        assert_eq!(r, Ok(()));
+        assert!(r.is_ok(), "{r:?}");
         assert!(attempts.load(Ordering::SeqCst) >= 2);
         assert!(
             log.lines()

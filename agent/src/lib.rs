@@ -13,16 +13,16 @@
 //! and `initrd-config` (what the initrd hooks record at build time).
 //!
 //! Public on purpose, beside those entry points: the parsers the fuzz
-//! targets drive (`cmdline`, `net::dhcp`, `net::plan`, `volume::crypttab`,
-//! `deadline`) and the pieces of the unlock race that the integration tests
+//! targets drive (`cmdline`, `net::dhcp`, `net::plan`, `volume::crypttab`)
+//! and the pieces of the unlock race that the integration tests
 //! assemble (`engine`, `console`, `kmsg_log`, `volume::Volume`).
 #![forbid(unsafe_code)]
 
 pub mod cmdline;
 pub mod console;
-pub mod deadline;
 pub mod decrypt;
 pub mod engine;
+pub mod error;
 pub mod initrd_config;
 pub mod kmsg_log;
 pub mod net;

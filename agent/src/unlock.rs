@@ -17,11 +17,12 @@ use latchkey_sys::dm::DevId;
 
 use crate::cmdline::{self, Config, VolumeOptions};
 use crate::console::Console;
-use crate::deadline::{Deadline, XorShift};
 use crate::engine::{self, Ctx, LocalKey, NetGate};
+use crate::error::{Attempt, Error};
 use crate::kmsg_log::Log;
 use crate::volume::{self, Volume, activate, boot_key, crypttab};
 use crate::{initrd_config, net};
+use latchkey_client::time::{Deadline, XorShift};
 
 /// What the command line of `latchkey-agent unlock` says.
 #[derive(Debug, Default)]
@@ -41,12 +42,9 @@ pub struct Args {
     pub console: Option<PathBuf>,
 }
 
-fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, String> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let header = latchkey_luks::Header::read(&mut f)
-        .map_err(|e| format!("reading the LUKS header of {}: {e}", path.display()))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, Error> {
+    let header = volume::read_header(path)?;
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let uuid = header.uuid().to_owned();
     Ok(Volume {
         name: cfg.name_for(&uuid),
@@ -73,8 +71,8 @@ fn describe_plan(log: &Log, vol: &Volume) {
     }
 }
 
-/// What could not be opened, by volume, with the reasons.
-type Failures = Vec<(String, Vec<String>)>;
+/// What could not be opened, by volume, with what was tried.
+type Failures = Vec<(String, Vec<Attempt>)>;
 
 /// Runs the flow; the process exit code.
 pub fn run(args: &Args) -> i32 {
@@ -89,7 +87,7 @@ pub fn run(args: &Args) -> i32 {
         log.info("rd.luks=0: nothing to do");
         return 0;
     }
-    let deadline = start + cfg.timing.deadline;
+    let deadline = Deadline::after(start, cfg.timing.deadline);
     let mut failed = Failures::new();
     let vols = find_volumes(args, &cfg, start, deadline, &log, &mut failed);
     if vols.is_empty() && failed.is_empty() {
@@ -138,7 +136,7 @@ fn find_volumes(
     args: &Args,
     cfg: &Config,
     start: Instant,
-    deadline: Instant,
+    deadline: Deadline,
     log: &Log,
     failed: &mut Failures,
 ) -> Vec<Volume> {
@@ -154,7 +152,7 @@ fn find_volumes(
         for p in &args.devices {
             match open_image(p, &cfg.volumes) {
                 Ok(vol) => v.push(vol),
-                Err(e) => failed.push((p.display().to_string(), vec![e])),
+                Err(e) => failed.push((p.display().to_string(), vec![e.into()])),
             }
         }
         return v;
@@ -164,18 +162,22 @@ fn find_volumes(
         // Nothing named: every clevis-bound LUKS device, once they had a moment to appear.
         return volume::discover(
             &cfg.volumes,
-            start + Duration::from_secs(2).min(cfg.timing.deadline),
+            Deadline::after(start, Duration::from_secs(2)).min(deadline),
         );
     }
     let (found, missing) = volume::locate(&wanted, deadline, log);
-    failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why])));
+    failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why.into()])));
     found
 }
 
 /// Drops a device given twice and a volume that is already mapped.
 fn not_yet_open(vols: Vec<Volume>, log: &Log, failed: &mut Failures) -> Vec<Volume> {
     let (vols, twice) = volume::distinct(vols);
-    failed.extend(twice.into_iter().map(|(name, why)| (name, vec![why])));
+    failed.extend(
+        twice
+            .into_iter()
+            .map(|(name, why)| (name, vec![why.into()])),
+    );
     // Without device-mapper (a dry run on a build host) there is nothing to find.
     let mappings = latchkey_sys::proc::dm_mappings().unwrap_or_default();
     vols.into_iter()
@@ -186,7 +188,7 @@ fn not_yet_open(vols: Vec<Volume>, log: &Log, failed: &mut Failures) -> Vec<Volu
                 false
             }
             Err(e) => {
-                failed.push((v.label(), vec![e]));
+                failed.push((v.label(), vec![e.into()]));
                 false
             }
         })
@@ -199,7 +201,7 @@ fn race_context(
     args: &Args,
     cfg: &Config,
     start: Instant,
-    deadline: Instant,
+    deadline: Deadline,
     log: Arc<Log>,
 ) -> Ctx {
     let limits = Limits::for_this_machine();
@@ -213,7 +215,7 @@ fn race_context(
     let net_log = log.clone();
     let net_cfg = cfg.network.clone();
     let dry_run = args.dry_run;
-    let bring_up = Box::new(move || -> Result<(), String> {
+    let bring_up = Box::new(move || {
         if dry_run {
             return Ok(());
         }
@@ -225,17 +227,11 @@ fn race_context(
         let r = net::bring_up(
             &plan,
             &net::Options::default(),
-            Deadline::at(deadline),
+            deadline,
             &mut XorShift::new(seed),
             &net_log,
         );
-        match r {
-            Ok(_) => {
-                net_log.phase("network up");
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        r.map(|_| net_log.phase("network up"))
     });
     let console = match &args.console {
         _ if args.no_prompt => None,
@@ -245,7 +241,7 @@ fn race_context(
     };
     Ctx {
         log: log.clone(),
-        net: NetGate::new(bring_up, Deadline::at(deadline), NetGate::backoff(), log),
+        net: NetGate::new(bring_up, deadline, NetGate::backoff(), log),
         local_key,
         deadline,
         timeout: cfg.timing.timeout,
@@ -274,10 +270,8 @@ fn open_all(vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
         match h.map(|h| h.join()) {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(reasons))) => failed.push((vol.label(), reasons)),
-            Ok(Err(_)) => {
-                failed.push((vol.label(), vec!["internal error: worker panicked".into()]))
-            }
-            Err(e) => failed.push((vol.label(), vec![format!("cannot start a thread: {e}")])),
+            Ok(Err(_)) => failed.push((vol.label(), vec![Error::Panicked.into()])),
+            Err(e) => failed.push((vol.label(), vec![Error::Thread(e).into()])),
         }
     }
     failed
@@ -305,7 +299,7 @@ fn report(log: &Log, failed: &Failures, dry_run: bool) -> i32 {
     1
 }
 
-fn open_one(vol: Arc<Volume>, ctx: Arc<Ctx>, dry_run: bool) -> Result<(), Vec<String>> {
+fn open_one(vol: Arc<Volume>, ctx: Arc<Ctx>, dry_run: bool) -> Result<(), Vec<Attempt>> {
     let opened = engine::race(vol.clone(), ctx.clone())?;
     let slot = opened.unlocked.keyslot;
     if dry_run {
@@ -326,6 +320,6 @@ fn open_one(vol: Arc<Volume>, ctx: Arc<Ctx>, dry_run: bool) -> Result<(), Vec<St
             ));
             Ok(())
         }
-        Err(e) => Err(vec![e]),
+        Err(e) => Err(vec![e.into()]),
     }
 }

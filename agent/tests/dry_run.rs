@@ -543,10 +543,10 @@ fn console_prompt_is_withdrawn_when_tang_answers() {
 #[test]
 fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
     use latchkey_agent::console::Console;
-    use latchkey_agent::deadline::Deadline;
     use latchkey_agent::engine::{self, Ctx, LocalKey, NetGate};
     use latchkey_agent::kmsg_log::Log;
     use latchkey_agent::volume::Volume;
+    use latchkey_client::time::Deadline;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -581,7 +581,7 @@ fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
             log.clone(),
         ),
         local_key: LocalKey::new(Box::new(|| Ok(None))),
-        deadline: now + Duration::from_secs(60),
+        deadline: Deadline::after(now, Duration::from_secs(60)),
         timeout: Duration::from_secs(50),
         prompt_at: now,
         console: Console::open_path(&pty.path),

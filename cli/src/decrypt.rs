@@ -50,12 +50,12 @@ pub fn client_options(timeout: f64, deadline: f64, retries: u32) -> Result<Optio
 }
 
 /// The client options of every command that recovers a passphrase: one request
-/// may take `timeout`, all of them with retries `deadline`.
-pub(crate) fn tang_options(timeout: Duration, deadline: Duration, retries: u32) -> Options {
+/// may take `timeout`, all of them with retries `budget`.
+pub(crate) fn tang_options(timeout: Duration, budget: Duration, retries: u32) -> Options {
     Options {
         connect_timeout: timeout,
         timeout,
-        deadline,
+        budget,
         retry: Retry {
             retries,
             ..Retry::default()

@@ -7,7 +7,7 @@ use argh::FromArgs;
 use latchkey_client::Options;
 use latchkey_proto::pin::{self, EncryptIo, SealRequest, Sealed};
 
-use crate::{input, rng, tpm, tty};
+use crate::{input, tpm, tty};
 
 /// Encrypt stdin with a clevis pin (tang, sss, tpm2 or null) and its JSON config.
 #[derive(FromArgs)]
@@ -35,7 +35,7 @@ pub fn run(args: Args) -> Result<()> {
         secret.expose(),
         args.yes,
         &mut io,
-        &mut rng::os(),
+        &mut latchkey_sys::rng::os(),
     )?;
     let mut out = std::io::stdout().lock();
     out.write_all(jwe.as_bytes())

@@ -26,7 +26,6 @@ mod input;
 pub mod luks;
 pub mod nbde;
 mod recover;
-mod rng;
 mod tpm;
 mod tty;
 

@@ -26,7 +26,7 @@ use latchkey_proto::recovery::{self, AnswerCode, Recovery, RequestCode, State, s
 use latchkey_proto::secret::Secret;
 use latchkey_proto::{jws, tang};
 
-use crate::{decrypt, input, rng};
+use crate::{decrypt, input};
 
 /// Recover a LUKS passphrase without network access to Tang, through codes read out to
 /// someone who can reach it.
@@ -190,7 +190,7 @@ fn challenge(a: ChallengeArgs) -> Result<()> {
         (None, Some(file)) => (read_jwe_file(file)?, Vec::new()),
         (None, None) => unreachable!("checked by source()"),
     };
-    let rec = Recovery::new(&binding.jwe, &mut rng::os())
+    let rec = Recovery::new(&binding.jwe, &mut latchkey_sys::rng::os())
         .with_context(|| format!("preparing the recovery of {}", binding.what))?;
     write_state(&a.state, &rec.state())?;
 

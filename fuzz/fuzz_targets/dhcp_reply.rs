@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use latchkey_agent::deadline::{Backoff, NoJitter};
+use latchkey_client::time::{Backoff, NoJitter};
 use latchkey_agent::net::dhcp::{Client, parse_reply};
 use libfuzzer_sys::fuzz_target;
 

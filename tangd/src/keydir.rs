@@ -29,8 +29,6 @@ use latchkey_proto::jwk::{Jwk, ThpHash};
 use rustix::fs::{Mode, OFlags};
 use zeroize::Zeroize as _;
 
-use crate::rng;
-
 /// The largest key file read. A P-521 JWK with its private part is about 400
 /// bytes; anything near this size is not a key.
 pub const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -271,8 +269,18 @@ pub fn fingerprint(dir: &Path) -> io::Result<Fingerprint> {
 
 /// Generates tang's pair: an ES512 signing key and an ECMR exchange key, both P-521.
 pub fn generate_pair() -> [Jwk; 2] {
-    let sig = Jwk::generate(Curve::P521, "ES512", &["sign", "verify"], &mut rng());
-    let exc = Jwk::generate(Curve::P521, "ECMR", &["deriveKey"], &mut rng());
+    let sig = Jwk::generate(
+        Curve::P521,
+        "ES512",
+        &["sign", "verify"],
+        &mut latchkey_sys::rng::os(),
+    );
+    let exc = Jwk::generate(
+        Curve::P521,
+        "ECMR",
+        &["deriveKey"],
+        &mut latchkey_sys::rng::os(),
+    );
     [sig, exc]
 }
 

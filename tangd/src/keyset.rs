@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use latchkey_proto::jwk::{Jwk, ThpHash};
 
 use crate::keydir::Scan;
-use crate::rng;
 
 struct Entry {
     jwk: Jwk,
@@ -83,7 +82,7 @@ impl Advert {
 
     fn sign(&self, extra: Option<&Jwk>) -> Option<Arc<[u8]>> {
         let signers: Vec<&Jwk> = self.signers.iter().chain(extra).collect();
-        latchkey_proto::jws::sign(&self.payload, &signers, &mut rng())
+        latchkey_proto::jws::sign(&self.payload, &signers, &mut latchkey_sys::rng::os())
             .ok()
             .map(|s| Arc::from(s.into_bytes()))
     }

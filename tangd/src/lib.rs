@@ -26,8 +26,3 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod watch;
-
-/// The OS random number generator, for key generation and signatures.
-pub fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
-    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
-}

@@ -15,7 +15,10 @@ use latchkey_testkit::{KEYGEN, ROTATE};
 
 fn random_point() -> EcPoint {
     RustCrypto
-        .mul_base(Curve::P521, &random_scalar(Curve::P521, &mut tangd::rng()))
+        .mul_base(
+            Curve::P521,
+            &random_scalar(Curve::P521, &mut latchkey_sys::rng::os()),
+        )
         .unwrap()
 }
 

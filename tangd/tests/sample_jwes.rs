@@ -12,7 +12,7 @@ use latchkey_proto::pin::{Decryption, Status};
 fn decrypt_through(tangd: &Tangd, jwe_file: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(sample(jwe_file)).unwrap();
     let jwe = Jwe::parse(&text).unwrap();
-    let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     let mut plan = Decryption::new(&jwe, &mut rng).unwrap();
     for req in plan.requests() {
         let path = &req.rec_url[req.url.len()..];

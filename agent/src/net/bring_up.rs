@@ -21,8 +21,8 @@ use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
 use super::plan::{Iface, Method, Plan};
-use crate::deadline::{Backoff, Deadline, Jitter};
 use crate::kmsg_log::Log;
+use latchkey_client::time::{Backoff, Deadline, Jitter};
 
 /// What went wrong while bringing the network up.
 #[derive(Debug)]
@@ -47,6 +47,8 @@ pub enum NetError {
         /// The address.
         address: Ipv6Addr,
     },
+    /// The deadline passed before a bring-up could even start.
+    NotTried,
     /// Writing the resolver configuration failed.
     ResolvConf {
         /// The file.
@@ -78,6 +80,9 @@ impl fmt::Display for NetError {
                 f,
                 "{ifname}: {address} is already in use on the link (duplicate address detection)"
             ),
+            NetError::NotTried => {
+                write!(f, "the deadline passed before the network was brought up")
+            }
             NetError::ResolvConf { path, source } => {
                 write!(f, "writing {}: {source}", path.display())
             }
@@ -813,9 +818,9 @@ pub(crate) mod testnet {
 mod tests {
     use super::testnet::*;
     use super::*;
-    use crate::deadline::XorShift;
     use crate::net::plan::Step;
     use std::net::Ipv4Addr;
+    use latchkey_client::time::XorShift;
 
     fn pool(net: u8) -> std::ops::RangeInclusive<IpAddr> {
         IpAddr::V4(Ipv4Addr::new(10, 88, net, 50))..=IpAddr::V4(Ipv4Addr::new(10, 88, net, 59))

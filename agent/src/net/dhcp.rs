@@ -14,7 +14,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::deadline::{Backoff, Jitter};
+use latchkey_client::time::{Backoff, Jitter};
 
 const ETH_HDR: usize = 14;
 const IP_HDR: usize = 20;

@@ -3,8 +3,8 @@
 //! what we send, and a root-only live exchange that can re-record them.
 
 use super::*;
-use crate::deadline::NoJitter;
 use crate::net::testnet;
+use latchkey_client::time::NoJitter;
 use latchkey_sys::packet::PacketSocket;
 
 /// One recorded frame: label, whether the kernel flagged its checksum as
@@ -441,7 +441,7 @@ fn root_dhcp_live_dnsmasq() {
 /// (a cheap stand-in until fuzz/ has a DHCP target).
 #[test]
 fn random_frames_do_not_panic() {
-    use crate::deadline::{Jitter, XorShift};
+    use latchkey_client::time::{Jitter, XorShift};
     let rec = load(include_str!("../../tests/data/dhcp/udhcpd.txt"));
     let mut rng = XorShift::new(0x5eed);
     let t0 = Instant::now();

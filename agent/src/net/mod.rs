@@ -12,6 +12,7 @@ pub(crate) mod ip;
 pub mod links;
 pub mod plan;
 
+pub use bring_up::NetError;
 #[cfg(test)]
 pub(crate) use bring_up::testnet;
 pub(crate) use bring_up::{Options, bring_up};

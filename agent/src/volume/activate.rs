@@ -14,6 +14,7 @@ use latchkey_sys::dm::{self, Control, DevId, Nodes, Target};
 
 use super::Volume;
 use super::dm_table::{CryptTarget, DataDevice, Key, dm_uuid, features_from_options};
+use crate::error::Error;
 use crate::kmsg_log::Log;
 
 /// udev's control socket: present while udevd runs (what libudev's
@@ -51,23 +52,23 @@ pub fn target<'a>(vol: &Volume, u: &'a Unlocked) -> CryptTarget<'a> {
 /// Creates `/dev/mapper/NAME`. An existing mapping of that name is an error
 /// (the caller checks [`crate::volume::existing`] first); a failure after the device was
 /// created removes it again.
-pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, String> {
-    let ctl = Control::open().map_err(|e| e.to_string())?;
+pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, Error> {
+    let ctl = Control::open().map_err(Error::DmControl)?;
     let uuid = dm_uuid(u.dm.version, &u.dm.uuid, &vol.name);
     let t = target(vol, u);
     if t.sectors == 0 {
-        return Err(format!(
-            "{}: no data area after the LUKS header",
-            vol.path.display()
-        ));
+        return Err(Error::NoDataArea {
+            path: vol.path.clone(),
+        });
     }
     let params = t.params();
     let read_only = vol
         .options
         .iter()
         .any(|o| o == "readonly" || o == "read-only");
+    let dm_err = |doing: String| move |source| Error::Dm { doing, source };
     ctl.create(&vol.name, &uuid)
-        .map_err(|e| format!("creating dm device {}: {e}", vol.name))?;
+        .map_err(dm_err(format!("creating dm device {}", vol.name)))?;
     let loaded = ctl
         .load_table(
             &vol.name,
@@ -84,7 +85,10 @@ pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, String
         Ok(dev) => dev,
         Err(e) => {
             let _ = ctl.remove(&vol.name);
-            return Err(format!("loading the dm-crypt table of {}: {e}", vol.name));
+            return Err(dm_err(format!(
+                "loading the dm-crypt table of {}",
+                vol.name
+            ))(e));
         }
     };
     if nodes() == Nodes::Udev {
@@ -105,7 +109,7 @@ pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, String
     if dm::node_exists(&vol.name) {
         return Ok(Path::new("/dev/mapper").join(&vol.name));
     }
-    dm::make_node(&vol.name, dev).map_err(|e| format!("creating /dev/mapper/{}: {e}", vol.name))
+    dm::make_node(&vol.name, dev).map_err(dm_err(format!("creating /dev/mapper/{}", vol.name)))
 }
 
 /// udev runs when its control socket exists; then it owns the nodes.

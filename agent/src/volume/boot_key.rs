@@ -12,13 +12,14 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
+use latchkey_client::time::Deadline;
 use latchkey_proto::secret::Secret;
 use latchkey_sys::mount;
 use rustix::fs::OFlags;
 
 use crate::cmdline::BootKeyOptions;
+use crate::error::{Error, KeyFileProblem};
 use crate::kmsg_log::Log;
 use crate::volume;
 
@@ -96,26 +97,31 @@ fn exposure(path: &Path, mode: u32) -> Vec<String> {
 
 /// Reads the key file at `path`: opened without blocking, then checked on
 /// the open file (a regular file, not empty, at most 8 MiB), then read.
-fn read_key(path: &Path, log: &Log) -> Result<Secret, String> {
+fn read_key(path: &Path, log: &Log) -> Result<Secret, Error> {
     let name = path.display();
+    let read = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let bad = |reason| Error::KeyFile {
+        path: path.to_owned(),
+        reason,
+    };
     let flags = OFlags::NONBLOCK | OFlags::NOCTTY;
     let f: File = OpenOptions::new()
         .read(true)
         .custom_flags(flags.bits() as i32)
         .open(path)
-        .map_err(|e| format!("{name}: {e}"))?;
-    let meta = f.metadata().map_err(|e| format!("{name}: {e}"))?;
+        .map_err(read)?;
+    let meta = f.metadata().map_err(read)?;
     if !meta.file_type().is_file() {
-        return Err(format!(
-            "{name}: not a regular file ({})",
-            kind(meta.file_type())
-        ));
+        return Err(bad(KeyFileProblem::NotRegular(kind(meta.file_type()))));
     }
     if meta.len() > MAX_KEY_BYTES {
-        return Err(format!("{name}: larger than 8 MiB"));
+        return Err(bad(KeyFileProblem::TooLarge));
     }
     if meta.len() == 0 {
-        return Err(format!("{name}: empty"));
+        return Err(bad(KeyFileProblem::Empty));
     }
     for w in exposure(path, meta.mode()) {
         log.warn(&format!("local key {name}: {w}"));
@@ -123,12 +129,12 @@ fn read_key(path: &Path, log: &Log) -> Result<Secret, String> {
     let mut bytes = Vec::new();
     f.take(MAX_KEY_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(read)?;
     if bytes.len() as u64 > MAX_KEY_BYTES {
-        return Err(format!("{name}: larger than 8 MiB"));
+        return Err(bad(KeyFileProblem::TooLarge));
     }
     if bytes.is_empty() {
-        return Err(format!("{name}: empty"));
+        return Err(bad(KeyFileProblem::Empty));
     }
     Ok(Secret::new(bytes))
 }
@@ -136,7 +142,7 @@ fn read_key(path: &Path, log: &Log) -> Result<Secret, String> {
 /// Reads the local key: from `latchkey.boot=` when given (mounting that
 /// partition read-only), else from the path in the initrd itself if present.
 /// `Ok(None)` when there is no key file, which is the normal case.
-pub fn load(cfg: &BootKeyOptions, until: Instant, log: &Log) -> Result<Option<Secret>, String> {
+pub fn load(cfg: &BootKeyOptions, until: Deadline, log: &Log) -> Result<Option<Secret>, Error> {
     let Some(spec) = &cfg.partition else {
         // symlink_metadata: a dangling symlink is a key file that is missing,
         // and says so, rather than no key file at all.
@@ -147,11 +153,18 @@ pub fn load(cfg: &BootKeyOptions, until: Instant, log: &Log) -> Result<Option<Se
     };
     let what = volume::describe(spec);
     let dev = volume::find_device(spec, until)
-        .ok_or_else(|| format!("boot partition {what} not found"))?;
+        .ok_or_else(|| Error::NoBootPartition { spec: what.clone() })?;
     let target = Path::new(MOUNT_POINT);
-    std::fs::create_dir_all(target).map_err(|e| format!("creating {MOUNT_POINT}: {e}"))?;
-    let fstype = mount::mount_readonly(&dev.dev_path(), target, FS_TYPES)
-        .map_err(|e| format!("mounting boot partition {what}: {e}"))?;
+    std::fs::create_dir_all(target).map_err(|source| Error::CreateDir {
+        path: target.to_owned(),
+        source,
+    })?;
+    let fstype = mount::mount_readonly(&dev.dev_path(), target, FS_TYPES).map_err(|source| {
+        Error::Mount {
+            spec: what.clone(),
+            source,
+        }
+    })?;
     log.debug(&format!(
         "boot partition {what} ({}) mounted read-only as {fstype}",
         dev.dev_path().display()
@@ -180,6 +193,7 @@ pub fn load(cfg: &BootKeyOptions, until: Instant, log: &Log) -> Result<Option<Se
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn key_paths_are_relative_to_the_boot_partition() {
@@ -205,11 +219,18 @@ mod tests {
             "key files are used byte for byte, as cryptsetup does"
         );
         std::fs::write(&p, b"").unwrap();
-        assert!(read_key(&p, &log).err().unwrap().contains("empty"));
+        assert!(
+            read_key(&p, &log)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("empty")
+        );
         assert!(
             read_key(&d.path().join("none"), &log)
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("none")
         );
     }
@@ -228,14 +249,17 @@ mod tests {
             .unwrap();
         assert!(st.success());
         let start = Instant::now();
-        let e = read_key(&fifo, &log).err().unwrap();
+        let e = read_key(&fifo, &log).err().unwrap().to_string();
         assert_eq!(
             e,
             format!("{}: not a regular file (a FIFO)", fifo.display())
         );
-        let e = read_key(Path::new("/dev/zero"), &log).err().unwrap();
+        let e = read_key(Path::new("/dev/zero"), &log)
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(e, "/dev/zero: not a regular file (a character device)");
-        let e = read_key(d.path(), &log).err().unwrap();
+        let e = read_key(d.path(), &log).err().unwrap().to_string();
         assert!(e.ends_with("not a regular file (a directory)"), "{e}");
         let big = d.path().join("big");
         File::create(&big).unwrap().set_len(1 << 40).unwrap();
@@ -243,13 +267,20 @@ mod tests {
             read_key(&big, &log)
                 .err()
                 .unwrap()
+                .to_string()
                 .ends_with("larger than 8 MiB")
         );
         println!("four refusals in {:?}", start.elapsed());
         // A symlink to a FIFO is the FIFO.
         let link = d.path().join("link");
         std::os::unix::fs::symlink(&fifo, &link).unwrap();
-        assert!(read_key(&link, &log).err().unwrap().contains("(a FIFO)"));
+        assert!(
+            read_key(&link, &log)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("(a FIFO)")
+        );
     }
 
     #[test]

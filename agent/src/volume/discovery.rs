@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use latchkey_client::time::Deadline;
 use latchkey_luks::Header;
 use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
@@ -18,6 +19,7 @@ use latchkey_sys::proc::{self, BlockDevice, DmMapping};
 
 use super::crypttab::{DeviceSpec, Entry};
 use crate::cmdline::{VolumeOptions, normalize_uuid};
+use crate::error::Error;
 use crate::kmsg_log::Log;
 
 /// A volume asked for, not yet located.
@@ -143,23 +145,21 @@ fn is_device(path: &Path, dev: &BlockDevice) -> bool {
 
 /// Finds the block device named by `spec` (UUID, LABEL or path), waiting for
 /// it until `until`. Used for the boot partition too.
-pub fn find_device(spec: &DeviceSpec, until: Instant) -> Option<BlockDevice> {
+pub fn find_device(spec: &DeviceSpec, until: Deadline) -> Option<BlockDevice> {
     loop {
         if let Some(s) = scan().into_iter().find(|s| matches(spec, s)) {
             return Some(s.dev);
         }
-        if Instant::now() >= until {
+        if until.expired(Instant::now()) {
             return None;
         }
         thread::sleep(Duration::from_millis(100));
     }
 }
 
-fn open(name: &str, options: Vec<String>, dev: &BlockDevice) -> Result<Volume, String> {
+fn open(name: &str, options: Vec<String>, dev: &BlockDevice) -> Result<Volume, Error> {
     let path = dev.dev_path();
-    let mut f = File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let header = Header::read(&mut f)
-        .map_err(|e| format!("reading the LUKS header of {}: {e}", path.display()))?;
+    let header = read_header(&path)?;
     Ok(Volume {
         name: name.to_owned(),
         path,
@@ -170,13 +170,25 @@ fn open(name: &str, options: Vec<String>, dev: &BlockDevice) -> Result<Volume, S
     })
 }
 
+/// Reads the LUKS header of the device or image at `path`.
+pub(crate) fn read_header(path: &Path) -> Result<Header, Error> {
+    let mut f = File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    Header::read(&mut f).map_err(|source| Error::Header {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Locates every wanted volume, waiting for late devices until `until`.
 /// Returns the volumes found and, for the rest, why not.
 pub fn locate(
     wanted: &[Wanted],
-    until: Instant,
+    until: Deadline,
     log: &Log,
-) -> (Vec<Volume>, Vec<(String, String)>) {
+) -> (Vec<Volume>, Vec<(String, Error)>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut left: Vec<&Wanted> = wanted.iter().collect();
@@ -193,13 +205,15 @@ pub fn locate(
             Some(s) => {
                 missing.push((
                     w.name.clone(),
-                    format!("{} holds no LUKS header", s.dev.dev_path().display()),
+                    Error::NotLuks {
+                        path: s.dev.dev_path(),
+                    },
                 ));
                 false
             }
             None => true,
         });
-        if left.is_empty() || Instant::now() >= until {
+        if left.is_empty() || until.expired(Instant::now()) {
             break;
         }
         thread::sleep(Duration::from_millis(100));
@@ -207,7 +221,9 @@ pub fn locate(
     for w in left {
         missing.push((
             w.name.clone(),
-            format!("no device with {} appeared", describe(&w.device)),
+            Error::NoDevice {
+                spec: describe(&w.device),
+            },
         ));
     }
     for v in &found {
@@ -219,7 +235,7 @@ pub fn locate(
 /// Every LUKS device with at least one clevis binding, named `luks-UUID`
 /// (what is opened when nothing names a volume). Waits briefly for devices to
 /// show up: `settle` after the first LUKS device is seen.
-pub fn discover(cfg: &VolumeOptions, until: Instant) -> Vec<Volume> {
+pub fn discover(cfg: &VolumeOptions, until: Deadline) -> Vec<Volume> {
     loop {
         let vols: Vec<Volume> = scan()
             .iter()
@@ -234,7 +250,7 @@ pub fn discover(cfg: &VolumeOptions, until: Instant) -> Vec<Volume> {
             })
             .filter(|v| !v.header.clevis_bindings().is_empty())
             .collect();
-        if !vols.is_empty() || Instant::now() >= until {
+        if !vols.is_empty() || until.expired(Instant::now()) {
             return vols;
         }
         thread::sleep(Duration::from_millis(100));
@@ -264,7 +280,7 @@ fn same_device(a: &Volume, b: &Volume) -> Option<&'static str> {
 /// Keeps the first volume of each device and refuses the others, naming
 /// both: one device named twice (two crypttab lines, a UUID and a path,
 /// two paths of one disk) must not be mapped twice.
-pub fn distinct(vols: Vec<Volume>) -> (Vec<Volume>, Vec<(String, String)>) {
+pub fn distinct(vols: Vec<Volume>) -> (Vec<Volume>, Vec<(String, Error)>) {
     let mut kept: Vec<Volume> = Vec::new();
     let mut refused = Vec::new();
     for v in vols {
@@ -274,12 +290,12 @@ pub fn distinct(vols: Vec<Volume>) -> (Vec<Volume>, Vec<(String, String)>) {
         {
             Some((k, why)) => refused.push((
                 v.label(),
-                format!(
-                    "{} has {why} as {} ({}); a device is opened once",
-                    v.path.display(),
-                    k.path.display(),
-                    k.label()
-                ),
+                Error::SameDevice {
+                    path: v.path.clone(),
+                    why,
+                    kept: k.path.clone(),
+                    kept_label: k.label(),
+                },
             )),
             None => kept.push(v),
         }
@@ -302,7 +318,7 @@ fn dm_uuid_luks_hex(dm_uuid: &str) -> Option<&str> {
 /// device, or the device is mapped already under another name. A mapping
 /// is this volume's when its dm UUID carries the volume's LUKS UUID or its
 /// table maps the volume's device.
-pub fn existing(vol: &Volume, mappings: &[DmMapping]) -> Result<bool, String> {
+pub fn existing(vol: &Volume, mappings: &[DmMapping]) -> Result<bool, Error> {
     let hex: String = vol
         .header
         .uuid()
@@ -319,30 +335,19 @@ pub fn existing(vol: &Volume, mappings: &[DmMapping]) -> Result<bool, String> {
         if ours(m) {
             return Ok(true);
         }
-        let uuid = if m.uuid.is_empty() {
-            "no dm UUID".to_owned()
-        } else {
-            format!("dm UUID {}", m.uuid)
-        };
-        let on: Vec<String> = m.slaves.iter().map(|d| d.to_string()).collect();
-        return Err(format!(
-            "a mapping named {} already exists for another device ({uuid}, on {}); not opening {} over it",
-            vol.name,
-            if on.is_empty() {
-                "no device".to_owned()
-            } else {
-                on.join(", ")
-            },
-            vol.path.display()
-        ));
+        return Err(Error::NameTaken {
+            name: vol.name.clone(),
+            uuid: m.uuid.clone(),
+            on: m.slaves.iter().map(|d| d.to_string()).collect(),
+            path: vol.path.clone(),
+        });
     }
     match mappings.iter().find(|m| ours(m)) {
-        Some(m) => Err(format!(
-            "{} is already open as /dev/mapper/{}; not mapping it a second time as {}",
-            vol.path.display(),
-            m.name,
-            vol.name
-        )),
+        Some(m) => Err(Error::MappedElsewhere {
+            path: vol.path.clone(),
+            existing: m.name.clone(),
+            name: vol.name.clone(),
+        }),
         None => Ok(false),
     }
 }
@@ -434,13 +439,16 @@ mod tests {
         assert_eq!(refused.len(), 2);
         assert_eq!(refused[0].0, format!("again ({LUKS2_UUID})"));
         assert_eq!(
-            refused[0].1,
+            refused[0].1.to_string(),
             format!(
                 "/dev/disk/by-x/vda2 has the same device number as /dev/vda2 (root ({LUKS2_UUID})); a device is opened once"
             )
         );
         assert!(
-            refused[1].1.contains("the same LUKS UUID as /dev/vda2"),
+            refused[1]
+                .1
+                .to_string()
+                .contains("the same LUKS UUID as /dev/vda2"),
             "{refused:?}"
         );
     }
@@ -461,10 +469,10 @@ mod tests {
             }],
         };
         let hex = LUKS2_UUID.replace('-', "");
-        assert_eq!(existing(&root, &[]), Ok(false));
+        assert_eq!(existing(&root, &[]).ok(), Some(false));
         // Opened before, by cryptsetup or an earlier run: fine.
         let ours = mapping("root", &format!("CRYPT-LUKS2-{hex}-root"), (252, 2));
-        assert_eq!(existing(&root, &[ours]), Ok(true));
+        assert_eq!(existing(&root, &[ours]).ok(), Some(true));
         // The name is taken by another device's mapping.
         let e = existing(
             &root,
@@ -474,13 +482,16 @@ mod tests {
                 (252, 16),
             )],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "a mapping named root already exists for another device \
              (dm UUID CRYPT-LUKS2-00000000000040008000000000000001-root, on 252:16); not opening /dev/vda2 over it"
         );
-        let e = existing(&root, &[mapping("root", "", (7, 0))]).unwrap_err();
+        let e = existing(&root, &[mapping("root", "", (7, 0))])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("(no dm UUID, on 7:0)"), "{e}");
         // The device is mapped already, under another name.
         let e = existing(
@@ -491,7 +502,8 @@ mod tests {
                 (252, 2),
             )],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "/dev/vda2 is already open as /dev/mapper/cryptroot; not mapping it a second time as root"

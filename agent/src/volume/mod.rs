@@ -13,4 +13,6 @@ mod discovery;
 pub(crate) mod dm_table;
 
 pub use discovery::Volume;
-pub(crate) use discovery::{describe, discover, distinct, existing, find_device, locate, wanted};
+pub(crate) use discovery::{
+    describe, discover, distinct, existing, find_device, locate, read_header, wanted,
+};

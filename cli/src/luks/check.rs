@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use argh::FromArgs;
+use latchkey_client::time::Backoff;
 use latchkey_client::{Options, Retry};
 use latchkey_enroll::inventory;
 use latchkey_luks::{Argon2Variant, ClevisBinding, CopyState, Header, Kdf, Limits, unlock};
@@ -134,11 +135,10 @@ fn check(a: CheckArgs) -> Result<i32> {
     let opts = Options {
         connect_timeout: timeout,
         timeout,
-        deadline: timeout * 3,
+        budget: timeout * 3,
         retry: Retry {
             retries: 1,
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(1),
+            backoff: Backoff::new(Duration::from_millis(200), 2, Duration::from_secs(1)),
         },
         rewrite: None,
     };

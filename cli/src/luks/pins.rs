@@ -60,7 +60,7 @@ pub(crate) fn encrypt(
         secret.expose(),
         yes,
         &mut io,
-        &mut crate::rng::os(),
+        &mut latchkey_sys::rng::os(),
     )
     .map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use latchkey_client::Options;
+use latchkey_client::time::Backoff;
 use latchkey_enroll::policy::Server;
 use latchkey_proto::jws;
 
@@ -11,7 +12,7 @@ use latchkey_proto::jws;
 /// that fast is not healthy enough to unlock a boot.
 pub fn options() -> Options {
     let mut o = crate::decrypt::tang_options(Duration::from_secs(5), Duration::from_secs(15), 1);
-    o.retry.max = Duration::from_secs(1);
+    o.retry.backoff = Backoff::new(Duration::from_millis(250), 2, Duration::from_secs(1));
     o
 }
 

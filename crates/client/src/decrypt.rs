@@ -13,6 +13,7 @@ use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{Decryption, RequestId, Status, Unseal};
 use latchkey_proto::secret::Secret;
 
+use crate::time::Deadline;
 use crate::transport::{self, Request};
 use crate::{Cancel, Error, Options};
 
@@ -21,7 +22,7 @@ use crate::{Cancel, Error, Options};
 ///
 /// All Tang requests go out concurrently; as soon as the pin tree is satisfied (or can no
 /// longer be) the outstanding ones are cancelled. `opts.timeout` bounds each request and
-/// `opts.deadline` the whole call. On failure the error lists every URL and its fate.
+/// `opts.budget` the whole call. On failure the error lists every URL and its fate.
 pub fn decrypt(jwe: &Jwe, opts: &Options) -> Result<Secret, Error> {
     decrypt_with(jwe, opts, None)
 }
@@ -33,9 +34,19 @@ pub fn decrypt_with(
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
 ) -> Result<Secret, Error> {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    decrypt_until(jwe, opts, tpm, opts.deadline())
+}
+
+/// [`decrypt_with`], ending at the caller's `deadline` rather than `opts.budget` from now.
+pub fn decrypt_until(
+    jwe: &Jwe,
+    opts: &Options,
+    tpm: Option<Arc<dyn Unseal>>,
+    deadline: Deadline,
+) -> Result<Secret, Error> {
+    let mut rng = latchkey_sys::rng::os();
     let plan = Decryption::new(jwe, &mut rng)?;
-    drive_with(plan, opts, tpm)
+    drive(plan, opts, tpm, deadline)
 }
 
 /// Most a `decrypt` command reads: more than any clevis JWE (a 3-server sss one is about
@@ -80,22 +91,17 @@ struct Outstanding {
     cancel: Cancel,
 }
 
-/// Drives an already-built plan to its end.
-pub fn drive(plan: Decryption, opts: &Options) -> Result<Secret, Error> {
-    drive_with(plan, opts, None)
-}
-
-/// [`drive`] with a TPM for the plan's unseals.
-pub fn drive_with(
+/// Drives an already-built plan to its end (or `deadline`), with `tpm` for its unseals.
+pub fn drive(
     mut plan: Decryption,
     opts: &Options,
     tpm: Option<Arc<dyn Unseal>>,
+    deadline: Deadline,
 ) -> Result<Secret, Error> {
     let start = Instant::now();
-    let deadline = start + opts.deadline;
     // Workers stop a little after the driver gives up, so a request cut short by the overall
     // deadline is reported as such rather than as its own timeout; the driver cancels them.
-    let worker_deadline = deadline + Duration::from_millis(250);
+    let worker_deadline = deadline.extended(Duration::from_millis(250));
     let (tx, rx) = mpsc::channel::<(RequestId, Answer)>();
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
@@ -158,7 +164,7 @@ pub fn drive_with(
             .spawn(move || {
                 for req in unseals {
                     let result = match &tpm {
-                        Some(t) => t.unseal(&req.binding, worker_deadline),
+                        Some(t) => t.unseal(&req.binding, worker_deadline.instant()),
                         None => Err(NO_TPM.to_owned()),
                     };
                     if report.send((req.id, Answer::Unsealed(result))).is_err() {
@@ -214,7 +220,7 @@ pub fn drive_with(
                 });
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.remaining(Instant::now());
         let received = match rx.try_recv() {
             Ok(reply) => Ok(reply),
             Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvTimeoutError::Disconnected),
@@ -250,7 +256,7 @@ pub fn drive_with(
                 cancel_all(&outstanding);
                 let outcomes = report(&outcomes, "no reply before the deadline");
                 return Err(Error::Deadline {
-                    after: opts.deadline,
+                    after: deadline.remaining(start),
                     outcomes,
                 });
             }

@@ -98,7 +98,7 @@ pub enum Error {
     },
     /// The overall deadline passed with requests still outstanding.
     Deadline {
-        /// The deadline.
+        /// How far away the deadline was when the call started.
         after: Duration,
         /// Each Tang URL and what happened to its request.
         outcomes: Vec<(String, String)>,
@@ -155,12 +155,14 @@ fn list(f: &mut fmt::Formatter<'_>, outcomes: &[(String, String)]) -> fmt::Resul
 }
 
 /// "1.5s", "2s": short and exact enough for a person.
+/// Seconds, to the nearest millisecond: a deadline measured a few microseconds
+/// after it was set still reads as the whole number it was given as.
 fn secs(d: Duration) -> String {
-    let ms = d.as_millis();
+    let ms = (d.as_micros() + 500) / 1000;
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {
-        format!("{:.1}s", d.as_secs_f64())
+        format!("{:.1}s", ms as f64 / 1000.0)
     }
 }
 

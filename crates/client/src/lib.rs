@@ -29,7 +29,7 @@
 //! let jwe = Jwe::parse(&std::fs::read_to_string("slot1.jwe")?)?;
 //! let opts = Options {
 //!     timeout: Duration::from_secs(5),  // each request, connect to reply
-//!     deadline: Duration::from_secs(60), // everything, retries included
+//!     budget: Duration::from_secs(60),  // everything, retries included
 //!     retry: Retry { retries: 10, ..Retry::default() },
 //!     ..Options::default()
 //! };
@@ -42,13 +42,12 @@ mod decrypt;
 mod error;
 pub mod http;
 mod options;
+pub mod time;
 mod tls;
 mod transport;
 pub mod url;
 
-use std::time::Instant;
-
-pub use decrypt::{MAX_JWE_INPUT, decrypt, decrypt_stdin, decrypt_with, drive, drive_with};
+pub use decrypt::{MAX_JWE_INPUT, decrypt, decrypt_stdin, decrypt_until, decrypt_with, drive};
 pub use error::Error;
 pub use options::{Cancel, Options, Retry, UrlRewrite};
 use transport::Request;
@@ -61,7 +60,7 @@ pub fn get(url: &str, opts: &Options) -> Result<Vec<u8>, Error> {
         url: &url,
         body: None,
     };
-    transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
+    transport::send(&req, opts, &Cancel::new(), opts.deadline())
 }
 
 /// `POST url` with `body` of `content_type`; the body of a 200 reply.
@@ -77,7 +76,7 @@ pub fn post(
         url: &url,
         body: Some((content_type, body)),
     };
-    transport::send(&req, opts, &Cancel::new(), Instant::now() + opts.deadline)
+    transport::send(&req, opts, &Cancel::new(), opts.deadline())
 }
 
 /// Fetches a Tang advertisement: `GET {url}/adv/` or `GET {url}/adv/{thp}`, as clevis does.

@@ -5,18 +5,21 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::time::{Backoff, Deadline};
+
 /// Rewrites a URL before it is used (tests point bindings at local servers with it).
 pub type UrlRewrite = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
-/// Timeouts, retries and the overall deadline.
+/// Timeouts, retries and the budget of a call.
 #[derive(Clone)]
 pub struct Options {
     /// Limit for establishing one TCP connection (each resolved address in turn).
     pub connect_timeout: Duration,
     /// Limit for one attempt: connect, send, and the complete reply.
     pub timeout: Duration,
-    /// Limit for everything, retries and backoff included.
-    pub deadline: Duration,
+    /// Limit for each call, retries and backoff included, counted from its start
+    /// (the `*_until` functions take an absolute [`Deadline`] instead).
+    pub budget: Duration,
     /// How often and how patiently to try again after a transient failure.
     pub retry: Retry,
     /// Applied to every URL before connecting; `None` in normal use.
@@ -28,7 +31,7 @@ impl Default for Options {
         Options {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
-            deadline: Duration::from_secs(30),
+            budget: Duration::from_secs(30),
             retry: Retry::default(),
             rewrite: None,
         }
@@ -40,7 +43,7 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
-            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
             .field("retry", &self.retry)
             .field("rewrite", &self.rewrite.as_ref().map(|_| ".."))
             .finish()
@@ -48,6 +51,11 @@ impl fmt::Debug for Options {
 }
 
 impl Options {
+    /// The deadline of a call starting now: [`Options::budget`] from now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(Instant::now(), self.budget)
+    }
+
     pub(crate) fn url(&self, url: &str) -> String {
         match &self.rewrite {
             Some(f) => f(url),
@@ -56,23 +64,20 @@ impl Options {
     }
 }
 
-/// Bounded retries with exponential backoff.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Bounded retries, paused by a [`Backoff`] (without jitter unless set).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Retry {
     /// Attempts after the first one.
     pub retries: u32,
-    /// Pause before the first retry; doubled for each further one.
-    pub initial: Duration,
-    /// Upper bound of a pause.
-    pub max: Duration,
+    /// The pauses between attempts: doubling from 250 ms up to 2 s by default.
+    pub backoff: Backoff,
 }
 
 impl Default for Retry {
     fn default() -> Self {
         Retry {
             retries: 3,
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(2),
+            backoff: Backoff::new(Duration::from_millis(250), 2, Duration::from_secs(2)),
         }
     }
 }
@@ -81,15 +86,8 @@ impl Retry {
     /// No retries at all.
     pub const NONE: Retry = Retry {
         retries: 0,
-        initial: Duration::ZERO,
-        max: Duration::ZERO,
+        backoff: Backoff::new(Duration::ZERO, 2, Duration::ZERO),
     };
-
-    /// The pause before retry number `n` (0 for the first retry).
-    pub fn delay(&self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
 }
 
 /// Abandons a request from another thread: wakes its backoff sleep and shuts down
@@ -170,19 +168,6 @@ impl Cancel {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let r = Retry {
-            retries: 5,
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(500),
-        };
-        let d: Vec<u128> = (0..5).map(|n| r.delay(n).as_millis()).collect();
-        assert_eq!(d, [100, 200, 400, 500, 500]);
-        assert_eq!(r.delay(200), Duration::from_millis(500));
-        assert_eq!(Retry::NONE.delay(3), Duration::ZERO);
-    }
 
     #[test]
     fn cancel_wakes_a_sleeper() {

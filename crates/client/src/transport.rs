@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Response, ResponseParser};
+use crate::time::{Deadline, NoJitter};
 use crate::url::{Scheme, Url};
 use crate::{Cancel, Error, Options};
 
@@ -21,9 +22,9 @@ pub(crate) fn send(
     req: &Request<'_>,
     opts: &Options,
     cancel: &Cancel,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Vec<u8>, Error> {
-    let mut retry = 0;
+    let mut backoff = opts.retry.backoff.clone();
     loop {
         let result = attempt(req, opts, cancel, deadline).and_then(|r| match r.status {
             200 => Ok(r.body),
@@ -33,9 +34,9 @@ pub(crate) fn send(
             }),
         });
         match result {
-            Err(e) if e.is_transient() && retry < opts.retry.retries => {
-                let wake = Instant::now() + opts.retry.delay(retry);
-                if wake >= deadline {
+            Err(e) if e.is_transient() && backoff.attempts() < opts.retry.retries => {
+                let wake = Instant::now() + backoff.next_delay(&mut NoJitter);
+                if deadline.expired(wake) {
                     return Err(e);
                 }
                 if !cancel.sleep_until(wake) {
@@ -43,7 +44,6 @@ pub(crate) fn send(
                         url: req.url.to_owned(),
                     });
                 }
-                retry += 1;
             }
             other => return other,
         }
@@ -54,13 +54,13 @@ fn attempt(
     req: &Request<'_>,
     opts: &Options,
     cancel: &Cancel,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Response, Error> {
     let url = req.url;
     let parsed = Url::parse(url)?;
     let start = Instant::now();
-    let end = (start + opts.timeout).min(deadline);
-    let budget = end.saturating_duration_since(start);
+    let end = Deadline::after(start, opts.timeout).min(deadline);
+    let budget = end.remaining(start);
     let timeout = |during| Error::Timeout {
         url: url.to_owned(),
         after: budget,
@@ -94,7 +94,7 @@ fn exchange(
     req: &Request<'_>,
     parsed: &Url,
     tcp: TcpStream,
-    end: Instant,
+    end: Deadline,
     budget: Duration,
 ) -> Result<Response, Error> {
     let url = req.url;
@@ -111,9 +111,7 @@ fn exchange(
     };
     // Nagle would hold back the body behind the head for a delayed ACK.
     tcp.set_nodelay(true).map_err(io_err)?;
-    let left = end
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1));
+    let left = end.remaining(Instant::now()).max(Duration::from_millis(1));
     tcp.set_write_timeout(Some(left)).map_err(io_err)?;
     let control = tcp.try_clone().map_err(io_err)?;
     let mut set_timeout = move |d: Duration| control.set_read_timeout(Some(d));
@@ -133,7 +131,7 @@ fn exchange(
 pub(crate) fn read_response(
     io: &mut impl Read,
     set_timeout: &mut dyn FnMut(Duration) -> io::Result<()>,
-    deadline: Instant,
+    deadline: Deadline,
     timeout: Duration,
     url: &str,
 ) -> Result<Response, Error> {
@@ -152,7 +150,7 @@ pub(crate) fn read_response(
             return Ok(r);
         }
         buf.drain(..step.consumed);
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.remaining(Instant::now());
         let timed_out = || Error::Timeout {
             url: url.to_owned(),
             after: timeout,
@@ -204,7 +202,7 @@ fn connect(
     parsed: &Url,
     url: &str,
     connect_timeout: Duration,
-    end: Instant,
+    end: Deadline,
     budget: Duration,
 ) -> Result<TcpStream, Error> {
     let addrs: Vec<SocketAddr> = (parsed.host.as_str(), parsed.port)
@@ -223,7 +221,7 @@ fn connect(
     }
     let mut last = None;
     for addr in addrs {
-        let left = end.saturating_duration_since(Instant::now());
+        let left = end.remaining(Instant::now());
         if left.is_zero() {
             break;
         }
@@ -295,7 +293,7 @@ mod tests {
             at: 0,
             eof,
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Deadline::after(Instant::now(), Duration::from_secs(5));
         read_response(
             &mut io,
             &mut set,

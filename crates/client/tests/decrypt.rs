@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use latchkey_client::time::Backoff;
 use latchkey_client::{Error, Options, Retry};
 use latchkey_proto::curve::RustCrypto;
 use latchkey_proto::jwe::Jwe;
@@ -111,11 +112,10 @@ fn options(urls: [String; 3], timeout: Duration) -> Options {
     Options {
         connect_timeout: timeout,
         timeout,
-        deadline: Duration::from_secs(30),
+        budget: Duration::from_secs(30),
         retry: Retry {
             retries: 1,
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(10),
+            backoff: Backoff::new(Duration::from_millis(10), 2, Duration::from_millis(10)),
         },
         rewrite: Some(Arc::new(move |u: &str| {
             let mut u = u.to_owned();

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use latchkey_client::time::Backoff;
 use latchkey_client::{Error, Options, Retry};
 
 /// Serves `reply` to each connection after reading the request head, keeps the socket open
@@ -40,11 +41,10 @@ fn fast() -> Options {
     Options {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
-        deadline: Duration::from_secs(5),
+        budget: Duration::from_secs(5),
         retry: Retry {
             retries: 2,
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(50),
+            backoff: Backoff::new(Duration::from_millis(10), 2, Duration::from_millis(50)),
         },
         rewrite: None,
     }
@@ -127,8 +127,7 @@ fn refused_is_retried_then_reported() {
     let opts = Options {
         retry: Retry {
             retries: 5,
-            initial: Duration::from_millis(200),
-            ..fast().retry
+            backoff: Backoff::new(Duration::from_millis(200), 2, Duration::from_millis(50)),
         },
         ..fast()
     };

@@ -63,7 +63,7 @@ mod tests {
 
     #[test]
     fn draws_from_the_alphabet_and_differs() {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         let a = generate(256, &mut rng);
         let b = generate(256, &mut rng);
         assert_eq!(a.len(), 54);

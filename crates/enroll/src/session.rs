@@ -322,7 +322,7 @@ impl<'p> Session<'p> {
     pub(crate) fn new_binding(&mut self, pin: &str, config: &str) -> Result<NewBinding, Error> {
         let hdr = self.header()?;
         let bits = passphrase::bits_for(hdr.keyslots().iter().map(|k| k.key_size));
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         let pass = passphrase::generate(bits, &mut rng);
         let jwe = self
             .pins

@@ -29,12 +29,12 @@ impl EncryptIo for Null {
 
 impl Pins for Null {
     fn encrypt(&mut self, pin: &str, config: &str, secret: &Secret) -> Result<String, String> {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         pin::encrypt_json(pin, config, secret.expose(), true, self, &mut rng)
             .map_err(|e| e.to_string())
     }
     fn decrypt(&mut self, jwe: &str) -> Result<Secret, String> {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         let jwe = Jwe::parse(jwe).map_err(|e| e.to_string())?;
         let plan = Decryption::new(&jwe, &mut rng).map_err(|e| e.to_string())?;
         match plan.status() {

@@ -77,7 +77,7 @@ fn edge_scalars() -> Vec<[u8; BYTES]> {
 
 #[test]
 fn mul_base_matches() {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     let mut ks = edge_scalars();
     ks.extend((0..64).map(|_| random_scalar(&mut rng)));
     for k in ks {
@@ -88,7 +88,7 @@ fn mul_base_matches() {
 
 #[test]
 fn mul_matches_on_random_points() {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     let g = coords(ProjectivePoint::GENERATOR);
     let mut points = vec![g];
     points.extend(
@@ -110,7 +110,7 @@ fn mul_matches_on_random_points() {
 #[test]
 fn exchange_identity_holds() {
     // a·(b·G) = b·(a·G) = (ab)·G, all three through this crate.
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     for _ in 0..8 {
         let (a, b) = (random_scalar(&mut rng), random_scalar(&mut rng));
         let ag = mul_base(&a).unwrap();
@@ -186,7 +186,7 @@ fn near_zero_and_the_order() -> Vec<NearScalars> {
 
 #[test]
 fn scalars_near_zero_and_the_order_match() {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = latchkey_sys::rng::os();
     let r = ProjectivePoint::GENERATOR * scalar(&random_scalar(&mut rng));
     for p in [ProjectivePoint::GENERATOR, r] {
         let (x, y) = coords(p);

@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn random_scalars_are_in_range_and_use_the_top_bit() {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         for crv in Curve::ALL {
             let mut top_set = 0;
             for _ in 0..64 {
@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn compressed_points_round_trip_and_off_curve_x_is_refused() {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = latchkey_sys::rng::os();
         for crv in Curve::ALL {
             for _ in 0..8 {
                 let p = RustCrypto

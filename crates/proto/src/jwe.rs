@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_tamper() {
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         let cek = Secret::new(vec![7; 32]);
         let header = serde_json::json!({"enc":"A256GCM","alg":"dir"});
         let jwe = Jwe::encrypt(&header, &cek, b"hello", &mut rng).unwrap();

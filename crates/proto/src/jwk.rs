@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn private_json_is_what_jose_writes() {
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         let keys = [
             Jwk::parse(ECMR.as_bytes()).unwrap(),
             Jwk::generate(Curve::P256, "ES256", &["sign", "verify"], &mut rng),
@@ -504,7 +504,12 @@ mod tests {
 
     #[test]
     fn private_key_text_leaves_no_copy_in_freed_memory() {
-        let key = Jwk::generate(Curve::P521, "ECMR", &["deriveKey"], &mut crate::tests_rng());
+        let key = Jwk::generate(
+            Curve::P521,
+            "ECMR",
+            &["deriveKey"],
+            &mut latchkey_sys::rng::os(),
+        );
         let text = key.to_private_json();
         let d = key.d().unwrap().expose().to_vec();
         let d_b64 = b64::encode(&d);
@@ -565,7 +570,7 @@ mod tests {
 
     #[test]
     fn public_drops_private_ops() {
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         let k = Jwk::generate(Curve::P521, "ES512", &["sign", "verify"], &mut rng);
         assert_eq!(k.public().key_ops().unwrap(), ["verify"]);
         assert_eq!(k.d().unwrap().len(), 66);

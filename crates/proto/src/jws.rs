@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn sign_then_verify_all_curves() {
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         for crv in Curve::ALL {
             let k = Jwk::generate(crv, crv.jws_alg(), &["sign", "verify"], &mut rng);
             let x = Jwk::generate(crv, "ECMR", &["deriveKey"], &mut rng);
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn es512_signature_is_raw_132_bytes() {
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         let k = Jwk::generate(Curve::P521, "ES512", &["sign", "verify"], &mut rng);
         let body = sign(b"{}", &[&k], &mut rng).unwrap();
         let v: Value = serde_json::from_str(&body).unwrap();

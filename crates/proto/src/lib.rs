@@ -13,7 +13,7 @@
 //!
 //! Bytes in, bytes out: no sockets, files or clocks. Randomness comes in as a
 //! [`rand_core::CryptoRng`] (re-exported as [`rand_core`] so callers use the same version;
-//! the binaries pass the OS generator, e.g. `rand_core::UnwrapErr(getrandom::SysRng)`).
+//! the binaries pass the OS generator, `latchkey_sys::rng::os()`).
 //! Everything is byte-compatible with clevis 19, tang 11 and jose 11.
 //!
 //! Decrypting a clevis JWE is a plan the caller drives, so that the network stays outside:
@@ -77,9 +77,3 @@ pub use secret::Secret;
 #[cfg(test)]
 #[global_allocator]
 static ALLOC: latchkey_sys::wipecheck::WipeCheck = latchkey_sys::wipecheck::WipeCheck;
-
-/// The OS generator for unit tests.
-#[cfg(test)]
-pub(crate) fn tests_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
-    rand_core::UnwrapErr(getrandom::SysRng)
-}

@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn split_and_combine_any_t_of_n() {
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         let p = safe_prime(&mut rng);
         assert!(is_safe_prime(&p));
         assert!(p[0] & 0x80 != 0, "top bit set");
@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn combine_wipes_the_shares_on_every_error() {
         // U256 keeps little-endian limbs: in memory, y is its big-endian bytes reversed.
-        let mut rng = crate::tests_rng();
+        let mut rng = latchkey_sys::rng::os();
         let p = safe_prime(&mut rng);
         let d = Dealer::with_prime(&p, 2, &mut rng).unwrap();
         let (a, b) = (d.share(&mut rng), d.share(&mut rng));

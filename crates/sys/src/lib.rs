@@ -11,6 +11,7 @@
 //!             ├─ proc      /proc/cmdline, /sys/class/block, uname
 //!             ├─ blkid     ext4/FAT/LUKS UUID and label, without udev
 //!             ├─ keyring   a `user` key of the kernel keyring (`luks bind -e`)
+//!             ├─ rng       the kernel's CSPRNG (getrandom), for every binary and test
 //!             ├─ cryptsetup (feature) a LUKS2 token written from text (the companion)
 //!             └─ wipecheck tests only: an allocator that finds secrets in freed memory
 //! ```
@@ -31,6 +32,7 @@ pub mod mount;
 pub mod netlink;
 pub mod packet;
 pub mod proc;
+pub mod rng;
 #[cfg(feature = "wipe-check")]
 pub mod wipecheck;
 

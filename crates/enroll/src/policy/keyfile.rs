@@ -148,7 +148,7 @@ mod write {
     /// 64 bytes from the OS RNG.
     pub fn new_key() -> Secret {
         let mut key = vec![0u8; KEY_BYTES];
-        rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut key);
+        latchkey_sys::rng::os().fill_bytes(&mut key);
         Secret::new(key)
     }
 

@@ -448,7 +448,7 @@ mod tests {
 
     fn point() -> EcPoint {
         RustCrypto
-            .mul_base(CURVE, &random_scalar(CURVE, &mut crate::tests_rng()))
+            .mul_base(CURVE, &random_scalar(CURVE, &mut latchkey_sys::rng::os()))
             .unwrap()
     }
 

@@ -56,7 +56,7 @@ mod tests {
             RustCrypto
                 .mul_base(
                     Curve::P521,
-                    &random_scalar(Curve::P521, &mut crate::tests_rng()),
+                    &random_scalar(Curve::P521, &mut latchkey_sys::rng::os()),
                 )
                 .unwrap()
         };

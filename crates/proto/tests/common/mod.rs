@@ -19,9 +19,7 @@ pub fn text(rel: &str) -> String {
     String::from_utf8(data(rel)).unwrap()
 }
 
-pub fn rng() -> latchkey_proto::rand_core::UnwrapErr<getrandom::SysRng> {
-    latchkey_proto::rand_core::UnwrapErr(getrandom::SysRng)
-}
+pub use latchkey_sys::rng::os as rng;
 
 /// Every `*.jwk` of a tang key directory, hidden (`.`-prefixed) ones included, as tang reads
 /// them. Returns (file name, key).

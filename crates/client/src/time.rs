@@ -2,6 +2,10 @@
 //! [`Backoff`] with jitter from an injected source, and a [`RetryPolicy`]
 //! that combines both. Nothing here reads the clock: callers pass `now`, so
 //! every schedule is testable without sleeping.
+//!
+//! One deadline is passed down from whoever sets it (the agent's boot
+//! deadline, a command's `--deadline`) through the decryption to each
+//! request and to the network bring-up; every wait is capped by it.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,18 @@ impl Deadline {
     /// The earlier of two deadlines.
     pub fn min(self, other: Deadline) -> Deadline {
         if other.at < self.at { other } else { self }
+    }
+
+    /// The deadline `grace` later.
+    pub fn extended(self, grace: Duration) -> Deadline {
+        Deadline {
+            at: self.at + grace,
+        }
+    }
+
+    /// The moment itself, for interfaces that take an `Instant`.
+    pub fn instant(&self) -> Instant {
+        self.at
     }
 }
 
@@ -95,10 +111,10 @@ pub struct Backoff {
 
 impl Backoff {
     /// A backoff without jitter.
-    pub fn new(base: Duration, factor: u32, max: Duration) -> Backoff {
+    pub const fn new(base: Duration, factor: u32, max: Duration) -> Backoff {
         Backoff {
             base,
-            factor: factor.max(1),
+            factor: if factor == 0 { 1 } else { factor },
             max,
             jitter: 0.0,
             attempt: 0,
@@ -130,6 +146,9 @@ impl Backoff {
             .checked_mul(mult)
             .unwrap_or(self.max)
             .min(self.max);
+        if self.jitter == 0.0 {
+            return nominal;
+        }
         // r in [-1, 1): the spread around the nominal delay.
         let r = f64::from(jitter.next_u32()) / f64::from(1u32 << 31) - 1.0;
         let d = nominal.as_secs_f64() * (1.0 + self.jitter * r);
