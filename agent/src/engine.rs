@@ -246,6 +246,7 @@ fn recover(vol: &Volume, b: &ClevisBinding, ctx: &Ctx, limits: &Limits) -> Resul
             retries: 4,
             ..latchkey_client::Retry::default()
         },
+        resolver: latchkey_client::Resolver::Stub,
         ..Options::default()
     };
     let pass =

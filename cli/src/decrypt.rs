@@ -60,6 +60,6 @@ pub(crate) fn tang_options(timeout: Duration, budget: Duration, retries: u32) ->
             retries,
             ..Retry::default()
         },
-        rewrite: None,
+        ..Options::default()
     }
 }

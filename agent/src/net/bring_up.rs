@@ -819,8 +819,8 @@ mod tests {
     use super::testnet::*;
     use super::*;
     use crate::net::plan::Step;
-    use std::net::Ipv4Addr;
     use latchkey_client::time::XorShift;
+    use std::net::Ipv4Addr;
 
     fn pool(net: u8) -> std::ops::RangeInclusive<IpAddr> {
         IpAddr::V4(Ipv4Addr::new(10, 88, net, 50))..=IpAddr::V4(Ipv4Addr::new(10, 88, net, 59))

@@ -140,7 +140,7 @@ fn check(a: CheckArgs) -> Result<i32> {
             retries: 1,
             backoff: Backoff::new(Duration::from_millis(200), 2, Duration::from_secs(1)),
         },
-        rewrite: None,
+        ..Options::default()
     };
 
     let tpm = crate::tpm::unsealer();
