@@ -105,13 +105,16 @@ vm_start() {
     # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
     netdev=(-netdev "user,id=n0,ipv4=off,ipv6=on" -device virtio-net-pci,netdev=n0,id=nic0)
   elif ((nic && ${#nics[@]})); then
+    # A speed and duplex to report: an 802.3ad bond aggregates only ports
+    # whose speed it knows.
+    local link=speed=1000,duplex=full
     n=0
     for spec in "${nics[@]}"; do
       IFS=: read -r -a spec <<<"$spec"
       case ${spec[0]} in
-        hub) netdev+=(-netdev "hubport,id=n$n,hubid=0" -device "virtio-net-pci,netdev=n$n,id=nic$n") hub=1 ;;
+        hub) netdev+=(-netdev "hubport,id=n$n,hubid=0" -device "virtio-net-pci,netdev=n$n,id=nic$n,$link") hub=1 ;;
         udp) netdev+=(-netdev "socket,id=n$n,udp=127.0.0.1:${spec[2]},localaddr=127.0.0.1:${spec[1]}"
-          -device "virtio-net-pci,netdev=n$n,id=nic$n") ;;
+          -device "virtio-net-pci,netdev=n$n,id=nic$n,$link") ;;
         hub-udp) netdev+=(-netdev "socket,id=x$n,udp=127.0.0.1:${spec[2]},localaddr=127.0.0.1:${spec[1]}"
           -netdev "hubport,id=h$n,hubid=0,netdev=x$n") hub=1 n=$((n - 1)) ;;
         *) return 2 ;;
