@@ -19,7 +19,8 @@ SCENARIOS=(
   degraded-local-key rotated-keys luks1-luksmeta hostile-offcurve
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
   nbde-quorum nbde-quorum-lost offline-codes tpm2-alone tpm2-tang-sss
-  tpm2-pcr-changed
+  tpm2-pcr-changed late-carrier ipv6-static ipv6-auto6 vlan bond bond-lacp
+  dns-name
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -630,5 +631,205 @@ t_tpm2_pcr_changed() {
   expect 'latchkey: key recovered' || return
   expect_root "/dev/mapper/luks-$TS_UUID" "$TS_TOKEN" || return
   ! vm_seen 'tpm2 \(sha256:15\): unsealed' || fail "the TPM unsealed against a changed PCR 15"
+  note_phases
+}
+
+# --- networks ---------------------------------------------------------------
+
+# The NIC's carrier appears 15 s after the agent starts, past the agent's
+# first 10 s wait for it: the failed attempt is not final, the link is
+# used once it comes up, well within the 60 s deadline.
+t_late_carrier() {
+  local u tok up
+  need_agent || return
+  u=$(uuid 20) tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -L
+  expect "latchkey: found luks-$u" 60 || return
+  sleep 15
+  vm_monitor 'set_link nic0 on' || fail "QEMU monitor: set_link nic0 on" || return
+  up=$(vm_elapsed)
+  NOTES+=("carrier raised at ${up}s")
+  vm_seen 'no carrier on eth0' || fail "the agent did not report the missing carrier before it came" || return
+  vm_seen 'latchkey: network up' && fail "network up before the carrier" && return
+  expect 'latchkey: network up after [0-9.]+s' 60 || return
+  NOTES+=("network up $(secs_between "$up" "$VM_AT")s after the carrier")
+  expect "latchkey: volume luks-$u open" 30 || return
+  expect_root "/dev/mapper/luks-$u" "$tok" 30
+}
+
+# ipv6_disk N: root.img bound to tang1, which serves on the host's ::1 and
+# is dialled by the guest at slirp's IPv6 gateway (an IPv6 literal URL).
+ipv6_disk() {
+  V6_UUID=$(uuid "$1") V6_TOKEN=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$V6_UUID" "$V6_TOKEN" || return
+  disk_bind_tang "$W/root.img" "$W/pass" "http://[fec0::2]:${PORT[tang1]}" "$W/tang1.adv" ||
+    fail "clevis luks bind" || return
+}
+
+# A static IPv6 address in dracut's bracketed ip= form on a link with no
+# IPv4 at all; Tang by IPv6 literal.
+t_ipv6_static() {
+  local TANG_HOST=::1
+  need_agent || return
+  ipv6_disk 21 || return
+  boot "rd.luks.uuid=$V6_UUID ip=[fec0::15]::[fec0::2]:64::eth0:none" -d "$W/root.img" -6
+  expect 'latchkey: eth0: static address fec0::15/64' || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect "latchkey: key recovered" || return
+  expect_root "/dev/mapper/luks-$V6_UUID" "$V6_TOKEN" || return
+  note_phases
+}
+
+# ip=auto6: an address from slirp's router advertisements (SLAAC), waited
+# for before Tang is dialled.
+t_ipv6_auto6() {
+  local TANG_HOST=::1
+  need_agent || return
+  ipv6_disk 22 || return
+  boot "rd.luks.uuid=$V6_UUID ip=auto6" -d "$W/root.img" -6
+  expect 'latchkey: eth0: address fec0::[0-9a-f:]+/64 from router advertisements' || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect "latchkey: key recovered" || return
+  expect_root "/dev/mapper/luks-$V6_UUID" "$V6_TOKEN" || return
+  note_phases
+}
+
+# need_netdev_agent: need_agent, and an agent initrd that also loads the
+# kernel's 802.1Q and bonding modules (AGENT_INITRD set to it in the
+# caller's scope).
+need_netdev_agent() {
+  need_agent || return
+  if [[ -z ${NETDEV_INITRD:-} ]]; then
+    local KERNEL_WANT_MODULES=("${KERNEL_WANT_MODULES[@]}" 8021q bonding) extra=()
+    [[ -z ${AGENT_EXTRA:-} ]] || mapfile -t extra <"$AGENT_EXTRA"
+    NETDEV_INITRD=$OUT/agent-netdev-initrd.gz
+    initrd_build "$NETDEV_INITRD" "$AGENT" "${extra[@]}" || { NETDEV_INITRD=""; fail "building the netdev initrd"; return; }
+  fi
+  AGENT_INITRD=$NETDEV_INITRD
+}
+
+# tang_disk N: root.img bound to tang1 at http://10.0.2.100:80.
+tang_disk() {
+  TD_UUID=$(uuid "$1") TD_TOKEN=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$TD_UUID" "$TD_TOKEN" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind"
+}
+
+# vlan_peer VID: lib/vlan-peer.py between the guest's eth0 (a trunk that
+# passes only VLAN VID) and slirp; VP_NICS are vm_start's NIC options.
+vlan_peer() {
+  local i tq tp hq hp
+  mkdir -p "$SERVERS_DIR"
+  setsid python3 "$VMT_DIR/lib/vlan-peer.py" "$1" "$W/vlan-ports" >"$SERVERS_DIR/vlan-peer.log" 2>&1 </dev/null &
+  echo $! >"$SERVERS_DIR/vlan-peer.pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $W/vlan-ports ]] && break
+    sleep 0.05
+  done
+  read -r tq tp hq hp <"$W/vlan-ports" || return
+  VP_NICS=(-n "udp:$tq:$tp" -n "hub-udp:$hq:$hp")
+}
+
+# A VLAN-tagged link: `vlan=eth0.5:eth0`, DHCP and Tang on VLAN 5 only
+# (the peer drops untagged frames).
+t_vlan() {
+  local AGENT_INITRD=${AGENT_INITRD:-}
+  need_netdev_agent || return
+  tang_disk 23 || return
+  vlan_peer 5 || fail "starting the VLAN peer" || return
+  boot "rd.luks.uuid=$TD_UUID vlan=eth0.5:eth0 ip=eth0.5:dhcp" -d "$W/root.img" \
+    -f "10.0.2.100=${PORT[tang1]}" "${VP_NICS[@]}"
+  expect 'latchkey: eth0.5: VLAN 5 on eth0' || return
+  expect 'latchkey: eth0.5: DHCP lease 10\.0\.2\.15/24' || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect_root "/dev/mapper/luks-$TD_UUID" "$TD_TOKEN" || return
+  grep -q 'tagged frame for VLAN 5 passed' "$SERVERS_DIR/vlan-peer.log" ||
+    fail "the peer saw no frame tagged for VLAN 5" || return
+  note_phases
+}
+
+# An active-backup bond with miimon over two NICs on one hub with slirp,
+# the first (the bond's first slave) without carrier from before the agent
+# starts: the bond runs on the second.
+t_bond() {
+  local AGENT_INITRD=${AGENT_INITRD:-}
+  need_netdev_agent || return
+  tang_disk 24 || return
+  boot "rd.luks.uuid=$TD_UUID bond=bond0:eth0,eth1:mode=active-backup,miimon=100 ip=bond0:dhcp" \
+    -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -n "udp:$(free_port):$(free_port)" -n hub -L
+  expect 'latchkey: bond0: bond \(active-backup\) of eth0, eth1' || return
+  expect 'latchkey: bond0: DHCP lease 10\.0\.2\.15/24' || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect_root "/dev/mapper/luks-$TD_UUID" "$TD_TOKEN" || return
+  vm_seen 'bond0: \(slave eth0\): Enslaving as a backup interface with a down link' ||
+    fail "the kernel did not take eth0 as a down backup" || return
+  vm_seen 'bond0: \(slave eth1\): making interface the new active one' ||
+    fail "the kernel did not make eth1 the active slave" || return
+  note_phases
+}
+
+# An 802.3ad bond with miimon and fast LACP over two NICs on one hub with
+# slirp, which speaks no LACP: the bond still carries DHCP and Tang on one
+# aggregator, as a switch port without LACP would leave it. The NICs report
+# a speed (802.3ad aggregates only ports whose speed it knows).
+t_bond_lacp() {
+  local AGENT_INITRD=${AGENT_INITRD:-}
+  need_netdev_agent || return
+  tang_disk 25 || return
+  boot "rd.luks.uuid=$TD_UUID bond=bond0:eth0,eth1:mode=802.3ad,miimon=100,lacp_rate=fast ip=bond0:dhcp" \
+    -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -n hub -n hub
+  expect 'latchkey: bond0: bond \(802\.3ad\) of eth0, eth1' || return
+  expect 'latchkey: bond0: DHCP lease 10\.0\.2\.15/24' || return
+  # LACP's own complaints, from bond_3ad.c alone: no partner answers, or
+  # the other port (on the same hub) hears this system's LACPDUs.
+  expect 'bond0: .*(No 802\.3ad response from the link partner|An illegal loopback occurred)' 20 ||
+    fail "the kernel's bond sent no LACPDU: $FAIL_WHY" || return
+  expect_root "/dev/mapper/luks-$TD_UUID" "$TD_TOKEN" || return
+  note_phases
+}
+
+# netns_up: a network namespace with only its loopback up, held by a sleep
+# we started (stopped with the servers); NETNS is its path.
+netns_up() {
+  mkdir -p "$SERVERS_DIR"
+  setsid unshare -n sleep 900 </dev/null >/dev/null 2>&1 &
+  echo $! >"$SERVERS_DIR/netns.pid"
+  NETNS=/proc/$!/ns/net
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ $(readlink "$NETNS") != "$(readlink /proc/$$/ns/net)" ]] && break
+    sleep 0.05
+  done
+  nsenter "--net=$NETNS" ip link set lo up
+}
+
+# A Tang URL by name (not in the initrd's /etc/hosts): the agent asks the
+# name server of nameserver=10.0.2.2, a dnsmasq on the loopback of the
+# namespace QEMU runs in (slirp maps 10.0.2.2 to it), for A and AAAA.
+t_dns_name() {
+  local u tok
+  need_agent || return
+  u=$(uuid 26) tok=$(token)
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://tang.by-dns.test:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  netns_up || fail "making a network namespace" || return
+  setsid nsenter "--net=$NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --user=root --bind-interfaces --listen-address=127.0.0.1 --port=53 --local=/test/ \
+    --address=/tang.by-dns.test/10.0.2.100 --log-queries --log-facility=- \
+    </dev/null >"$SERVERS_DIR/dnsmasq.log" 2>&1 &
+  echo $! >"$SERVERS_DIR/dnsmasq.pid"
+  boot "rd.luks.uuid=$u ip=dhcp nameserver=10.0.2.2" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -x "$NETNS"
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+  grep -q 'query\[A\] tang\.by-dns\.test from' "$SERVERS_DIR/dnsmasq.log" &&
+    grep -q 'query\[AAAA\] tang\.by-dns\.test from' "$SERVERS_DIR/dnsmasq.log" ||
+    fail "dnsmasq was not asked for A and AAAA of tang.by-dns.test" || return
   note_phases
 }

@@ -1,5 +1,6 @@
 //! The kernel command line: the `rd.luks.*`, `ip=`, `nameserver=`,
-//! `BOOTIF=` and `rd.neednet=` options dracut and systemd understand, and
+//! `vlan=`, `bond=`, `BOOTIF=` and `rd.neednet=` options dracut and
+//! systemd understand, and
 //! the agent's own `latchkey.*` options.
 //!
 //! Parsing never fails: a malformed or unknown option yields a warning
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::net::ip::{IpParam, parse_bootif, parse_ip, parse_ip_addr};
+use crate::net::links::{Bond, Vlan, parse_bond, parse_vlan};
 use crate::volume::crypttab::DeviceSpec;
 
 /// Default overall deadline for unattended unlock.
@@ -90,13 +92,17 @@ impl VolumeOptions {
     }
 }
 
-/// `ip=`, `nameserver=`, `BOOTIF=`, `rd.neednet=`: the network.
+/// `ip=`, `nameserver=`, `vlan=`, `bond=`, `BOOTIF=`, `rd.neednet=`: the network.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NetworkOptions {
     /// Every `ip=`, in order.
     pub ip: Vec<IpParam>,
     /// `nameserver=`, in order.
     pub nameservers: Vec<IpAddr>,
+    /// `vlan=`, in order.
+    pub vlans: Vec<Vlan>,
+    /// `bond=`, in order.
+    pub bonds: Vec<Bond>,
     /// `BOOTIF=`: the MAC of the interface the machine booted from.
     pub bootif: Option<[u8; 6]>,
     /// `rd.neednet=`.
@@ -259,7 +265,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                     .collect();
                 cfg.volumes.options.push(LuksOptions { uuid, options });
             }
-            ("rd.luks.uuid" | "ip" | "nameserver" | "BOOTIF", _)
+            ("rd.luks.uuid" | "ip" | "nameserver" | "BOOTIF" | "vlan", _)
                 if value.is_none_or(str::is_empty) =>
             {
                 warn.push(format!("{word}: missing value; ignored"))
@@ -277,6 +283,24 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                 None => warn.push(format!(
                     "nameserver={v}: expected an IPv4 or IPv6 address; ignored"
                 )),
+            },
+            ("vlan", Some(v)) => match parse_vlan(v) {
+                Ok(l) if cfg.network.vlans.iter().any(|x| x.name == l.name) => {
+                    warn.push(format!("vlan={v}: {} is already defined; ignored", l.name))
+                }
+                Ok(l) => cfg.network.vlans.push(l),
+                Err(w) => warn.push(w),
+            },
+            ("bond", v) => match parse_bond(v.filter(|v| !v.is_empty())) {
+                Ok((b, w)) if cfg.network.bonds.iter().any(|x| x.name == b.name) => {
+                    warn.extend(w);
+                    warn.push(format!("{word}: {} is already defined; ignored", b.name))
+                }
+                Ok((b, w)) => {
+                    warn.extend(w);
+                    cfg.network.bonds.push(b)
+                }
+                Err(w) => warn.push(w),
             },
             ("BOOTIF", Some(v)) => match parse_bootif(v) {
                 Some(m) => cfg.network.bootif = Some(m),
@@ -417,6 +441,25 @@ mod tests {
         assert_eq!(c.network.bootif, Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef]));
         assert_eq!(c.network.neednet, Some(true));
         assert_eq!(c.network.ip.len(), 1);
+        let (c, w) = parse(
+            "vlan=eth0.5:eth0 vlan=eth0.5:eth1 vlan=mgmt:eth0 bond=bond0:eth0,eth1:mode=802.3ad,miimon=100,ad_select=0 bond",
+        );
+        assert_eq!(c.network.vlans.len(), 1);
+        assert_eq!(
+            (c.network.vlans[0].id, c.network.vlans[0].parent.as_str()),
+            (5, "eth0")
+        );
+        assert_eq!(c.network.bonds.len(), 1);
+        assert_eq!(c.network.bonds[0].miimon, Some(100));
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(
+            w[0].contains("already defined") && w[1].contains("no VLAN ID"),
+            "{w:?}"
+        );
+        assert!(
+            w[2].contains("ad_select") && w[3].contains("bond0 is already defined"),
+            "{w:?}"
+        );
         let (c, w) = parse("BOOTIF=zz nameserver=x ip=");
         assert_eq!(w.len(), 3, "{w:?}");
         assert_eq!(

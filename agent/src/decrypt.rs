@@ -13,7 +13,10 @@ pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
     // Before any secret exists, so none is ever swapped out (as `unlock` does). Without
     // the privilege to lock it, the command still works, as clevis would.
     let _ = latchkey_sys::mount::lock_memory();
-    let mut opts = Options::default();
+    let mut opts = Options {
+        resolver: latchkey_client::Resolver::Stub,
+        ..Options::default()
+    };
     while let Some(a) = args.next() {
         let secs = |v: Option<String>| match v {
             None => Err(format!("{a} expects a number of seconds, found nothing")),

@@ -238,7 +238,8 @@ fn recover(
     limits: &Limits,
 ) -> Result<Opened, Error> {
     let jwe = jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
-    let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4);
+    let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4)
+        .with_resolver(latchkey_client::Resolver::Stub);
     // Tang requests wait for the network, which the first of them brings up; the TPM
     // steps of the same binding go ahead meanwhile, and a binding without Tang never
     // touches the network.
@@ -568,6 +569,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = crate::net::Options {
             resolv_conf: dir.join("resolv.conf"),

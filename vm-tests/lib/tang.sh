@@ -1,5 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # TPM_TCTI: read by the caller
-# Servers on 127.0.0.1 that the guest reaches through QEMU's guestfwd.
+# Servers on the host's loopback (TANG_HOST: 127.0.0.1, or ::1 for a guest on
+# an IPv6-only link) that the guest reaches through QEMU's guestfwd, or
+# through slirp's gateway address, which slirp maps to the host's loopback.
 #
 #   tang_keygen DIR              new Tang keys in DIR
 #   tang_start NAME PORT DIR     serve DIR with the command in TANG_CMD
@@ -12,22 +14,30 @@
 #                                TPM2TOOLS_TCTI value naming it; its state
 #                                outlives server_stop, for vm_start -T
 #   server_stop NAME / servers_stop_all
-#   free_port                    prints a free TCP port on 127.0.0.1
+#   free_port                    prints a free TCP port on TANG_HOST
 #   free_port_pair               two: the one printed and the one above
 #
-# TANG_CMD is the server command, with @PORT@ and @KEYS@ replaced; the default
+# TANG_CMD is the server command, with @PORT@, @KEYS@, @HOST@ (TANG_HOST,
+# bracketed when IPv6) and @TCP@ (socat's TCP4 or TCP6) replaced; the default
 # is Debian's tangd behind socat. Another tangd is swapped in by setting it:
-#   TANG_CMD=(target/release/tangd serve --listen 127.0.0.1:@PORT@ --keys @KEYS@)
+#   TANG_CMD=(target/release/tangd serve --listen @HOST@:@PORT@ --keys @KEYS@)
 # Every server runs in its own session, so stopping it ends its children too.
 
 TANG_LIBEXEC=${TANG_LIBEXEC:-/usr/libexec}
 SERVERS_DIR=${SERVERS_DIR:-${TMPDIR:-/tmp}/latchkey-vm-servers.$$}
 if ! declare -p TANG_CMD >/dev/null 2>&1; then
-  TANG_CMD=(socat "TCP-LISTEN:@PORT@,bind=127.0.0.1,reuseaddr,fork" "EXEC:$TANG_LIBEXEC/tangd @KEYS@")
+  TANG_CMD=(socat "@TCP@-LISTEN:@PORT@,bind=@HOST@,reuseaddr,fork" "EXEC:$TANG_LIBEXEC/tangd @KEYS@")
 fi
+TANG_HOST=127.0.0.1
+
+# tang__host: TANG_HOST as it goes in a URL or socat address.
+tang__host() {
+  if [[ $TANG_HOST == *:* ]]; then echo "[$TANG_HOST]"; else echo "$TANG_HOST"; fi
+}
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c 'import socket, sys; h = sys.argv[1]
+s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET); s.bind((h, 0)); print(s.getsockname()[1])' "$TANG_HOST"
 }
 
 free_port_pair() {
@@ -59,18 +69,22 @@ server_run() {
   echo $! >"$SERVERS_DIR/$name.pid"
   echo "$port" >"$SERVERS_DIR/$name.port"
   for ((i = 0; i < 100; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if (exec 3<>"/dev/tcp/$TANG_HOST/$port") 2>/dev/null; then return 0; fi
     kill -0 "$(cat "$SERVERS_DIR/$name.pid")" 2>/dev/null || break
     sleep 0.05
   done
-  echo "server $name did not listen on 127.0.0.1:$port: $(cat "$SERVERS_DIR/$name.log")" >&2
+  echo "server $name did not listen on $(tang__host):$port: $(cat "$SERVERS_DIR/$name.log")" >&2
   return 1
 }
 
 tang_start() {
-  local name=$1 port=$2 keys=$3 cmd=() a
+  local name=$1 port=$2 keys=$3 cmd=() a tcp=TCP4 host
+  host=$(tang__host)
+  [[ $TANG_HOST != *:* ]] || tcp=TCP6
   for a in "${TANG_CMD[@]}"; do
     a=${a//@PORT@/$port}
+    a=${a//@HOST@/$host}
+    a=${a//@TCP@/$tcp}
     cmd+=("${a//@KEYS@/$keys}")
   done
   server_run "$name" "$port" "${cmd[@]}"
@@ -114,5 +128,5 @@ servers_stop_all() {
 
 # fetch_adv PORT FILE: the advertisement clevis binds against offline.
 fetch_adv() {
-  curl -fsS -o "$2" "http://127.0.0.1:$1/adv"
+  curl -fsS -o "$2" "http://$(tang__host):$1/adv"
 }

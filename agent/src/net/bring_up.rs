@@ -2,19 +2,21 @@
 //! socket, with no udev, no shell and no DHCP client program.
 //!
 //! ```text
-//!   Plan (plan) ─► links up ─► carrier? ─► DHCP (dhcp::Client) or static ─► address + default route
-//!                                                                           └► /etc/resolv.conf
+//!   Plan (plan) ─► bonds, VLANs ─► links up ─► carrier? ─► DHCP (dhcp::Client), static ─► address + default route
+//!                                                        or router advertisements    └► /etc/resolv.conf
 //! ```
+//! An IPv6 address is used only once duplicate address detection has
+//! passed (before that the kernel will not send from it).
 //! If the initrd already configured an address and a default route,
 //! nothing is touched. With several candidate interfaces, DHCP runs on all
 //! of them at once and the first lease wins.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use latchkey_sys::netlink::{Link, Netlink, OperState};
+use latchkey_sys::netlink::{IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink, OperState};
 use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
@@ -34,6 +36,17 @@ pub enum NetError {
     NoCarrier(Vec<String>),
     /// No DHCP lease on these interfaces before the deadline.
     DhcpTimeout(Vec<String>),
+    /// No usable global IPv6 address from router advertisements on these
+    /// interfaces in time.
+    NoRouterAdvertisement(Vec<String>),
+    /// Duplicate address detection found this IPv6 address in use on the
+    /// link.
+    DuplicateAddress {
+        /// The interface.
+        ifname: String,
+        /// The address.
+        address: Ipv6Addr,
+    },
     /// The deadline passed before a bring-up could even start.
     NotTried,
     /// Writing the resolver configuration failed.
@@ -58,6 +71,15 @@ impl fmt::Display for NetError {
             NetError::DhcpTimeout(l) => {
                 write!(f, "no DHCP lease on {} before the deadline", l.join(", "))
             }
+            NetError::NoRouterAdvertisement(l) => write!(
+                f,
+                "no IPv6 address from router advertisements on {} in time",
+                l.join(", ")
+            ),
+            NetError::DuplicateAddress { ifname, address } => write!(
+                f,
+                "{ifname}: {address} is already in use on the link (duplicate address detection)"
+            ),
             NetError::NotTried => {
                 write!(f, "the deadline passed before the network was brought up")
             }
@@ -82,6 +104,9 @@ pub struct Options {
     pub resolv_conf: PathBuf,
     /// How long to wait for carrier after setting links up.
     pub carrier_timeout: Duration,
+    /// How long to wait for router advertisements, and for duplicate
+    /// address detection, to give a usable IPv6 address.
+    pub ipv6_timeout: Duration,
     /// DHCP retransmission schedule.
     pub dhcp_backoff: Backoff,
 }
@@ -91,6 +116,7 @@ impl Default for Options {
         Options {
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             carrier_timeout: Duration::from_secs(10),
+            ipv6_timeout: Duration::from_secs(10),
             dhcp_backoff: Backoff::new(Duration::from_millis(500), 2, Duration::from_secs(8))
                 .with_jitter(0.25),
         }
@@ -103,9 +129,9 @@ pub struct Configured {
     /// Interface name.
     pub ifname: String,
     /// Address and prefix.
-    pub address: Option<(Ipv4Addr, u8)>,
+    pub address: Option<(IpAddr, u8)>,
     /// Default gateway.
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     /// Name servers learnt.
     pub dns: Vec<IpAddr>,
 }
@@ -133,7 +159,7 @@ pub fn already_configured(nl: &mut Netlink) -> Result<bool, NetError> {
     let has_addr = nl
         .addresses()?
         .iter()
-        .any(|a| !lo.contains(&a.index) && a.scope == 0);
+        .any(|a| !lo.contains(&a.index) && a.scope < RT_SCOPE_LINK);
     Ok(has_addr && nl.routes()?.iter().any(|r| r.is_default()))
 }
 
@@ -148,6 +174,8 @@ fn candidates(links: &[Link], iface: &Iface) -> Vec<Link> {
     links
         .iter()
         .filter(|l| !l.is_loopback())
+        // A bond's slave carries the bond's traffic, not its own.
+        .filter(|l| l.master.is_none() || matches!(iface, Iface::Name(_)))
         .filter(|l| match iface {
             Iface::Name(n) => l.name == *n,
             Iface::Mac(m) => l.mac == Some(*m),
@@ -176,6 +204,7 @@ pub fn bring_up(
     if let Some(lo) = nl.links()?.iter().find(|l| l.is_loopback() && !l.is_up()) {
         nl.set_link_up(lo.index)?;
     }
+    create_virtual_links(&mut nl, plan, opts, deadline, log)?;
     let mut done = Vec::new();
     for step in &plan.steps {
         let links = wait_for_links(&mut nl, &step.iface, opts, deadline)?;
@@ -186,9 +215,18 @@ pub fn bring_up(
                 gateway,
             } => {
                 let link = &links[0];
-                nl.add_address_v4(link.index, *address, *prefix)?;
+                if address.is_ipv6() {
+                    // Static means static: no addresses or routes from
+                    // router advertisements beside the ones given.
+                    latchkey_sys::netlink::set_ipv6_autoconf(&link.name, false)?;
+                }
+                added(nl.add_address(link.index, *address, *prefix))?;
+                if let IpAddr::V6(a) = address {
+                    let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
+                    wait_for_ipv6(&mut nl, std::slice::from_ref(link), Some(*a), until)?;
+                }
                 if let Some(g) = gateway {
-                    nl.add_default_route_v4(link.index, *g)?;
+                    added(nl.add_default_route(link.index, *g))?;
                 }
                 log.info(&format!("{}: static address {address}/{prefix}", link.name));
                 Configured {
@@ -200,11 +238,17 @@ pub fn bring_up(
             }
             Method::Auto6 => {
                 for l in &links {
-                    latchkey_sys::netlink::enable_ipv6_autoconf(&l.name)?;
+                    latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
                 }
+                let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
+                let (link, address, prefix) = wait_for_ipv6(&mut nl, &links, None, until)?;
+                log.info(&format!(
+                    "{}: address {address}/{prefix} from router advertisements",
+                    link.name
+                ));
                 Configured {
-                    ifname: links[0].name.clone(),
-                    address: None,
+                    ifname: link.name,
+                    address: Some((address.into(), prefix)),
                     gateway: None,
                     dns: vec![],
                 }
@@ -220,9 +264,9 @@ pub fn bring_up(
                     jitter,
                     log,
                 )?;
-                nl.add_address_v4(link.index, lease.address, lease.prefix)?;
+                added(nl.add_address(link.index, lease.address.into(), lease.prefix))?;
                 if let Some(r) = lease.router {
-                    nl.add_default_route_v4(link.index, r)?;
+                    added(nl.add_default_route(link.index, r.into()))?;
                 }
                 log.info(&format!(
                     "{}: DHCP lease {}/{} from {}, router {}",
@@ -234,8 +278,8 @@ pub fn bring_up(
                 ));
                 Configured {
                     ifname: link.name.clone(),
-                    address: Some((lease.address, lease.prefix)),
-                    gateway: lease.router,
+                    address: Some((lease.address.into(), lease.prefix)),
+                    gateway: lease.router.map(IpAddr::V4),
                     dns: lease.dns.iter().copied().map(IpAddr::V4).collect(),
                 }
             }
@@ -261,6 +305,88 @@ pub fn bring_up(
     Ok(Outcome::Configured(done))
 }
 
+/// The interface named `name`, waited for (a NIC whose driver is still
+/// probing) until the carrier timeout.
+fn link_named(
+    nl: &mut Netlink,
+    name: &str,
+    opts: &Options,
+    deadline: Deadline,
+) -> Result<Link, NetError> {
+    let until = deadline.min(Deadline::after(Instant::now(), opts.carrier_timeout));
+    loop {
+        if let Some(l) = nl.links()?.into_iter().find(|l| l.name == name) {
+            return Ok(l);
+        }
+        if until.expired(Instant::now()) {
+            return Err(NetError::NoInterface(name.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates the plan's bonds (enslaving their NICs) and then its VLANs.
+/// What an earlier attempt created is kept.
+fn create_virtual_links(
+    nl: &mut Netlink,
+    plan: &Plan,
+    opts: &Options,
+    deadline: Deadline,
+    log: &Log,
+) -> Result<(), NetError> {
+    for b in &plan.bonds {
+        let settings = latchkey_sys::netlink::BondSettings {
+            mode: b.mode as u8,
+            miimon: b.miimon,
+            updelay: b.updelay,
+            downdelay: b.downdelay,
+            lacp_fast: b.lacp_fast,
+            mtu: b.mtu,
+        };
+        match nl.add_bond(&b.name, &settings) {
+            // The bonding driver makes bond0 itself when it loads; an
+            // earlier attempt of ours may have made this one and enslaved
+            // its NICs already (then it has our settings).
+            Err(e) if e.errno() == Some(rustix::io::Errno::EXIST) => {
+                let bond = link_named(nl, &b.name, opts, deadline)?;
+                if !nl.links()?.iter().any(|l| l.master == Some(bond.index)) {
+                    nl.set_link_down(bond.index)?;
+                    nl.change_bond(bond.index, &settings)?;
+                }
+            }
+            r => r?,
+        }
+        let bond = link_named(nl, &b.name, opts, deadline)?;
+        for s in &b.slaves {
+            let slave = link_named(nl, s, opts, deadline)?;
+            if slave.master != Some(bond.index) {
+                // The bonding driver takes only slaves that are down.
+                nl.set_link_down(slave.index)?;
+                nl.set_master(slave.index, bond.index)?;
+            }
+            if b.primary.as_ref() == Some(s) {
+                nl.set_bond_primary(bond.index, slave.index)?;
+            }
+        }
+        log.info(&format!(
+            "{}: bond ({}) of {}",
+            b.name,
+            b.mode.name(),
+            b.slaves.join(", ")
+        ));
+    }
+    for v in &plan.vlans {
+        let parent = link_named(nl, &v.parent, opts, deadline)?;
+        added(nl.add_vlan(&v.name, parent.index, v.id))?;
+        // The VLAN has carrier only while its parent is up.
+        if !parent.is_up() {
+            nl.set_link_up(parent.index)?;
+        }
+        log.info(&format!("{}: VLAN {} on {}", v.name, v.id, v.parent));
+    }
+    Ok(())
+}
+
 /// Longest wait for a configured link to become operational.
 const OPER_UP_WAIT: Duration = Duration::from_secs(2);
 
@@ -281,6 +407,56 @@ fn wait_until_operational(nl: &mut Netlink, done: &[Configured], until: Deadline
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `RT_SCOPE_LINK`: addresses of this scope or narrower reach no router.
+const RT_SCOPE_LINK: u8 = 253;
+
+/// Adding what an earlier, failed attempt already added is no error.
+fn added(r: Result<(), latchkey_sys::Error>) -> Result<(), NetError> {
+    match r {
+        Err(e) if e.errno() == Some(rustix::io::Errno::EXIST) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// Waits until one of `links` holds a global IPv6 address (`want`, or any)
+/// that duplicate address detection has cleared.
+fn wait_for_ipv6(
+    nl: &mut Netlink,
+    links: &[Link],
+    want: Option<Ipv6Addr>,
+    until: Deadline,
+) -> Result<(Link, Ipv6Addr, u8), NetError> {
+    loop {
+        for a in nl.addresses()? {
+            let (IpAddr::V6(addr), Some(link)) =
+                (a.addr, links.iter().find(|l| l.index == a.index))
+            else {
+                continue;
+            };
+            // Global or site scope (fec0::/10, still handed out by some
+            // routers and by QEMU's user network); not link or host.
+            if a.scope >= RT_SCOPE_LINK || want.is_some_and(|w| w != addr) {
+                continue;
+            }
+            if a.flags & IFA_F_DADFAILED != 0 {
+                return Err(NetError::DuplicateAddress {
+                    ifname: link.name.clone(),
+                    address: addr,
+                });
+            }
+            if a.flags & IFA_F_TENTATIVE == 0 {
+                return Ok((link.clone(), addr, a.prefix));
+            }
+        }
+        if until.expired(Instant::now()) {
+            return Err(NetError::NoRouterAdvertisement(
+                links.iter().map(|l| l.name.clone()).collect(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -644,9 +820,10 @@ mod tests {
     use super::*;
     use crate::net::plan::Step;
     use latchkey_client::time::XorShift;
+    use std::net::Ipv4Addr;
 
-    fn pool(net: u8) -> std::ops::RangeInclusive<Ipv4Addr> {
-        Ipv4Addr::new(10, 88, net, 50)..=Ipv4Addr::new(10, 88, net, 59)
+    fn pool(net: u8) -> std::ops::RangeInclusive<IpAddr> {
+        IpAddr::V4(Ipv4Addr::new(10, 88, net, 50))..=IpAddr::V4(Ipv4Addr::new(10, 88, net, 59))
     }
 
     #[test]
@@ -678,7 +855,7 @@ mod tests {
                 method: Method::Dhcp,
             }],
             nameservers: vec!["192.0.2.53".parse().unwrap()],
-            hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -694,7 +871,7 @@ mod tests {
         assert_eq!(c.len(), 1);
         let (addr, prefix) = c[0].address.unwrap();
         assert!(pool(1).contains(&addr) && prefix == 24, "{addr}/{prefix}");
-        assert_eq!(c[0].gateway, Some(Ipv4Addr::new(10, 88, 1, 1)));
+        assert_eq!(c[0].gateway, Some(Ipv4Addr::new(10, 88, 1, 1).into()));
         let resolv = std::fs::read_to_string(dir.join("resolv.conf")).unwrap();
         assert_eq!(
             resolv,
@@ -713,7 +890,7 @@ mod tests {
             nl.addresses()
                 .unwrap()
                 .iter()
-                .any(|a| a.index == idx && a.addr == IpAddr::V4(addr))
+                .any(|a| a.index == idx && a.addr == addr)
         );
         assert!(
             nl.routes()
@@ -753,6 +930,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: Some("latchkey-test".into()),
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -817,6 +995,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
@@ -854,17 +1033,19 @@ mod tests {
             steps: vec![Step {
                 iface: Iface::Name("lkt0".into()),
                 method: Method::Static {
-                    address: Ipv4Addr::new(192, 0, 2, 10),
+                    address: Ipv4Addr::new(192, 0, 2, 10).into(),
                     prefix: 24,
-                    gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                    gateway: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
                 },
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
             carrier_timeout: Duration::from_millis(500),
+            ipv6_timeout: Duration::from_secs(5),
             dhcp_backoff: Backoff::new(Duration::from_millis(100), 2, Duration::from_millis(400)),
         };
         let log = Log::memory(Instant::now(), false);
@@ -874,8 +1055,8 @@ mod tests {
             out,
             Outcome::Configured(vec![Configured {
                 ifname: "lkt0".into(),
-                address: Some((Ipv4Addr::new(192, 0, 2, 10), 24)),
-                gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                address: Some((Ipv4Addr::new(192, 0, 2, 10).into(), 24)),
+                gateway: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
                 dns: vec![],
             }])
         );
@@ -890,6 +1071,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let e = bring_up(
             &named("nosuch0"),
@@ -913,6 +1095,89 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn root_bring_up_static_ipv6_waits_for_duplicate_address_detection() {
+        let t = "root_bring_up_static_ipv6_waits_for_duplicate_address_detection";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        let peers = PeerNs::new();
+        ip("link add lk60 type veth peer name lk61");
+        peers.take("lk61");
+        peers.ip("addr add fd00:66::1/64 dev lk61 nodad");
+        peers.ip("link set lk61 up");
+        let step = |addr: &str| Plan {
+            steps: vec![Step {
+                iface: Iface::Name("lk60".into()),
+                method: Method::Static {
+                    address: addr.parse().unwrap(),
+                    prefix: 64,
+                    gateway: Some("fd00:66::1".parse().unwrap()),
+                },
+            }],
+            nameservers: vec![],
+            hostname: None,
+            ..Plan::default()
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), false);
+        let soon = || Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(
+            &step("fd00:66::15"),
+            &opts,
+            soon(),
+            &mut XorShift::new(1),
+            &log,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(out, Outcome::Configured(_)), "{out:?}");
+        let mut nl = Netlink::open().unwrap();
+        let a = nl
+            .addresses()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.addr == "fd00:66::15".parse::<IpAddr>().unwrap())
+            .expect("the address");
+        assert_eq!(a.flags & IFA_F_TENTATIVE, 0, "returned before DAD ended");
+        // The address answers from the peer's side: it is really usable.
+        let st = std::process::Command::new("nsenter")
+            .args(["-t", &peers.pid().to_string(), "-n"])
+            .args(["busybox", "ping", "-6", "-c1", "-W5", "fd00:66::15"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("busybox ping");
+        assert!(st.success(), "fd00:66::15 does not answer ping");
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv6/conf/lk60/accept_ra").unwrap(),
+            "0\n"
+        );
+
+        // The peer already holds the address: a clear error, not a hang.
+        latchkey_sys::mount::enter_new_network_namespace().unwrap();
+        let peers = PeerNs::new();
+        ip("link add lk60 type veth peer name lk61");
+        peers.take("lk61");
+        peers.ip("addr add fd00:66::15/64 dev lk61 nodad");
+        peers.ip("link set lk61 up");
+        let e = bring_up(
+            &step("fd00:66::15"),
+            &opts,
+            soon(),
+            &mut XorShift::new(1),
+            &log,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "lk60: fd00:66::15 is already in use on the link (duplicate address detection)"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// DHCP on a real NIC named by `LATCHKEY_NET_TEST_IFACE` (agent/tests/vm-net.sh
     /// runs it in a QEMU guest against slirp's DHCP server).
     #[test]
@@ -932,6 +1197,7 @@ mod tests {
             }],
             nameservers: vec![],
             hostname: None,
+            ..Plan::default()
         };
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),

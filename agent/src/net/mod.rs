@@ -1,13 +1,15 @@
 //! The network, brought up on first need for Tang.
 //!
 //! ```text
-//!   ip= / BOOTIF= / nameserver= ─► ip (grammar) ─► plan ─► bring_up ─┬─ rtnetlink (links, addresses, routes)
-//!                                                                    └─ dhcp (AF_PACKET client)
+//!   ip= / BOOTIF= / nameserver= ─► ip (grammar) ──┐
+//!   vlan= / bond= ─────────────────► links (grammar) ┴► plan ─► bring_up ─┬─ rtnetlink (VLANs, bonds, links, addresses, routes)
+//!                                                                         └─ dhcp (AF_PACKET client)
 //! ```
 
 mod bring_up;
 pub mod dhcp;
 pub(crate) mod ip;
+pub mod links;
 pub mod plan;
 
 pub use bring_up::NetError;

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::ip::{Autoconf, IpParam};
+use super::links::{Bond, Vlan};
 use crate::cmdline::NetworkOptions;
 
 /// Which interface(s) an entry applies to.
@@ -22,16 +23,17 @@ pub enum Iface {
 pub enum Method {
     /// DHCPv4.
     Dhcp,
-    /// A fixed IPv4 address.
+    /// A fixed IPv4 or IPv6 address.
     Static {
         /// The address.
-        address: Ipv4Addr,
+        address: IpAddr,
         /// Prefix length.
         prefix: u8,
-        /// Default gateway.
-        gateway: Option<Ipv4Addr>,
+        /// Default gateway, of the address's family.
+        gateway: Option<IpAddr>,
     },
-    /// IPv6 stateless autoconfiguration by the kernel.
+    /// IPv6 stateless autoconfiguration by the kernel (router
+    /// advertisements), waited for until a global address is usable.
     Auto6,
 }
 
@@ -45,8 +47,13 @@ pub struct Step {
 }
 
 /// The whole plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Bonds to create first (`bond=`), then VLANs (`vlan=`, perhaps on a
+    /// bond); steps then address them as any interface.
+    pub bonds: Vec<Bond>,
+    /// VLANs to create.
+    pub vlans: Vec<Vlan>,
     /// Interfaces to configure, in command-line order.
     pub steps: Vec<Step>,
     /// Name servers given on the command line (`nameserver=`, `ip=` DNS fields).
@@ -58,7 +65,7 @@ pub struct Plan {
 impl Plan {
     /// True when there is nothing to configure (`ip=off`).
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.bonds.is_empty() && self.vlans.is_empty()
     }
 }
 
@@ -75,6 +82,8 @@ fn default_iface(cfg: &NetworkOptions) -> Iface {
 pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
     let mut warn = Vec::new();
     let mut p = Plan {
+        bonds: cfg.bonds.clone(),
+        vlans: cfg.vlans.clone(),
         steps: Vec::new(),
         nameservers: cfg.nameservers.clone(),
         hostname: None,
@@ -106,26 +115,27 @@ pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
                     .map(Iface::Name)
                     .unwrap_or_else(|| default_iface(cfg));
                 match (s.client, s.autoconf) {
-                    (Some(IpAddr::V4(address)), Autoconf::Off) => {
+                    (Some(address), Autoconf::Off) => {
+                        let max = if address.is_ipv4() { 32 } else { 128 };
                         let gateway = match s.gateway {
-                            Some(IpAddr::V4(g)) => Some(g),
-                            Some(IpAddr::V6(g)) => {
+                            Some(g) if g.is_ipv4() != address.is_ipv4() => {
                                 warn.push(format!(
-                                    "ip=: IPv6 gateway {g} with an IPv4 address; ignored"
+                                    "ip=: gateway {g} is not of the family of the address {address}; ignored"
                                 ));
                                 None
                             }
-                            None => None,
+                            g => g,
                         };
-                        let prefix = match s.prefix {
-                            Some(n) if n <= 32 => n,
-                            Some(n) => {
+                        let prefix = match (s.prefix, address) {
+                            (Some(n), _) if n <= max => n,
+                            (Some(n), _) => {
                                 warn.push(format!(
-                                    "ip=: prefix /{n} is too long for IPv4; using /32"
+                                    "ip=: prefix /{n} is too long for {address}; using /{max}"
                                 ));
-                                32
+                                max
                             }
-                            None => classful(address),
+                            (None, IpAddr::V4(a)) => classful(a),
+                            (None, IpAddr::V6(_)) => 64,
                         };
                         p.steps.push(Step {
                             iface,
@@ -136,10 +146,6 @@ pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
                             },
                         });
                         continue;
-                    }
-                    (Some(IpAddr::V6(a)), Autoconf::Off) => {
-                        warn.push(format!("ip=: static IPv6 address {a} is not supported; using IPv6 autoconfiguration"));
-                        (iface, Autoconf::Auto6)
                     }
                     (_, m) => (iface, m),
                 }
@@ -227,9 +233,9 @@ mod tests {
             Step {
                 iface: Iface::Name("eth0".into()),
                 method: Method::Static {
-                    address: Ipv4Addr::new(192, 168, 7, 9),
+                    address: Ipv4Addr::new(192, 168, 7, 9).into(),
                     prefix: 24,
-                    gateway: Some(Ipv4Addr::new(192, 168, 7, 1)),
+                    gateway: Some(Ipv4Addr::new(192, 168, 7, 1).into()),
                 },
             }
         );
@@ -245,18 +251,13 @@ mod tests {
 
     #[test]
     fn ipv6_forms_and_unsupported_methods_warn() {
-        let (p, w) = plan_of("ip=auto6 ip=eth0:dhcp6 ip=ibft ip=[2001:db8::2]:::64::eth2:none");
+        let (p, w) = plan_of("ip=auto6 ip=eth0:dhcp6 ip=ibft");
         assert_eq!(
             p.steps.iter().map(|s| &s.method).collect::<Vec<_>>(),
-            vec![
-                &Method::Auto6,
-                &Method::Auto6,
-                &Method::Dhcp,
-                &Method::Auto6
-            ]
+            vec![&Method::Auto6, &Method::Auto6, &Method::Dhcp]
         );
-        assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w[0].contains("DHCPv6") && w[1].contains("iBFT") && w[2].contains("2001:db8::2"));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("DHCPv6") && w[1].contains("iBFT"));
         let (p, _) = plan_of("ip=:::::eth3:dhcp");
         assert_eq!(
             p.steps,
@@ -269,10 +270,57 @@ mod tests {
         assert_eq!(
             p.steps[0].method,
             Method::Static {
-                address: Ipv4Addr::new(10, 1, 2, 3),
+                address: Ipv4Addr::new(10, 1, 2, 3).into(),
                 prefix: 8,
                 gateway: None
             }
         );
+        let (p, _) = plan_of("ip=10.1.2.3:::255.255.0.0::eth0:none");
+        assert_eq!(
+            p.steps[0].method,
+            Method::Static {
+                address: Ipv4Addr::new(10, 1, 2, 3).into(),
+                prefix: 16,
+                gateway: None
+            }
+        );
+    }
+
+    #[test]
+    fn static_ipv6_in_brackets() {
+        let (p, w) = plan_of("ip=[fec0::15]::[fec0::2]:64:box:eth0:none:[fec0::3]");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            p.steps,
+            vec![Step {
+                iface: Iface::Name("eth0".into()),
+                method: Method::Static {
+                    address: "fec0::15".parse().unwrap(),
+                    prefix: 64,
+                    gateway: Some("fec0::2".parse().unwrap()),
+                },
+            }]
+        );
+        assert_eq!(p.nameservers, vec!["fec0::3".parse::<IpAddr>().unwrap()]);
+        // No prefix: /64, the length SLAAC and most static plans use.
+        let (p, _) = plan_of("ip=[2001:db8::7]:::::eth1:none");
+        assert_eq!(
+            p.steps[0].method,
+            Method::Static {
+                address: "2001:db8::7".parse().unwrap(),
+                prefix: 64,
+                gateway: None
+            }
+        );
+        // A gateway of the other family is dropped with a warning.
+        let (p, w) = plan_of("ip=[2001:db8::7]::10.0.0.1:64::eth1:none");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("10.0.0.1"), "{w:?}");
+        assert!(matches!(
+            p.steps[0].method,
+            Method::Static { gateway: None, .. }
+        ));
+        let (_, w) = plan_of("ip=10.0.0.9::10.0.0.1:40::eth1:none");
+        assert!(w[0].contains("/40") && w[0].contains("/32"), "{w:?}");
     }
 }

@@ -16,7 +16,8 @@
 //! socket also gives what a general client hides: a per-attempt timeout that covers the
 //! whole reply (not just each read), cancellation of an in-flight request by shutting its
 //! socket down, and no proxy taken from the environment (`http_proxy` is never read).
-//! Names resolve through std (getaddrinfo, which reads `/etc/hosts` in the initrd).
+//! Names resolve through std (getaddrinfo) or, with [`Resolver::Stub`] (the agent's
+//! choice), through the bounded stub resolver of [`dns`].
 //! `https://` needs the `tls` feature (rustls with the system CA bundle); the agent is built
 //! without it.
 //!
@@ -39,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 mod decrypt;
+pub mod dns;
 mod error;
 pub mod http;
 mod options;
@@ -51,7 +53,7 @@ pub use decrypt::{
     MAX_JWE_INPUT, NetworkGate, decrypt, decrypt_stdin, decrypt_until, decrypt_with, drive,
 };
 pub use error::Error;
-pub use options::{Cancel, Options, Retry, UrlRewrite};
+pub use options::{Cancel, Options, Resolver, Retry, UrlRewrite};
 use transport::Request;
 
 /// `GET url`; the body of a 200 reply.

@@ -24,6 +24,23 @@ pub struct Options {
     pub retry: Retry,
     /// Applied to every URL before connecting; `None` in normal use.
     pub rewrite: Option<UrlRewrite>,
+    /// How a host name in a URL becomes addresses.
+    pub resolver: Resolver,
+}
+
+/// How host names in URLs are resolved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resolver {
+    /// The C library's `getaddrinfo` (nsswitch, systemd-resolved, mDNS, ...),
+    /// for a running system.
+    #[default]
+    System,
+    /// [`crate::dns`]: `/etc/hosts`, then A and AAAA at once from the
+    /// name servers of `/etc/resolv.conf`, each query bounded and all of it
+    /// within the request's deadline; for the initrd, where musl's resolver
+    /// waits by its own clock and gives up on a name whose AAAA query is
+    /// refused even when its A query was answered.
+    Stub,
 }
 
 impl Default for Options {
@@ -34,6 +51,7 @@ impl Default for Options {
             budget: Duration::from_secs(30),
             retry: Retry::default(),
             rewrite: None,
+            resolver: Resolver::System,
         }
     }
 }
@@ -46,6 +64,7 @@ impl fmt::Debug for Options {
             .field("budget", &self.budget)
             .field("retry", &self.retry)
             .field("rewrite", &self.rewrite.as_ref().map(|_| ".."))
+            .field("resolver", &self.resolver)
             .finish()
     }
 }
@@ -62,8 +81,15 @@ impl Options {
                 retries,
                 ..Retry::default()
             },
+            resolver: Resolver::System,
             rewrite: None,
         }
+    }
+
+    /// The same, resolving host names with `resolver`.
+    pub fn with_resolver(mut self, resolver: Resolver) -> Options {
+        self.resolver = resolver;
+        self
     }
 
     /// The same, pausing between retries by `backoff`.

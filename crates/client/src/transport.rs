@@ -1,13 +1,14 @@
 //! One HTTP exchange over a fresh connection, and the retry loop around it.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::dns;
 use crate::http::{self, Response, ResponseParser};
 use crate::time::{Deadline, NoJitter};
 use crate::url::{Scheme, Url};
-use crate::{Cancel, Error, Options};
+use crate::{Cancel, Error, Options, Resolver};
 
 /// A request to send: method, target URL, optional (content type, body).
 pub(crate) struct Request<'a> {
@@ -74,7 +75,7 @@ fn attempt(
             url: url.to_owned(),
         });
     }
-    let tcp = connect(&parsed, url, opts.connect_timeout, end, budget)?;
+    let tcp = connect(&parsed, url, opts, end, budget)?;
     if !cancel.register(&tcp) {
         return Err(Error::Cancelled {
             url: url.to_owned(),
@@ -198,20 +199,43 @@ pub(crate) fn tls_or(url: &str, e: io::Error, other: impl Fn(io::Error) -> Error
     }
 }
 
+/// The addresses of the URL's host: a literal as it is, a name through
+/// the resolver `opts` chose, within `end`.
+fn addresses(
+    parsed: &Url,
+    url: &str,
+    resolver: Resolver,
+    end: Deadline,
+) -> Result<Vec<SocketAddr>, Error> {
+    let resolve_err = |source| Error::Resolve {
+        url: url.to_owned(),
+        source,
+    };
+    if let Ok(ip) = parsed.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, parsed.port)]);
+    }
+    Ok(match resolver {
+        Resolver::System => (parsed.host.as_str(), parsed.port)
+            .to_socket_addrs()
+            .map_err(resolve_err)?
+            .collect(),
+        Resolver::Stub => dns::resolve(&parsed.host, end)
+            .map_err(|e| resolve_err(io::Error::other(e)))?
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, parsed.port))
+            .collect(),
+    })
+}
+
 fn connect(
     parsed: &Url,
     url: &str,
-    connect_timeout: Duration,
+    opts: &Options,
     end: Deadline,
     budget: Duration,
 ) -> Result<TcpStream, Error> {
-    let addrs: Vec<SocketAddr> = (parsed.host.as_str(), parsed.port)
-        .to_socket_addrs()
-        .map_err(|e| Error::Resolve {
-            url: url.to_owned(),
-            source: e,
-        })?
-        .collect();
+    let connect_timeout = opts.connect_timeout;
+    let addrs = addresses(parsed, url, opts.resolver, end)?;
     if addrs.is_empty() {
         let source = io::Error::new(io::ErrorKind::NotFound, "no addresses");
         return Err(Error::Resolve {

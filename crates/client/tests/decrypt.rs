@@ -124,6 +124,7 @@ fn options(urls: [String; 3], timeout: Duration) -> Options {
             }
             u
         })),
+        ..Options::default()
     }
 }
 

@@ -46,7 +46,7 @@ fn fast() -> Options {
             retries: 2,
             backoff: Backoff::new(Duration::from_millis(10), 2, Duration::from_millis(50)),
         },
-        rewrite: None,
+        ..Options::default()
     }
 }
 

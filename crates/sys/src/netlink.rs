@@ -1,6 +1,6 @@
 //! rtnetlink (`NETLINK_ROUTE`) for what an initrd needs: list links,
-//! addresses and routes, set a link up, add an IPv4 address and a default
-//! route. Messages are encoded and decoded here in safe code; the socket
+//! addresses and routes, set a link up, add an IPv4 or IPv6 address and a
+//! default route, create VLAN and bond interfaces and enslave to a bond. Messages are encoded and decoded here in safe code; the socket
 //! calls come from rustix.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,11 +30,25 @@ const RTM_GETROUTE: u16 = 26;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
 const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VLAN_ID: u16 = 1;
+const IFLA_BOND_MODE: u16 = 1;
+const IFLA_BOND_MIIMON: u16 = 3;
+const IFLA_BOND_UPDELAY: u16 = 4;
+const IFLA_BOND_DOWNDELAY: u16 = 5;
+const IFLA_BOND_PRIMARY: u16 = 11;
+const IFLA_BOND_AD_LACP_RATE: u16 = 21;
 const IFLA_CARRIER: u16 = 33;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_FLAGS: u16 = 8;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -54,6 +68,12 @@ pub const IFF_UP: u32 = 0x1;
 pub const IFF_LOOPBACK: u32 = 0x8;
 /// `IFF_LOWER_UP`: the driver reports carrier.
 pub const IFF_LOWER_UP: u32 = 0x10000;
+
+/// `IFA_F_DADFAILED`: duplicate address detection found another holder.
+pub const IFA_F_DADFAILED: u32 = 0x08;
+/// `IFA_F_TENTATIVE`: duplicate address detection has not finished; the
+/// address cannot be used as a source yet.
+pub const IFA_F_TENTATIVE: u32 = 0x40;
 
 /// RFC 2863 operational state as reported in `IFLA_OPERSTATE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +123,8 @@ pub struct Link {
     pub operstate: OperState,
     /// Hardware address when it is a 6-byte Ethernet MAC.
     pub mac: Option<[u8; 6]>,
+    /// `IFLA_MASTER`: the bond (or bridge) this interface is enslaved to.
+    pub master: Option<u32>,
 }
 
 impl Link {
@@ -127,6 +149,8 @@ pub struct Address {
     pub prefix: u8,
     /// Scope (0 universe, 253 link, 254 host).
     pub scope: u8,
+    /// `IFA_F_*` flags (`IFA_FLAGS` when present, else the header's 8 bits).
+    pub flags: u32,
 }
 
 /// A route in the main table.
@@ -147,6 +171,40 @@ impl Route {
     pub fn is_default(&self) -> bool {
         self.dst_len == 0
     }
+}
+
+/// How a new bond behaves (the bonding driver's `IFLA_BOND_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BondSettings {
+    /// Mode number (0 balance-rr, 1 active-backup, ..., 4 802.3ad).
+    pub mode: u8,
+    /// Link monitoring interval, ms.
+    pub miimon: Option<u32>,
+    /// Delay before a slave that came up is used, ms.
+    pub updelay: Option<u32>,
+    /// Delay before a slave that went down is dropped, ms.
+    pub downdelay: Option<u32>,
+    /// 802.3ad: LACPDUs every second (true) or every 30 s.
+    pub lacp_fast: Option<bool>,
+    /// MTU of the bond.
+    pub mtu: Option<u32>,
+}
+
+fn bond_data(settings: &BondSettings) -> Msg {
+    let mut data = Msg::attrs().attr(IFLA_BOND_MODE, &[settings.mode]);
+    for (kind, v) in [
+        (IFLA_BOND_MIIMON, settings.miimon),
+        (IFLA_BOND_UPDELAY, settings.updelay),
+        (IFLA_BOND_DOWNDELAY, settings.downdelay),
+    ] {
+        if let Some(v) = v {
+            data = data.attr(kind, &v.to_ne_bytes());
+        }
+    }
+    if let Some(fast) = settings.lacp_fast {
+        data = data.attr(IFLA_BOND_AD_LACP_RATE, &[u8::from(fast)]);
+    }
+    data
 }
 
 /// An rtnetlink socket.
@@ -180,6 +238,16 @@ impl Msg {
         self.buf.extend_from_slice(data);
         pad4(&mut self.buf);
         self
+    }
+
+    /// An attribute holding attributes (`IFLA_LINKINFO`, `IFLA_INFO_DATA`).
+    fn nested(self, kind: u16, inner: Msg) -> Msg {
+        self.attr(kind, &inner.buf)
+    }
+
+    /// An empty list of attributes, to be nested.
+    fn attrs() -> Msg {
+        Msg { buf: Vec::new() }
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -242,6 +310,7 @@ fn parse_link(body: &[u8]) -> Option<Link> {
         carrier: flags & IFF_LOWER_UP != 0,
         operstate: OperState::Unknown,
         mac: None,
+        master: None,
     };
     for (kind, p) in attrs(&body[16..]) {
         match kind {
@@ -252,6 +321,9 @@ fn parse_link(body: &[u8]) -> Option<Link> {
             IFLA_ADDRESS if p.len() == 6 => link.mac = p.try_into().ok(),
             IFLA_OPERSTATE if !p.is_empty() => link.operstate = OperState::from_u8(p[0]),
             IFLA_CARRIER if !p.is_empty() => link.carrier = p[0] != 0,
+            IFLA_MASTER if p.len() == 4 => {
+                link.master = Some(u32::from_ne_bytes(p.try_into().ok()?)).filter(|m| *m != 0)
+            }
             _ => {}
         }
     }
@@ -264,6 +336,7 @@ fn parse_addr(body: &[u8]) -> Option<Address> {
     }
     let family = body[0];
     let prefix = body[1];
+    let mut flags = u32::from(body[2]);
     let scope = body[3];
     let index = u32::from_ne_bytes(body[4..8].try_into().ok()?);
     let (mut local, mut address) = (None, None);
@@ -271,6 +344,7 @@ fn parse_addr(body: &[u8]) -> Option<Address> {
         match kind {
             IFA_LOCAL => local = ip_from(family, p),
             IFA_ADDRESS => address = ip_from(family, p),
+            IFA_FLAGS if p.len() == 4 => flags = u32::from_ne_bytes(p.try_into().ok()?),
             _ => {}
         }
     }
@@ -279,6 +353,7 @@ fn parse_addr(body: &[u8]) -> Option<Address> {
         addr: local.or(address)?,
         prefix,
         scope,
+        flags,
     })
 }
 
@@ -460,36 +535,160 @@ impl Netlink {
         })
     }
 
-    /// Adds `addr/prefix` (with its broadcast address) to interface `index`.
-    pub fn add_address_v4(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
-        let prefix = prefix.min(32);
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
+    /// Clears `IFF_UP` on interface `index`.
+    pub fn set_link_down(&mut self, index: u32) -> Result<()> {
+        self.request("RTM_NEWLINK", index, |seq| {
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, 0, IFF_UP),
+            )
+            .finish()
+        })
+    }
+
+    /// Creates the 802.1Q interface `name` with VLAN `id` on `parent`.
+    pub fn add_vlan(&mut self, name: &str, parent: u32, id: u16) -> Result<()> {
+        self.create_link(
+            name,
+            parent,
+            "vlan",
+            Msg::attrs().attr(IFLA_VLAN_ID, &id.to_ne_bytes()),
+            None,
+        )
+    }
+
+    /// Creates the bond `name` with `settings`.
+    pub fn add_bond(&mut self, name: &str, settings: &BondSettings) -> Result<()> {
+        self.create_link(name, 0, "bond", bond_data(settings), settings.mtu)
+    }
+
+    /// Applies `settings` to the existing bond `index` (one the bonding
+    /// driver made itself when loaded: `bond0` unless `max_bonds=0`). The
+    /// mode can change only while the bond has no slaves.
+    pub fn change_bond(&mut self, index: u32, settings: &BondSettings) -> Result<()> {
+        let mut kind_z = b"bond".to_vec();
+        kind_z.push(0);
+        self.request("RTM_NEWLINK", index, |seq| {
+            let info = Msg::attrs()
+                .attr(IFLA_INFO_KIND, &kind_z)
+                .nested(IFLA_INFO_DATA, bond_data(settings));
+            let mut m = Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, 0, 0),
+            );
+            if let Some(mtu) = settings.mtu {
+                m = m.attr(IFLA_MTU, &mtu.to_ne_bytes());
+            }
+            m.nested(IFLA_LINKINFO, info).finish()
+        })
+    }
+
+    fn create_link(
+        &mut self,
+        name: &str,
+        parent: u32,
+        kind: &str,
+        data: Msg,
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        let mut ifname = name.as_bytes().to_vec();
+        ifname.push(0);
+        let mut kind_z = kind.as_bytes().to_vec();
+        kind_z.push(0);
+        self.request("RTM_NEWLINK", parent, |seq| {
+            let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+            let mut m = Msg::new(RTM_NEWLINK, flags, seq, &ifinfomsg(AF_UNSPEC, 0, 0, 0))
+                .attr(IFLA_IFNAME, &ifname);
+            if parent != 0 {
+                m = m.attr(IFLA_LINK, &parent.to_ne_bytes());
+            }
+            if let Some(mtu) = mtu {
+                m = m.attr(IFLA_MTU, &mtu.to_ne_bytes());
+            }
+            let info = Msg::attrs()
+                .attr(IFLA_INFO_KIND, &kind_z)
+                .nested(IFLA_INFO_DATA, data);
+            m.nested(IFLA_LINKINFO, info).finish()
+        })
+    }
+
+    /// Enslaves interface `index` to the bond `master` (the kernel wants
+    /// the slave down for that).
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
+        self.request("RTM_NEWLINK", index, |seq| {
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, index, 0, 0),
+            )
+            .attr(IFLA_MASTER, &master.to_ne_bytes())
+            .finish()
+        })
+    }
+
+    /// Makes the slave `primary` the bond's preferred one.
+    pub fn set_bond_primary(&mut self, bond: u32, primary: u32) -> Result<()> {
+        let mut kind_z = b"bond".to_vec();
+        kind_z.push(0);
+        self.request("RTM_NEWLINK", bond, |seq| {
+            let info = Msg::attrs().attr(IFLA_INFO_KIND, &kind_z).nested(
+                IFLA_INFO_DATA,
+                Msg::attrs().attr(IFLA_BOND_PRIMARY, &primary.to_ne_bytes()),
+            );
+            Msg::new(
+                RTM_NEWLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &ifinfomsg(AF_UNSPEC, bond, 0, 0),
+            )
+            .nested(IFLA_LINKINFO, info)
+            .finish()
+        })
+    }
+
+    /// Adds `addr/prefix` to interface `index` (an IPv4 address with its
+    /// broadcast address).
+    pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        let (family, bytes, prefix, brd) = match addr {
+            IpAddr::V4(a) => {
+                let prefix = prefix.min(32);
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                let brd = Ipv4Addr::from(u32::from(a) | !mask);
+                let brd = (prefix < 31).then_some(brd.octets());
+                (AF_INET, a.octets().to_vec(), prefix, brd)
+            }
+            IpAddr::V6(a) => (AF_INET6, a.octets().to_vec(), prefix.min(128), None),
         };
-        let brd = Ipv4Addr::from(u32::from(addr) | !mask);
         self.request("RTM_NEWADDR", index, |seq| {
-            let mut fixed = [AF_INET, prefix, 0, RT_SCOPE_UNIVERSE, 0, 0, 0, 0];
+            let mut fixed = [family, prefix, 0, RT_SCOPE_UNIVERSE, 0, 0, 0, 0];
             fixed[4..8].copy_from_slice(&index.to_ne_bytes());
             let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
             let m = Msg::new(RTM_NEWADDR, flags, seq, &fixed)
-                .attr(IFA_LOCAL, &addr.octets())
-                .attr(IFA_ADDRESS, &addr.octets());
-            if prefix < 31 {
-                m.attr(IFA_BROADCAST, &brd.octets())
-            } else {
-                m
+                .attr(IFA_LOCAL, &bytes)
+                .attr(IFA_ADDRESS, &bytes);
+            match brd {
+                Some(b) => m.attr(IFA_BROADCAST, &b),
+                None => m,
             }
             .finish()
         })
     }
 
-    /// Adds the IPv4 default route via `gateway` out of interface `index`.
-    pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+    /// Adds the default route (IPv4 or IPv6, as `gateway` is) via `gateway`
+    /// out of interface `index`.
+    pub fn add_default_route(&mut self, index: u32, gateway: IpAddr) -> Result<()> {
+        let (family, bytes) = match gateway {
+            IpAddr::V4(g) => (AF_INET, g.octets().to_vec()),
+            IpAddr::V6(g) => (AF_INET6, g.octets().to_vec()),
+        };
         self.request("RTM_NEWROUTE", index, |seq| {
             let fixed = [
-                AF_INET,
+                family,
                 0,
                 0,
                 0,
@@ -504,19 +703,21 @@ impl Netlink {
             ];
             let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
             Msg::new(RTM_NEWROUTE, flags, seq, &fixed)
-                .attr(RTA_GATEWAY, &gateway.octets())
+                .attr(RTA_GATEWAY, &bytes)
                 .attr(RTA_OIF, &index.to_ne_bytes())
                 .finish()
         })
     }
 }
 
-/// Asks the kernel to do IPv6 stateless autoconfiguration on `ifname`
-/// (accept router advertisements and autoconf addresses).
-pub fn enable_ipv6_autoconf(ifname: &str) -> Result<()> {
+/// Turns the kernel's IPv6 stateless autoconfiguration on `ifname` on
+/// (accept router advertisements, form addresses from their prefixes) or
+/// off (a static configuration stays as it was given).
+pub fn set_ipv6_autoconf(ifname: &str, on: bool) -> Result<()> {
     for knob in ["accept_ra", "autoconf"] {
         let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
-        std::fs::write(&path, b"1").map_err(|source| Error::File { path, source })?;
+        std::fs::write(&path, if on { b"1" } else { b"0" })
+            .map_err(|source| Error::File { path, source })?;
     }
     Ok(())
 }
@@ -562,6 +763,46 @@ mod tests {
         assert_eq!(l.mac, Some([2, 0, 0, 0, 0, 1]));
         assert_eq!(l.operstate, OperState::Up);
         assert!(l.carrier && l.is_up() && !l.is_loopback());
+    }
+
+    #[test]
+    fn address_parsing_reads_extended_flags() {
+        let mut fixed = [AF_INET6, 64, 0, 0, 0, 0, 0, 0];
+        fixed[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        let a: Ipv6Addr = "fec0::15".parse().unwrap();
+        let m = Msg::new(RTM_NEWADDR, 0, 0, &fixed)
+            .attr(IFA_ADDRESS, &a.octets())
+            .attr(IFA_FLAGS, &(IFA_F_TENTATIVE | 0x100).to_ne_bytes())
+            .finish();
+        let got = parse_addr(&m[16..]).unwrap();
+        assert_eq!(got.addr, IpAddr::V6(a));
+        assert_eq!((got.index, got.prefix), (3, 64));
+        assert_eq!(got.flags, IFA_F_TENTATIVE | 0x100);
+    }
+
+    #[test]
+    fn nested_link_info() {
+        let m = Msg::new(RTM_NEWLINK, 0, 1, &ifinfomsg(0, 0, 0, 0))
+            .attr(IFLA_IFNAME, b"eth0.5\0")
+            .nested(
+                IFLA_LINKINFO,
+                Msg::attrs().attr(IFLA_INFO_KIND, b"vlan\0").nested(
+                    IFLA_INFO_DATA,
+                    Msg::attrs().attr(IFLA_VLAN_ID, &5u16.to_ne_bytes()),
+                ),
+            )
+            .finish();
+        let top: Vec<_> = attrs(&m[32..]).collect();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[1].0, IFLA_LINKINFO);
+        let info: Vec<_> = attrs(top[1].1).collect();
+        assert_eq!(info[0], (IFLA_INFO_KIND, &b"vlan\0"[..]));
+        let data: Vec<_> = attrs(info[1].1).collect();
+        assert_eq!(data, vec![(IFLA_VLAN_ID, &5u16.to_ne_bytes()[..])]);
+        assert_eq!(
+            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
+            m.len()
+        );
     }
 
     #[test]
