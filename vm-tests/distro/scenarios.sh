@@ -12,7 +12,7 @@ DISTRO_SCENARIOS=(tang sss-one-down servers-down local-key)
 FATAL+='|ALERT!|Dropping to a shell|Boot has failed|Signal caught|Entering emergency mode'
 FATAL+='|Gave up waiting|Timed out waiting for device|udev did not process'
 # How the kernel reports a server nobody answers for.
-NET_DOWN='No route to host|[Hh]ost is unreachable|timed out'
+NET_DOWN='No route to host|[Hh]ost is unreachable|timed out|no reply before the deadline'
 
 # distro_disks TOKEN [KEYFILE]: root.img, LUKS over the switchable root
 # (passphrase in $W/pass), and boot.img, /boot with the local key or without.
