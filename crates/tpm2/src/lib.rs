@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   cli (latchkey encrypt/decrypt) ─┐          ┌─ clevis: seal / unseal / Unsealer
-//!   agent (when wired) ─────────────┼─▶ latchkey-tpm2 ─ tpm: Tpm (retries, start-up, deadlines)
+//!   agent (BootTpm, one per boot) ──┼─▶ latchkey-tpm2 ─ tpm: Tpm (retries, start-up, deadlines)
 //!   latchkey-client (Unseal) ───────┘          ├─ command: the 10 commands, bytes in/out
 //!                                              ├─ template: primaries as tpm2-tools makes them
 //!                                              └─ transport: /dev/tpmrm0 (poll) │ swtpm (TCP)
