@@ -489,6 +489,45 @@ fn held_back_image(tang: &Tang, gate: &Gate, name: &str) -> (Scratch, PathBuf, P
     (s, img, key)
 }
 
+/// The agent's dry-run unlock of `img` with the console on `pty`, the kernel command
+/// line from the file `cmdline` and its log into the file `stderr`.
+fn on_console(pty: &Pty, cmdline: &Path, img: &Path, stderr: &Path) -> std::process::Child {
+    agent()
+        .args([
+            "unlock",
+            "--dry-run",
+            "--crypttab",
+            "/nonexistent",
+            "--console",
+        ])
+        .arg(&pty.path)
+        .arg("--cmdline")
+        .arg(cmdline)
+        .arg("--device")
+        .arg(img)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// `child`'s exit status, waited for at most a minute (then it is killed and `why`
+/// is the failure).
+fn finish(child: &mut std::process::Child, why: &str) -> std::process::ExitStatus {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("{why}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The console prompt is up when Tang answers: the prompt is withdrawn and
 /// the agent leaves the terminal as it found it, echo on.
 #[test]
@@ -506,38 +545,11 @@ fn console_prompt_is_withdrawn_when_tang_answers() {
         "latchkey.prompt-delay=0 latchkey.deadline=40 latchkey.timeout=30",
     )
     .unwrap();
-    let mut child = agent()
-        .args([
-            "unlock",
-            "--dry-run",
-            "--crypttab",
-            "/nonexistent",
-            "--console",
-        ])
-        .arg(&pty.path)
-        .arg("--cmdline")
-        .arg(&line)
-        .arg("--device")
-        .arg(&img)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = on_console(&pty, &line, &img, &s.path("stderr"));
     pty.expect("Please enter passphrase for disk luks-");
     assert!(!pty.echo(), "echo is off while the prompt is up");
     gate.open();
-    let end = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            panic!("the agent did not finish once Tang answered");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = finish(&mut child, "the agent did not finish once Tang answered");
     let text = std::fs::read_to_string(s.path("stderr")).unwrap();
     assert!(status.success(), "{text}");
     assert!(
@@ -578,24 +590,7 @@ fn recovery_codes_at_the_console_open_a_volume_whose_tang_is_gone() {
         "latchkey.prompt-delay=0 latchkey.deadline=3 latchkey.timeout=1",
     )
     .unwrap();
-    let mut child = agent()
-        .args([
-            "unlock",
-            "--dry-run",
-            "--crypttab",
-            "/nonexistent",
-            "--console",
-        ])
-        .arg(&pty.path)
-        .arg("--cmdline")
-        .arg(&line)
-        .arg("--device")
-        .arg(&img)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = on_console(&pty, &line, &img, &s.path("stderr"));
     const PROMPT: &str = ", or a recovery answer: ";
     let early = pty.expect(PROMPT);
     assert!(
@@ -631,17 +626,7 @@ fn recovery_codes_at_the_console_open_a_volume_whose_tang_is_gone() {
     assert!(said.contains('█') && said.contains("key id "), "{said}");
     pty.type_in(&format!("{answer}\n"));
 
-    let end = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            panic!("the agent did not finish after the answer");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = finish(&mut child, "the agent did not finish after the answer");
     let text = std::fs::read_to_string(s.path("stderr")).unwrap();
     assert!(status.success(), "{text}");
     assert!(
