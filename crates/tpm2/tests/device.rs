@@ -2,6 +2,8 @@
 //! command back, which exercises the non-blocking write, the poll and the single read
 //! of a response, as /dev/tpmrm0 is used.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,21 +48,14 @@ fn a_missing_device_is_named() {
 /// (here: be removed) once it is open.
 #[test]
 fn the_unsealer_opens_the_device_once() {
-    use latchkey_proto::pin::{Tpm2Binding, Unseal};
+    use latchkey_proto::pin::Unseal;
     use latchkey_tpm2::Unsealer;
     use std::time::Instant;
     let dir = Scratch::new("fifo-once");
     let fifo = dir.path("tpmrm0");
     run_ok(Command::new("mkfifo").arg(&fifo));
     let u = Unsealer::new(Tcti::Device(Some(fifo.clone())), Duration::from_secs(5));
-    let b = Tpm2Binding {
-        hash: "sha256".into(),
-        key: "ecc".into(),
-        pcr_bank: None,
-        pcr_ids: vec![],
-        jwk_pub: vec![0, 0],
-        jwk_priv: vec![0, 0],
-    };
+    let b = common::hollow_binding();
     let deadline = Instant::now() + Duration::from_secs(30);
     // The echo is a refusal of CreatePrimary (see above), each time through the same
     // open descriptor.

@@ -1,6 +1,8 @@
 //! latchkey-tpm2 against swtpm, with tpm2-tools as the reference: templates, sealing and
 //! unsealing, PCR policies, a TPM that needs starting, and TPMs that misbehave.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread;
@@ -247,14 +249,7 @@ fn hostile_tpm_responses_are_bounded() {
 fn a_missing_tpm_is_found_once() {
     let dir = Scratch::new("notpm");
     let u = Unsealer::new(Tcti::Device(Some(dir.path("tpmrm0"))), TIMEOUT);
-    let b = Tpm2Binding {
-        hash: "sha256".into(),
-        key: "ecc".into(),
-        pcr_bank: None,
-        pcr_ids: vec![],
-        jwk_pub: vec![0, 0],
-        jwk_priv: vec![0, 0],
-    };
+    let b = common::hollow_binding();
     let deadline = Instant::now() + TIMEOUT;
     let e = u.unseal(&b, deadline, &Default::default()).err().unwrap();
     assert!(e.starts_with("no TPM device:"), "{e}");
@@ -281,14 +276,7 @@ fn a_tpm_that_never_answers_is_waited_for_once() {
     });
     let tcti = Tcti::parse(&format!("swtpm:host=127.0.0.1,port={port}")).unwrap();
     let u = Unsealer::new(tcti, Duration::from_millis(500));
-    let b = Tpm2Binding {
-        hash: "sha256".into(),
-        key: "ecc".into(),
-        pcr_bank: None,
-        pcr_ids: vec![],
-        jwk_pub: vec![0, 0],
-        jwk_priv: vec![0, 0],
-    };
+    let b = common::hollow_binding();
     let deadline = Instant::now() + TIMEOUT;
     let e = u.unseal(&b, deadline, &Default::default()).err().unwrap();
     assert!(
