@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// Largest crypttab read: far beyond any real one (a line per volume).
+const MAX_CRYPTTAB: u64 = 1 << 20;
+
 /// Where initrd generators keep the crypttab of the volumes they open, and
 /// how its fields are read there: dracut, systemd and mkinitcpio at
 /// `/etc/crypttab`, as written; initramfs-tools (Debian's
@@ -214,7 +217,7 @@ fn load_with(files: &[(PathBuf, Escapes)]) -> (Vec<Entry>, Vec<String>) {
     let mut out: Vec<Entry> = Vec::new();
     let mut warn = Vec::new();
     for (path, esc) in files {
-        let text = match std::fs::read_to_string(path) {
+        let text = match latchkey_sys::file::read_text(path, MAX_CRYPTTAB) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
@@ -299,6 +302,33 @@ mod tests {
         assert_eq!(
             e[0].device,
             DeviceSpec::Uuid("4c4b0001-0000-4000-8000-000000000001".into())
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_an_oversized_crypttab_is_named_not_waited_on() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::create_dir_all(root.path().join("cryptroot")).unwrap();
+        let fifo = root.path().join("etc/crypttab");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let big = "# padding\n".repeat((MAX_CRYPTTAB / 10) as usize + 1);
+        std::fs::write(root.path().join("cryptroot/crypttab"), big).unwrap();
+        let (e, w) = load(root.path());
+        assert!(e.is_empty());
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].ends_with("etc/crypttab: not a regular file"), "{w:?}");
+        assert!(
+            w[1].ends_with(&format!(
+                "cryptroot/crypttab: larger than {MAX_CRYPTTAB} bytes"
+            )),
+            "{w:?}"
         );
     }
 

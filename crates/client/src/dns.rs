@@ -257,12 +257,7 @@ pub fn hosts_lookup(hosts: &str, name: &str) -> Vec<IpAddr> {
 }
 
 fn read_bounded(path: &str) -> String {
-    use std::io::Read;
-    let mut s = String::new();
-    if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.take(MAX_FILE).read_to_string(&mut s);
-    }
-    s
+    latchkey_sys::file::read_text(std::path::Path::new(path), MAX_FILE).unwrap_or_default()
 }
 
 /// A transaction id off-path spoofers cannot guess.

@@ -9,6 +9,7 @@
 //!             ├─ mount     mount/umount, mlockall
 //!             ├─ kmsg      /dev/kmsg writer
 //!             ├─ proc      /proc/cmdline, /sys/class/block, uname
+//!             ├─ file      small configuration files, bounded in time and bytes
 //!             ├─ blkid     ext4/FAT/LUKS UUID and label, without udev
 //!             ├─ keyring   a `user` key of the kernel keyring (`luks bind -e`)
 //!             ├─ rng       the kernel's CSPRNG (getrandom), for every binary and test
@@ -26,6 +27,7 @@ pub mod blkid;
 #[cfg(feature = "cryptsetup")]
 pub mod cryptsetup;
 pub mod dm;
+pub mod file;
 pub mod keyring;
 pub mod kmsg;
 pub mod mount;
