@@ -12,12 +12,17 @@
 
 use std::path::Path;
 
+use latchkey_sys::file::read_text;
+
 use crate::cmdline::DEFAULT_KEY_PATH;
 use crate::volume::crypttab::DeviceSpec;
 use crate::volume::describe;
 
 /// Where the recorded options live in the initrd.
 pub const PATH: &str = "/etc/latchkey/initrd.conf";
+
+/// Largest options file, fstab or command-line file read: far beyond any real one.
+pub const MAX_TEXT: u64 = 64 << 10;
 
 /// The options recorded for the system under `root` (`/` when building the
 /// initrd of the running system), as the file's text, and notes for the
@@ -36,7 +41,7 @@ pub fn generate(root: &Path) -> (String, Vec<String>) {
     if !key.exists() {
         return (text, notes);
     }
-    let fstab = std::fs::read_to_string(root.join("etc/fstab")).unwrap_or_default();
+    let fstab = read_text(&root.join("etc/fstab"), MAX_TEXT).unwrap_or_default();
     match boot_partition(&fstab) {
         Some(spec) => {
             let spec = describe(&spec);
@@ -94,7 +99,7 @@ pub fn options(text: &str) -> String {
 
 /// Reads [`PATH`]; empty when the initrd has none.
 pub fn read() -> String {
-    std::fs::read_to_string(PATH)
+    read_text(Path::new(PATH), MAX_TEXT)
         .map(|t| options(&t))
         .unwrap_or_default()
 }

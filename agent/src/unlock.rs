@@ -116,7 +116,7 @@ pub fn run(args: &Args) -> i32 {
 /// win) and the log they configure; parse warnings are logged.
 fn read_options(args: &Args, start: Instant) -> (Config, Arc<Log>) {
     let line = match &args.cmdline {
-        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        Some(p) => latchkey_sys::file::read_text(p, initrd_config::MAX_TEXT).unwrap_or_default(),
         None => format!(
             "{} {}",
             initrd_config::read(),
