@@ -20,7 +20,7 @@ SCENARIOS=(
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
   nbde-quorum nbde-quorum-lost offline-codes tpm2-alone tpm2-tang-sss
   tpm2-pcr-changed late-carrier ipv6-static ipv6-auto6 vlan bond bond-lacp
-  dns-name
+  dns-name partuuid-local-key
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -258,6 +258,18 @@ t_degraded_local_key() {
   need_agent || return
   local_key_disk 5 || return
   boot "rd.luks.uuid=$LK_UUID ip=dhcp latchkey.boot=LABEL=nbdeboot" -d "$W/root.img" -d "$W/boot.img" -N
+  expect_root "/dev/mapper/luks-$LK_UUID" "$LK_TOKEN" || return
+}
+
+# 29: degraded mode with the key's partition named by PARTUUID, as
+# /etc/fstab often names /boot: boot and root are partitions of one GPT disk.
+t_partuuid_local_key() {
+  local guid
+  need_agent || return
+  local_key_disk 29 || return
+  guid=$(uuid 29 2)
+  disk_gpt "$W/disk.img" "$guid" "$W/boot.img" "$W/root.img" || fail "making the GPT disk" || return
+  boot "rd.luks.uuid=$LK_UUID latchkey.boot=PARTUUID=${guid^^}" -d "$W/disk.img" -N
   expect_root "/dev/mapper/luks-$LK_UUID" "$LK_TOKEN" || return
 }
 

@@ -14,6 +14,9 @@
 #   disk_boot IMG LABEL KEYFILE|"" [UUID]  unencrypted ext4 boot disk with
 #                                        nbde/local-boot.key (/boot/nbde/... once
 #                                        mounted on /boot), or without a key
+#   disk_gpt IMG GUID PART1 PART2        a GPT disk holding the images PART1
+#                                        (partition 1: GUID, PARTLABEL nbdeboot)
+#                                        and PART2, as sfdisk lays them out
 #   disk_root IMG TOKEN UUID PASSFILE    disk_luks whose file system is a root a
 #                                        distribution's initrd can switch to: a
 #                                        busybox /sbin/init that prints
@@ -98,6 +101,18 @@ disk_boot() {
   truncate -s 16M "$img"
   mkfs.ext4 -q -F -L "$label" ${uuid:+-U "$uuid"} -d "$content" "$img"
   rm -rf "$content"
+}
+
+disk_gpt() {
+  local img=$1 guid=$2 a=$3 b=$4 ma mb
+  ma=$(($(stat -c %s "$a") >> 20)) mb=$(($(stat -c %s "$b") >> 20))
+  rm -f "$img"
+  # 1 MiB before the first partition and for the backup table at the end.
+  truncate -s "$((ma + mb + 2))M" "$img"
+  printf 'label: gpt\nsize=%sM, name=nbdeboot, uuid=%s\nsize=%sM\n' "$ma" "$guid" "$mb" |
+    sfdisk -q "$img" || return
+  dd if="$a" of="$img" bs=1M seek=1 conv=notrunc status=none &&
+    dd if="$b" of="$img" bs=1M seek=$((1 + ma)) conv=notrunc status=none
 }
 
 disk_root() {

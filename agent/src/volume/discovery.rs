@@ -2,7 +2,8 @@
 //!
 //! Wanted volumes come from `rd.luks.uuid=` / `rd.luks.name=` and the
 //! initrd's `/etc/crypttab`; with neither, every LUKS device that carries a
-//! clevis binding. Devices are found by reading their first sectors
+//! clevis binding. Devices are found by reading their first sectors, or
+//! their disk's partition table for `PARTUUID=`/`PARTLABEL=`
 //! ([`latchkey_sys::blkid`]), so no udev is needed; a wanted device that has not
 //! appeared yet is waited for until the deadline.
 
@@ -176,8 +177,24 @@ fn matches(spec: &DeviceSpec, s: &Seen) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case(u)),
         (DeviceSpec::Label(l), Some(id)) => id.label.as_deref() == Some(l.as_str()),
         (DeviceSpec::Path(p), _) => is_device(p, &s.dev),
+        (DeviceSpec::PartUuid(u), _) => {
+            partition(s).is_some_and(|p| p.uuid.eq_ignore_ascii_case(u))
+        }
+        (DeviceSpec::PartLabel(l), _) => {
+            partition(s).is_some_and(|p| p.label.as_deref() == Some(l.as_str()))
+        }
         _ => false,
     }
+}
+
+/// What the disk's partition table says about `s`, read only when a
+/// `PARTUUID=`/`PARTLABEL=` is looked for; a table that cannot be read
+/// matches nothing.
+fn partition(s: &Seen) -> Option<blkid::PartitionId> {
+    if !s.dev.partition {
+        return None;
+    }
+    blkid::partition_id(&s.dev.name).ok().flatten()
 }
 
 fn is_device(path: &Path, dev: &BlockDevice) -> bool {
@@ -185,7 +202,8 @@ fn is_device(path: &Path, dev: &BlockDevice) -> bool {
         || std::fs::canonicalize(path).ok() == std::fs::canonicalize(dev.dev_path()).ok()
 }
 
-/// Finds the block device named by `spec` (UUID, LABEL or path), waiting for
+/// Finds the block device named by `spec` (UUID, LABEL, PARTUUID, PARTLABEL
+/// or path), waiting for
 /// it until `until`. Used for the boot partition too.
 pub fn find_device(spec: &DeviceSpec, until: Deadline) -> Option<BlockDevice> {
     loop {
