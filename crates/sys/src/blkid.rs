@@ -266,6 +266,7 @@ pub fn partition_id(name: &str) -> Result<Option<PartitionId>> {
 mod tests {
     use super::*;
     use std::process::Command;
+    use std::time::Duration;
 
     fn tool(name: &str) -> bool {
         if Command::new(name).arg("-V").output().is_ok() {
@@ -409,20 +410,10 @@ mod tests {
     fn sfdisk_image(name: &str, script: &str) -> std::path::PathBuf {
         let img = scratch(name);
         std::fs::write(&img, vec![0u8; 8 << 20]).unwrap();
-        let mut child = Command::new("sfdisk")
-            .arg("-q")
-            .arg(&img)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        let mut cmd = Command::new("sfdisk");
+        cmd.arg("-q").arg(&img);
+        let out = latchkey_testkit::run_with(&mut cmd, script.as_bytes(), Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
         img
     }
 
