@@ -8,6 +8,7 @@
 
 mod bring_up;
 pub mod dhcp;
+pub mod dhcp6;
 pub(crate) mod ip;
 pub mod links;
 pub mod plan;
