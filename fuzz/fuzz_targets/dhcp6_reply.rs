@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = Instant::now();
     // The transaction id the input carries, so that replies get past it.
-    let xid = data.get(1..4).map_or(0, |b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+    let xid = data
+        .get(1..4)
+        .map_or(0, |b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
     let mut c = Client::new([0x52, 0x54, 0, 0x12, 0x34, 0x56], xid, now);
     let _ = c.poll(now, &mut NoJitter);
     let _ = c.handle(data, now);
