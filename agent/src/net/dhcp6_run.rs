@@ -200,3 +200,127 @@ fn lease(
         None => NetError::Dhcp6Timeout(links.iter().map(|l| l.name.clone()).collect()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testnet::*;
+    use super::*;
+    use crate::net::plan::Step;
+    use latchkey_client::time::XorShift;
+    use std::process::{Command, Stdio};
+
+    /// dnsmasq in `peers` as stateful DHCPv6 server and router on
+    /// `lk6*` links, handing out fd6c:88::100 only.
+    fn dnsmasq6(t: &str, dir: &std::path::Path, peers: &PeerNs) -> Option<Server> {
+        if Command::new("dnsmasq").arg("--version").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{t}: dnsmasq missing (dnsmasq-base)"
+            );
+            println!("{t}: skipped: dnsmasq not installed");
+            return None;
+        }
+        let child = Command::new("nsenter")
+            .args(["-t", &peers.pid().to_string(), "-n", "dnsmasq"])
+            .args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0"])
+            .args([
+                "--user=root",
+                "--bind-dynamic",
+                "--interface=lk6*",
+                "--enable-ra",
+            ])
+            .arg("--dhcp-range=fd6c:88::100,fd6c:88::100,64,1h")
+            .arg("--dhcp-option=option6:dns-server,[fd6c:88::53]")
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting dnsmasq");
+        Some(Server(child))
+    }
+
+    fn link_to(peers: &PeerNs, ours: &str, theirs: &str) {
+        ip(&format!("link add {ours} type veth peer name {theirs}"));
+        peers.take(theirs);
+        peers.ip(&format!("addr add fd6c:88::1/64 dev {theirs} nodad"));
+        peers.ip(&format!("link set {theirs} up"));
+    }
+
+    fn plan_for(ifname: &str) -> Plan {
+        Plan {
+            steps: vec![Step {
+                iface: Iface::Name(ifname.into()),
+                method: Method::Dhcp6,
+            }],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn root_dhcp6_lease_from_dnsmasq_then_no_address_left() {
+        let t = "root_dhcp6_lease_from_dnsmasq_then_no_address_left";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        let peers = PeerNs::new();
+        link_to(&peers, "lk6a", "lk6b");
+        let Some(_server) = dnsmasq6(t, &dir, &peers) else {
+            return;
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let soon = || Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(
+            &plan_for("lk6a"),
+            &opts,
+            soon(),
+            &mut XorShift::new(3),
+            &log,
+        )
+        .unwrap_or_else(|e| panic!("{e}: {:?}", log.lines()));
+        let Outcome::Configured(c) = out else {
+            panic!("{out:?}")
+        };
+        let want: IpAddr = "fd6c:88::100".parse().unwrap();
+        assert_eq!(c[0].address, Some((want, 128)));
+        assert_eq!(c[0].dns, vec!["fd6c:88::53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("resolv.conf")).unwrap(),
+            "# written by latchkey\nnameserver fd6c:88::53\n"
+        );
+        let mut nl = Netlink::open().unwrap();
+        let a = nl
+            .addresses()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.addr == want)
+            .expect("the leased address");
+        assert_eq!((a.prefix, a.flags & IFA_F_TENTATIVE), (128, 0));
+        // The router advertisement gave the on-link prefix: the server's
+        // side answers.
+        let st = Command::new("busybox")
+            .args(["ping", "-6", "-c1", "-W5", "fd6c:88::1"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("busybox ping");
+        assert!(st.success(), "fd6c:88::1 does not answer ping");
+
+        // Another machine (another MAC) on a fresh link: the one address
+        // is taken, and the error names the link and the server's status.
+        latchkey_sys::mount::enter_new_network_namespace().unwrap();
+        link_to(&peers, "lk6c", "lk6d");
+        let short = Deadline::after(Instant::now(), Duration::from_secs(5));
+        let e = bring_up(&plan_for("lk6c"), &opts, short, &mut XorShift::new(4), &log).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("lk6c: the DHCPv6 server gave no address: NoAddrsAvail (2)"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
