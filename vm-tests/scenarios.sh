@@ -843,6 +843,11 @@ t_dhcp6() {
   local u tok net=fd6c:6c6b:6 v4
   local TANG_HOST=$net::1 TANG_NETNS
   need_agent || return
+  if ! command -v dnsmasq >/dev/null; then
+    [[ -z ${CI:-} ]] || fail "dnsmasq missing (dnsmasq-base)" || return
+    SKIP_WHY="dnsmasq not installed (dnsmasq-base)"
+    return 2
+  fi
   u=$(uuid 27) tok=$(token)
   netns_up || fail "making a network namespace" || return
   TANG_NETNS=$NETNS

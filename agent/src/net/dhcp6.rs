@@ -354,6 +354,8 @@ pub struct Client {
     /// Whether the first SOLICIT's RT has passed (RFC 8415 §18.2.1: until
     /// then ADVERTISEs are collected, unless one has preference 255).
     first_rt_over: bool,
+    /// Whether SOLICITs ask for Rapid Commit.
+    rapid_commit: bool,
 }
 
 fn solicit_backoff() -> Backoff {
@@ -387,7 +389,16 @@ impl Client {
             started: now,
             next_send: now,
             first_rt_over: false,
+            rapid_commit: true,
         }
+    }
+
+    /// Leaves Rapid Commit out of SOLICITs, so that a server answers with
+    /// an ADVERTISE (tests use it to record the four-message exchange).
+    #[cfg(test)]
+    pub(crate) fn without_rapid_commit(mut self) -> Client {
+        self.rapid_commit = false;
+        self
     }
 
     /// The current state.
@@ -474,7 +485,7 @@ impl Client {
                     return Event::Ignored;
                 }
                 match msg.kind {
-                    REPLY if msg.rapid_commit => self.bind(&msg, now),
+                    REPLY if msg.rapid_commit && self.rapid_commit => self.bind(&msg, now),
                     ADVERTISE => {
                         let Some(a) = msg.addresses.first().map(|a| a.address) else {
                             return Event::Ignored;
@@ -549,7 +560,7 @@ impl Client {
             OPT_ELAPSED_TIME,
             &(centis.min(0xffff) as u16).to_be_bytes(),
         );
-        if kind == SOLICIT {
+        if kind == SOLICIT && self.rapid_commit {
             push(&mut p, OPT_RAPID_COMMIT, &[]);
         }
         p

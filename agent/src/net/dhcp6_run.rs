@@ -323,4 +323,70 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// The four-message exchange with dnsmasq (no Rapid Commit asked),
+    /// driving the client directly; `--nocapture` prints the server's
+    /// messages as hex for the replay tests.
+    #[test]
+    fn root_dhcp6_four_messages_with_dnsmasq() {
+        let t = "root_dhcp6_four_messages_with_dnsmasq";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        let peers = PeerNs::new();
+        link_to(&peers, "lk6e", "lk6f");
+        let Some(_server) = dnsmasq6(t, &dir, &peers) else {
+            return;
+        };
+        // A fixed MAC: the recorded messages carry its DUID.
+        ip("link set lk6e address 52:54:00:6c:88:01");
+        let mut nl = Netlink::open().unwrap();
+        let link = nl
+            .links()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.name == "lk6e")
+            .unwrap();
+        nl.set_link_up(link.index).unwrap();
+        let until = Deadline::after(Instant::now(), Duration::from_secs(15));
+        let local = loop {
+            if let Some(a) = link_local(&mut nl, &link).unwrap() {
+                break a;
+            }
+            assert!(!until.expired(Instant::now()), "no link-local address");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let Attempt { sock, client, .. } = start(&link, local).unwrap().unwrap();
+        let xid = client.xid();
+        let mut client = client.without_rapid_commit();
+        let mut events = Vec::new();
+        let mut buf = vec![0u8; MAX_MESSAGE + 1];
+        let lease = loop {
+            assert!(!until.expired(Instant::now()), "no lease: {events:?}");
+            let now = Instant::now();
+            if let Some(m) = client.poll(now, &mut XorShift::new(1)) {
+                let to = SocketAddrV6::new(ALL_SERVERS, SERVER_PORT, 0, link.index);
+                sock.send_to(&m, to).unwrap();
+            }
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let hex: String = buf[..n].iter().map(|b| format!("{b:02x}")).collect();
+            println!("xid {xid:06x} received {hex}");
+            match client.handle(&buf[..n], Instant::now()) {
+                Event::Bound(l) => break l,
+                e => events.push(e),
+            }
+        };
+        assert_eq!(
+            events,
+            vec![Event::Advertised("fd6c:88::100".parse().unwrap())]
+        );
+        assert_eq!(lease.address, "fd6c:88::100".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(lease.dns, vec!["fd6c:88::53".parse::<Ipv6Addr>().unwrap()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -334,3 +334,52 @@ fn truncated_and_hostile_input_never_panics() {
     assert_eq!(s.message.len(), 120);
     assert!(!s.message.contains('\x1b'));
 }
+
+/// dnsmasq 2.90's ADVERTISE and REPLY to a client with MAC
+/// 52:54:00:6c:88:01 whose SOLICIT had xid 2cd5bb, recorded by
+/// `root_dhcp6_four_messages_with_dnsmasq` (run it with `--nocapture`).
+const DNSMASQ_ADVERTISE: &str = "022cd5bb0001000a000300015254006c88010002000e0001000132a23641a2915d84063700030028006c88010000070800000c4e00050018fd6c008800000000000000000000010000000e1000000e10000d0009000073756363657373000700010000170010fd6c0088000000000000000000000053";
+const DNSMASQ_REPLY: &str = "07214fde0001000a000300015254006c88010002000e0001000132a23641a2915d84063700030028006c88010000070800000c4e00050018fd6c008800000000000000000000010000000e1000000e10000d000900007375636365737300170010fd6c0088000000000000000000000053";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn replay_dnsmasq_exchange() {
+    let mac = [0x52, 0x54, 0, 0x6c, 0x88, 0x01];
+    let t0 = Instant::now();
+    let mut c = Client::new(mac, 0x2c_d5bb, t0).without_rapid_commit();
+    c.poll(t0, &mut NoJitter).unwrap();
+    let (adv, reply) = (unhex(DNSMASQ_ADVERTISE), unhex(DNSMASQ_REPLY));
+    let m = parse(&adv).unwrap();
+    assert_eq!(
+        (m.kind, m.preference, m.status.clone()),
+        (ADVERTISE, 0, None)
+    );
+    assert_eq!(m.addresses[0].valid, 3600);
+    // Every shorter prefix of a real message is refused or yields less.
+    for n in 0..adv.len() {
+        if let Ok(p) = parse(&adv[..n]) {
+            assert!(p.addresses.is_empty() || p.dns.is_empty(), "{n}");
+        }
+    }
+    // The REPLY is for the REQUEST's transaction, not yet sent.
+    assert_eq!(c.handle(&reply, t0), Event::Ignored);
+    assert_eq!(
+        c.handle(&adv, t0),
+        Event::Advertised("fd6c:88::100".parse().unwrap())
+    );
+    let req = c.poll(t0 + Duration::from_secs(1), &mut NoJitter).unwrap();
+    assert_eq!(req[0], REQUEST);
+    assert_eq!(req[1..4], reply[1..4], "the REPLY answers this REQUEST");
+    let Event::Bound(l) = c.handle(&reply, t0) else {
+        panic!("not bound")
+    };
+    assert_eq!(l.address, "fd6c:88::100".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(l.dns, vec!["fd6c:88::53".parse::<Ipv6Addr>().unwrap()]);
+    assert_eq!(l.valid, Some(Duration::from_secs(3600)));
+}
