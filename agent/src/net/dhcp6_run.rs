@@ -326,7 +326,7 @@ mod tests {
 
     /// The four-message exchange with dnsmasq (no Rapid Commit asked),
     /// driving the client directly; `--nocapture` prints the server's
-    /// messages as hex for the replay tests.
+    /// messages as hex (tests/data/dhcp6/dnsmasq.txt holds a recording).
     #[test]
     fn root_dhcp6_four_messages_with_dnsmasq() {
         let t = "root_dhcp6_four_messages_with_dnsmasq";

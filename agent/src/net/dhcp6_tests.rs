@@ -335,11 +335,14 @@ fn truncated_and_hostile_input_never_panics() {
     assert!(!s.message.contains('\x1b'));
 }
 
-/// dnsmasq 2.90's ADVERTISE and REPLY to a client with MAC
-/// 52:54:00:6c:88:01 whose SOLICIT had xid 2cd5bb, recorded by
-/// `root_dhcp6_four_messages_with_dnsmasq` (run it with `--nocapture`).
-const DNSMASQ_ADVERTISE: &str = "022cd5bb0001000a000300015254006c88010002000e0001000132a23641a2915d84063700030028006c88010000070800000c4e00050018fd6c008800000000000000000000010000000e1000000e10000d0009000073756363657373000700010000170010fd6c0088000000000000000000000053";
-const DNSMASQ_REPLY: &str = "07214fde0001000a000300015254006c88010002000e0001000132a23641a2915d84063700030028006c88010000070800000c4e00050018fd6c008800000000000000000000010000000e1000000e10000d000900007375636365737300170010fd6c0088000000000000000000000053";
+/// dnsmasq's messages recorded in tests/data/dhcp6/dnsmasq.txt.
+fn recorded(label: &str) -> Vec<u8> {
+    let line = include_str!("../../tests/data/dhcp6/dnsmasq.txt")
+        .lines()
+        .find_map(|l| l.strip_prefix(label)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {label} recorded"));
+    unhex(line)
+}
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -354,7 +357,7 @@ fn replay_dnsmasq_exchange() {
     let t0 = Instant::now();
     let mut c = Client::new(mac, 0x2c_d5bb, t0).without_rapid_commit();
     c.poll(t0, &mut NoJitter).unwrap();
-    let (adv, reply) = (unhex(DNSMASQ_ADVERTISE), unhex(DNSMASQ_REPLY));
+    let (adv, reply) = (recorded("advertise"), recorded("reply"));
     let m = parse(&adv).unwrap();
     assert_eq!(
         (m.kind, m.preference, m.status.clone()),
