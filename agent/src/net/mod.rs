@@ -3,7 +3,8 @@
 //! ```text
 //!   ip= / BOOTIF= / nameserver= ─► ip (grammar) ──┐
 //!   vlan= / bond= ─────────────────► links (grammar) ┴► plan ─► bring_up ─┬─ rtnetlink (VLANs, bonds, links, addresses, routes)
-//!                                                                         └─ dhcp (AF_PACKET client)
+//!                                                                         ├─ dhcp (AF_PACKET client)
+//!                                                                         └─ dhcp6 (UDP on the link-local address)
 //! ```
 
 mod bring_up;
