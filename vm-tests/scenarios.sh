@@ -20,7 +20,7 @@ SCENARIOS=(
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
   nbde-quorum nbde-quorum-lost offline-codes tpm2-alone tpm2-tang-sss
   tpm2-pcr-changed late-carrier ipv6-static ipv6-auto6 vlan bond bond-lacp
-  dns-name partuuid-local-key
+  dns-name dhcp6 partuuid-local-key
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -843,5 +843,51 @@ t_dns_name() {
   grep -q 'query\[A\] tang\.by-dns\.test from' "$SERVERS_DIR/dnsmasq.log" &&
     grep -q 'query\[AAAA\] tang\.by-dns\.test from' "$SERVERS_DIR/dnsmasq.log" ||
     fail "dnsmasq was not asked for A and AAAA of tang.by-dns.test" || return
+  note_phases
+}
+
+# ip=dhcp6 on an IPv6-only link: QEMU's NIC on a tap in a bridge inside a
+# namespace of the test's own, with no IPv4 address anywhere in it; dnsmasq
+# there is the DHCPv6 server (stateful: its router advertisements carry the
+# on-link prefix but no SLAAC flag) and Tang listens on the bridge's
+# address, bound by IPv6 literal.
+t_dhcp6() {
+  local u tok net=fd6c:6c6b:6 v4
+  local TANG_HOST=$net::1 TANG_NETNS
+  need_agent || return
+  if ! command -v dnsmasq >/dev/null; then
+    [[ -z ${CI:-} ]] || fail "dnsmasq missing (dnsmasq-base)" || return
+    SKIP_WHY="dnsmasq not installed (dnsmasq-base)"
+    return 2
+  fi
+  u=$(uuid 27) tok=$(token)
+  netns_up || fail "making a network namespace" || return
+  TANG_NETNS=$NETNS
+  # A dummy port keeps the bridge's carrier (and its addresses) up before
+  # QEMU opens the tap.
+  nsenter "--net=$NETNS" bash -ec "
+    ip link add br0 type bridge
+    ip link add d0 type dummy && ip link set d0 master br0 && ip link set d0 up
+    ip tuntap add dev tap0 mode tap && ip link set tap0 master br0 && ip link set tap0 up
+    ip addr add $net::1/64 dev br0 nodad && ip link set br0 up" || fail "making the bridge and tap" || return
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" "http://[$net::1]:${PORT[tang1]}" "$W/tang1.adv" || fail "clevis luks bind" || return
+  setsid nsenter "--net=$NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --port=0 --user=root --bind-interfaces --interface=br0 --enable-ra \
+    "--dhcp-range=$net::100,$net::1ff,64,1h" "--dhcp-option=option6:dns-server,[$net::53]" \
+    "--dhcp-leasefile=$W/dnsmasq.leases" --log-dhcp --log-facility=- \
+    </dev/null >"$SERVERS_DIR/dnsmasq.log" 2>&1 &
+  echo $! >"$SERVERS_DIR/dnsmasq.pid"
+  boot "rd.luks.uuid=$u ip=dhcp6" -d "$W/root.img" -n tap:tap0 -x "$NETNS"
+  expect "latchkey: eth0: DHCPv6 lease $net::1[0-9a-f]{2}/128, DNS $net::53\$" || return
+  expect 'latchkey: network up after [0-9.]+s' || return
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+  vm_seen 'DHCP lease' && fail "the agent got an IPv4 lease on an IPv6-only link" && return
+  v4=$(nsenter "--net=$NETNS" ip -4 -o addr show scope global)
+  [[ -z $v4 ]] || fail "the namespace has IPv4 addresses: $v4" || return
+  grep -qE "DHCPREPLY\(br0\) $net::1[0-9a-f]{2} " "$SERVERS_DIR/dnsmasq.log" ||
+    fail "dnsmasq logged no DHCPv6 reply with an address" || return
   note_phases
 }

@@ -20,6 +20,8 @@
 #                         hub         on a hub with slirp (and -f's guestfwd)
 #                         udp:L:R     on a UDP socket: QEMU's end 127.0.0.1:L,
 #                                     frames to and from 127.0.0.1:R
+#                         tap:IFNAME  on the existing tap device IFNAME (with
+#                                     -x: of that namespace); no slirp
 #                       or, not a NIC: hub-udp:L:R, a UDP socket on that hub
 #       -x NETNS        run QEMU in this network namespace (a path such as
 #                       /proc/PID/ns/net, holding only a loopback): slirp is
@@ -127,6 +129,8 @@ vm_start() {
       case ${spec[0]} in
         hub) netdev+=(-netdev "hubport,id=n$n,hubid=0" -device "virtio-net-pci,netdev=n$n,id=nic$n,$link") hub=1 ;;
         udp) netdev+=(-netdev "socket,id=n$n,udp=127.0.0.1:${spec[2]},localaddr=127.0.0.1:${spec[1]}"
+          -device "virtio-net-pci,netdev=n$n,id=nic$n,$link") ;;
+        tap) netdev+=(-netdev "tap,id=n$n,ifname=${spec[1]},script=no,downscript=no"
           -device "virtio-net-pci,netdev=n$n,id=nic$n,$link") ;;
         hub-udp) netdev+=(-netdev "socket,id=x$n,udp=127.0.0.1:${spec[2]},localaddr=127.0.0.1:${spec[1]}"
           -netdev "hubport,id=h$n,hubid=0,netdev=x$n") hub=1 n=$((n - 1)) ;;

@@ -22,6 +22,8 @@
 # is Debian's tangd behind socat. Another tangd is swapped in by setting it:
 #   TANG_CMD=(target/release/tangd serve --listen @HOST@:@PORT@ --keys @KEYS@)
 # Every server runs in its own session, so stopping it ends its children too.
+# With TANG_NETNS set (a path such as /proc/PID/ns/net) servers run, and are
+# reached, in that network namespace instead of this one.
 
 TANG_LIBEXEC=${TANG_LIBEXEC:-/usr/libexec}
 SERVERS_DIR=${SERVERS_DIR:-${TMPDIR:-/tmp}/latchkey-vm-servers.$$}
@@ -29,6 +31,12 @@ if ! declare -p TANG_CMD >/dev/null 2>&1; then
   TANG_CMD=(socat "@TCP@-LISTEN:@PORT@,bind=@HOST@,reuseaddr,fork" "EXEC:$TANG_LIBEXEC/tangd @KEYS@")
 fi
 TANG_HOST=127.0.0.1
+TANG_NETNS=""
+
+# tang__in CMD...: CMD, in TANG_NETNS when set.
+tang__in() {
+  if [[ -n $TANG_NETNS ]]; then nsenter "--net=$TANG_NETNS" "$@"; else "$@"; fi
+}
 
 # tang__host: TANG_HOST as it goes in a URL or socat address.
 tang__host() {
@@ -36,7 +44,7 @@ tang__host() {
 }
 
 free_port() {
-  python3 -c 'import socket, sys; h = sys.argv[1]
+  tang__in python3 -c 'import socket, sys; h = sys.argv[1]
 s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET); s.bind((h, 0)); print(s.getsockname()[1])' "$TANG_HOST"
 }
 
@@ -65,11 +73,12 @@ server_run() {
   local name=$1 port=$2 i
   shift 2
   mkdir -p "$SERVERS_DIR"
-  setsid "$@" >"$SERVERS_DIR/$name.log" 2>&1 </dev/null &
+  setsid ${TANG_NETNS:+nsenter "--net=$TANG_NETNS"} "$@" >"$SERVERS_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$SERVERS_DIR/$name.pid"
   echo "$port" >"$SERVERS_DIR/$name.port"
   for ((i = 0; i < 100; i++)); do
-    if (exec 3<>"/dev/tcp/$TANG_HOST/$port") 2>/dev/null; then return 0; fi
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    if tang__in bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$TANG_HOST" "$port" 2>/dev/null; then return 0; fi
     kill -0 "$(cat "$SERVERS_DIR/$name.pid")" 2>/dev/null || break
     sleep 0.05
   done
@@ -128,5 +137,5 @@ servers_stop_all() {
 
 # fetch_adv PORT FILE: the advertisement clevis binds against offline.
 fetch_adv() {
-  curl -fsS -o "$2" "http://$(tang__host):$1/adv"
+  tang__in curl -fsS -o "$2" "http://$(tang__host):$1/adv"
 }

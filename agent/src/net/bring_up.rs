@@ -20,6 +20,8 @@ use latchkey_sys::netlink::{IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink, Ope
 use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
+#[path = "dhcp6_run.rs"]
+mod dhcp6_run;
 use super::plan::{Iface, Method, Plan};
 use crate::kmsg_log::Log;
 use latchkey_client::time::{Backoff, Deadline, Jitter};
@@ -46,6 +48,23 @@ pub enum NetError {
         ifname: String,
         /// The address.
         address: Ipv6Addr,
+    },
+    /// No DHCPv6 lease on these interfaces before the deadline.
+    Dhcp6Timeout(Vec<String>),
+    /// The DHCPv6 server on this interface refused (NoAddrsAvail, ...)
+    /// and none gave an address before the deadline.
+    Dhcp6Refused {
+        /// The interface.
+        ifname: String,
+        /// What the server said.
+        status: super::dhcp6::Status,
+    },
+    /// The DHCPv6 client's socket on this interface failed.
+    Dhcp6Socket {
+        /// The interface.
+        ifname: String,
+        /// The error.
+        source: std::io::Error,
     },
     /// The deadline passed before a bring-up could even start.
     NotTried,
@@ -80,6 +99,15 @@ impl fmt::Display for NetError {
                 f,
                 "{ifname}: {address} is already in use on the link (duplicate address detection)"
             ),
+            NetError::Dhcp6Timeout(l) => {
+                write!(f, "no DHCPv6 lease on {} before the deadline", l.join(", "))
+            }
+            NetError::Dhcp6Refused { ifname, status } => {
+                write!(f, "{ifname}: the DHCPv6 server gave no address: {status}")
+            }
+            NetError::Dhcp6Socket { ifname, source } => {
+                write!(f, "{ifname}: DHCPv6 socket: {source}")
+            }
             NetError::NotTried => {
                 write!(f, "the deadline passed before the network was brought up")
             }
@@ -253,6 +281,7 @@ pub fn bring_up(
                     dns: vec![],
                 }
             }
+            Method::Dhcp6 => dhcp6_run::configure(&mut nl, &links, opts, deadline, jitter, log)?,
             Method::Dhcp => {
                 let (link, lease) = run_dhcp(
                     &mut nl,

@@ -3,11 +3,13 @@
 //! ```text
 //!   ip= / BOOTIF= / nameserver= ─► ip (grammar) ──┐
 //!   vlan= / bond= ─────────────────► links (grammar) ┴► plan ─► bring_up ─┬─ rtnetlink (VLANs, bonds, links, addresses, routes)
-//!                                                                         └─ dhcp (AF_PACKET client)
+//!                                                                         ├─ dhcp (AF_PACKET client)
+//!                                                                         └─ dhcp6 (UDP on the link-local address)
 //! ```
 
 mod bring_up;
 pub mod dhcp;
+pub mod dhcp6;
 pub(crate) mod ip;
 pub mod links;
 pub mod plan;

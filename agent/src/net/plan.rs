@@ -32,6 +32,9 @@ pub enum Method {
         /// Default gateway, of the address's family.
         gateway: Option<IpAddr>,
     },
+    /// DHCPv6 (one address, DNS servers); the on-link prefix and the
+    /// default route from router advertisements.
+    Dhcp6,
     /// IPv6 stateless autoconfiguration by the kernel (router
     /// advertisements), waited for until a global address is usable.
     Auto6,
@@ -154,12 +157,7 @@ pub fn plan(cfg: &NetworkOptions) -> (Plan, Vec<String>) {
         let method = match method {
             Autoconf::Dhcp => Method::Dhcp,
             Autoconf::Auto6 | Autoconf::Either6 => Method::Auto6,
-            Autoconf::Dhcp6 => {
-                warn.push(
-                    "ip=dhcp6: DHCPv6 is not supported; using IPv6 autoconfiguration".to_owned(),
-                );
-                Method::Auto6
-            }
+            Autoconf::Dhcp6 => Method::Dhcp6,
             Autoconf::Ibft => {
                 warn.push("ip=ibft: iBFT is not supported; using DHCP".to_owned());
                 Method::Dhcp
@@ -251,13 +249,20 @@ mod tests {
 
     #[test]
     fn ipv6_forms_and_unsupported_methods_warn() {
-        let (p, w) = plan_of("ip=auto6 ip=eth0:dhcp6 ip=ibft");
+        let (p, w) = plan_of("ip=auto6 ip=eth0:dhcp6 ip=ibft ip=dhcp6");
         assert_eq!(
             p.steps.iter().map(|s| &s.method).collect::<Vec<_>>(),
-            vec![&Method::Auto6, &Method::Auto6, &Method::Dhcp]
+            vec![
+                &Method::Auto6,
+                &Method::Dhcp6,
+                &Method::Dhcp,
+                &Method::Dhcp6
+            ]
         );
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("DHCPv6") && w[1].contains("iBFT"));
+        assert_eq!(p.steps[1].iface, Iface::Name("eth0".into()));
+        assert_eq!(p.steps[3].iface, Iface::AnyWithCarrier);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("iBFT"));
         let (p, _) = plan_of("ip=:::::eth3:dhcp");
         assert_eq!(
             p.steps,
