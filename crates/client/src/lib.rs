@@ -20,7 +20,7 @@
 //! choice), through the bounded stub resolver of [`dns`].
 //! `https://` needs the `tls` feature (rustls), with certificates checked as [`Trust`] says:
 //! the system CA store, a CA file, or a pinned certificate. The plain agent is built
-//! without it (it costs about 0.8 MiB); latchkey-agent-tls has it.
+//! without it (it costs about 0.9 MiB); latchkey-agent-tls has it.
 //!
 //! ```no_run
 //! use std::time::Duration;
