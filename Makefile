@@ -6,6 +6,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MUSL := x86_64-unknown-linux-musl
 AGENT := target/$(MUSL)/release/latchkey-agent
+# The same agent with https:// Tang URLs (rustls): a second binary, because TLS
+# would take the plain one past its 1.5 MiB budget.
+AGENT_TLS := target/$(MUSL)/release/latchkey-agent-tls
 # The operator's tool is static too: no loader, no shared objects, so it starts in
 # well under a millisecond (ring's C parts need musl-gcc, from scripts/setup).
 CLI := target/$(MUSL)/release/latchkey
@@ -13,18 +16,24 @@ CLI := target/$(MUSL)/release/latchkey
 # `latchkey luks bind|unbind|regen|edit` execs it. `make build` makes it.
 COMPANION := target/release/latchkey-luks
 
-.PHONY: setup build agent cli test lint unit packaging readme upstream vm-test vm-test-distro deb deb-test demo bench fuzz fuzz-smoke install clean
+.PHONY: setup build agent agent-tls cli test lint unit packaging readme upstream vm-test vm-test-distro deb deb-test demo bench fuzz fuzz-smoke install clean
 
 setup:
 	@scripts/setup
 
 build: setup
 	$(CARGO) build --release --workspace --exclude latchkey-agent
-	$(MAKE) --no-print-directory agent cli
+	$(MAKE) --no-print-directory agent agent-tls cli
 
 agent: setup
 	$(CARGO) build --release -p latchkey-agent --target $(MUSL)
 	@ls -l $(AGENT)
+
+# ring's C parts need musl-gcc, as for the cli.
+agent-tls: setup
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release -p latchkey-agent \
+	  --target $(MUSL) --features tls --bin latchkey-agent-tls
+	@ls -l $(AGENT_TLS)
 
 cli: setup
 	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release -p latchkey --target $(MUSL) \
@@ -96,6 +105,7 @@ PREFIX ?= /usr
 SYSTEMDDIR ?= $(PREFIX)/lib/systemd
 install:
 	install -D -m 0755 $(AGENT) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-agent
+	install -D -m 0755 $(AGENT_TLS) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-agent-tls
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/latchkey
 	install -D -m 0755 $(COMPANION) $(DESTDIR)$(PREFIX)/lib/latchkey/latchkey-luks
 	install -D -m 0755 target/release/tangd $(DESTDIR)$(PREFIX)/bin/tangd

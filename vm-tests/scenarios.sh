@@ -20,7 +20,7 @@ SCENARIOS=(
   hostile-garbage argon2-4k-local-key two-volumes nbde-degraded nbde-tang
   nbde-quorum nbde-quorum-lost offline-codes tpm2-alone tpm2-tang-sss
   tpm2-pcr-changed late-carrier ipv6-static ipv6-auto6 vlan bond bond-lacp
-  dns-name dhcp6 partuuid-local-key
+  dns-name dhcp6 https-tang partuuid-local-key
 )
 
 # What ends a boot early: the wait stops there instead of at the time limit.
@@ -59,16 +59,18 @@ expect_root() {
   vm_seen 'reboot: Power down' || fail "no 'reboot: Power down' on the console"
 }
 
+# lacking WHY: a scenario cannot run; fails under CI, is skipped elsewhere.
+lacking() {
+  if [[ -n ${CI:-} ]]; then fail "$1"; else SKIP_WHY=$1; return 2; fi
+}
+
 # need_agent: builds the agent initrd once per run, or skips/fails without it.
 need_agent() {
-  local why=""
   if [[ $AGENT == none ]]; then
-    why="AGENT=none"
+    lacking "AGENT=none"
+    return
   elif [[ ! -x $AGENT ]]; then
-    why="no agent at $AGENT (make agent)"
-  fi
-  if [[ -n $why ]]; then
-    if [[ -n ${CI:-} ]]; then fail "$why"; else SKIP_WHY=$why; return 2; fi
+    lacking "no agent at $AGENT (make agent)"
     return
   fi
   if [[ -z ${AGENT_INITRD:-} ]]; then
@@ -378,7 +380,7 @@ need_latchkey() {
     why="latchkey nbde apply runs in a network namespace: needs root"
   fi
   [[ -n $why ]] || return 0
-  if [[ -n ${CI:-} ]]; then fail "$why"; else SKIP_WHY=$why; return 2; fi
+  lacking "$why"
 }
 
 # nbde__serve OUTER_NETNS ADDR=PORT... -- CMD...: run in a network namespace
@@ -534,7 +536,7 @@ t_offline_codes() {
   local u tok code answer typo c
   need_agent || return
   if [[ ! -x $TANGD_BIN ]]; then
-    if [[ -n ${CI:-} ]]; then fail "no tangd at $TANGD_BIN (make build)"; else SKIP_WHY="no tangd at $TANGD_BIN (make build)"; return 2; fi
+    lacking "no tangd at $TANGD_BIN (make build)"
     return
   fi
   u=$(uuid 16) tok=$(token)
@@ -855,11 +857,7 @@ t_dhcp6() {
   local u tok net=fd6c:6c6b:6 v4
   local TANG_HOST=$net::1 TANG_NETNS
   need_agent || return
-  if ! command -v dnsmasq >/dev/null; then
-    [[ -z ${CI:-} ]] || fail "dnsmasq missing (dnsmasq-base)" || return
-    SKIP_WHY="dnsmasq not installed (dnsmasq-base)"
-    return 2
-  fi
+  command -v dnsmasq >/dev/null || { lacking "dnsmasq not installed (dnsmasq-base)"; return; }
   u=$(uuid 27) tok=$(token)
   netns_up || fail "making a network namespace" || return
   TANG_NETNS=$NETNS
@@ -890,4 +888,42 @@ t_dhcp6() {
   grep -qE "DHCPREPLY\(br0\) $net::1[0-9a-f]{2} " "$SERVERS_DIR/dnsmasq.log" ||
     fail "dnsmasq logged no DHCPv6 reply with an address" || return
   note_phases
+}
+
+# 33: HTTPS Tang: tangd behind a TLS front (socat) whose certificate a test
+# CA issued for 10.0.2.100. The TLS agent, with the CA bundle in the initrd
+# and latchkey.ca= recorded in its initrd.conf as the initrd hooks record it,
+# opens the root; booted again with latchkey.ca= naming an unrelated CA on
+# the kernel command line (which wins), it names the URL and the unknown
+# issuer and falls back to the prompt, where the passphrase opens the root.
+t_https_tang() {
+  local u tok pki=$W/pki url=https://10.0.2.100:80 initrd=$W/agent-tls-initrd.gz
+  [[ $AGENT == none ]] && { lacking "AGENT=none"; return; }
+  [[ -x $AGENT_TLS ]] || { lacking "no TLS agent at $AGENT_TLS (make agent-tls)"; return; }
+  u=$(uuid 33) tok=$(token)
+  tang_up tang1 || return
+  "$VMT_DIR/../crates/testkit/test-ca" "$pki" IP:10.0.2.100 || fail "making the test CA" || return
+  PORT[tls]=$(free_port)
+  server_run tls "${PORT[tls]}" socat \
+    "OPENSSL-LISTEN:${PORT[tls]},bind=127.0.0.1,reuseaddr,fork,verify=0,cert=$pki/server.pem,key=$pki/server.key" \
+    "TCP:127.0.0.1:${PORT[tang1]}" || fail "starting the TLS front" || return
+  root_disk "$W/root.img" "$u" "$tok" || return
+  disk_bind_tang "$W/root.img" "$W/pass" "$url" "$W/tang1.adv" || fail "clevis luks bind" || return
+  echo "latchkey.ca=/etc/latchkey/tang-ca.pem" >"$W/initrd.conf"
+  initrd_build "$initrd" "$AGENT_TLS" "$W/initrd.conf=etc/latchkey/initrd.conf" \
+    "$pki/ca.pem=etc/latchkey/tang-ca.pem" "$pki/other-ca.pem=etc/latchkey/other-ca.pem" ||
+    fail "building the TLS agent initrd" || return
+
+  vm_start "$W/vm" "$KERNEL_IMAGE" "$initrd" "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tls]}"
+  expect 'latchkey: key recovered' || return
+  expect_root "/dev/mapper/luks-$u" "$tok" || return
+  note_phases
+
+  vm_start "$W/vm-wrong-ca" "$KERNEL_IMAGE" "$initrd" "rd.luks.uuid=$u ip=dhcp latchkey.ca=/etc/latchkey/other-ca.pem" \
+    -d "$W/root.img" -f "10.0.2.100=${PORT[tls]}"
+  expect "${url//./\\.}: /rec/[^ ]*: TLS: unknown issuer: the server's certificate is not signed by a CA in /etc/latchkey/other-ca\\.pem" 60 'root mounted' || return
+  NOTES+=("wrong CA at ${VM_AT}s: $(vm__text | grep -aoE -m1 'https:[^ ]*: /rec/[^ ]*: TLS: .*')")
+  expect '[Pp]assphrase' 60 '' || return
+  vm_send "$(cat "$W/pass")"
+  expect_root "/dev/mapper/luks-$u" "$tok" 60 || return
 }

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use latchkey_client::{Fingerprint, Trust};
+
 use crate::net::ip::{IpParam, parse_bootif, parse_ip, parse_ip_addr};
 use crate::net::links::{Bond, Vlan, parse_bond, parse_vlan};
 use crate::volume::crypttab::DeviceSpec;
@@ -35,6 +37,9 @@ pub struct Config {
     pub timing: Timing,
     /// Where the local boot key is.
     pub boot_key: BootKeyOptions,
+    /// `latchkey.ca=`, `latchkey.tls-pin=`: which certificates `https://` Tang
+    /// servers may show (the last of the two given wins).
+    pub trust: Trust,
     /// `latchkey.debug`.
     pub debug: bool,
 }
@@ -362,6 +367,17 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
                 value.unwrap_or("")
             )),
         },
+        "ca" => match value {
+            Some(p) if p.starts_with('/') => cfg.trust = Trust::CaFile(PathBuf::from(p)),
+            _ => warn.push(format!(
+                "latchkey.ca={}: expected the absolute path of a PEM CA bundle in the initrd; ignored",
+                value.unwrap_or("")
+            )),
+        },
+        "tls-pin" => match Fingerprint::parse(value.unwrap_or("")) {
+            Ok(fp) => cfg.trust = Trust::Pin(fp),
+            Err(e) => warn.push(format!("latchkey.tls-pin: {e}; ignored")),
+        },
         "debug" => match parse_bool(value) {
             Some(b) => cfg.debug = b,
             None => warn.push(format!(
@@ -371,7 +387,7 @@ fn latchkey_option(cfg: &mut Config, warn: &mut Vec<String>, key: &str, value: O
         },
         _ => warn.push(format!(
             "latchkey.{key}: unknown option (known: latchkey.deadline, .timeout, .prompt-delay, \
-             .key, .boot, .debug); ignored"
+             .key, .boot, .ca, .tls-pin, .debug); ignored"
         )),
     }
 }
@@ -498,13 +514,40 @@ mod tests {
                 "latchkey.timeout=0: expected a positive number of seconds; using 5s",
                 "latchkey.key=rel: expected an absolute path; using /boot/nbde/local-boot.key",
                 "latchkey.frobnicate: unknown option (known: latchkey.deadline, .timeout, \
-                 .prompt-delay, .key, .boot, .debug); ignored",
+                 .prompt-delay, .key, .boot, .ca, .tls-pin, .debug); ignored",
                 "latchkey.boot=: expected UUID=, PARTUUID=, LABEL= or a /dev path; ignored",
             ]
         );
         let (c, w) = parse("latchkey.deadline=3 latchkey.timeout=10");
         assert_eq!(c.timing.timeout, Duration::from_secs(3));
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn trust_options() {
+        let pin = "sha256:d6182255e5739d55fc9781759c7a823d4dff3d2b7d17949e7085ee7c0cc22acf";
+        let (c, w) = parse("latchkey.ca=/etc/latchkey/tang-ca.pem");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.trust, Trust::CaFile("/etc/latchkey/tang-ca.pem".into()));
+        // initrd.conf comes first, the kernel's command line after it: the last one wins.
+        let (c, w) = parse(&format!("latchkey.ca=/ca.pem latchkey.tls-pin={pin}"));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.trust, Trust::Pin(Fingerprint::parse(pin).unwrap()));
+        let (c, _) = parse(&format!("latchkey.tls-pin={pin} latchkey.ca=/ca.pem"));
+        assert_eq!(c.trust, Trust::CaFile("/ca.pem".into()));
+
+        let (c, w) =
+            parse("latchkey.ca=ca.pem latchkey.ca latchkey.tls-pin=sha256:12ab latchkey.tls-pin");
+        assert_eq!(c.trust, Trust::System);
+        assert_eq!(
+            w,
+            vec![
+                "latchkey.ca=ca.pem: expected the absolute path of a PEM CA bundle in the initrd; ignored",
+                "latchkey.ca=: expected the absolute path of a PEM CA bundle in the initrd; ignored",
+                "latchkey.tls-pin: certificate pin \"sha256:12ab\": a SHA-256 fingerprint has 64 hex digits; ignored",
+                "latchkey.tls-pin: certificate pin \"\": expected sha256: and 64 hex digits; ignored",
+            ]
+        );
     }
 
     /// Every warning names the option, what was expected and what happens.

@@ -162,6 +162,8 @@ pub struct Ctx {
     pub deadline: Deadline,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Which certificates `https://` Tang servers may show.
+    pub trust: latchkey_client::Trust,
     /// When the console prompt joins the race.
     pub prompt_at: Instant,
     /// The console, if a person may be there.
@@ -239,7 +241,8 @@ fn recover(
 ) -> Result<Opened, Error> {
     let jwe = jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
     let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4)
-        .with_resolver(latchkey_client::Resolver::Stub);
+        .with_resolver(latchkey_client::Resolver::Stub)
+        .with_trust(ctx.trust.clone());
     // Tang requests wait for the network, which the first of them brings up; the TPM
     // steps of the same binding go ahead meanwhile, and a binding without Tang never
     // touches the network.

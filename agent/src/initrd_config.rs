@@ -4,11 +4,15 @@
 //! command line needs none of latchkey's options.
 //!
 //! ```text
-//!   build time: /etc/fstab + the local key file ─► initrd-config ─► /etc/latchkey/initrd.conf
+//!   build time: /etc/fstab + the local key file ┐
+//!               the host's /etc/latchkey/initrd.conf ┴─► initrd-config ─► /etc/latchkey/initrd.conf
 //!   boot:       /etc/latchkey/initrd.conf, then /proc/cmdline ─► cmdline::parse
 //! ```
 //! The file holds kernel command line options, one per line, `#` comments;
-//! the real command line comes after it, so it wins.
+//! the real command line comes after it, so it wins. The host's file of the
+//! same name holds what the administrator wants in every initrd (such as
+//! `latchkey.ca=`, whose file the hooks copy in); it is carried over after
+//! what is found.
 
 use std::path::Path;
 
@@ -37,9 +41,50 @@ pub fn generate(root: &Path) -> (String, Vec<String>) {
          # (kernel command line syntax; the kernel command line wins)\n",
     );
     let mut notes = Vec::new();
+    boot_key(root, &mut text, &mut notes);
+    admin_options(root, &mut text, &mut notes);
+    (text, notes)
+}
+
+/// The host's own `/etc/latchkey/initrd.conf`, carried over line by line.
+fn admin_options(root: &Path, text: &mut String, notes: &mut Vec<String>) {
+    let path = root.join(PATH.trim_start_matches('/'));
+    let own = match read_text(&path, MAX_TEXT) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            notes.push(format!("{PATH}: {e}; its options are left out"));
+            return;
+        }
+    };
+    let lines: Vec<&str> = own
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    text.push_str(&format!("# from {PATH} of the system\n"));
+    for l in lines {
+        if let Some(ca) = l.strip_prefix("latchkey.ca=") {
+            if !root.join(ca.trim_start_matches('/')).is_file() {
+                notes.push(format!(
+                    "{l}: no such file; https:// Tang servers will be refused"
+                ));
+            }
+        }
+        notes.push(format!("{PATH}: {l}"));
+        text.push_str(l);
+        text.push('\n');
+    }
+}
+
+/// `latchkey.boot=` when the local key file exists.
+fn boot_key(root: &Path, text: &mut String, notes: &mut Vec<String>) {
     let key = root.join(DEFAULT_KEY_PATH.trim_start_matches('/'));
     if !key.exists() {
-        return (text, notes);
+        return;
     }
     let fstab = read_text(&root.join("etc/fstab"), MAX_TEXT).unwrap_or_default();
     match boot_partition(&fstab) {
@@ -56,7 +101,6 @@ pub fn generate(root: &Path) -> (String, Vec<String>) {
              before the root is open; degraded mode stays off"
         )),
     }
-    (text, notes)
 }
 
 /// The device `/etc/fstab` mounts on `/boot`, if it is a block device.
@@ -158,6 +202,38 @@ mod tests {
         let (text, notes) = generate(root.path());
         assert_eq!(options(&text), "");
         assert!(notes[0].contains("names no /boot"), "{notes:?}");
+    }
+
+    #[test]
+    fn the_systems_own_options_are_carried_over() {
+        let root = system(FSTAB, false);
+        std::fs::create_dir_all(root.path().join("etc/latchkey")).unwrap();
+        std::fs::write(
+            root.path().join("etc/latchkey/initrd.conf"),
+            "# HTTPS to Tang\nlatchkey.ca=/etc/latchkey/tang-ca.pem\n\nlatchkey.timeout=3\n",
+        )
+        .unwrap();
+        let (text, notes) = generate(root.path());
+        assert_eq!(
+            options(&text),
+            "latchkey.ca=/etc/latchkey/tang-ca.pem latchkey.timeout=3"
+        );
+        assert!(
+            notes[0].contains("latchkey.ca=/etc/latchkey/tang-ca.pem: no such file"),
+            "{notes:?}"
+        );
+        std::fs::write(root.path().join("etc/latchkey/tang-ca.pem"), "pem").unwrap();
+        let (_, notes) = generate(root.path());
+        assert!(
+            !notes.iter().any(|n| n.contains("no such file")),
+            "{notes:?}"
+        );
+        let (cfg, w) = cmdline::parse(&options(&text));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            cfg.trust,
+            latchkey_client::Trust::CaFile("/etc/latchkey/tang-ca.pem".into())
+        );
     }
 
     #[test]

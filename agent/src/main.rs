@@ -52,7 +52,8 @@ fn print_initrd_config(root: &str) -> i32 {
     0
 }
 
-fn main() -> ExitCode {
+/// Also the entry point of `latchkey-agent-tls` (src/bin).
+pub fn main() -> ExitCode {
     let mut args = std::env::args();
     // Installed as a systemd generator, a link to this binary by that name.
     let argv0 = args.next().unwrap_or_default();

@@ -262,6 +262,7 @@ fn race_context(
         local_key,
         deadline,
         timeout: cfg.timing.timeout,
+        trust: cfg.trust.clone(),
         prompt_at: start + cfg.timing.prompt_delay,
         console,
         limits,

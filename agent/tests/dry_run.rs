@@ -684,6 +684,7 @@ fn a_withdrawn_prompt_hands_the_console_to_the_next_volume() {
         tpm: Arc::new(latchkey_agent::tpm::BootTpm::new(log.clone())),
         deadline: Deadline::after(now, Duration::from_secs(60)),
         timeout: Duration::from_secs(50),
+        trust: latchkey_client::Trust::System,
         prompt_at: now,
         console: Console::open_path(&pty.path),
         limits: latchkey_luks::Limits::new(1 << 20),

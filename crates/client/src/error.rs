@@ -54,7 +54,8 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// TLS handshake or certificate failure.
+    /// TLS handshake or certificate failure, or trust that cannot be loaded
+    /// (an unreadable CA file): `reason` says which.
     Tls {
         /// The URL as given.
         url: String,
@@ -118,7 +119,11 @@ impl fmt::Display for Error {
         match self {
             Error::BadUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
             Error::TlsUnsupported { url } => {
-                write!(f, "{url}: https is not supported by this build (no TLS)")
+                write!(
+                    f,
+                    "{url}: https:// needs TLS, and this program was built without it \
+                     (the agent with TLS is latchkey-agent-tls)"
+                )
             }
             Error::Resolve { url, source } => write!(f, "{url}: cannot resolve host: {source}"),
             Error::Refused { url } => write!(f, "{url}: connection refused"),

@@ -18,8 +18,9 @@
 //! socket down, and no proxy taken from the environment (`http_proxy` is never read).
 //! Names resolve through std (getaddrinfo) or, with [`Resolver::Stub`] (the agent's
 //! choice), through the bounded stub resolver of [`dns`].
-//! `https://` needs the `tls` feature (rustls with the system CA bundle); the agent is built
-//! without it.
+//! `https://` needs the `tls` feature (rustls), with certificates checked as [`Trust`] says:
+//! the system CA store, a CA file, or a pinned certificate. The plain agent is built
+//! without it (it costs about 0.9 MiB); latchkey-agent-tls has it.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -47,6 +48,7 @@ mod options;
 pub mod time;
 mod tls;
 mod transport;
+pub mod trust;
 pub mod url;
 
 pub use decrypt::{
@@ -55,6 +57,7 @@ pub use decrypt::{
 pub use error::Error;
 pub use options::{Cancel, Options, Resolver, Retry, UrlRewrite};
 use transport::Request;
+pub use trust::{Fingerprint, Trust, TrustError};
 
 /// `GET url`; the body of a 200 reply.
 pub fn get(url: &str, opts: &Options) -> Result<Vec<u8>, Error> {

@@ -5,6 +5,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::Trust;
 use crate::time::{Backoff, Deadline};
 
 /// Rewrites a URL before it is used (tests point bindings at local servers with it).
@@ -26,6 +27,8 @@ pub struct Options {
     pub rewrite: Option<UrlRewrite>,
     /// How a host name in a URL becomes addresses.
     pub resolver: Resolver,
+    /// Which server certificates `https://` accepts.
+    pub trust: Trust,
 }
 
 /// How host names in URLs are resolved.
@@ -52,6 +55,7 @@ impl Default for Options {
             retry: Retry::default(),
             rewrite: None,
             resolver: Resolver::System,
+            trust: Trust::System,
         }
     }
 }
@@ -65,6 +69,7 @@ impl fmt::Debug for Options {
             .field("retry", &self.retry)
             .field("rewrite", &self.rewrite.as_ref().map(|_| ".."))
             .field("resolver", &self.resolver)
+            .field("trust", &self.trust)
             .finish()
     }
 }
@@ -83,12 +88,19 @@ impl Options {
             },
             resolver: Resolver::System,
             rewrite: None,
+            trust: Trust::System,
         }
     }
 
     /// The same, resolving host names with `resolver`.
     pub fn with_resolver(mut self, resolver: Resolver) -> Options {
         self.resolver = resolver;
+        self
+    }
+
+    /// The same, checking `https://` servers' certificates as `trust` says.
+    pub fn with_trust(mut self, trust: Trust) -> Options {
+        self.trust = trust;
         self
     }
 

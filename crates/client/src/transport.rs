@@ -8,7 +8,7 @@ use crate::dns;
 use crate::http::{self, Response, ResponseParser};
 use crate::time::{Deadline, NoJitter};
 use crate::url::{Scheme, Url};
-use crate::{Cancel, Error, Options, Resolver};
+use crate::{Cancel, Error, Options, Resolver, Trust};
 
 /// A request to send: method, target URL, optional (content type, body).
 pub(crate) struct Request<'a> {
@@ -81,7 +81,7 @@ fn attempt(
             url: url.to_owned(),
         });
     }
-    let result = exchange(req, &parsed, tcp, end, budget);
+    let result = exchange(req, &parsed, &opts.trust, tcp, end, budget);
     cancel.unregister();
     match result {
         Err(_) if cancel.is_cancelled() => Err(Error::Cancelled {
@@ -94,6 +94,7 @@ fn attempt(
 fn exchange(
     req: &Request<'_>,
     parsed: &Url,
+    trust: &Trust,
     tcp: TcpStream,
     end: Deadline,
     budget: Duration,
@@ -117,12 +118,16 @@ fn exchange(
     let control = tcp.try_clone().map_err(io_err)?;
     let mut set_timeout = move |d: Duration| control.set_read_timeout(Some(d));
     let bytes = http::request(req.method, &parsed.target, &parsed.host_header(), req.body);
-    let mut stream = crate::tls::wrap(tcp, parsed, url)?;
+    let mut stream = crate::tls::wrap(tcp, parsed, url, trust)?;
+    let tls_err = |e: io::Error| Error::Tls {
+        url: url.to_owned(),
+        reason: crate::tls::describe(&e, &parsed.host, trust),
+    };
     stream
         .write_all(&bytes)
         .and_then(|()| stream.flush())
-        .map_err(|e| tls_or(url, e, io_err))?;
-    read_response(&mut stream, &mut set_timeout, end, budget, url)
+        .map_err(|e| tls_or(e, tls_err, io_err))?;
+    read_response(&mut stream, &mut set_timeout, end, budget, url, &tls_err)
 }
 
 /// Reads one response, resetting the read timeout before every read so that
@@ -135,6 +140,7 @@ pub(crate) fn read_response(
     deadline: Deadline,
     timeout: Duration,
     url: &str,
+    tls_err: &dyn Fn(io::Error) -> Error,
 ) -> Result<Response, Error> {
     let mut parser = ResponseParser::new();
     let mut buf = Vec::new();
@@ -181,19 +187,20 @@ pub(crate) fn read_response(
                     url: url.to_owned(),
                     source: e,
                 };
-                return Err(tls_or(url, e, other));
+                return Err(tls_or(e, tls_err, other));
             }
         }
     }
 }
 
 /// TLS failures come out of rustls' `Read`/`Write` as `InvalidData`.
-pub(crate) fn tls_or(url: &str, e: io::Error, other: impl Fn(io::Error) -> Error) -> Error {
+fn tls_or(
+    e: io::Error,
+    tls: impl Fn(io::Error) -> Error,
+    other: impl Fn(io::Error) -> Error,
+) -> Error {
     if e.kind() == io::ErrorKind::InvalidData {
-        Error::Tls {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        }
+        tls(e)
     } else {
         other(e)
     }
@@ -324,6 +331,10 @@ mod tests {
             deadline,
             Duration::from_secs(5),
             "http://t",
+            &|source| Error::Io {
+                url: "http://t".to_owned(),
+                source,
+            },
         )
     }
 

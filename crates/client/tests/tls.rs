@@ -1,87 +1,164 @@
-//! https:// against `openssl s_server` on the loopback with a self-signed certificate:
-//! the handshake runs and the unknown issuer is refused, by name.
+//! https:// to Debian's real tangd behind a TLS front (socat with a test CA's
+//! certificate for IP 127.0.0.1, made by openssl at test time): each kind of
+//! trust accepts the right server and refuses the wrong one by name.
 #![cfg(feature = "tls")]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use latchkey_client::{Error, Options, Retry};
+use latchkey_client::{Error, Fingerprint, Options, Retry, Trust};
+use latchkey_proto::jwe::Jwe;
+use latchkey_testkit::{Scratch, Tang, TlsFront, have, have_tools, run_with, save_adv, test_ca};
 
-#[test]
-fn self_signed_certificate_is_refused() {
-    if !std::path::Path::new("/usr/bin/openssl").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "openssl is not installed (run scripts/setup)"
-        );
-        println!("skipped: openssl is not installed");
-        return;
+const SECRET: &[u8] = b"recovered over https";
+
+struct Setup {
+    pki: Scratch,
+    url: String,
+    jwe: Jwe,
+    _tang: Tang,
+    _front: TlsFront,
+}
+
+fn setup() -> Option<Setup> {
+    if !have_tools() || !have(&["openssl"]) {
+        return None;
     }
-    let dir = std::env::temp_dir().join(format!("latchkey-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new("openssl")
-        .args([
-            "s_server",
-            "-quiet",
-            "-www",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-key",
-        ])
-        .arg(&key)
-        .arg("-cert")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let opts = Options {
-        timeout: Duration::from_secs(5),
+    let tang = Tang::start();
+    let pki = Scratch::new("pki");
+    test_ca(pki.dir(), "IP:127.0.0.1");
+    let front = TlsFront::start(pki.dir(), tang.port);
+    let url = format!("https://127.0.0.1:{}", front.port);
+    let adv = save_adv(&tang, &pki);
+    let cfg = format!(r#"{{"url":"{url}","adv":"{}"}}"#, adv.display());
+    let out = run_with(
+        Command::new("clevis").args(["encrypt", "tang", &cfg]),
+        SECRET,
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jwe = Jwe::parse(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
+    Some(Setup {
+        pki,
+        url,
+        jwe,
+        _tang: tang,
+        _front: front,
+    })
+}
+
+fn opts(trust: Trust) -> Options {
+    Options {
+        timeout: Duration::from_secs(10),
         retry: Retry::NONE,
         ..Options::default()
-    };
-    let url = format!("https://127.0.0.1:{port}/adv/");
-    let result = latchkey_client::get(&url, &opts);
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    let err = result.unwrap_err();
+    }
+    .with_trust(trust)
+}
+
+fn ca(dir: &Path, name: &str) -> Trust {
+    Trust::CaFile(dir.join(name))
+}
+
+fn pin(dir: &Path) -> Trust {
+    let text = std::fs::read_to_string(dir.join("server.pin")).unwrap();
+    Trust::Pin(Fingerprint::parse(text.trim()).unwrap())
+}
+
+/// The error of `GET url/adv` under `trust`, which must be a TLS error naming the URL.
+fn refused(url: &str, trust: Trust) -> String {
+    let adv = format!("{url}/adv");
+    let err = latchkey_client::get(&adv, &opts(trust)).unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
     let text = err.to_string();
+    assert!(text.starts_with(&format!("{adv}: TLS: ")), "{text}");
+    text
+}
+
+#[test]
+fn the_right_ca_recovers_the_key() {
+    let Some(s) = setup() else { return };
+    let got = latchkey_client::decrypt(&s.jwe, &opts(ca(s.pki.dir(), "ca.pem"))).unwrap();
+    assert_eq!(got.expose(), SECRET);
+}
+
+#[test]
+fn a_wrong_ca_is_an_unknown_issuer() {
+    let Some(s) = setup() else { return };
+    let other = s.pki.path("other-ca.pem");
+    let text = refused(&s.url, Trust::CaFile(other.clone()));
     assert!(
-        text.starts_with(&format!("{url}: TLS: ")) && text.contains("certificate"),
+        text.ends_with(&format!(
+            "unknown issuer: the server's certificate is not signed by a CA in {}",
+            other.display()
+        )),
+        "{text}"
+    );
+    // The whole decryption fails with the same words, naming the server.
+    let Err(err) = latchkey_client::decrypt(&s.jwe, &opts(Trust::CaFile(other))) else {
+        panic!("recovered with the wrong CA");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains(&s.url) && text.contains("unknown issuer"),
+        "{text}"
+    );
+    // The system store does not know the test CA either.
+    let text = refused(&s.url, Trust::System);
+    assert!(text.contains("unknown issuer"), "{text}");
+}
+
+#[test]
+fn a_certificate_for_another_name_is_a_name_mismatch() {
+    let Some(s) = setup() else { return };
+    let url = s.url.replace("127.0.0.1", "localhost");
+    let text = refused(&url, ca(s.pki.dir(), "ca.pem"));
+    assert!(
+        text.ends_with("name mismatch: the server's certificate is not valid for localhost"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_right_pin_recovers_without_a_ca() {
+    let Some(s) = setup() else { return };
+    let got = latchkey_client::decrypt(&s.jwe, &opts(pin(s.pki.dir()))).unwrap();
+    assert_eq!(got.expose(), SECRET);
+    // A pin replaces the chain and name checks: the same certificate under another name.
+    let url = s.url.replace("127.0.0.1", "localhost");
+    latchkey_client::get(&format!("{url}/adv"), &opts(pin(s.pki.dir()))).unwrap();
+}
+
+#[test]
+fn a_wrong_pin_is_refused_with_both_fingerprints() {
+    let Some(s) = setup() else { return };
+    let wrong = Fingerprint::of(b"some other certificate");
+    let text = refused(&s.url, Trust::Pin(wrong));
+    let Trust::Pin(right) = pin(s.pki.dir()) else {
+        unreachable!()
+    };
+    assert!(
+        text.ends_with(&format!(
+            "pin mismatch: the server's certificate is {right}, the pin {wrong}"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unreadable_ca_file_is_named() {
+    let Some(s) = setup() else { return };
+    let text = refused(&s.url, ca(s.pki.dir(), "missing.pem"));
+    assert!(
+        text.contains(&format!(
+            "unreadable CA file {}: ",
+            s.pki.path("missing.pem").display()
+        )),
         "{text}"
     );
 }

@@ -209,6 +209,11 @@ fn unresolvable_and_unsupported() {
     if !cfg!(feature = "tls") {
         let err = latchkey_client::get("https://127.0.0.1:1/", &fast()).unwrap_err();
         assert!(matches!(err, Error::TlsUnsupported { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "https://127.0.0.1:1/: https:// needs TLS, and this program was built without it \
+             (the agent with TLS is latchkey-agent-tls)"
+        );
     }
 }
 

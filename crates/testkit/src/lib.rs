@@ -649,6 +649,56 @@ impl Relay {
     }
 }
 
+/// A throw-away PKI in `dir` made by the `test-ca` script beside this crate:
+/// `ca.pem`, `other-ca.pem`, `server.pem` + `server.key` (subjectAltName `san`, e.g.
+/// `IP:127.0.0.1`) and `server.pin` (`sha256:HEX` of the server certificate).
+pub fn test_ca(dir: &Path, san: &str) {
+    run_ok(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-ca"))
+            .arg(dir)
+            .arg(san),
+    );
+}
+
+/// TLS in front of a plain server on 127.0.0.1 (socat with `server.pem` and
+/// `server.key` of `dir`, see [`test_ca`]). Killed on drop.
+pub struct TlsFront {
+    pub port: u16,
+    child: Child,
+}
+
+impl TlsFront {
+    /// Listens on a free port, forwarding each connection to 127.0.0.1:`backend`.
+    pub fn start(dir: &Path, backend: u16) -> TlsFront {
+        let port = free_port();
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,verify=0,cert={},key={}",
+            dir.join("server.pem").display(),
+            dir.join("server.key").display()
+        );
+        let child = Command::new("socat")
+            .args([listen, format!("TCP:127.0.0.1:{backend}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning socat");
+        let front = TlsFront { port, child };
+        assert!(
+            wait_port(port, Duration::from_secs(10)),
+            "TLS front on port {port} did not come up"
+        );
+        front
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The advertisement of `tang` saved to a file (what clevis's `"adv"` config names).
 pub fn save_adv(tang: &Tang, dir: &Scratch) -> PathBuf {
     // tang runs behind socat, one process per connection; under load a connection is

@@ -5,9 +5,16 @@
 # boot is found now, so the kernel command line needs nothing of latchkey's:
 # device-mapper, the TPM drivers (tpm_tis, tpm_crb: /dev/tpmrm0 for tpm2
 # bindings; udev loads them), the network card drivers, and /etc/latchkey/initrd.conf
-# (`latchkey-agent initrd-config`: the boot partition of the local key file).
+# (`latchkey-agent initrd-config`: the boot partition of the local key file, and
+# the options of the system's own /etc/latchkey/initrd.conf). HTTPS to Tang:
+# when that file has latchkey.ca= or latchkey.tls-pin=, the agent built with
+# TLS goes in, and the CA bundle at the same path.
 
+CONF=/etc/latchkey/initrd.conf
 AGENT=/usr/lib/latchkey/latchkey-agent
+if grep -qsE '^[[:space:]]*latchkey\.(ca|tls-pin)=' "${dracutsysrootdir:-}$CONF"; then
+    AGENT=/usr/lib/latchkey/latchkey-agent-tls
+fi
 
 # Only when asked for (dracut --add latchkey, or add_dracutmodules+=" latchkey ").
 check() {
@@ -38,6 +45,9 @@ install() {
     inst_simple "$AGENT" /usr/sbin/latchkey-agent
     mkdir -p "$initdir/etc/latchkey"
     "$AGENT" initrd-config --root "${dracutsysrootdir:-/}" >"$initdir/etc/latchkey/initrd.conf"
+    local ca
+    ca=$(sed -n 's/^[[:space:]]*latchkey\.ca=//p' "${dracutsysrootdir:-}$CONF" 2>/dev/null | tail -n 1)
+    [[ -z $ca ]] || inst_simple "${dracutsysrootdir:-}$ca" "$ca"
     if dracut_module_included "systemd"; then
         inst_simple "$moddir/latchkey-agent.service" "$systemdsystemunitdir/latchkey-agent.service"
         $SYSTEMCTL -q --root "$initdir" enable latchkey-agent.service
