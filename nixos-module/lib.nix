@@ -171,6 +171,17 @@ rec {
     in
     builtins.removeAttrs parsed.sections [ "Install" ];
 
+  # The settings of tangd/tangd.service's [Service] that the tangd module sets
+  # itself; it keeps everything else as the file has it.
+  tangdOwnedSettings = [
+    "ExecStart"
+    "User"
+    "Group"
+    "DynamicUser"
+    "StateDirectory"
+    "StateDirectoryMode"
+  ];
+
   # A parsed section as NixOS unit options: single values stay scalars.
   sectionToConfig = lib.mapAttrs (_: vs: if builtins.length vs == 1 then builtins.head vs else vs);
 

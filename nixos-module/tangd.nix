@@ -27,16 +27,9 @@ let
   upstreamService = llib.parseUnit (builtins.readFile ../tangd/tangd.service);
   upstreamSocket = llib.parseUnit (builtins.readFile ../tangd/tangd.socket);
 
-  # Settings this module owns; everything else of [Service] is kept.
-  owned = [
-    "ExecStart"
-    "User"
-    "Group"
-    "DynamicUser"
-    "StateDirectory"
-    "StateDirectoryMode"
-  ];
-  sandbox = llib.sectionToConfig (builtins.removeAttrs upstreamService.Service owned);
+  sandbox = llib.sectionToConfig (
+    builtins.removeAttrs upstreamService.Service llib.tangdOwnedSettings
+  );
 
   # Under /var/lib, systemd creates the directory for a dynamic user at each
   # start (StateDirectory=) and fixes its ownership. Elsewhere (/var/db/tang,

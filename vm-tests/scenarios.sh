@@ -96,6 +96,14 @@ root_disk() {
   disk_luks "$1" "$3" "$2" "$W/pass" || fail "making $1"
 }
 
+# tang_root_disk UUID TOKEN: tang1 up and $W/root.img (root_disk; DISK_TYPE as
+# disk_luks takes it) bound to it by clevis as http://10.0.2.100:80.
+tang_root_disk() {
+  tang_up tang1 || return
+  root_disk "$W/root.img" "$1" "$2" || return
+  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind"
+}
+
 boot() {
   local append=$1
   shift
@@ -146,9 +154,7 @@ t_tang_dhcp() {
   local u tok
   need_agent || return
   u=$(uuid 1) tok=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$u" "$tok" || return
   boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
   expect 'latchkey: network up after [0-9.]+s' || return
   expect 'latchkey: key recovered' || return
@@ -162,9 +168,7 @@ t_static_ip() {
   local u tok
   need_agent || return
   u=$(uuid 2) tok=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$u" "$tok" || return
   boot "rd.luks.name=$u=cryptroot ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:none" \
     -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
   expect 'latchkey: network up after [0-9.]+s' || return
@@ -247,9 +251,7 @@ t_quorum_lost() {
 # with a second keyslot opened by the key file on the boot disk boot.img.
 local_key_disk() {
   LK_UUID=$(uuid "$1") LK_TOKEN=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$LK_UUID" "$LK_TOKEN" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$LK_UUID" "$LK_TOKEN" || return
   new_secret "$W/local-boot.key"
   disk_add_key "$W/root.img" "$W/pass" "$W/local-boot.key" || fail "luksAddKey local-boot.key" || return
   disk_boot "$W/boot.img" nbdeboot "$W/local-boot.key" || fail "making boot.img" || return
@@ -280,9 +282,7 @@ t_rotated_keys() {
   local u tok i
   need_agent || return
   u=$(uuid 6) tok=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$u" "$tok" || return
   tang_rotate "$W/tang1.keys" || fail "tangd-rotate-keys" || return
   # A server may notice the new keys a moment later (ours polls the folder).
   for ((i = 0; i < 50; i++)); do
@@ -301,9 +301,7 @@ t_luks1_luksmeta() {
   local u tok
   need_agent || return
   u=$(uuid 7) tok=$(token)
-  tang_up tang1 || return
-  DISK_TYPE=luks1 root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  DISK_TYPE=luks1 tang_root_disk "$u" "$tok" || return
   luksmeta show -d "$W/root.img" | grep -q 'cb6e8904-81ff-40da-a84a-07ab9ab5715e' ||
     fail "clevis left no LUKSMeta slot" || return
   boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
@@ -319,9 +317,7 @@ hostile() {
   local u tok net url='http://10\.0\.2\.100:80' err=$3
   need_agent || return
   u=$(uuid "$2") tok=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$u" "$tok" || return
   server_stop tang1
   hostile_start tang1 "${PORT[tang1]}" "$1" || fail "starting the hostile server" || return
   boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}"
@@ -540,9 +536,7 @@ t_offline_codes() {
     return
   fi
   u=$(uuid 16) tok=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$u" "$tok" || return
   server_stop tang1
   boot "rd.luks.uuid=$u ip=dhcp latchkey.deadline=10 latchkey.prompt-delay=600" -d "$W/root.img" -N -t 300
   expect ', or a recovery answer: ' 150 || return
@@ -657,9 +651,7 @@ t_late_carrier() {
   local u tok up
   need_agent || return
   u=$(uuid 20) tok=$(token)
-  tang_up tang1 || return
-  root_disk "$W/root.img" "$u" "$tok" || return
-  disk_bind_tang "$W/root.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  tang_root_disk "$u" "$tok" || return
   boot "rd.luks.uuid=$u ip=dhcp" -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -L
   expect "latchkey: found luks-$u" 60 || return
   sleep 15

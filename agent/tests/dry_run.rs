@@ -8,12 +8,18 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use latchkey_testkit::{
-    Flood, FloodKind, GNU_TIME, Gate, Pty, Relay, SWTPM_TOOLS, Scratch, Swtpm, Tang, have,
-    have_tools, run_measured, run_ok, run_with, save_adv,
+    CHEAP_PBKDF, Flood, FloodKind, GNU_TIME, Gate, PCR7, Pty, Relay, SWTPM_TOOLS, Scratch, Swtpm,
+    Tang, clevis_luks_bind, have, have_tools, luks_add_key, luks_add_key_with, luks_format,
+    run_measured, run_ok, run_ok_with, run_with, save_adv,
 };
 
 fn tools() -> bool {
     have_tools() && have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta", GNU_TIME])
+}
+
+/// [`tools`] and swtpm's.
+fn tpm_tools() -> bool {
+    tools() && have(&SWTPM_TOOLS)
 }
 
 /// Peak resident set the agent may reach facing a hostile server: its own
@@ -26,39 +32,53 @@ fn agent() -> Command {
 
 /// A 32 MiB LUKS image with passphrase file `key` in slot 0.
 fn image(s: &Scratch, kind: &str, name: &str) -> (PathBuf, PathBuf) {
-    let pbkdf = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-    image_with(s, kind, name, &pbkdf)
+    image_with(s, kind, name, &CHEAP_PBKDF)
 }
 
 /// [`image`] with the keyslot's key derivation given as cryptsetup options.
 fn image_with(s: &Scratch, kind: &str, name: &str, pbkdf: &[&str]) -> (PathBuf, PathBuf) {
-    let img = s.path(name);
-    let key = s.path(&format!("{name}.key"));
-    std::fs::write(&key, format!("initial passphrase of {name}")).unwrap();
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    run_ok(
-        Command::new("cryptsetup")
-            .args(["luksFormat", "-q", "--type", kind])
-            .args(pbkdf)
-            .arg("--key-file")
-            .arg(&key)
-            .arg(&img),
-    );
+    let pass = format!("initial passphrase of {name}");
+    luks_format(
+        s,
+        name,
+        pass.as_bytes(),
+        &[&["--type", kind], pbkdf].concat(),
+    )
+}
+
+/// An [`image`] bound by `clevis luks bind` to `tang` in keyslot 1.
+fn tang_image(s: &Scratch, tang: &Tang, kind: &str, name: &str) -> (PathBuf, PathBuf) {
+    let (img, key) = image(s, kind, name);
+    clevis_luks_bind(&img, &key, "tang", &tang.config());
     (img, key)
 }
 
-fn bind(img: &Path, key: &Path, pin: &str, cfg: &str) {
-    run_ok(
-        Command::new("clevis")
-            .args(["luks", "bind", "-y", "-d"])
-            .arg(img)
-            .arg("-k")
-            .arg(key)
-            .args([pin, cfg]),
-    );
+/// A LUKS2 root.img in a new scratch dir `tag`, bound to a Tang server that has
+/// stopped since (its keys kept): (scratch, server, image).
+fn bound_to_a_stopped_tang(tag: &str) -> (Scratch, Tang, PathBuf) {
+    let s = Scratch::new(tag);
+    let mut tang = Tang::start();
+    let (img, _) = tang_image(&s, &tang, "luks2", "root.img");
+    tang.stop();
+    (s, tang, img)
+}
+
+/// How many volumes the agent's log says would open with keyslot 1.
+fn opened_by_keyslot_1(text: &str) -> usize {
+    text.matches("would open with keyslot 1").count()
+}
+
+/// `clevis encrypt ARGS` of `secret` run by `clevis` (its environment set), asserting
+/// success: the JWE.
+fn clevis_encrypt(mut clevis: Command, args: &[&str], secret: &[u8]) -> Vec<u8> {
+    let limit = Duration::from_secs(30);
+    run_ok_with(clevis.arg("encrypt").args(args), secret, limit).stdout
+}
+
+/// `latchkey-agent decrypt` run by `agent` (its environment set) of `jwe`, asserting
+/// success: the secret.
+fn agent_decrypt(mut agent: Command, jwe: &[u8]) -> Vec<u8> {
+    run_ok_with(agent.arg("decrypt"), jwe, Duration::from_secs(30)).stdout
 }
 
 fn dry_run(s: &Scratch, img: &Path, cmdline: &str) -> (Output, String) {
@@ -114,8 +134,7 @@ fn luks2_tang_binding_opens_and_names_the_server_when_it_is_down() {
     }
     let s = Scratch::new("agent-luks2");
     let mut tang = Tang::start();
-    let (img, key) = image(&s, "luks2", "root.img");
-    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    let (img, _) = tang_image(&s, &tang, "luks2", "root.img");
 
     let (out, text) = dry_run(&s, &img, "latchkey.timeout=2 latchkey.deadline=20");
     assert!(out.status.success(), "{text}");
@@ -138,13 +157,9 @@ fn luks1_luksmeta_sss_binding_opens() {
         return;
     }
     let s = Scratch::new("agent-luks1");
-    let (t1, t2) = (Tang::start(), Tang::start());
+    let tangs = [Tang::start(), Tang::start()];
     let (img, key) = image(&s, "luks1", "old.img");
-    let cfg = format!(
-        r#"{{"t":2,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}}]}}}}"#,
-        t1.url, t2.url
-    );
-    bind(&img, &key, "sss", &cfg);
+    clevis_luks_bind(&img, &key, "sss", &Tang::sss_config(2, &tangs));
     let (out, text) = dry_run(&s, &img, "latchkey.timeout=2 latchkey.deadline=20");
     assert!(out.status.success(), "{text}");
     assert!(text.contains("clevis LUKSMeta slot 1"), "{text}");
@@ -161,21 +176,7 @@ fn local_key_opens_without_any_server() {
     let (img, key) = image(&s, "luks2", "root.img");
     let local = s.path("local-boot.key");
     std::fs::write(&local, b"a local key\nwith a newline kept\n").unwrap();
-    run_ok(
-        Command::new("cryptsetup")
-            .args([
-                "luksAddKey",
-                "-q",
-                "--pbkdf",
-                "pbkdf2",
-                "--pbkdf-force-iterations",
-                "1000",
-                "--key-file",
-            ])
-            .arg(&key)
-            .arg(&img)
-            .arg(&local),
-    );
+    luks_add_key(&img, &key, &local);
     let (out, text) = dry_run(
         &s,
         &img,
@@ -191,20 +192,13 @@ fn decrypt_mode_recovers_a_clevis_jwe() {
         return;
     }
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
-    let jwe = run_with(
-        Command::new("clevis").args(["encrypt", "tang", &cfg, "-y"]),
+    let cfg = tang.config();
+    let jwe = clevis_encrypt(
+        Command::new("clevis"),
+        &["tang", &cfg, "-y"],
         b"agent decrypt secret",
-        Duration::from_secs(20),
     );
-    assert!(jwe.status.success());
-    let out = run_with(agent().arg("decrypt"), &jwe.stdout, Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"agent decrypt secret");
+    assert_eq!(agent_decrypt(agent(), &jwe), b"agent decrypt secret");
     let out = run_with(
         agent().arg("decrypt"),
         b"garbage\n",
@@ -256,7 +250,7 @@ fn flood_in_sss(kind: FloodKind) {
         a1 = adv1.display(),
         a2 = adv2.display(),
     );
-    bind(&img, &key, "sss", &cfg);
+    clevis_luks_bind(&img, &key, "sss", &cfg);
     let (out, text, rss) = dry_run_rss(&s, &img, "latchkey.timeout=20 latchkey.deadline=30");
     let sent = flood.sent.load(std::sync::atomic::Ordering::Relaxed);
     println!("{kind:?}: agent peak RSS {rss} KiB; the flood sent {sent} bytes");
@@ -301,20 +295,11 @@ fn decrypt_names_a_flooding_server_in_bounded_memory() {
     ] {
         let flood = Flood::start(kind);
         let cfg = format!(r#"{{"url":"{}","adv":"{}"}}"#, flood.url, adv.display());
-        let jwe = run_with(
-            Command::new("clevis").args(["encrypt", "tang", &cfg]),
-            b"flood secret",
-            Duration::from_secs(20),
-        );
-        assert!(
-            jwe.status.success(),
-            "{}",
-            String::from_utf8_lossy(&jwe.stderr)
-        );
+        let jwe = clevis_encrypt(Command::new("clevis"), &["tang", &cfg], b"flood secret");
         let start = std::time::Instant::now();
         let (out, rss) = run_measured(
             agent().args(["decrypt", "--timeout", "20", "--deadline", "30"]),
-            &jwe.stdout,
+            &jwe,
             Duration::from_secs(60),
         );
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -340,11 +325,7 @@ fn local_key_that_is_a_fifo_is_refused_within_the_deadline() {
     if !tools() {
         return;
     }
-    let s = Scratch::new("agent-fifo");
-    let mut tang = Tang::start();
-    let (img, key) = image(&s, "luks2", "root.img");
-    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
-    tang.stop();
+    let (s, tang, img) = bound_to_a_stopped_tang("agent-fifo");
     let fifo = s.path("local-boot.key");
     run_ok(Command::new("mkfifo").arg(&fifo));
     let (out, text) = dry_run(
@@ -375,8 +356,7 @@ fn missing_boot_partition_does_not_delay_tang() {
     }
     let s = Scratch::new("agent-noboot");
     let tang = Tang::start();
-    let (img, key) = image(&s, "luks2", "root.img");
-    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    let (img, _) = tang_image(&s, &tang, "luks2", "root.img");
     let (out, text) = dry_run(
         &s,
         &img,
@@ -396,8 +376,7 @@ fn absurd_iterations_on_the_local_key_slot_do_not_hold_up_tang() {
     }
     let s = Scratch::new("agent-iter");
     let mut tang = Tang::start();
-    let (img, key) = image(&s, "luks1", "old.img");
-    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
+    let (img, key) = tang_image(&s, &tang, "luks1", "old.img");
     // LUKS1 keyslot 0 starts at byte 208; its iteration count follows `active`.
     let mut bytes = std::fs::read(&img).unwrap();
     bytes[212..216].copy_from_slice(&4_000_000_000u32.to_be_bytes());
@@ -443,27 +422,7 @@ fn argon2_of_two_volumes_runs_one_at_a_time() {
     let (a, key) = image_with(&s, "luks2", "a.img", &argon2);
     let (b, key_b) = image_with(&s, "luks2", "b.img", &argon2);
     // The same passphrase on both.
-    run_ok(
-        Command::new("cryptsetup")
-            .args([
-                "luksAddKey",
-                "-q",
-                "--pbkdf",
-                "argon2id",
-                "--pbkdf-memory",
-                "65536",
-            ])
-            .args([
-                "--pbkdf-force-iterations",
-                "4",
-                "--pbkdf-parallel",
-                "1",
-                "--key-file",
-            ])
-            .arg(&key_b)
-            .arg(&b)
-            .arg(&key),
-    );
+    luks_add_key_with(&b, &key_b, &key, &argon2);
     let cmdline = format!("latchkey.key={} latchkey.deadline=60", key.display());
     let (out, text, rss) = dry_run_devices(&s, &[&a, &b], &cmdline);
     assert!(out.status.success(), "{text}");
@@ -485,13 +444,16 @@ fn held_back_image(tang: &Tang, gate: &Gate, name: &str) -> (Scratch, PathBuf, P
     let relay = Relay::start(tang.port, gate.clone());
     let (img, key) = image(&s, "luks2", name);
     let cfg = format!(r#"{{"url":"{}","adv":"{}"}}"#, relay.url, adv.display());
-    bind(&img, &key, "tang", &cfg);
+    clevis_luks_bind(&img, &key, "tang", &cfg);
     (s, img, key)
 }
 
 /// The agent's dry-run unlock of `img` with the console on `pty`, the kernel command
-/// line from the file `cmdline` and its log into the file `stderr`.
-fn on_console(pty: &Pty, cmdline: &Path, img: &Path, stderr: &Path) -> std::process::Child {
+/// line `cmdline` (from the file `cmdline` in `s`) and its log into the file `stderr`
+/// in `s`.
+fn on_console(pty: &Pty, s: &Scratch, cmdline: &str, img: &Path) -> std::process::Child {
+    let line = s.path("cmdline");
+    std::fs::write(&line, cmdline).unwrap();
     agent()
         .args([
             "unlock",
@@ -502,23 +464,27 @@ fn on_console(pty: &Pty, cmdline: &Path, img: &Path, stderr: &Path) -> std::proc
         ])
         .arg(&pty.path)
         .arg("--cmdline")
-        .arg(cmdline)
+        .arg(&line)
         .arg("--device")
         .arg(img)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(stderr).unwrap())
+        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
         .spawn()
         .unwrap()
 }
 
-/// `child`'s exit status, waited for at most a minute (then it is killed and `why`
-/// is the failure).
-fn finish(child: &mut std::process::Child, why: &str) -> std::process::ExitStatus {
+/// The exit status of [`on_console`]'s `child`, waited for at most a minute (then it
+/// is killed and `why` is the failure), and its log.
+fn finish(
+    child: &mut std::process::Child,
+    s: &Scratch,
+    why: &str,
+) -> (std::process::ExitStatus, String) {
     let end = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(st) = child.try_wait().unwrap() {
-            return st;
+            return (st, std::fs::read_to_string(s.path("stderr")).unwrap());
         }
         if std::time::Instant::now() > end {
             let _ = child.kill();
@@ -539,18 +505,16 @@ fn console_prompt_is_withdrawn_when_tang_answers() {
     let gate = Gate::default();
     let (s, img, _) = held_back_image(&tang, &gate, "root.img");
     let mut pty = Pty::new();
-    let line = s.path("cmdline");
-    std::fs::write(
-        &line,
-        "latchkey.prompt-delay=0 latchkey.deadline=40 latchkey.timeout=30",
-    )
-    .unwrap();
-    let mut child = on_console(&pty, &line, &img, &s.path("stderr"));
+    let cmdline = "latchkey.prompt-delay=0 latchkey.deadline=40 latchkey.timeout=30";
+    let mut child = on_console(&pty, &s, cmdline, &img);
     pty.expect("Please enter passphrase for disk luks-");
     assert!(!pty.echo(), "echo is off while the prompt is up");
     gate.open();
-    let status = finish(&mut child, "the agent did not finish once Tang answered");
-    let text = std::fs::read_to_string(s.path("stderr")).unwrap();
+    let (status, text) = finish(
+        &mut child,
+        &s,
+        "the agent did not finish once Tang answered",
+    );
     assert!(status.success(), "{text}");
     assert!(
         text.contains("would open with keyslot 1 (clevis token 0 (keyslot 1))"),
@@ -573,24 +537,15 @@ fn recovery_codes_at_the_console_open_a_volume_whose_tang_is_gone() {
     if !tools() {
         return;
     }
-    let s = Scratch::new("agent-offline");
-    let mut tang = Tang::start();
-    let (img, key) = image(&s, "luks2", "root.img");
-    bind(&img, &key, "tang", &format!(r#"{{"url":"{}"}}"#, tang.url));
-    tang.stop();
+    let (s, tang, img) = bound_to_a_stopped_tang("agent-offline");
     let keys: Vec<Jwk> = tang
         .key_files("deriveKey")
         .iter()
         .map(|p| Jwk::parse(&std::fs::read(p).unwrap()).unwrap())
         .collect();
     let mut pty = Pty::new();
-    let line = s.path("cmdline");
-    std::fs::write(
-        &line,
-        "latchkey.prompt-delay=0 latchkey.deadline=3 latchkey.timeout=1",
-    )
-    .unwrap();
-    let mut child = on_console(&pty, &line, &img, &s.path("stderr"));
+    let cmdline = "latchkey.prompt-delay=0 latchkey.deadline=3 latchkey.timeout=1";
+    let mut child = on_console(&pty, &s, cmdline, &img);
     const PROMPT: &str = ", or a recovery answer: ";
     let early = pty.expect(PROMPT);
     assert!(
@@ -626,8 +581,7 @@ fn recovery_codes_at_the_console_open_a_volume_whose_tang_is_gone() {
     assert!(said.contains('█') && said.contains("key id "), "{said}");
     pty.type_in(&format!("{answer}\n"));
 
-    let status = finish(&mut child, "the agent did not finish after the answer");
-    let text = std::fs::read_to_string(s.path("stderr")).unwrap();
+    let (status, text) = finish(&mut child, &s, "the agent did not finish after the answer");
     assert!(status.success(), "{text}");
     assert!(
         text.contains("would open with keyslot 1 (recovery codes for clevis token 0 (keyslot 1))"),
@@ -739,26 +693,12 @@ fn one_device_given_twice_is_opened_once() {
     );
 }
 
-/// `clevis luks bind` with the TPM `sw` for its tpm2 pins.
-fn bind_tpm(sw: &Swtpm, img: &Path, key: &Path, pin: &str, cfg: &str) {
-    run_ok(
-        sw.command("clevis")
-            .args(["luks", "bind", "-y", "-d"])
-            .arg(img)
-            .arg("-k")
-            .arg(key)
-            .args([pin, cfg]),
-    );
-    // clevis 19 leaves the policy session of a PCR-bound encrypt loaded.
-    sw.flush_all();
-}
-
 /// A clevis tpm2 binding alone opens from the TPM; in an sss with Tang, the TPM share
 /// and the Tang share are fetched side by side; a changed PCR is named per binding and
 /// the race goes on to Tang.
 #[test]
 fn tpm2_bindings_open_alone_and_beside_tang() {
-    if !tools() || !have(&SWTPM_TOOLS) {
+    if !tpm_tools() {
         return;
     }
     let s = Scratch::new("agent-tpm2");
@@ -768,13 +708,7 @@ fn tpm2_bindings_open_alone_and_beside_tang() {
     let cmdline = "latchkey.timeout=2 latchkey.deadline=20";
 
     let (alone, key) = image(&s, "luks2", "alone.img");
-    bind_tpm(
-        &sw,
-        &alone,
-        &key,
-        "tpm2",
-        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
-    );
+    sw.clevis_luks_bind(&alone, &key, "tpm2", PCR7);
     let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&alone], cmdline);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("tpm2 (sha256:7): unsealed"), "{text}");
@@ -787,26 +721,18 @@ fn tpm2_bindings_open_alone_and_beside_tang() {
             tang.url
         )
     };
-    bind_tpm(&sw, &both, &key, "sss", &sss(2));
+    sw.clevis_luks_bind(&both, &key, "sss", &sss(2));
     let (either, key) = image(&s, "luks2", "either.img");
-    bind_tpm(&sw, &either, &key, "sss", &sss(1));
+    sw.clevis_luks_bind(&either, &key, "sss", &sss(1));
     let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&both, &either], cmdline);
     assert!(out.status.success(), "{text}");
-    assert_eq!(
-        text.matches("would open with keyslot 1").count(),
-        2,
-        "{text}"
-    );
+    assert_eq!(opened_by_keyslot_1(&text), 2, "{text}");
 
     // Tang down: t=2 fails naming the server; t=1 opens from the TPM alone.
     tang.stop();
     let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&both, &either], cmdline);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert_eq!(
-        text.matches("would open with keyslot 1").count(),
-        1,
-        "{text}"
-    );
+    assert_eq!(opened_by_keyslot_1(&text), 1, "{text}");
     assert!(text.contains(&tang.url), "{text}");
     assert!(text.contains("NOT opened"), "{text}");
 
@@ -816,11 +742,7 @@ fn tpm2_bindings_open_alone_and_beside_tang() {
     sw.extend_pcr("sha256", 7);
     let (out, text, _) = dry_run_with(agent_on(&sw), &s, &[&alone, &either], cmdline);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert_eq!(
-        text.matches("would open with keyslot 1").count(),
-        1,
-        "{text}"
-    );
+    assert_eq!(opened_by_keyslot_1(&text), 1, "{text}");
     let refused = "tpm2 (sha256:7): PCR sha256:7 policy does not match";
     assert!(text.contains(&format!("warning: {refused}")), "{text}");
     let report = format!("NOT opened:\nlatchkey: error:   - clevis token 0 (keyslot 1): {refused}");
@@ -831,7 +753,7 @@ fn tpm2_bindings_open_alone_and_beside_tang() {
 /// other methods still run.
 #[test]
 fn a_missing_tpm_is_said_once_per_boot() {
-    if !tools() || !have(&SWTPM_TOOLS) {
+    if !tpm_tools() {
         return;
     }
     let s = Scratch::new("agent-notpm");
@@ -840,14 +762,8 @@ fn a_missing_tpm_is_said_once_per_boot() {
     let mut imgs = Vec::new();
     for name in ["a.img", "b.img"] {
         let (img, key) = image(&s, "luks2", name);
-        bind_tpm(&sw, &img, &key, "tpm2", "{}");
-        bind_tpm(
-            &sw,
-            &img,
-            &key,
-            "tpm2",
-            r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
-        );
+        sw.clevis_luks_bind(&img, &key, "tpm2", "{}");
+        sw.clevis_luks_bind(&img, &key, "tpm2", PCR7);
         imgs.push(img);
     }
     let (c, key) = image(&s, "luks2", "c.img");
@@ -855,7 +771,7 @@ fn a_missing_tpm_is_said_once_per_boot() {
         r#"{{"t":1,"pins":{{"tpm2":{{}},"tang":[{{"url":"{}"}}]}}}}"#,
         tang.url
     );
-    bind_tpm(&sw, &c, &key, "sss", &cfg);
+    sw.clevis_luks_bind(&c, &key, "sss", &cfg);
     drop(sw);
     let mut cmd = agent();
     cmd.env(
@@ -875,34 +791,22 @@ fn a_missing_tpm_is_said_once_per_boot() {
         1,
         "{text}"
     );
-    assert_eq!(
-        text.matches("would open with keyslot 1").count(),
-        1,
-        "{text}"
-    );
+    assert_eq!(opened_by_keyslot_1(&text), 1, "{text}");
 }
 
 /// `latchkey-agent decrypt` unseals clevis tpm2 JWEs as the cli does.
 #[test]
 fn decrypt_mode_unseals_a_clevis_tpm2_jwe() {
-    if !tools() || !have(&SWTPM_TOOLS) {
+    if !tpm_tools() {
         return;
     }
     let sw = Swtpm::start();
-    let jwe = run_with(
-        sw.command("clevis")
-            .args(["encrypt", "tpm2", r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#]),
+    let jwe = clevis_encrypt(
+        sw.command("clevis"),
+        &["tpm2", PCR7],
         b"sealed for the agent",
-        Duration::from_secs(30),
     );
-    assert!(jwe.status.success());
     sw.flush_all();
-    let mut cmd = sw.command(env!("CARGO_BIN_EXE_latchkey-agent"));
-    let out = run_with(cmd.arg("decrypt"), &jwe.stdout, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"sealed for the agent");
+    let agent = sw.command(env!("CARGO_BIN_EXE_latchkey-agent"));
+    assert_eq!(agent_decrypt(agent, &jwe), b"sealed for the agent");
 }

@@ -13,11 +13,7 @@ fn tang() {
         return;
     }
     let tang = Tang::start();
-    let jwe = latchkey_encrypt(
-        "tang",
-        &format!(r#"{{"url":"{}"}}"#, tang.url),
-        b"tang secret",
-    );
+    let jwe = latchkey_encrypt("tang", &tang.config(), b"tang secret");
     assert_eq!(clevis_decrypt(&jwe), b"tang secret");
     assert_eq!(latchkey_decrypt(&jwe), b"tang secret");
 }
@@ -72,7 +68,7 @@ fn untrusted_keys_without_a_terminal_fail_clearly() {
         return;
     }
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     let out = run_with(
         no_tty().args(["encrypt", "tang", &cfg]),
         b"x",
@@ -92,11 +88,7 @@ fn sss_two_of_three() {
         return;
     }
     let mut t: Vec<Tang> = (0..3).map(|_| Tang::start()).collect();
-    let cfg = format!(
-        r#"{{"t":2,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}},{{"url":"{}"}}]}}}}"#,
-        t[0].url, t[1].url, t[2].url
-    );
-    let jwe = latchkey_encrypt("sss", &cfg, b"sss secret");
+    let jwe = latchkey_encrypt("sss", &Tang::sss_config(2, &t), b"sss secret");
     t[0].stop();
     assert_eq!(clevis_decrypt(&jwe), b"sss secret");
 }

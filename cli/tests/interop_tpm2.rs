@@ -15,6 +15,11 @@ fn have_tpm_tools() -> bool {
     have(&SWTPM_TOOLS) && have_tools()
 }
 
+/// A started swtpm, or a skip without the tools.
+fn swtpm() -> Option<Swtpm> {
+    have_tpm_tools().then(Swtpm::start)
+}
+
 fn run(mut cmd: Command, input: &[u8]) -> Output {
     run_with(&mut cmd, input, Duration::from_secs(60))
 }
@@ -57,13 +62,10 @@ fn tpm2_header(jwe: &str) -> Value {
 
 #[test]
 fn clevis_tpm2_jwes_decrypt_with_latchkey() {
-    if !have_tpm_tools() {
-        return;
-    }
-    let sw = Swtpm::start();
+    let Some(sw) = swtpm() else { return };
     for cfg in [
         r#"{}"#,
-        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
+        PCR7,
         r#"{"pcr_bank":"sha1","pcr_ids":["0","7"],"key":"rsa"}"#,
         r#"{"hash":"sha384","key":"ecc384","pcr_bank":"sha256","pcr_ids":"0, 1"}"#,
     ] {
@@ -76,20 +78,12 @@ fn clevis_tpm2_jwes_decrypt_with_latchkey() {
 
 #[test]
 fn latchkey_tpm2_jwes_decrypt_with_clevis() {
-    if !have_tpm_tools() {
-        return;
-    }
-    let sw = Swtpm::start();
-    let reference = encrypt(
-        theirs(&sw),
-        "tpm2",
-        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
-        b"x",
-    );
+    let Some(sw) = swtpm() else { return };
+    let reference = encrypt(theirs(&sw), "tpm2", PCR7, b"x");
     sw.flush_all();
     for cfg in [
         r#"{}"#,
-        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
+        PCR7,
         r#"{"pcr_bank":"sha256","pcr_ids":[0,7],"key":"rsa"}"#,
         r#"{"pcr_ids":"7"}"#,
     ] {
@@ -99,12 +93,7 @@ fn latchkey_tpm2_jwes_decrypt_with_clevis() {
         sw.flush_all();
     }
     // The same header members as clevis writes, in the same form.
-    let jwe = encrypt(
-        ours(&sw),
-        "tpm2",
-        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
-        b"x",
-    );
+    let jwe = encrypt(ours(&sw), "tpm2", PCR7, b"x");
     let (a, b) = (tpm2_header(&jwe), tpm2_header(&reference));
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&a), keys(&b));
@@ -123,16 +112,8 @@ fn latchkey_tpm2_jwes_decrypt_with_clevis() {
 
 #[test]
 fn a_pcr_extended_after_sealing_is_a_clear_error() {
-    if !have_tpm_tools() {
-        return;
-    }
-    let sw = Swtpm::start();
-    let by_clevis = encrypt(
-        theirs(&sw),
-        "tpm2",
-        r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#,
-        b"s",
-    );
+    let Some(sw) = swtpm() else { return };
+    let by_clevis = encrypt(theirs(&sw), "tpm2", PCR7, b"s");
     sw.flush_all();
     let by_us = encrypt(
         ours(&sw),
@@ -159,10 +140,7 @@ fn a_pcr_extended_after_sealing_is_a_clear_error() {
 
 #[test]
 fn sss_of_tpm2_and_tang() {
-    if !have_tpm_tools() {
-        return;
-    }
-    let sw = Swtpm::start();
+    let Some(sw) = swtpm() else { return };
     let mut tang = Tang::start();
     let pins = |t: u8| {
         format!(
@@ -224,10 +202,7 @@ fn sss_of_tpm2_and_tang() {
 /// run_with's bound, like every command here).
 #[test]
 fn no_tpm_is_reported_once() {
-    if !have_tpm_tools() {
-        return;
-    }
-    let sw = Swtpm::start();
+    let Some(sw) = swtpm() else { return };
     let cfg = r#"{"t":1,"pins":{"tpm2":[{},{"pcr_bank":"sha256","pcr_ids":"7"}]}}"#;
     let jwe = encrypt(ours(&sw), "sss", cfg, b"two seals");
     assert_eq!(ok(decrypt(ours(&sw), &jwe), "both there"), b"two seals");
@@ -283,7 +258,7 @@ fn luks_tpm2_bindings_both_ways() {
     let s = Scratch::new("luks-tpm2");
     let (img, key) = luks_image(&s, "luks2", "disk.img");
     let (img, key) = (img.to_str().unwrap(), key.to_str().unwrap());
-    let cfg = r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#;
+    let cfg = PCR7;
 
     let bind = ["bind", "-d", img, "-k", key, "tpm2", cfg];
     ok(run(luks_cmd(ours(&sw), &bind), b""), "latchkey luks bind");
@@ -323,10 +298,7 @@ fn luks_tpm2_bindings_both_ways() {
 /// and every later unseal, ours or clevis's, fails with TPM_RC_OBJECT_MEMORY.
 #[test]
 fn an_unneeded_tpm_step_leaves_nothing_loaded() {
-    if !have_tpm_tools() {
-        return;
-    }
-    let sw = Swtpm::start();
+    let Some(sw) = swtpm() else { return };
     let tang = Tang::start();
     // An RSA primary takes swtpm long enough that Tang usually answers first.
     let cfg = format!(

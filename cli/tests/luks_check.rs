@@ -6,18 +6,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use latchkey_testkit::{SWTPM_TOOLS, Scratch, Swtpm, Tang, have, have_tools, run_ok, run_with};
+use latchkey_testkit::{
+    CHEAP_PBKDF, PCR7, SWTPM_TOOLS, Scratch, Swtpm, Tang, clevis_luks_bind, have, have_tools,
+    luks_format, run_with,
+};
 
 fn tools() -> bool {
     have_tools() && have(&["/usr/sbin/cryptsetup", "/usr/bin/luksmeta"])
 }
 
 fn check(args: &[&str], dev: &Path) -> (bool, String) {
+    check_with(
+        Command::new(env!("CARGO_BIN_EXE_latchkey")),
+        &[&["--timeout", "2"], args].concat(),
+        dev,
+    )
+}
+
+/// `latchkey luks check -d DEV ARGS` run by `latchkey` (its environment set): whether
+/// it passed, and its stdout and stderr.
+fn check_with(mut latchkey: Command, args: &[&str], dev: &Path) -> (bool, String) {
     let out: Output = run_with(
-        Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(["luks", "check", "--timeout", "2", "-d"])
-            .arg(dev)
-            .args(args),
+        latchkey.args(["luks", "check", "-d"]).arg(dev).args(args),
         b"",
         Duration::from_secs(60),
     );
@@ -42,22 +52,12 @@ fn cryptsetup_accepts(dev: &Path, key: &Path) -> bool {
 }
 
 fn image(s: &Scratch, args: &[&str]) -> (PathBuf, PathBuf) {
-    let img = s.path("disk.img");
-    let key = s.path("disk.key");
-    std::fs::write(&key, "initial passphrase").unwrap();
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(40 << 20)
-        .unwrap();
-    run_ok(
-        Command::new("cryptsetup")
-            .args(["luksFormat", "-q"])
-            .args(args)
-            .arg("--key-file")
-            .arg(&key)
-            .arg(&img),
-    );
-    (img, key)
+    luks_format(s, "disk.img", b"initial passphrase", args)
+}
+
+/// A LUKS2 [`image`] with [`CHEAP_PBKDF`].
+fn luks2_image(s: &Scratch) -> (PathBuf, PathBuf) {
+    image(s, &[&["--type", "luks2"][..], &CHEAP_PBKDF].concat())
 }
 
 #[test]
@@ -68,15 +68,9 @@ fn agrees_with_cryptsetup_on_key_files() {
     let s = Scratch::new("check-keys");
     let wrong = s.path("wrong.key");
     std::fs::write(&wrong, "not the passphrase").unwrap();
+    let luks2 = [&["--type", "luks2"][..], &CHEAP_PBKDF].concat();
     let formats: &[&[&str]] = &[
-        &[
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ],
+        &luks2,
         &[
             "--type",
             "luks2",
@@ -121,26 +115,8 @@ fn reports_bindings_servers_and_the_opening_keyslot() {
     }
     let s = Scratch::new("check-bind");
     let mut tang = Tang::start();
-    let (img, key) = image(
-        &s,
-        &[
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ],
-    );
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
-    run_ok(
-        Command::new("clevis")
-            .args(["luks", "bind", "-y", "-d"])
-            .arg(&img)
-            .arg("-k")
-            .arg(&key)
-            .args(["tang", &cfg]),
-    );
+    let (img, key) = luks2_image(&s);
+    clevis_luks_bind(&img, &key, "tang", &tang.config());
 
     let (ok, text) = check(&[], &img);
     assert!(ok, "{text}");
@@ -175,41 +151,9 @@ fn a_clevis_tpm2_binding_and_a_changed_pcr() {
     }
     let s = Scratch::new("check-tpm2");
     let sw = Swtpm::start();
-    let (img, key) = image(
-        &s,
-        &[
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ],
-    );
-    run_ok(
-        sw.command("clevis")
-            .args(["luks", "bind", "-y", "-d"])
-            .arg(&img)
-            .arg("-k")
-            .arg(&key)
-            .args(["tpm2", r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#]),
-    );
-    sw.flush_all();
-    let check = || {
-        let out = run_with(
-            sw.command(env!("CARGO_BIN_EXE_latchkey"))
-                .args(["luks", "check", "-d"])
-                .arg(&img),
-            b"",
-            Duration::from_secs(60),
-        );
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    let (img, key) = luks2_image(&s);
+    sw.clevis_luks_bind(&img, &key, "tpm2", PCR7);
+    let check = || check_with(sw.command(env!("CARGO_BIN_EXE_latchkey")), &[], &img);
     let (ok, text) = check();
     assert!(ok, "{text}");
     assert!(

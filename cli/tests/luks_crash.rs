@@ -201,8 +201,8 @@ fn every_kill_point_leaves_an_openable_volume_and_a_rerun_converges() {
     }
     let started = Instant::now();
     let (t1, t2) = (Tang::start(), Tang::start());
-    let config1 = format!(r#"{{"url":"{}"}}"#, t1.url);
-    let config2 = format!(r#"{{"url":"{}"}}"#, t2.url);
+    let config1 = t1.config();
+    let config2 = t2.config();
     let s = Scratch::new("crash");
     let mut cases = Vec::new();
     for kind in ["luks1", "luks2"] {

@@ -54,7 +54,7 @@ fn refusals_leave_the_header_unchanged() {
     }
     let s = Scratch::new("errors");
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     let wrong = s.path("wrong.key");
     std::fs::write(&wrong, "not the passphrase").unwrap();
     for kind in ["luks1", "luks2"] {
@@ -166,7 +166,7 @@ fn full_keyslot_table_is_refused() {
     }
     let s = Scratch::new("errors-full");
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     for (kind, slots) in [("luks1", 8), ("luks2", 32)] {
         let (img, key) = image(&s, kind);
         for _ in 1..slots {
@@ -188,7 +188,7 @@ fn not_luks_and_read_only_devices_are_refused() {
     }
     let s = Scratch::new("errors-dev");
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     let plain = s.path("plain.img");
     std::fs::write(&plain, vec![0x5a; 4 << 20]).unwrap();
     let key = s.path("key");
@@ -256,7 +256,7 @@ fn the_last_keyslot_is_kept_unless_forced() {
     }
     let s = Scratch::new("errors-last");
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     for kind in ["luks1", "luks2"] {
         let (img, key) = image(&s, kind);
         luks_ok(&["bind", "-y", "-d", p(&img), "-k", p(&key), "tang", &cfg]);

@@ -64,7 +64,7 @@ fn latchkey_binds_and_clevis_reads(kind: &str) {
     let s = Scratch::new(&format!("interop-ours-{kind}"));
     let (t1, t2) = (Tang::start(), Tang::start());
     let (img, key) = luks_image(&s, kind, "disk.img");
-    let tang = format!(r#"{{"url":"{}"}}"#, t1.url);
+    let tang = t1.config();
     let sss = format!(
         r#"{{"t":2,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}}],"sss":{{"t":1,"pins":{{"null":[{{}}],"tang":[{{"url":"{}"}}]}}}}}}}}"#,
         t1.url, t2.url, t2.url
@@ -189,7 +189,7 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
     let s = Scratch::new(&format!("interop-theirs-{kind}"));
     let (mut t1, t2) = (Tang::start(), Tang::start());
     let (img, key) = luks_image(&s, kind, "disk.img");
-    let tang = format!(r#"{{"url":"{}"}}"#, t1.url);
+    let tang = t1.config();
     clevis_ok(&["bind", "-y", "-d", p(&img), "-k", p(&key), "tang", &tang]);
     clevis_ok(&[
         "bind",
@@ -256,7 +256,7 @@ fn clevis_binds_and_latchkey_maintains(kind: &str) {
     );
 
     // edit moves slot 2 to the other server; clevis lists the new policy.
-    let other = format!(r#"{{"url":"{}"}}"#, t2.url);
+    let other = t2.config();
     let out = luks(&["edit", "-d", p(&img), "-s", "2", "-c", &other], b"");
     succeeded(&out);
     assert_eq!(text(out.stdout), "Updating binding...\n");
@@ -486,7 +486,7 @@ fn orphans_are_reported_and_repaired() {
     }
     let s = Scratch::new("interop-orphan");
     let tang = Tang::start();
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     for kind in ["luks2", "luks1"] {
         let (img, key) = luks_image(&s, kind, &format!("{kind}.img"));
         clevis_ok(&["bind", "-y", "-d", p(&img), "-k", p(&key), "tang", &cfg]);
@@ -533,7 +533,7 @@ fn json_outputs() {
     let s = Scratch::new("interop-json");
     let tang = Tang::start();
     let (img, key) = luks_image(&s, "luks2", "disk.img");
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     let doc = |args: &[&str]| -> serde_json::Value {
         let out = luks(args, b"");
         assert!(
@@ -685,7 +685,7 @@ fn bind_takes_the_existing_passphrase_from_a_keyring_token() {
     let s = Scratch::new("interop-keyring");
     let tang = Tang::start();
     let (img, key) = luks_image(&s, "luks2", "disk.img");
-    let cfg = format!(r#"{{"url":"{}"}}"#, tang.url);
+    let cfg = tang.config();
     let desc = format!("latchkey-test-{}", std::process::id());
     run_ok(
         Command::new("cryptsetup")

@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -40,6 +38,14 @@ fn recover(args: &[&str], input: &str) -> Output {
         input.as_bytes(),
         LIMIT,
     )
+}
+
+/// A failed `recover` (exit 1) whose stderr says `want`.
+#[track_caller]
+fn fails_with(res: Output, want: &str) {
+    let (_, stderr) = text(&res);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(want), "{stderr}");
 }
 
 fn challenge(source: &[&str], state: &Path) -> String {
@@ -73,6 +79,14 @@ fn answer(url: &str, code: &str) -> String {
     ok(recover(&["answer", "--url", url], code))
 }
 
+/// `latchkey recover finish SOURCE --state STATE` with `answers` on stdin.
+fn finish(source: &[&str], state: &Path, answers: &str) -> Output {
+    let mut args = vec!["finish"];
+    args.extend_from_slice(source);
+    args.extend_from_slice(&["--state", state.to_str().unwrap()]);
+    recover(&args, answers)
+}
+
 /// Our tangd, from the same build as the latchkey under test.
 struct OurTangd {
     child: Child,
@@ -82,10 +96,7 @@ struct OurTangd {
 
 impl OurTangd {
     fn start(keys: &Path) -> Option<OurTangd> {
-        let bin = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("tangd");
-        if !have(&[bin.to_str().unwrap()]) {
-            return None;
-        }
+        let bin = tangd_bin()?;
         let port = free_port();
         run_ok(Command::new(&bin).arg("keygen").arg(keys));
         let child = Command::new(&bin)
@@ -96,11 +107,10 @@ impl OurTangd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < end, "our tangd did not come up");
-            thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            wait_port(port, Duration::from_secs(10)),
+            "our tangd did not come up"
+        );
         Some(OurTangd {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -131,6 +141,16 @@ fn clevis_tang_jwe(path: &Path, url: &str, secret: &[u8]) {
     std::fs::write(path, jwe).unwrap();
 }
 
+/// A scratch dir `tag` with `tang.jwe`, made by clevis for a new Tang server:
+/// (scratch, server, the JWE's path).
+fn tang_jwe(tag: &str, secret: &[u8]) -> (Scratch, Tang, PathBuf) {
+    let s = Scratch::new(tag);
+    let tang = Tang::start();
+    let jwe = s.path("tang.jwe");
+    clevis_tang_jwe(&jwe, &tang.url, secret);
+    (s, tang, jwe)
+}
+
 fn tangd_bin() -> Option<PathBuf> {
     let bin = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("tangd");
     have(&[bin.to_str().unwrap()]).then_some(bin)
@@ -141,24 +161,12 @@ fn answer_works_against_real_tang_and_our_tangd() {
     if !tools() {
         return;
     }
-    let s = Scratch::new("recover-answer");
-    let tang = Tang::start();
-    let jwe = s.path("tang.jwe");
-    clevis_tang_jwe(&jwe, &tang.url, b"real-tang-secret");
+    let (s, tang, jwe) = tang_jwe("recover-answer", b"real-tang-secret");
     let state = s.path("state");
     let out = challenge(&["-j", jwe.to_str().unwrap()], &state);
     let [code] = codes(&out).try_into().unwrap();
     let ans = answer(&tang.url, &code);
-    let got = ok(recover(
-        &[
-            "finish",
-            "-j",
-            jwe.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &ans,
-    ));
+    let got = ok(finish(&["-j", jwe.to_str().unwrap()], &state, &ans));
     assert_eq!(got, "real-tang-secret");
     assert!(!state.exists(), "the state file is deleted after use");
 
@@ -182,16 +190,7 @@ fn answer_works_against_real_tang_and_our_tangd() {
     // The same answer straight from the key directory (answers are deterministic).
     let by_dir = tangd_recover(&ours.bin, &s.path("ours"), &code);
     assert_eq!(codes_only(&by_http), codes_only(&by_dir));
-    let got = ok(recover(
-        &[
-            "finish",
-            "-j",
-            jwe.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &by_dir,
-    ));
+    let got = ok(finish(&["-j", jwe.to_str().unwrap()], &state, &by_dir));
     assert_eq!(got, "our-tangd-secret");
 }
 
@@ -202,45 +201,12 @@ fn codes_only(text: &str) -> String {
         .join("\n")
 }
 
-fn luks_image(s: &Scratch) -> (PathBuf, PathBuf) {
-    let img = s.path("disk.img");
-    let key = s.path("disk.key");
-    std::fs::write(&key, "initial passphrase").unwrap();
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    run_ok(
-        Command::new("cryptsetup")
-            .args(["luksFormat", "-q", "--type", "luks2", "--pbkdf", "pbkdf2"])
-            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
-            .arg(&key)
-            .arg(&img),
-    );
-    (img, key)
-}
-
 fn clevis_bind(img: &Path, key: &Path, slot: &str, pin: &str, cfg: &str) {
-    run_ok(
-        Command::new("clevis")
-            .args(["luks", "bind", "-y", "-s", slot, "-d"])
-            .arg(img)
-            .arg("-k")
-            .arg(key)
-            .args([pin, cfg]),
-    );
+    clevis_luks_bind_with(Command::new("clevis"), img, key, &["-s", slot], pin, cfg);
 }
 
 fn opens(img: &Path, passphrase: &str) -> bool {
-    run_with(
-        Command::new("cryptsetup")
-            .args(["open", "--test-passphrase", "--key-file", "-"])
-            .arg(img),
-        passphrase.as_bytes(),
-        LIMIT,
-    )
-    .status
-    .success()
+    cryptsetup_opens(img, passphrase.as_bytes(), None)
 }
 
 #[test]
@@ -249,32 +215,18 @@ fn luks2_bound_by_clevis_opens_through_codes_tang_and_sss() {
         return;
     }
     let s = Scratch::new("recover-luks");
-    let (img, key) = luks_image(&s);
+    let (img, key) = luks_image(&s, "luks2", "disk.img");
     let tangs = [Tang::start(), Tang::start(), Tang::start()];
-    clevis_bind(
-        &img,
-        &key,
-        "1",
-        "tang",
-        &format!(r#"{{"url":"{}"}}"#, tangs[0].url),
-    );
-    let sss = format!(
-        r#"{{"t":2,"pins":{{"tang":[{{"url":"{}"}},{{"url":"{}"}},{{"url":"{}"}}]}}}}"#,
-        tangs[0].url, tangs[1].url, tangs[2].url
-    );
-    clevis_bind(&img, &key, "2", "sss", &sss);
+    clevis_bind(&img, &key, "1", "tang", &tangs[0].config());
+    clevis_bind(&img, &key, "2", "sss", &Tang::sss_config(2, &tangs));
     let dev = img.to_str().unwrap();
     let state = s.path("state");
-    let st = state.to_str().unwrap();
 
     // Slot 1: tang.
     let out = challenge(&["-d", dev, "-s", "1"], &state);
     assert!(out.contains("1 answer needed"), "{out}");
     let [code] = codes(&out).try_into().unwrap();
-    let pass = ok(recover(
-        &["finish", "-d", dev, "--state", st],
-        &answer(&tangs[0].url, &code),
-    ));
+    let pass = ok(finish(&["-d", dev], &state, &answer(&tangs[0].url, &code)));
     assert!(opens(&img, &pass));
     assert!(!state.exists());
 
@@ -284,7 +236,7 @@ fn luks2_bound_by_clevis_opens_through_codes_tang_and_sss() {
     let codes = codes(&out);
     assert_eq!(codes.len(), 3);
     let third = answer(&tangs[2].url, &codes[2]);
-    let res = recover(&["finish", "-d", dev, "--state", st], &third);
+    let res = finish(&["-d", dev], &state, &third);
     assert_eq!(res.status.code(), Some(1));
     let (stdout, stderr) = text(&res);
     assert!(stdout.is_empty());
@@ -298,7 +250,7 @@ fn luks2_bound_by_clevis_opens_through_codes_tang_and_sss() {
         None => answer(&tangs[0].url, &codes[0]),
     };
     let both = format!("{third}\n{first}");
-    let res = recover(&["finish", "-d", dev, "--state", st], &both);
+    let res = finish(&["-d", dev], &state, &both);
     let (pass, stderr) = text(&res);
     assert!(res.status.success(), "{stderr}");
     assert!(
@@ -322,34 +274,19 @@ fn a_rotated_key_is_answered_with_the_kid_shown_beside_the_code() {
     if !tools() {
         return;
     }
-    let s = Scratch::new("recover-rotated");
-    let tang = Tang::start();
-    let jwe = s.path("tang.jwe");
-    clevis_tang_jwe(&jwe, &tang.url, b"before-rotation");
+    let (s, tang, jwe) = tang_jwe("recover-rotated", b"before-rotation");
     tang.rotate();
     let state = s.path("state");
     let out = challenge(&["-j", jwe.to_str().unwrap()], &state);
     let [code] = codes(&out).try_into().unwrap();
     // /adv no longer lists the key: the code's key id cannot be resolved there.
-    let res = recover(&["answer", "--url", &tang.url], &code);
-    assert_eq!(res.status.code(), Some(1));
-    let (_, stderr) = text(&res);
-    assert!(stderr.contains("--kid"), "{stderr}");
+    fails_with(recover(&["answer", "--url", &tang.url], &code), "--kid");
     let kid = kid_of(&out, 1);
     let ans = ok(recover(
         &["answer", "--url", &tang.url, "--kid", &kid],
         &code,
     ));
-    let got = ok(recover(
-        &[
-            "finish",
-            "-j",
-            jwe.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &ans,
-    ));
+    let got = ok(finish(&["-j", jwe.to_str().unwrap()], &state, &ans));
     assert_eq!(got, "before-rotation");
 }
 
@@ -358,11 +295,8 @@ fn bad_input_is_named_and_nothing_is_lost() {
     if !tools() {
         return;
     }
-    let s = Scratch::new("recover-errors");
-    let tang = Tang::start();
-    let jwe = s.path("tang.jwe");
+    let (s, tang, jwe) = tang_jwe("recover-errors", b"kept");
     let jwe_arg = jwe.to_str().unwrap();
-    clevis_tang_jwe(&jwe, &tang.url, b"kept");
     let state = s.path("state");
     let st = state.to_str().unwrap();
     let out = challenge(&["-j", jwe_arg, "--no-qr"], &state);
@@ -373,20 +307,16 @@ fn bad_input_is_named_and_nothing_is_lost() {
 
     // The state file is never overwritten.
     let res = recover(&["challenge", "-j", jwe_arg, "--state", st], "");
-    assert_eq!(res.status.code(), Some(1));
-    assert!(
-        text(&res).1.contains("unfinished recovery"),
-        "{}",
-        text(&res).1
-    );
+    fails_with(res, "unfinished recovery");
 
     // A typo in the request: the group is named, the server is not asked.
     let typo = code
         .replacen('-', "", 1)
         .replacen(|c: char| c.is_ascii_alphanumeric(), "U", 1);
-    let res = recover(&["answer", "--url", &tang.url], &typo);
-    assert_eq!(res.status.code(), Some(1));
-    assert!(text(&res).1.contains("in group 1"), "{}", text(&res).1);
+    fails_with(
+        recover(&["answer", "--url", &tang.url], &typo),
+        "in group 1",
+    );
 
     let ans = answer(&tang.url, &code);
     // A typo in the answer: group named, state kept.
@@ -395,58 +325,35 @@ fn bad_input_is_named_and_nothing_is_lost() {
     let at = rows.find('\n').unwrap() + 14; // row 2, its second group
     chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
     let bad: String = chars.into_iter().collect();
-    let res = recover(&["finish", "-j", jwe_arg, "--state", st], &bad);
-    assert_eq!(res.status.code(), Some(1));
-    assert!(
-        text(&res).1.contains("group 6 does not check"),
-        "{}",
-        text(&res).1
+    fails_with(
+        finish(&["-j", jwe_arg], &state, &bad),
+        "group 6 does not check",
     );
     assert!(state.exists());
     // A request code where the answer belongs.
-    let res = recover(&["finish", "-j", jwe_arg, "--state", st], &code);
-    assert_eq!(res.status.code(), Some(1));
-    assert!(
-        text(&res).1.contains("this is a request code"),
-        "{}",
-        text(&res).1
-    );
+    let res = finish(&["-j", jwe_arg], &state, &code);
+    fails_with(res, "this is a request code");
     // An answer to another challenge.
     let other_state = s.path("other");
     let other = challenge(&["-j", jwe_arg, "--no-qr"], &other_state);
     let [other_code] = codes(&other).try_into().unwrap();
     let other_ans = answer(&tang.url, &other_code);
-    let res = recover(&["finish", "-j", jwe_arg, "--state", st], &other_ans);
-    assert_eq!(res.status.code(), Some(1));
-    assert!(
-        text(&res).1.contains("this answer is not for this code"),
-        "{}",
-        text(&res).1
-    );
+    let res = finish(&["-j", jwe_arg], &state, &other_ans);
+    fails_with(res, "this answer is not for this code");
     // A state file for another binding, and a malformed one.
     let jwe2 = s.path("other.jwe");
     clevis_tang_jwe(&jwe2, &tang.url, b"x");
-    let res = recover(
-        &["finish", "-j", jwe2.to_str().unwrap(), "--state", st],
-        &ans,
-    );
-    assert_eq!(res.status.code(), Some(1));
-    assert!(text(&res).1.contains("another JWE"), "{}", text(&res).1);
+    let res = finish(&["-j", jwe2.to_str().unwrap()], &state, &ans);
+    fails_with(res, "another JWE");
     let broken = s.path("broken");
     std::fs::write(&broken, "latchkey-recovery-state 1\njwe-sha256 00\n").unwrap();
-    let res = recover(
-        &["finish", "-j", jwe_arg, "--state", broken.to_str().unwrap()],
-        &ans,
-    );
-    assert_eq!(res.status.code(), Some(1));
-    assert!(
-        text(&res).1.contains("malformed (line 2)"),
-        "{}",
-        text(&res).1
+    fails_with(
+        finish(&["-j", jwe_arg], &broken, &ans),
+        "malformed (line 2)",
     );
 
     // After all that, the right answer still opens it.
-    let got = ok(recover(&["finish", "-j", jwe_arg, "--state", st], &ans));
+    let got = ok(finish(&["-j", jwe_arg], &state, &ans));
     assert_eq!(got, "kept");
 }
 

@@ -3,14 +3,5 @@
 
 #[test]
 fn every_dependency_with_a_zeroize_feature_is_built_with_it() {
-    let z = latchkey_testkit::features::feature_use("latchkey", "zeroize");
-    assert!(
-        z.on.iter().any(|id| id.starts_with("aes ")),
-        "aes not found with zeroize on: {z:?}"
-    );
-    assert!(
-        z.off.is_empty(),
-        "built without their zeroize feature (turn it on in [workspace.dependencies]): {:?}",
-        z.off
-    );
+    latchkey_testkit::features::assert_zeroize_everywhere("latchkey");
 }

@@ -34,8 +34,7 @@ fn connect_from(source: &str, server: SocketAddr) -> std::io::Result<TcpStream> 
 /// neither grow the server nor keep others from being served.
 #[test]
 fn blank_lines_take_no_memory() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let addr = tangd.addr;
     let stop = Arc::new(AtomicBool::new(false));
     let streamers: Vec<_> = (0..4)
@@ -81,8 +80,7 @@ fn blank_lines_take_no_memory() {
 fn silent_connections_from_one_address_leave_room_for_others() {
     let crowd = 10_000;
     raise_nofile(crowd + 500);
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let mut silent = Vec::with_capacity(crowd as usize);
     for i in 0..crowd {
         match connect_from("127.0.0.2", tangd.addr) {
@@ -180,14 +178,7 @@ fn a_silent_new_connection_is_closed_after_the_first_byte_timeout() {
 fn key_names_that_are_not_key_files_are_skipped() {
     let keys = copy_keys("tang-db");
     let d = keys.dir();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        d.join("fifo.jwk"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    mkfifo(&d.join("fifo.jwk"));
     std::os::unix::fs::symlink("/dev/null", d.join("device.jwk")).unwrap();
     std::os::unix::fs::symlink(d.join("fifo.jwk"), d.join(".link-to-fifo.jwk")).unwrap();
     std::fs::create_dir(d.join("dir.jwk")).unwrap();
@@ -213,14 +204,7 @@ fn key_names_that_are_not_key_files_are_skipped() {
     }
 
     // A second FIFO while serving, then a rotation: seen by the next request.
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        d.join("another.jwk"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    mkfifo(&d.join("another.jwk"));
     tangd_cmd(&["rotate", d.to_str().unwrap()]);
     assert_eq!(adv_keys(tangd.addr), active_thumbprints(d));
 }
@@ -255,8 +239,7 @@ fn keys_readable_by_everyone_are_warned_about() {
 /// CAP_IPC_LOCK, which root usually has).
 #[test]
 fn core_dumps_are_off_and_memory_is_locked() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let pid = tangd.child.id();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let core = limits
@@ -340,4 +323,10 @@ fn tangd_is_not_dumpable_as_root() {
         owner, 0,
         "/proc/{pid}/environ belongs to {owner}: tangd is dumpable"
     );
+}
+
+/// A FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let mode = rustix::fs::Mode::from_raw_mode(0o600);
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, mode, 0).unwrap();
 }

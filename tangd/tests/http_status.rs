@@ -46,8 +46,7 @@ fn payload_keys(body: &[u8]) -> Vec<String> {
 
 #[test]
 fn recorded_requests_get_tangs_answers() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     for (name, req, want) in recordings() {
         let got = request(tangd.addr, &req).unwrap_or_else(|| panic!("{name}: no response"));
         assert_eq!(got.status, status_of(&want), "{name}");
@@ -74,8 +73,7 @@ fn recorded_requests_get_tangs_answers() {
 
 #[test]
 fn recorded_requests_pipelined_on_one_connection() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let recs = recordings();
     let mut s = connect(tangd.addr);
     for (_, req, _) in &recs {
@@ -89,8 +87,7 @@ fn recorded_requests_pipelined_on_one_connection() {
 
 #[test]
 fn routing_like_tangs_regexes() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let a = tangd.addr;
     for (path, status) in [
         ("/adv", 200),
@@ -139,8 +136,7 @@ fn endpoint_prefix() {
 
 #[test]
 fn uri_too_long_is_414_and_the_connection_survives() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let mut s = connect(tangd.addr);
     // tang's limit: a target of 4096 bytes or more.
     let at_limit = format!("/adv/{}", "a".repeat(4096 - 5));
@@ -163,8 +159,7 @@ fn uri_too_long_is_414_and_the_connection_survives() {
 
 #[test]
 fn body_too_large_is_413() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let path = format!("/rec/{ECMR_KID}");
     // 64 KiB - 1 is still read (and is not JSON): 400.
     assert_eq!(post(tangd.addr, &path, &vec![b' '; 65535]).status, 400);
@@ -202,8 +197,7 @@ fn body_too_large_is_413() {
 
 #[test]
 fn chunked_and_expect_continue_bodies() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let (_, req, want) = recordings()
         .into_iter()
         .find(|r| r.0 == "11-post-rec-ok")
@@ -235,8 +229,7 @@ fn chunked_and_expect_continue_bodies() {
 
 #[test]
 fn garbage_gets_400_and_a_closed_connection() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     for junk in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET /adv HTTP/2.0\r\n\r\n",
@@ -263,8 +256,7 @@ fn garbage_gets_400_and_a_closed_connection() {
 /// same bytes come at once.
 #[test]
 fn malformed_unfinished_head_gets_400_however_it_arrives() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let head = format!(
         "POST /rec/k HTTP/1.1\r\nContent-Length: 4\r\n{}\r\nHost: x\r\n",
         "X".repeat(100)
@@ -285,8 +277,7 @@ fn malformed_unfinished_head_gets_400_however_it_arrives() {
 /// Points tang's exchange refuses with 400, and the ones it accepts.
 #[test]
 fn invalid_points_are_400() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let path = format!("/rec/{ECMR_KID}");
     let jwk = |crv: &str, x: &[u8], y: &[u8]| {
         format!(
@@ -378,8 +369,7 @@ fn no_active_signing_key_is_500() {
 
 #[test]
 fn connection_close_and_http10_are_honoured() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     let a = tangd.addr;
     for (req, closes) in [
         ("GET /adv HTTP/1.0\r\n\r\n", true),
@@ -412,8 +402,7 @@ fn connection_close_and_http10_are_honoured() {
 
 #[test]
 fn access_log_has_one_line_per_request_and_no_body() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (keys, tangd) = Tangd::sample();
     let (_, req, _) = recordings()
         .into_iter()
         .find(|r| r.0 == "11-post-rec-ok")

@@ -136,8 +136,7 @@ fn auto_created_tang_keys_are_read() {
 
 #[test]
 fn add_hide_and_delete_count_from_the_next_request() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (keys, tangd) = Tangd::sample();
     let a = tangd.addr;
     let mut original = vec![SIG_THP.to_owned(), ECMR_KID.to_owned()];
     original.sort();

@@ -30,8 +30,7 @@ fn decrypt_through(tangd: &Tangd, jwe_file: &str) -> Vec<u8> {
 
 #[test]
 fn clevis_jwe_from_real_tang() {
-    let keys = copy_keys("tang-db");
-    let tangd = Tangd::start(keys.dir(), &[]);
+    let (_keys, tangd) = Tangd::sample();
     assert_eq!(
         decrypt_through(&tangd, "jwe/tang.jwe"),
         b"tang-sample-passphrase-1"

@@ -32,26 +32,16 @@ pub fn clevis_encrypt(pin: &str, config: &str, secret: &[u8], yes: bool) -> Stri
     if yes {
         cmd.arg("-y");
     }
-    let out = run_with(&mut cmd, secret, Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "clevis encrypt {pin} {config}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok_with(&mut cmd, secret, Duration::from_secs(20));
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// `latchkey encrypt PIN CONFIG -y` of `secret`; the compact JWE.
 pub fn latchkey_encrypt(pin: &str, config: &str, secret: &[u8]) -> String {
-    let out = run_with(
+    let out = run_ok_with(
         latchkey().args(["encrypt", pin, config, "-y"]),
         secret,
         Duration::from_secs(20),
-    );
-    assert!(
-        out.status.success(),
-        "latchkey encrypt {pin} {config}: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let jwe = String::from_utf8(out.stdout).unwrap();
     assert!(!jwe.ends_with('\n'), "JWE must not end with a newline");
@@ -60,32 +50,18 @@ pub fn latchkey_encrypt(pin: &str, config: &str, secret: &[u8]) -> String {
 
 /// Decrypts with `latchkey decrypt`, asserting success; the plaintext.
 pub fn latchkey_decrypt(jwe: &str) -> Vec<u8> {
-    let out = run_with(
-        latchkey().arg("decrypt"),
-        jwe.as_bytes(),
-        Duration::from_secs(20),
-    );
-    assert!(
-        out.status.success(),
-        "latchkey decrypt: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    decrypt(latchkey(), jwe)
 }
 
 /// Decrypts with `clevis decrypt`, asserting success; the plaintext.
 pub fn clevis_decrypt(jwe: &str) -> Vec<u8> {
-    let out = run_with(
-        clevis().arg("decrypt"),
-        jwe.as_bytes(),
-        Duration::from_secs(20),
-    );
-    assert!(
-        out.status.success(),
-        "clevis decrypt: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    decrypt(clevis(), jwe)
+}
+
+/// `PROGRAM decrypt` of `jwe` run by `program`, asserting success; the plaintext.
+fn decrypt(mut program: Command, jwe: &str) -> Vec<u8> {
+    let limit = Duration::from_secs(20);
+    run_ok_with(program.arg("decrypt"), jwe.as_bytes(), limit).stdout
 }
 
 /// A loopback server that answers every request with `reply` and keeps the connection
@@ -136,33 +112,23 @@ pub fn luks(args: &[&str], input: &[u8]) -> std::process::Output {
 
 /// `latchkey luks ARGS`, asserting success; stdout.
 pub fn luks_ok(args: &[&str]) -> String {
-    let out = luks(args, b"");
-    assert!(
-        out.status.success(),
-        "latchkey luks {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok_with(
+        latchkey().arg("luks").args(args),
+        b"",
+        Duration::from_secs(120),
     );
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A 32 MiB LUKS image made by cryptsetup (PBKDF2, 1000 iterations) with
-/// `KEY` in keyslot 0, and the key file.
+/// A 32 MiB LUKS image made by cryptsetup ([`CHEAP_PBKDF`]) with `KEY` in
+/// keyslot 0, and the key file.
 pub fn luks_image(s: &Scratch, kind: &str, name: &str) -> (PathBuf, PathBuf) {
-    let img = s.path(name);
-    let key = s.path(&format!("{name}.key"));
-    std::fs::write(&key, KEY).unwrap();
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    run_ok(
-        Command::new("cryptsetup")
-            .args(["luksFormat", "-q", "--type", kind, "--pbkdf", "pbkdf2"])
-            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
-            .arg(&key)
-            .arg(&img),
-    );
-    (img, key)
+    luks_format(
+        s,
+        name,
+        KEY,
+        &[&["--type", kind][..], &CHEAP_PBKDF].concat(),
+    )
 }
 
 /// The passphrase of keyslot 0 of [`luks_image`]s.
@@ -183,9 +149,8 @@ pub fn cryptsetup_opens(img: &Path, pass: &[u8], slot: Option<u32>) -> bool {
 /// The agent's verdict on `img` with no passphrase and no console: it opens only
 /// through a clevis binding.
 pub fn agent_opens(img: &Path) -> (bool, String) {
-    let agent = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("latchkey-agent");
     let out = run_with(
-        Command::new(agent)
+        Command::new(agent_bin())
             .args([
                 "unlock",
                 "--dry-run",
@@ -206,8 +171,12 @@ pub fn agent_opens(img: &Path) -> (bool, String) {
 
 /// The agent binary (built by `cargo test --workspace`), or a skip.
 pub fn have_agent() -> bool {
-    let agent = Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("latchkey-agent");
-    have(&[agent.to_str().unwrap()])
+    have(&[agent_bin().to_str().unwrap()])
+}
+
+/// Where `cargo test` puts the agent beside the cli.
+fn agent_bin() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_latchkey")).with_file_name("latchkey-agent")
 }
 
 /// `latchkey luks list --json` of `img`.

@@ -10,7 +10,9 @@ use latchkey_enroll::{Pins, Request, Session, Settled};
 use latchkey_proto::Secret;
 use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{self, Decryption, EncryptIo, Status};
-use latchkey_testkit::{Scratch, have, luks_add_key, run_ok, run_with};
+use latchkey_testkit::{
+    CHEAP_PBKDF, Scratch, clevis_luks_bind, have, luks_add_key, luks_format, run_ok, run_with,
+};
 
 /// The null pin, offline: what clevis's null pin does.
 struct Null;
@@ -58,22 +60,10 @@ fn tools() -> bool {
 
 const PASS: &[u8] = b"existing passphrase";
 
-fn image(s: &Scratch, kind: &str) -> PathBuf {
-    let img = s.path(&format!("{kind}.img"));
-    let key = s.path("key");
-    std::fs::write(&key, PASS).unwrap();
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    run_ok(
-        Command::new("cryptsetup")
-            .args(["luksFormat", "-q", "--type", kind, "--pbkdf", "pbkdf2"])
-            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
-            .arg(&key)
-            .arg(&img),
-    );
-    img
+/// A LUKS image with `PASS` in keyslot 0: (image, key file).
+fn image(s: &Scratch, kind: &str) -> (PathBuf, PathBuf) {
+    let args = [&["--type", kind][..], &CHEAP_PBKDF].concat();
+    luks_format(s, &format!("{kind}.img"), PASS, &args)
 }
 
 fn clevis_list(img: &Path) -> String {
@@ -113,7 +103,7 @@ fn passphrase_of(img: &Path, slot: u32) -> Secret {
 
 fn session_roundtrip(kind: &str) {
     let s = Scratch::new(&format!("enroll-{kind}"));
-    let img = image(&s, kind);
+    let (img, _) = image(&s, kind);
     let mut pins = Null;
     let mut sess = Session::open(&img, &mut pins).unwrap();
     assert_eq!(sess.settle().unwrap(), vec![]);
@@ -194,8 +184,7 @@ fn settle_removes_what_clevis_leaves() {
         return;
     }
     let s = Scratch::new("enroll-settle");
-    let img = image(&s, "luks2");
-    let key = s.path("key");
+    let (img, key) = image(&s, "luks2");
     // An interrupted clevis unbind: the keyslot is gone, its token names nothing.
     luks_add_key(&img, &key, &key);
     let token = r#"{"type":"clevis","keyslots":["1"],"jwe":{"ciphertext":"x","encrypted_key":"","iv":"i","protected":"p","tag":"t"}}"#;
@@ -258,15 +247,8 @@ fn luks2_token_is_stored_as_clevis_stores_it() {
         return;
     }
     let s = Scratch::new("enroll-token");
-    let img = image(&s, "luks2");
-    run_ok(
-        Command::new("clevis")
-            .args(["luks", "bind", "-d"])
-            .arg(&img)
-            .arg("-k")
-            .arg(s.path("key"))
-            .args(["null", "{}"]),
-    );
+    let (img, key) = image(&s, "luks2");
+    clevis_luks_bind(&img, &key, "null", "{}");
     let mut f = std::fs::File::open(&img).unwrap();
     let hdr = latchkey_luks::Header::read(&mut f).unwrap();
     let (store, jwe) = inventory::binding_of(&hdr, &mut f, 1).expect("clevis bound keyslot 1");

@@ -113,18 +113,7 @@ fn sss_survives_one_server_down_and_reports_two() {
         serve(r, &["http://127.0.0.1:18082", "http://127.0.0.1:18083"])
     }));
     let msg = e.to_string();
-    assert!(
-        matches!(
-            e,
-            Error::Threshold {
-                t: 2,
-                got: 1,
-                total: 3,
-                ..
-            }
-        ),
-        "{msg}"
-    );
+    assert_threshold(&e, 2, 1, 3);
     assert!(msg.contains("threshold 2, got 1 of 3 shares"), "{msg}");
     assert!(
         msg.contains("http://127.0.0.1:18082: connection refused"),

@@ -163,18 +163,7 @@ fn unknown_pins_are_named() {
     });
     let e = new_err(&two_bad);
     let msg = e.to_string();
-    assert!(
-        matches!(
-            e,
-            Error::Threshold {
-                t: 2,
-                got: 1,
-                total: 3,
-                ..
-            }
-        ),
-        "{msg}"
-    );
+    assert_threshold(&e, 2, 1, 3);
     assert_eq!(
         msg.matches("unknown clevis pin \"tpm3\"").count(),
         2,
@@ -270,15 +259,8 @@ fn wrong_size_shares_fail_the_sss_node() {
     let mut rng = rng();
     let dealer = Dealer::new(2, &mut rng).unwrap();
     let mut io = Io::default();
-    let good = pin::encrypt(
-        "null",
-        &json!({}),
-        dealer.share(&mut rng).expose(),
-        true,
-        &mut io,
-        &mut rng,
-    )
-    .unwrap();
+    let share = dealer.share(&mut rng);
+    let good = pin::encrypt("null", &json!({}), share.expose(), true, &mut io, &mut rng).unwrap();
     let short = pin::encrypt("null", &json!({}), &[7u8; 63], true, &mut io, &mut rng).unwrap();
     let header = json!({"alg":"dir","enc":"A256GCM","clevis":{"pin":"sss","sss":{
         "jwe":[short, good.clone(), good], "p": b64::encode(&dealer.prime()), "t": 2}}});
@@ -294,15 +276,8 @@ fn wrong_size_shares_fail_the_sss_node() {
     // Nested: the inner sss fails as a whole and the outer sees one failed child.
     let inner = outer.to_compact();
     let d2 = Dealer::new(1, &mut rng).unwrap();
-    let share = pin::encrypt(
-        "null",
-        &json!({}),
-        d2.share(&mut rng).expose(),
-        true,
-        &mut io,
-        &mut rng,
-    )
-    .unwrap();
+    let share = d2.share(&mut rng);
+    let share = pin::encrypt("null", &json!({}), share.expose(), true, &mut io, &mut rng).unwrap();
     let header = json!({"alg":"dir","enc":"A256GCM","clevis":{"pin":"sss","sss":{
         "jwe":[inner, share], "p": b64::encode(&d2.prime()), "t": 1}}});
     let outer = Jwe::encrypt(&header, &d2.key(), b"nested", &mut rng).unwrap();

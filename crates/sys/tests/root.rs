@@ -169,20 +169,36 @@ fn root_packet_socket_roundtrip() {
     panic!("frame never arrived on lkp1");
 }
 
-#[test]
-fn root_device_mapper_lifecycle() {
-    let t = "root_device_mapper_lifecycle";
+/// The device-mapper control, or a skip (not root; no device-mapper here).
+fn device_mapper(test: &str) -> Option<Control> {
     if !is_root() {
-        println!("{t}: skipped: needs root");
-        return;
+        println!("{test}: skipped: needs root");
+        return None;
     }
-    let ctl = match Control::open() {
-        Ok(c) => c,
+    match Control::open() {
+        Ok(c) => Some(c),
         Err(e) if e.is_no_device_mapper() => {
-            println!("{t}: skipped: no device-mapper (tested in vm-tests) ({e})");
-            return;
+            println!("{test}: skipped: no device-mapper (tested in vm-tests) ({e})");
+            None
         }
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// A table's one target: `len` sectors on which every I/O fails (`error`).
+fn error_target(len: u64) -> Target<'static> {
+    Target {
+        start: 0,
+        len,
+        kind: "error",
+        params: "",
+    }
+}
+
+#[test]
+fn root_device_mapper_lifecycle() {
+    let Some(ctl) = device_mapper("root_device_mapper_lifecycle") else {
+        return;
     };
     let v = ctl.version().unwrap();
     assert_eq!(v[0], 4);
@@ -190,16 +206,7 @@ fn root_device_mapper_lifecycle() {
     assert_eq!(ctl.status(&name).unwrap(), None);
     let dev = ctl.create(&name, &format!("LATCHKEY-TEST-{name}")).unwrap();
     let result = (|| {
-        ctl.load_table(
-            &name,
-            &[Target {
-                start: 0,
-                len: 2048,
-                kind: "error",
-                params: "",
-            }],
-            true,
-        )?;
+        ctl.load_table(&name, &[error_target(2048)], true)?;
         let st = ctl.status(&name)?.expect("created device");
         assert!(st.inactive_loaded && !st.active);
         assert_eq!(ctl.resume(&name, Nodes::Caller)?, dev);
@@ -229,17 +236,8 @@ fn root_device_mapper_uevent_cookie() {
     use rustix::net::netlink::{self, SocketAddrNetlink};
     use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
     let t = "root_device_mapper_uevent_cookie";
-    if !is_root() {
-        println!("{t}: skipped: needs root");
+    let Some(ctl) = device_mapper(t) else {
         return;
-    }
-    let ctl = match Control::open() {
-        Ok(c) => c,
-        Err(e) if e.is_no_device_mapper() => {
-            println!("{t}: skipped: no device-mapper (tested in vm-tests) ({e})");
-            return;
-        }
-        Err(e) => panic!("{e}"),
     };
     let sock = rustix::net::socket_with(
         AddressFamily::NETLINK,
@@ -259,16 +257,7 @@ fn root_device_mapper_uevent_cookie() {
     let name = format!("latchkey-cookie-{}", std::process::id());
     let dev = ctl.create(&name, "").unwrap();
     let result = ctl
-        .load_table(
-            &name,
-            &[Target {
-                start: 0,
-                len: 8,
-                kind: "error",
-                params: "",
-            }],
-            true,
-        )
+        .load_table(&name, &[error_target(8)], true)
         .and_then(|()| ctl.resume(&name, Nodes::Udev));
     let mut cookie = None;
     let mut buf = vec![0u8; 8192];

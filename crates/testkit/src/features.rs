@@ -47,6 +47,22 @@ pub fn feature_use(package: &str, feature: &str) -> FeatureUse {
     out
 }
 
+/// Asserts that every crate in `package`'s build that can wipe its state on drop (a
+/// `zeroize` feature) is built to, and that the check sees the build at all (aes, which
+/// every binary here links, is among those built with it).
+pub fn assert_zeroize_everywhere(package: &str) {
+    let z = feature_use(package, "zeroize");
+    assert!(
+        z.on.iter().any(|id| id.starts_with("aes ")),
+        "aes not found with zeroize on: {z:?}"
+    );
+    assert!(
+        z.off.is_empty(),
+        "built without their zeroize feature (turn it on in [workspace.dependencies]): {:?}",
+        z.off
+    );
+}
+
 /// `name vX.Y.Z` of every package (for the musl target) that declares `feature`.
 fn declaring(feature: &str) -> BTreeSet<String> {
     let json = cargo(&[
@@ -82,11 +98,6 @@ fn cargo(args: &[&str]) -> String {
     cmd.args(args)
         .args(["--offline", "--locked"])
         .current_dir(workspace);
-    let out = crate::run_with(&mut cmd, b"", Duration::from_secs(300));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = crate::run_ok_with(&mut cmd, b"", Duration::from_secs(300));
     String::from_utf8(out.stdout).expect("cargo prints UTF-8")
 }

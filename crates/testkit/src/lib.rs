@@ -193,6 +193,17 @@ impl Tang {
         tang
     }
 
+    /// The clevis tang pin's configuration for this server: `{"url":"…"}`.
+    pub fn config(&self) -> String {
+        format!(r#"{{"url":"{}"}}"#, self.url)
+    }
+
+    /// The clevis sss pin's configuration for `t` of the tang servers `tangs`.
+    pub fn sss_config(t: usize, tangs: &[Tang]) -> String {
+        let pins: Vec<String> = tangs.iter().map(Tang::config).collect();
+        format!(r#"{{"t":{t},"pins":{{"tang":[{}]}}}}"#, pins.join(","))
+    }
+
     /// Starts (again) listening on the same port with the same keys.
     pub fn resume(&mut self) {
         assert!(self.child.is_none());
@@ -269,6 +280,10 @@ pub const SWTPM_TOOLS: [&str; 5] = [
     "/usr/bin/clevis-encrypt-tpm2",
     "/usr/bin/clevis-decrypt-tpm2",
 ];
+
+/// The clevis tpm2 pin's configuration that seals to PCR 7 (Secure Boot state) of the
+/// sha256 bank.
+pub const PCR7: &str = r#"{"pcr_bank":"sha256","pcr_ids":"7"}"#;
 
 /// A software TPM 2.0 (swtpm's socket interface) on two consecutive loopback ports, its
 /// state in a scratch directory. Killed on drop.
@@ -354,6 +369,12 @@ impl Swtpm {
         );
     }
 
+    /// `clevis luks bind` with this TPM for its tpm2 pins, then [`Swtpm::flush_all`].
+    pub fn clevis_luks_bind(&self, image: &Path, key: &Path, pin: &str, config: &str) {
+        clevis_luks_bind_with(self.command("clevis"), image, key, &[], pin, config);
+        self.flush_all();
+    }
+
     /// Flushes every transient object and loaded session (`tpm2_flushcontext -t -l`):
     /// clevis 19 leaves a policy session loaded after each PCR-bound encrypt.
     pub fn flush_all(&self) {
@@ -424,7 +445,13 @@ pub fn run_with(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
 
 /// Runs `cmd` with empty stdin and asserts it succeeds.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = run_with(cmd, b"", Duration::from_secs(20));
+    run_ok_with(cmd, b"", Duration::from_secs(20))
+}
+
+/// [`run_with`], asserting success (the failure shows the command and its stderr).
+#[track_caller]
+pub fn run_ok_with(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let out = run_with(cmd, input, limit);
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
@@ -433,18 +460,76 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// Adds a keyslot to the LUKS image `image` opened by the key file `existing`,
-/// for the key file `new`, with a cheap PBKDF2 (1,000 iterations) so that
-/// tests stay fast.
-pub fn luks_add_key(image: &Path, existing: &Path, new: &Path) {
+/// A cheap key derivation for test keyslots (PBKDF2, 1,000 iterations), as
+/// cryptsetup options, so that tests stay fast.
+pub const CHEAP_PBKDF: [&str; 4] = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
+
+/// A 32 MiB image `name` in `s` made by `cryptsetup luksFormat -q ARGS` (e.g.
+/// `--type luks2` and [`CHEAP_PBKDF`]), keyslot 0 opened by the key file
+/// `NAME.key` that holds `pass`: (image, key file).
+pub fn luks_format(s: &Scratch, name: &str, pass: &[u8], args: &[&str]) -> (PathBuf, PathBuf) {
+    let img = s.path(name);
+    let key = s.path(&format!("{name}.key"));
+    std::fs::write(&key, pass).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
     run_ok(
         Command::new("cryptsetup")
-            .args(["luksAddKey", "-q", "--pbkdf", "pbkdf2"])
-            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .args(["luksFormat", "-q"])
+            .args(args)
+            .arg("--key-file")
+            .arg(&key)
+            .arg(&img),
+    );
+    (img, key)
+}
+
+/// Adds a keyslot to the LUKS image `image` opened by the key file `existing`,
+/// for the key file `new`, with [`CHEAP_PBKDF`].
+pub fn luks_add_key(image: &Path, existing: &Path, new: &Path) {
+    luks_add_key_with(image, existing, new, &CHEAP_PBKDF);
+}
+
+/// [`luks_add_key`] with the new keyslot's key derivation given as cryptsetup options.
+pub fn luks_add_key_with(image: &Path, existing: &Path, new: &Path, pbkdf: &[&str]) {
+    run_ok(
+        Command::new("cryptsetup")
+            .args(["luksAddKey", "-q"])
+            .args(pbkdf)
+            .arg("--key-file")
             .arg(existing)
             .arg(image)
             .arg(new),
     );
+}
+
+/// `clevis luks bind -y -d IMAGE -k KEY [ARGS] PIN CONFIG`, asserting success, run by
+/// `clevis` (a command for the clevis program, its environment set, as
+/// [`Swtpm::command`] makes it).
+pub fn clevis_luks_bind_with(
+    mut clevis: Command,
+    image: &Path,
+    key: &Path,
+    args: &[&str],
+    pin: &str,
+    config: &str,
+) {
+    run_ok(
+        clevis
+            .args(["luks", "bind", "-y", "-d"])
+            .arg(image)
+            .arg("-k")
+            .arg(key)
+            .args(args)
+            .args([pin, config]),
+    );
+}
+
+/// [`clevis_luks_bind_with`] by the plain `clevis`, with no further options.
+pub fn clevis_luks_bind(image: &Path, key: &Path, pin: &str, config: &str) {
+    clevis_luks_bind_with(Command::new("clevis"), image, key, &[], pin, config);
 }
 
 /// Where GNU time lives (Debian package `time`); [`run_measured`] needs it.

@@ -212,14 +212,6 @@ let
 
   upstreamService = llib.parseUnit (builtins.readFile (repo + "/tangd/tangd.service"));
   upstreamSocket = llib.parseUnit (builtins.readFile (repo + "/tangd/tangd.socket"));
-  ownedByModule = [
-    "ExecStart"
-    "User"
-    "Group"
-    "DynamicUser"
-    "StateDirectory"
-    "StateDirectoryMode"
-  ];
 
   tangd = eval { services.latchkey-tangd.enable = true; };
   tangdService = tangd.systemd.services.latchkey-tangd;
@@ -408,7 +400,7 @@ in
       k:
       tangdService.serviceConfig.${k} or null
       != (llib.sectionToConfig upstreamService.Service).${k}
-    ) (builtins.attrNames (builtins.removeAttrs upstreamService.Service ownedByModule))) [ ])
+    ) (builtins.attrNames (builtins.removeAttrs upstreamService.Service llib.tangdOwnedSettings))) [ ])
     (eq "the sandbox is read from the file (two SystemCallFilter lines)" tangdService.serviceConfig.SystemCallFilter [
       "@system-service"
       "~@privileged @resources"

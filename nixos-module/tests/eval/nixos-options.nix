@@ -18,6 +18,9 @@
 let
   inherit (lib) mkOption types;
 
+  # An option of `type` that is `default` when no module sets it.
+  opt = type: default: mkOption { inherit type default; };
+
   unitOption = lib.mkOptionType {
     name = "systemd option";
     merge =
@@ -37,63 +40,38 @@ let
         lib.mergeEqualOption loc defs';
   };
 
-  unitNames = mkOption {
-    type = types.listOf types.str;
-    default = [ ];
-  };
+  unitNames = opt (types.listOf types.str) [ ];
 
-  commonUnitOptions = {
-    enable = mkOption {
-      type = types.bool;
-      default = true;
+  commonUnitOptions =
+    lib.genAttrs [
+      "wantedBy"
+      "requiredBy"
+      "requires"
+      "wants"
+      "after"
+      "before"
+      "bindsTo"
+      "partOf"
+      "conflicts"
+    ] (_: unitNames)
+    // {
+      enable = opt types.bool true;
+      description = opt types.singleLineStr "";
+      unitConfig = opt (types.attrsOf unitOption) { };
     };
-    description = mkOption {
-      type = types.singleLineStr;
-      default = "";
-    };
-    wantedBy = unitNames;
-    requiredBy = unitNames;
-    requires = unitNames;
-    wants = unitNames;
-    after = unitNames;
-    before = unitNames;
-    bindsTo = unitNames;
-    partOf = unitNames;
-    conflicts = unitNames;
-    unitConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-    };
-  };
 
   serviceOptions = commonUnitOptions // {
-    serviceConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-    };
-    path = mkOption {
-      type = types.listOf (types.oneOf [ types.package types.str ]);
-      default = [ ];
-    };
-    environment = mkOption {
-      type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]));
-      default = { };
-    };
-    script = mkOption {
-      type = types.lines;
-      default = "";
-    };
+    serviceConfig = opt (types.attrsOf unitOption) { };
+    path = opt (types.listOf (types.oneOf [ types.package types.str ])) [ ];
+    environment = opt (types.attrsOf (
+      types.nullOr (types.oneOf [ types.str types.path types.package ])
+    )) { };
+    script = opt types.lines "";
   };
 
   socketOptions = commonUnitOptions // {
-    listenStreams = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-    };
-    socketConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-    };
+    listenStreams = opt (types.listOf types.str) [ ];
+    socketConfig = opt (types.attrsOf unitOption) { };
   };
 
   services = types.attrsOf (types.submodule { options = serviceOptions; });
@@ -105,14 +83,8 @@ let
     ]) (source: { inherit source; }) (types.submodule {
       options = {
         source = mkOption { type = types.path; };
-        target = mkOption {
-          type = types.nullOr types.path;
-          default = null;
-        };
-        enable = mkOption {
-          type = types.bool;
-          default = true;
-        };
+        target = opt (types.nullOr types.path) null;
+        enable = opt types.bool true;
       };
     })
   );
@@ -122,18 +94,9 @@ let
       { name, config, ... }:
       {
         options = {
-          enable = mkOption {
-            type = types.bool;
-            default = true;
-          };
-          target = mkOption {
-            type = types.nullOr types.path;
-            default = name;
-          };
-          text = mkOption {
-            type = types.nullOr types.lines;
-            default = null;
-          };
+          enable = opt types.bool true;
+          target = opt (types.nullOr types.path) name;
+          text = opt (types.nullOr types.lines) null;
           source = mkOption { type = types.path; };
         };
         config.source = lib.mkIf (config.text != null) (pkgs.writeText "initrd-${baseNameOf name}" config.text);
@@ -141,63 +104,39 @@ let
     )
   );
 
-  lines = mkOption {
-    type = types.lines;
-    default = "";
-  };
-  strings = mkOption {
-    type = types.listOf types.str;
-    default = [ ];
-  };
+  lines = opt types.lines "";
+  # The scripted stage 1's shell hooks.
+  scriptedCommands = [
+    "preDeviceCommands"
+    "preLVMCommands"
+    "postDeviceCommands"
+    "postMountCommands"
+    "extraUtilsCommands"
+    "extraUtilsCommandsTest"
+  ];
+  strings = opt (types.listOf types.str) [ ];
 
   luksDevice =
     { name, ... }:
     {
       options = {
-        name = mkOption {
-          type = types.str;
-          default = name;
-        };
+        name = opt types.str name;
         device = mkOption { type = types.str; };
-        header = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-        };
-        keyFile = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-        };
-        preLVM = mkOption {
-          type = types.bool;
-          default = true;
-        };
-        allowDiscards = mkOption {
-          type = types.bool;
-          default = false;
-        };
-        bypassWorkqueues = mkOption {
-          type = types.bool;
-          default = false;
-        };
+        header = opt (types.nullOr types.str) null;
+        keyFile = opt (types.nullOr types.str) null;
+        preLVM = opt types.bool true;
+        allowDiscards = opt types.bool false;
+        bypassWorkqueues = opt types.bool false;
         preOpenCommands = lines;
         postOpenCommands = lines;
-        crypttabExtraOpts = mkOption {
-          type = types.listOf types.singleLineStr;
-          default = [ ];
-        };
+        crypttabExtraOpts = opt (types.listOf types.singleLineStr) [ ];
       };
     };
 in
 {
   options = {
-    assertions = mkOption {
-      type = types.listOf types.unspecified;
-      default = [ ];
-    };
-    warnings = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-    };
+    assertions = opt (types.listOf types.unspecified) [ ];
+    warnings = opt (types.listOf types.str) [ ];
 
     boot.kernelParams = mkOption {
       type = types.listOf (
@@ -209,56 +148,26 @@ in
       default = [ ];
     };
 
-    boot.initrd = {
+    boot.initrd = lib.genAttrs scriptedCommands (_: lines) // {
       kernelModules = strings;
       availableKernelModules = strings;
-      extraUtilsCommands = lines;
-      extraUtilsCommandsTest = lines;
-      preDeviceCommands = lines;
-      preLVMCommands = lines;
-      postDeviceCommands = lines;
-      postMountCommands = lines;
       extraFiles = mkOption {
         type = types.attrsOf (types.submodule { options.source = mkOption { type = types.package; }; });
         default = { };
       };
-      luks.devices = mkOption {
-        type = types.attrsOf (types.submodule luksDevice);
-        default = { };
-      };
-      network.enable = mkOption {
-        type = types.bool;
-        default = false;
-      };
+      luks.devices = opt (types.attrsOf (types.submodule luksDevice)) { };
+      network.enable = opt types.bool false;
       systemd = {
-        enable = mkOption {
-          type = types.bool;
-          default = false;
-        };
-        network.enable = mkOption {
-          type = types.bool;
-          default = false;
-        };
-        services = mkOption {
-          type = services;
-          default = { };
-        };
-        storePaths = mkOption {
-          type = initrdStorePath;
-          default = [ ];
-        };
-        contents = mkOption {
-          type = initrdContents;
-          default = { };
-        };
+        enable = opt types.bool false;
+        network.enable = opt types.bool false;
+        services = opt services { };
+        storePaths = opt initrdStorePath [ ];
+        contents = opt initrdContents { };
       };
     };
 
     systemd = {
-      services = mkOption {
-        type = services;
-        default = { };
-      };
+      services = opt services { };
       sockets = mkOption {
         type = types.attrsOf (types.submodule { options = socketOptions; });
         default = { };
@@ -270,18 +179,9 @@ in
       type = types.attrsOf (
         types.submodule {
           options = {
-            isSystemUser = mkOption {
-              type = types.bool;
-              default = false;
-            };
-            group = mkOption {
-              type = types.str;
-              default = "";
-            };
-            description = mkOption {
-              type = types.str;
-              default = "";
-            };
+            isSystemUser = opt types.bool false;
+            group = opt types.str "";
+            description = opt types.str "";
           };
         }
       );
@@ -292,15 +192,9 @@ in
       default = { };
     };
 
-    networking.firewall.allowedTCPPorts = mkOption {
-      type = types.listOf types.port;
-      default = [ ];
-    };
+    networking.firewall.allowedTCPPorts = opt (types.listOf types.port) [ ];
 
-    environment.systemPackages = mkOption {
-      type = types.listOf types.package;
-      default = [ ];
-    };
+    environment.systemPackages = opt (types.listOf types.package) [ ];
   };
 
   config.assertions = lib.mkIf config.boot.initrd.systemd.enable (
@@ -309,13 +203,6 @@ in
         assertion = config.boot.initrd.${name} == "";
         message = "systemd stage 1 does not support 'boot.initrd.${name}'.";
       })
-      [
-        "preDeviceCommands"
-        "preLVMCommands"
-        "postDeviceCommands"
-        "postMountCommands"
-        "extraUtilsCommands"
-        "extraUtilsCommandsTest"
-      ]
+      scriptedCommands
   );
 }

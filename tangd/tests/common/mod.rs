@@ -41,6 +41,14 @@ pub struct Tangd {
 }
 
 impl Tangd {
+    /// Our tangd serving a copy of the sample key directory `tang-db` (which it
+    /// keeps while the copy lives).
+    pub fn sample() -> (Scratch, Tangd) {
+        let keys = copy_keys("tang-db");
+        let tangd = Tangd::start(keys.dir(), &[]);
+        (keys, tangd)
+    }
+
     pub fn start(keys: &Path, extra: &[&str]) -> Tangd {
         let mut args = vec![
             "serve",

@@ -186,3 +186,17 @@ impl latchkey_proto::pin::EncryptIo for Io {
         self.trust_answer
     }
 }
+
+/// Asserts that `e` is an sss threshold not reached: `t` shares needed, `got` of `total`.
+#[track_caller]
+pub fn assert_threshold(e: &latchkey_proto::Error, t: usize, got: usize, total: usize) {
+    match e {
+        latchkey_proto::Error::Threshold {
+            t: et,
+            got: eg,
+            total: en,
+            ..
+        } => assert_eq!((*et, *eg, *en), (t, got, total), "{e}"),
+        _ => panic!("not a threshold error: {e}"),
+    }
+}
