@@ -18,12 +18,14 @@ pub(crate) struct Request<'a> {
 }
 
 /// Sends `req` with retries until success, a permanent error, cancellation or `deadline`.
-/// Only a 200 reply is success; its body is returned.
+/// Only a 200 reply is success; its body is returned. `failed` hears of each transient
+/// failure as it happens, so that a caller who stops waiting can still say what it was.
 pub(crate) fn send(
     req: &Request<'_>,
     opts: &Options,
     cancel: &Cancel,
     deadline: Deadline,
+    failed: &mut dyn FnMut(&Error),
 ) -> Result<Vec<u8>, Error> {
     let mut backoff = opts.retry.backoff.clone();
     loop {
@@ -36,6 +38,7 @@ pub(crate) fn send(
         });
         match result {
             Err(e) if e.is_transient() && backoff.attempts() < opts.retry.retries => {
+                failed(&e);
                 let wake = Instant::now() + backoff.next_delay(&mut NoJitter);
                 if deadline.expired(wake) {
                     return Err(e);
