@@ -144,6 +144,7 @@ fn refused_is_retried_then_reported() {
 
 /// A listener whose accept queue holds a single connection: once one waits there, the
 /// kernel drops further SYNs unanswered, as a link that is not yet passing packets does.
+#[cfg(target_os = "linux")]
 fn listener_with_no_backlog() -> TcpListener {
     use rustix::net::{AddressFamily, SocketType, bind, listen, socket};
     let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
@@ -152,6 +153,7 @@ fn listener_with_no_backlog() -> TcpListener {
     TcpListener::from(fd)
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn an_unanswered_syn_is_sent_again_well_before_the_kernels_second() {
     let l = listener_with_no_backlog();
