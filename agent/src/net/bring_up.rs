@@ -7,6 +7,9 @@
 //! ```
 //! An IPv6 address is used only once duplicate address detection has
 //! passed (before that the kernel will not send from it).
+//! Nothing waits for the kernel to mark a configured link operational: a
+//! first SYN it drops meanwhile is sent again by the Tang client within
+//! 150 ms.
 //! If the initrd already configured an address and a default route,
 //! nothing is touched. With several candidate interfaces, DHCP runs on all
 //! of them at once and the first lease wins.
@@ -16,7 +19,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use latchkey_sys::netlink::{IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink, OperState};
+use latchkey_sys::netlink::{IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink};
 use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
@@ -326,11 +329,6 @@ pub fn bring_up(
     if !dns.is_empty() {
         write_resolv_conf(&opts.resolv_conf, &dns)?;
     }
-    wait_until_operational(
-        &mut nl,
-        &done,
-        deadline.min(Deadline::after(Instant::now(), OPER_UP_WAIT)),
-    );
     Ok(Outcome::Configured(done))
 }
 
@@ -416,29 +414,6 @@ fn create_virtual_links(
     Ok(())
 }
 
-/// Longest wait for a configured link to become operational.
-const OPER_UP_WAIT: Duration = Duration::from_secs(2);
-
-/// Carrier is reported before the kernel's link watcher activates the
-/// device's queue; until then sent packets are dropped, so the first TCP SYN
-/// to a Tang server would be lost and retried only after a second. Waits
-/// (bounded) for operstate UP, which the link watcher sets at that moment.
-fn wait_until_operational(nl: &mut Netlink, done: &[Configured], until: Deadline) {
-    loop {
-        let Ok(links) = nl.links() else { return };
-        let pending = done.iter().any(|c| {
-            links
-                .iter()
-                .find(|l| l.name == c.ifname)
-                .is_some_and(|l| l.operstate != OperState::Up && l.operstate != OperState::Unknown)
-        });
-        if !pending || until.expired(Instant::now()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `RT_SCOPE_LINK`: addresses of this scope or narrower reach no router.
 const RT_SCOPE_LINK: u8 = 253;
 
@@ -501,11 +476,17 @@ fn wait_for_links(
     let mut raised = Vec::new();
     loop {
         let links = candidates(&nl.links()?, iface);
+        let mut raising = false;
         for l in &links {
             if !l.is_up() && !raised.contains(&l.index) {
                 nl.set_link_up(l.index)?;
                 raised.push(l.index);
+                raising = true;
             }
+        }
+        if raising {
+            // A NIC with carrier reports it as soon as it is up: look again at once.
+            continue;
         }
         let with_carrier: Vec<Link> = links.iter().filter(|l| l.carrier).cloned().collect();
         if !with_carrier.is_empty() {

@@ -86,6 +86,9 @@ enum Answer {
     Unsealed(Result<Secret, String>),
 }
 
+/// The fate of a request still outstanding at the deadline.
+const UNANSWERED: &str = "no reply before the deadline";
+
 /// Why a tpm2 binding fails in a program that has no TPM access.
 const NO_TPM: &str = "this program was built without TPM support";
 
@@ -143,6 +146,9 @@ fn drive_gated(
     // deadline is reported as such rather than as its own timeout; the driver cancels them.
     let worker_deadline = deadline.extended(Duration::from_millis(250));
     let (tx, rx) = mpsc::channel::<(RequestId, Answer)>();
+    // Each transient failure a request is retrying after, for the report should the
+    // deadline come first (a few per request: its retries are bounded).
+    let (note_tx, notes) = mpsc::channel::<(RequestId, String)>();
     let mut outstanding: HashMap<RequestId, Outstanding> = HashMap::new();
     let mut outcomes: Vec<(RequestId, String, Option<String>)> = Vec::new();
     let requests = plan.requests();
@@ -158,6 +164,7 @@ fn drive_gated(
         );
         outcomes.push((req.id, req.url.clone(), None));
         let report = tx.clone();
+        let note = note_tx.clone();
         let opts = opts.clone();
         let req = req.clone();
         let network = network.clone();
@@ -180,7 +187,10 @@ fn drive_gated(
                         url: &rec_url,
                         body: Some(("application/jwk+json", &body)),
                     };
-                    transport::send(&r, &opts, &cancel, worker_deadline)
+                    let mut failed = |e: &Error| {
+                        let _ = note.send((req.id, e.detail(&rec_url)));
+                    };
+                    transport::send(&r, &opts, &cancel, worker_deadline, &mut failed)
                 });
                 // The receiver is gone once a verdict is reached; the result is moot then.
                 let _ = report.send((req.id, Answer::Rec(result)));
@@ -314,7 +324,14 @@ fn drive_gated(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 cancel_all(&outstanding);
-                let outcomes = report(&outcomes, "no reply before the deadline");
+                // The latest note of each request wins.
+                let last: HashMap<RequestId, String> = notes.try_iter().collect();
+                for (id, _, what) in &mut outcomes {
+                    if let (None, Some(l)) = (&what, last.get(id)) {
+                        *what = Some(format!("{UNANSWERED} (last: {l})"));
+                    }
+                }
+                let outcomes = report(&outcomes, UNANSWERED);
                 return Err(Error::Deadline {
                     after: deadline.remaining(start),
                     outcomes,

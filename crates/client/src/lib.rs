@@ -67,7 +67,7 @@ pub fn get(url: &str, opts: &Options) -> Result<Vec<u8>, Error> {
         url: &url,
         body: None,
     };
-    transport::send(&req, opts, &Cancel::new(), opts.deadline())
+    transport::send(&req, opts, &Cancel::new(), opts.deadline(), &mut |_| {})
 }
 
 /// `POST url` with `body` of `content_type`; the body of a 200 reply.
@@ -83,7 +83,7 @@ pub fn post(
         url: &url,
         body: Some((content_type, body)),
     };
-    transport::send(&req, opts, &Cancel::new(), opts.deadline())
+    transport::send(&req, opts, &Cancel::new(), opts.deadline(), &mut |_| {})
 }
 
 /// Fetches a Tang advertisement: `GET {url}/adv/` or `GET {url}/adv/{thp}`, as clevis does.

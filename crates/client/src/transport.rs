@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::dns;
 use crate::http::{self, Response, ResponseParser};
-use crate::time::{Deadline, NoJitter};
+use crate::time::{Backoff, Deadline, NoJitter};
 use crate::url::{Scheme, Url};
 use crate::{Cancel, Error, Options, Resolver, Trust};
 
@@ -18,12 +18,14 @@ pub(crate) struct Request<'a> {
 }
 
 /// Sends `req` with retries until success, a permanent error, cancellation or `deadline`.
-/// Only a 200 reply is success; its body is returned.
+/// Only a 200 reply is success; its body is returned. `failed` hears of each transient
+/// failure as it happens, so that a caller who stops waiting can still say what it was.
 pub(crate) fn send(
     req: &Request<'_>,
     opts: &Options,
     cancel: &Cancel,
     deadline: Deadline,
+    failed: &mut dyn FnMut(&Error),
 ) -> Result<Vec<u8>, Error> {
     let mut backoff = opts.retry.backoff.clone();
     loop {
@@ -36,6 +38,7 @@ pub(crate) fn send(
         });
         match result {
             Err(e) if e.is_transient() && backoff.attempts() < opts.retry.retries => {
+                failed(&e);
                 let wake = Instant::now() + backoff.next_delay(&mut NoJitter);
                 if deadline.expired(wake) {
                     return Err(e);
@@ -75,7 +78,7 @@ fn attempt(
             url: url.to_owned(),
         });
     }
-    let tcp = connect(&parsed, url, opts, end, budget)?;
+    let tcp = connect(&parsed, url, opts, cancel, end, budget)?;
     if !cancel.register(&tcp) {
         return Err(Error::Cancelled {
             url: url.to_owned(),
@@ -234,10 +237,38 @@ fn addresses(
     })
 }
 
+/// The pauses after which a SYN that got no answer is sent again, on a fresh socket:
+/// 150 ms, doubling, rather than the kernel's own retransmission after a whole second.
+/// A link that has just come up may drop the first SYN while the kernel is still
+/// activating it; a server that is merely slow to answer gets longer and longer.
+const SYN_RETRY: Backoff = Backoff::new(Duration::from_millis(150), 2, Duration::from_secs(2));
+
+/// Connects to `addr` by `until`, trying again on a fresh socket each time a SYN went
+/// unanswered for the next [`SYN_RETRY`] pause. A refusal or an unreachable network ends
+/// it at once; cancellation ends it between tries.
+fn connect_addr(addr: &SocketAddr, until: Deadline, cancel: &Cancel) -> io::Result<TcpStream> {
+    let mut syn = SYN_RETRY;
+    loop {
+        let left = until.remaining(Instant::now());
+        if left.is_zero() || cancel.is_cancelled() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        match TcpStream::connect_timeout(addr, syn.next_delay(&mut NoJitter).min(left)) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) => {}
+            other => return other,
+        }
+    }
+}
+
 fn connect(
     parsed: &Url,
     url: &str,
     opts: &Options,
+    cancel: &Cancel,
     end: Deadline,
     budget: Duration,
 ) -> Result<TcpStream, Error> {
@@ -252,12 +283,18 @@ fn connect(
     }
     let mut last = None;
     for addr in addrs {
-        let left = end.remaining(Instant::now());
-        if left.is_zero() {
+        let now = Instant::now();
+        if end.expired(now) {
             break;
         }
-        match TcpStream::connect_timeout(&addr, left.min(connect_timeout)) {
+        let until = end.min(Deadline::after(now, connect_timeout));
+        match connect_addr(&addr, until, cancel) {
             Ok(s) => return Ok(s),
+            Err(_) if cancel.is_cancelled() => {
+                return Err(Error::Cancelled {
+                    url: url.to_owned(),
+                });
+            }
             Err(e) => last = Some(e),
         }
     }

@@ -193,3 +193,35 @@ fn quorum_lost_names_every_server() {
     }
     assert!(text.contains("http://127.0.0.1:18082"), "{text}");
 }
+
+#[test]
+fn a_server_still_refusing_at_the_deadline_is_reported_with_its_last_error() {
+    let urls = [
+        server(0, Mode::Down),
+        server(1, Mode::Down),
+        server(2, Mode::Down),
+    ];
+    let opts = Options {
+        budget: Duration::from_secs(1),
+        // Retried until the deadline cuts the request short.
+        retry: Retry {
+            retries: 1000,
+            backoff: Backoff::new(Duration::from_millis(20), 2, Duration::from_millis(50)),
+        },
+        ..options(urls, Duration::from_secs(10))
+    };
+    let jwe = Jwe::parse(JWE).unwrap();
+    let Err(err) = latchkey_client::decrypt(&jwe, &opts) else {
+        panic!("decrypted with every server down");
+    };
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    let text = err.to_string();
+    for url in [
+        "http://127.0.0.1:18081",
+        "http://127.0.0.1:18082",
+        "http://127.0.0.1:18083",
+    ] {
+        let line = format!("\n  {url}: no reply before the deadline (last: connection refused)");
+        assert!(text.contains(&line), "{line:?} not in {text}");
+    }
+}

@@ -142,6 +142,44 @@ fn refused_is_retried_then_reported() {
     late.join().unwrap();
 }
 
+/// A listener whose accept queue holds a single connection: once one waits there, the
+/// kernel drops further SYNs unanswered, as a link that is not yet passing packets does.
+#[cfg(target_os = "linux")]
+fn listener_with_no_backlog() -> TcpListener {
+    use rustix::net::{AddressFamily, SocketType, bind, listen, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &std::net::SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    listen(&fd, 0).unwrap();
+    TcpListener::from(fd)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unanswered_syn_is_sent_again_well_before_the_kernels_second() {
+    let l = listener_with_no_backlog();
+    let port = l.local_addr().unwrap().port();
+    // Fills the accept queue: the client's first SYN is dropped.
+    let filler = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let server = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        let (first, _) = l.accept().unwrap();
+        drop((first, filler));
+        serve(l, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", 1)
+            .join()
+            .unwrap()
+    });
+    // Less than the kernel's first SYN retransmission (1 s): only a SYN sent again on
+    // our own initiative can be answered in time.
+    let opts = Options {
+        connect_timeout: Duration::from_millis(900),
+        retry: Retry::NONE,
+        ..fast()
+    };
+    let url = format!("http://127.0.0.1:{port}/adv");
+    assert_eq!(latchkey_client::get(&url, &opts).unwrap(), b"x");
+    assert_eq!(server.join().unwrap().len(), 1);
+}
+
 #[test]
 fn status_and_garbage_are_named() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
