@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use latchkey_client::Options;
 use latchkey_client::time::{Backoff, Deadline, RetryPolicy, XorShift};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
-use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{self, Unseal};
 use latchkey_proto::secret::Secret;
 
@@ -233,11 +232,11 @@ pub(crate) fn open(vol: &Volume) -> Result<File, Error> {
 
 fn recover(
     vol: &Volume,
-    (b, jwe): (&ClevisBinding, &Result<Jwe, latchkey_proto::Error>),
+    b: &ClevisBinding,
     ctx: &Arc<Ctx>,
     limits: &Limits,
 ) -> Result<Opened, Error> {
-    let jwe = jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
+    let jwe = b.jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
     let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4)
         .with_resolver(latchkey_client::Resolver::Stub);
     // Tang requests wait for the network, which the first of them brings up; the TPM
@@ -331,11 +330,11 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<Attempt>> {
     if bindings == 0 {
         reasons.push(Error::NoBinding.into());
     }
-    for (i, (b, _)) in vol.bindings().enumerate() {
+    for (i, b) in vol.header.clevis_bindings().iter().enumerate() {
         let (vol, ctx, limits) = (vol.clone(), ctx.clone(), automatic.clone());
         let method = Method::Binding(b.to_string());
         spawn_method(tx.clone(), method.clone(), move || {
-            let binding = vol.bindings().nth(i)?;
+            let binding = vol.header.clevis_bindings().get(i)?;
             Some(match recover(&vol, binding, &ctx, &limits) {
                 Ok(o) => Event::Opened(o),
                 Err(e) => Event::Failed(Attempt::of(method, e)),
@@ -408,6 +407,8 @@ pub fn report(log: &Log, vol: &Volume, reasons: &[Attempt]) {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+
+    use latchkey_proto::jwe::Jwe;
 
     fn gate(fails: u32, budget: Duration, calls: Arc<AtomicU32>) -> (Arc<NetGate>, Arc<Log>) {
         let log = Arc::new(Log::memory(Instant::now(), false));

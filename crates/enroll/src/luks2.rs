@@ -14,6 +14,7 @@
 //! undone by removing the keyslot J names; after, it is finished.
 
 use latchkey_proto::Secret;
+use latchkey_proto::jwe::Jwe;
 use serde_json::Value;
 
 use crate::Error;
@@ -256,8 +257,9 @@ fn settle_rebind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
     let token = token.expect("checked above");
     let names = keyslots(&token);
     if names == [temp] {
-        let jwe = latchkey_luks::compact_from_flattened(&token["jwe"], id)
-            .map_err(|e| s.interrupted(j, e.to_string()))?;
+        let jwe = Jwe::from_json(&token["jwe"])
+            .map_err(|e| s.interrupted(j, format!("clevis binding in token {id}: {e}")))?
+            .to_compact();
         let pass = s.pins.decrypt(&jwe).map_err(|e| {
             s.interrupted(
                 j,
