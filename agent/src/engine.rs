@@ -245,7 +245,11 @@ fn recover(
     let network: Option<latchkey_client::NetworkGate> =
         pin::needs_network(&jwe.header).then(|| {
             let ctx = ctx.clone();
-            Arc::new(move || ctx.net.ensure().map_err(|e| e.to_string())) as _
+            Arc::new(move || {
+                ctx.net
+                    .ensure()
+                    .map_err(|e| latchkey_client::NetworkDown(e))
+            }) as _
         });
     let tpm = Some(ctx.tpm.clone());
     let pass = latchkey_client::decrypt_until(jwe, &opts, tpm, network, ctx.deadline)

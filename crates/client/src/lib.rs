@@ -50,7 +50,8 @@ mod transport;
 pub mod url;
 
 pub use decrypt::{
-    MAX_JWE_INPUT, NetworkGate, decrypt, decrypt_stdin, decrypt_until, decrypt_with, drive,
+    MAX_JWE_INPUT, NetworkDown, NetworkGate, decrypt, decrypt_stdin, decrypt_until, decrypt_with,
+    drive,
 };
 pub use error::Error;
 pub use options::{Cancel, Options, Resolver, Retry, UrlRewrite};
