@@ -21,8 +21,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use latchkey_client::Options;
 use latchkey_client::time::{Backoff, Deadline, RetryPolicy, XorShift};
+use latchkey_client::{KeyslotError, Options, Recover, open_keyslot};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
 use latchkey_proto::pin::{self, Unseal};
 use latchkey_proto::secret::Secret;
@@ -251,22 +251,33 @@ fn recover(
                     .map_err(|e| latchkey_client::NetworkDown(e))
             }) as _
         });
-    let tpm = Some(ctx.tpm.clone());
-    let pass = latchkey_client::decrypt_until(jwe, &opts, tpm, network, ctx.deadline)
-        .map_err(Error::Recover)?;
+    let how = Recover {
+        opts: &opts,
+        tpm: Some(ctx.tpm.clone()),
+        network,
+        deadline: ctx.deadline,
+    };
     let method = b.to_string();
-    ctx.log
-        .phase(&format!("key recovered for {} from {method}", vol.name));
-    let unlocked = unlock(
+    let recovered = || {
+        ctx.log
+            .phase(&format!("key recovered for {} from {method}", vol.name))
+    };
+    let unlocked = open_keyslot(
+        jwe,
+        b.keyslot,
         &vol.header,
-        &mut open(vol)?,
-        pass.expose(),
-        Some(b.keyslot),
+        how,
         limits,
+        || File::open(&vol.path),
+        recovered,
     )
-    .map_err(|source| Error::Keyslot {
-        slot: b.keyslot,
-        source,
+    .map_err(|e| match e {
+        KeyslotError::Recover(e) => Error::Recover(e),
+        KeyslotError::Device(source) => Error::Open {
+            path: vol.path.clone(),
+            source,
+        },
+        KeyslotError::Keyslot { slot, source } => Error::Keyslot { slot, source },
     })?;
     Ok(Opened { method, unlocked })
 }

@@ -206,13 +206,22 @@ fn check(a: CheckArgs) -> Result<i32> {
             out.line(format!("  {url}: {status}"));
             servers.push(json!({"url": url, "kid": kid, "status": status}));
         }
-        let outcome = latchkey_client::decrypt_with(jwe, &opts, Some(tpm.clone()))
-            .map_err(|e| e.to_string())
-            .and_then(|pass| {
-                let mut f = File::open(dev).map_err(|e| e.to_string())?;
-                unlock(&hdr, &mut f, pass.expose(), Some(b.keyslot), &limits)
-                    .map_err(|e| format!("keyslot {}: {e}", b.keyslot))
-            });
+        let how = latchkey_client::Recover {
+            opts: &opts,
+            tpm: Some(tpm.clone()),
+            network: None,
+            deadline: opts.deadline(),
+        };
+        let outcome = latchkey_client::open_keyslot(
+            jwe,
+            b.keyslot,
+            &hdr,
+            how,
+            &limits,
+            || File::open(dev),
+            || (),
+        )
+        .map_err(|e| e.to_string());
         let mut entry = json!({"binding": name, "keyslot": b.keyslot,
             "policy": pin::describe(&jwe.header), "servers": servers});
         match outcome {

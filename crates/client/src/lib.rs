@@ -43,6 +43,7 @@ mod decrypt;
 pub mod dns;
 mod error;
 pub mod http;
+mod keyslot;
 mod options;
 pub mod time;
 mod tls;
@@ -54,6 +55,7 @@ pub use decrypt::{
     drive,
 };
 pub use error::Error;
+pub use keyslot::{KeyslotError, Recover, open_keyslot};
 pub use options::{Cancel, Options, Resolver, Retry, UrlRewrite};
 use transport::Request;
 
