@@ -558,26 +558,7 @@ mod tests {
         let Some(_server) = udhcpd_in(t, &dir, "lkl1", 7, Some(&peers)) else {
             return;
         };
-        let later = {
-            let pid = peers.pid();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(2500));
-                let st = std::process::Command::new("nsenter")
-                    .args([
-                        "-t",
-                        &pid.to_string(),
-                        "-n",
-                        "ip",
-                        "link",
-                        "set",
-                        "lkl1",
-                        "up",
-                    ])
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-            })
-        };
+        let later = peers.ip_after(Duration::from_millis(2500), "link set lkl1 up");
         let plan = Plan {
             steps: vec![Step {
                 iface: Iface::Name("lkl0".into()),
