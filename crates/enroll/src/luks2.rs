@@ -260,23 +260,7 @@ fn settle_rebind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
         let jwe = Jwe::from_json(&token["jwe"])
             .map_err(|e| s.interrupted(j, format!("clevis binding in token {id}: {e}")))?
             .to_compact();
-        let pass = s.pins.decrypt(&jwe).map_err(|e| {
-            s.interrupted(
-                j,
-                format!(
-                    "cannot recover the new passphrase ({e}); the volume opens with the binding \
-                     of keyslot {temp} meanwhile; run the command again once the pin's servers answer"
-                ),
-            )
-        })?;
-        let (_, vk) = s.dev.volume_key(None, pass.expose())?;
-        s.set_volume_key(vk);
-        if s.dev.in_use(j.keyslot) && !s.dev.opens(j.keyslot, pass.expose()) {
-            s.dev.kill_keyslot(j.keyslot)?;
-        }
-        if !s.dev.in_use(j.keyslot) {
-            s.add_and_check(j.keyslot, &pass)?;
-        }
+        s.restore_rebound_keyslot(j, temp, &jwe)?;
         s.dev
             .set_token(id, &clevis_token(j.keyslot, &token["jwe"]))?;
     } else if names != [j.keyslot] {
