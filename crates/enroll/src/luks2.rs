@@ -45,6 +45,17 @@ fn tag(token: &Value) -> Option<&str> {
     token["jwe"]["tag"].as_str()
 }
 
+/// The clevis token whose first keyslot is `slot` (the caller checked that it exists).
+fn token_of(s: &mut Session<'_>, slot: u32) -> u32 {
+    (0..MAX_TOKENS)
+        .find(|id| {
+            s.dev
+                .token(*id)
+                .is_some_and(|t| keyslots(&t).first() == Some(&slot))
+        })
+        .expect("the caller checked the binding")
+}
+
 fn free_token(s: &mut Session<'_>, except: &[u32]) -> Result<u32, Error> {
     (0..MAX_TOKENS)
         .find(|id| !except.contains(id) && s.dev.token(*id).is_none())
@@ -104,13 +115,7 @@ pub(crate) fn bind(s: &mut Session<'_>, req: &Request) -> Result<Bound, Error> {
 }
 
 pub(crate) fn unbind(s: &mut Session<'_>, slot: u32) -> Result<(), Error> {
-    let token = (0..MAX_TOKENS)
-        .find(|id| {
-            s.dev
-                .token(*id)
-                .is_some_and(|t| keyslots(&t).first() == Some(&slot))
-        })
-        .expect("the caller checked the binding");
+    let token = token_of(s, slot);
     let jid = free_token(s, &[token])?;
     let mut j = s.journal(Op::Unbind, slot, "", "");
     j.token = Some(token);
@@ -129,13 +134,7 @@ pub(crate) fn rebind(
     pin: &str,
     config: &str,
 ) -> Result<Bound, Error> {
-    let token = (0..MAX_TOKENS)
-        .find(|id| {
-            s.dev
-                .token(*id)
-                .is_some_and(|t| keyslots(&t).first() == Some(&slot))
-        })
-        .expect("the caller checked the binding");
+    let token = token_of(s, slot);
     let temp = s.free_keyslot(
         None,
         Some(slot),
