@@ -21,10 +21,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use latchkey_client::Options;
 use latchkey_client::time::{Backoff, Deadline, RetryPolicy, XorShift};
+use latchkey_client::{KeyslotError, Options, Recover, open_keyslot};
 use latchkey_luks::{ClevisBinding, Limits, Unlocked, unlock};
-use latchkey_proto::jwe::Jwe;
 use latchkey_proto::pin::{self, Unseal};
 use latchkey_proto::secret::Secret;
 
@@ -235,11 +234,11 @@ pub(crate) fn open(vol: &Volume) -> Result<File, Error> {
 
 fn recover(
     vol: &Volume,
-    (b, jwe): (&ClevisBinding, &Result<Jwe, latchkey_proto::Error>),
+    b: &ClevisBinding,
     ctx: &Arc<Ctx>,
     limits: &Limits,
 ) -> Result<Opened, Error> {
-    let jwe = jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
+    let jwe = b.jwe.as_ref().map_err(|e| Error::Jwe(e.clone()))?;
     let opts = Options::new(ctx.timeout, ctx.deadline.remaining(Instant::now()), 4)
         .with_resolver(latchkey_client::Resolver::Stub)
         .with_trust(ctx.trust.clone());
@@ -249,24 +248,39 @@ fn recover(
     let network: Option<latchkey_client::NetworkGate> =
         pin::needs_network(&jwe.header).then(|| {
             let ctx = ctx.clone();
-            Arc::new(move || ctx.net.ensure().map_err(|e| e.to_string())) as _
+            Arc::new(move || {
+                ctx.net
+                    .ensure()
+                    .map_err(|e| latchkey_client::NetworkDown(e))
+            }) as _
         });
-    let tpm = Some(ctx.tpm.clone());
-    let pass = latchkey_client::decrypt_until(jwe, &opts, tpm, network, ctx.deadline)
-        .map_err(Error::Recover)?;
+    let how = Recover {
+        opts: &opts,
+        tpm: Some(ctx.tpm.clone()),
+        network,
+        deadline: ctx.deadline,
+    };
     let method = b.to_string();
-    ctx.log
-        .phase(&format!("key recovered for {} from {method}", vol.name));
-    let unlocked = unlock(
+    let recovered = || {
+        ctx.log
+            .phase(&format!("key recovered for {} from {method}", vol.name))
+    };
+    let unlocked = open_keyslot(
+        jwe,
+        b.keyslot,
         &vol.header,
-        &mut open(vol)?,
-        pass.expose(),
-        Some(b.keyslot),
+        how,
         limits,
+        || File::open(&vol.path),
+        recovered,
     )
-    .map_err(|source| Error::Keyslot {
-        slot: b.keyslot,
-        source,
+    .map_err(|e| match e {
+        KeyslotError::Recover(e) => Error::Recover(e),
+        KeyslotError::Device(source) => Error::Open {
+            path: vol.path.clone(),
+            source,
+        },
+        KeyslotError::Keyslot { slot, source } => Error::Keyslot { slot, source },
     })?;
     Ok(Opened { method, unlocked })
 }
@@ -334,11 +348,11 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<Attempt>> {
     if bindings == 0 {
         reasons.push(Error::NoBinding.into());
     }
-    for (i, (b, _)) in vol.bindings().enumerate() {
+    for (i, b) in vol.header.clevis_bindings().iter().enumerate() {
         let (vol, ctx, limits) = (vol.clone(), ctx.clone(), automatic.clone());
         let method = Method::Binding(b.to_string());
         spawn_method(tx.clone(), method.clone(), move || {
-            let binding = vol.bindings().nth(i)?;
+            let binding = vol.header.clevis_bindings().get(i)?;
             Some(match recover(&vol, binding, &ctx, &limits) {
                 Ok(o) => Event::Opened(o),
                 Err(e) => Event::Failed(Attempt::of(method, e)),
@@ -411,6 +425,8 @@ pub fn report(log: &Log, vol: &Volume, reasons: &[Attempt]) {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+
+    use latchkey_proto::jwe::Jwe;
 
     fn gate(fails: u32, budget: Duration, calls: Arc<AtomicU32>) -> (Arc<NetGate>, Arc<Log>) {
         let log = Arc::new(Log::memory(Instant::now(), false));
@@ -545,26 +561,7 @@ mod tests {
         let Some(_server) = udhcpd_in(t, &dir, "lkl1", 7, Some(&peers)) else {
             return;
         };
-        let later = {
-            let pid = peers.pid();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(2500));
-                let st = std::process::Command::new("nsenter")
-                    .args([
-                        "-t",
-                        &pid.to_string(),
-                        "-n",
-                        "ip",
-                        "link",
-                        "set",
-                        "lkl1",
-                        "up",
-                    ])
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-            })
-        };
+        let later = peers.ip_after(Duration::from_millis(2500), "link set lkl1 up");
         let plan = Plan {
             steps: vec![Step {
                 iface: Iface::Name("lkl0".into()),

@@ -71,23 +71,22 @@ impl Offline {
         Offline::of(
             bindings
                 .iter()
-                .map(|b| (b.to_string(), b.keyslot, b.jwe.as_str())),
+                .filter_map(|b| Some((b.to_string(), b.keyslot, b.jwe.as_ref().ok()?))),
             rng,
         )
     }
 
-    /// [`Offline::new`] for bindings given as (name, keyslot, compact JWE).
+    /// [`Offline::new`] for bindings given as (name, keyslot, JWE).
     fn of<'a, R: CryptoRng + ?Sized>(
-        bindings: impl Iterator<Item = (String, u32, &'a str)>,
+        bindings: impl Iterator<Item = (String, u32, &'a Jwe)>,
         rng: &mut R,
     ) -> Offline {
         let bound = bindings
             .filter_map(|(what, keyslot, jwe)| {
-                let jwe = Jwe::parse(jwe).ok()?;
                 if !pin::needs_network(&jwe.header) {
                     return None;
                 }
-                let rec = Recovery::new(&jwe, rng).ok()?;
+                let rec = Recovery::new(jwe, rng).ok()?;
                 Some(Bound {
                     what,
                     keyslot,
@@ -262,18 +261,13 @@ mod tests {
 
     /// Bindings from sample JWE files, as LUKS2 tokens 0, 1, ... on keyslots 1, 2, ...
     fn offline(files: &[&str]) -> Offline {
-        let jwes: Vec<String> = files
+        let jwes: Vec<Jwe> = files
             .iter()
-            .map(|f| {
-                std::fs::read_to_string(sample(f))
-                    .unwrap()
-                    .trim()
-                    .to_owned()
-            })
+            .map(|f| Jwe::parse(&std::fs::read_to_string(sample(f)).unwrap()).unwrap())
             .collect();
         let bindings = jwes.iter().enumerate().map(|(i, jwe)| {
             let what = format!("clevis token {i} (keyslot {})", i + 1);
-            (what, i as u32 + 1, jwe.as_str())
+            (what, i as u32 + 1, jwe)
         });
         Offline::of(bindings, &mut rng())
     }

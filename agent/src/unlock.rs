@@ -67,8 +67,8 @@ fn describe_plan(log: &Log, vol: &Volume) {
         vol.header.version().number(),
         vol.path.display()
     ));
-    for (b, jwe) in vol.bindings() {
-        let pins = match jwe {
+    for b in vol.header.clevis_bindings() {
+        let pins = match &b.jwe {
             Ok(j) => latchkey_proto::pin::describe(&j.header),
             Err(e) => format!("unreadable JWE: {e}"),
         };

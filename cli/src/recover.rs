@@ -147,7 +147,7 @@ fn device_bindings(dev: &Path, slot: Option<u32>) -> Result<(Header, Vec<Binding
         if slot.is_some_and(|s| s != b.keyslot) {
             continue;
         }
-        let jwe = Jwe::parse(&b.jwe).with_context(|| {
+        let jwe = b.jwe.clone().with_context(|| {
             format!(
                 "reading the clevis JWE of {} keyslot {}",
                 dev.display(),

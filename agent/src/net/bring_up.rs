@@ -729,13 +729,30 @@ pub(crate) mod testnet {
 
         /// Runs `ip ARGS` inside this namespace.
         pub fn ip(&self, args: &str) {
-            let st = Command::new("nsenter")
-                .args(["-t", &self.pid().to_string(), "-n", "ip"])
-                .args(args.split(' '))
-                .status()
-                .expect("nsenter(1)");
-            assert!(st.success(), "nsenter ip {args}");
+            ns_ip(self.pid(), args);
         }
+
+        /// [`PeerNs::ip`] after `delay`, on its own thread: join it to see it succeed.
+        pub fn ip_after(
+            &self,
+            delay: std::time::Duration,
+            args: &'static str,
+        ) -> std::thread::JoinHandle<()> {
+            let pid = self.pid();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                ns_ip(pid, args);
+            })
+        }
+    }
+
+    fn ns_ip(pid: u32, args: &str) {
+        let st = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-n", "ip"])
+            .args(args.split(' '))
+            .status()
+            .expect("nsenter(1)");
+        assert!(st.success(), "nsenter ip {args}");
     }
 
     /// [`udhcpd`], inside `ns` when given.
@@ -836,6 +853,27 @@ mod tests {
         IpAddr::V4(Ipv4Addr::new(10, 88, net, 50))..=IpAddr::V4(Ipv4Addr::new(10, 88, net, 59))
     }
 
+    /// A plan of one step, `method` on `iface`, and nothing else.
+    fn one_step(iface: Iface, method: Method) -> Plan {
+        Plan {
+            steps: vec![Step { iface, method }],
+            ..Plan::default()
+        }
+    }
+
+    /// The default options, resolv.conf written into `dir`.
+    fn options_in(dir: &std::path::Path) -> Options {
+        Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        }
+    }
+
+    /// `secs` seconds from now.
+    fn within(secs: u64) -> Deadline {
+        Deadline::after(Instant::now(), Duration::from_secs(secs))
+    }
+
     #[test]
     fn resolv_conf_lists_at_most_three() {
         let dns: Vec<IpAddr> = ["1.1.1.1", "9.9.9.9", "2001:db8::53", "8.8.8.8"]
@@ -860,19 +898,12 @@ mod tests {
             return;
         };
         let plan = Plan {
-            steps: vec![Step {
-                iface: Iface::Name("lkc0".into()),
-                method: Method::Dhcp,
-            }],
             nameservers: vec!["192.0.2.53".parse().unwrap()],
-            ..Plan::default()
+            ..one_step(Iface::Name("lkc0".into()), Method::Dhcp)
         };
-        let opts = Options {
-            resolv_conf: dir.join("resolv.conf"),
-            ..Options::default()
-        };
+        let opts = options_in(&dir);
         let log = Log::memory(Instant::now(), true);
-        let deadline = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let deadline = within(20);
         let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(7), &log)
             .unwrap_or_else(|e| panic!("{e}"));
         let Outcome::Configured(c) = out else {
@@ -934,22 +965,18 @@ mod tests {
             return;
         };
         let plan = Plan {
-            steps: vec![Step {
-                iface: Iface::AnyWithCarrier,
-                method: Method::Dhcp,
-            }],
-            nameservers: vec![],
             hostname: Some("latchkey-test".into()),
-            ..Plan::default()
-        };
-        let opts = Options {
-            resolv_conf: dir.join("resolv.conf"),
-            ..Options::default()
+            ..one_step(Iface::AnyWithCarrier, Method::Dhcp)
         };
         let log = Log::memory(Instant::now(), false);
-        let deadline = Deadline::after(Instant::now(), Duration::from_secs(20));
-        let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(9), &log)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let out = bring_up(
+            &plan,
+            &options_in(&dir),
+            within(20),
+            &mut XorShift::new(9),
+            &log,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let Outcome::Configured(c) = out else {
             panic!("{out:?}")
         };
@@ -975,45 +1002,19 @@ mod tests {
         ip("link add lky0 type veth peer name lky1");
         peers.take("lky1");
         peers.ip("addr add 10.88.5.1/24 dev lky1");
-        let later = {
-            let pid = peers.pid();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(1));
-                let st = std::process::Command::new("nsenter")
-                    .args([
-                        "-t",
-                        &pid.to_string(),
-                        "-n",
-                        "ip",
-                        "link",
-                        "set",
-                        "lky1",
-                        "up",
-                    ])
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-            })
-        };
+        let later = peers.ip_after(Duration::from_secs(1), "link set lky1 up");
         let Some(_server) = udhcpd_in(t, &dir, "lky1", 5, Some(&peers)) else {
             return;
         };
-        let plan = Plan {
-            steps: vec![Step {
-                iface: Iface::AnyWithCarrier,
-                method: Method::Dhcp,
-            }],
-            nameservers: vec![],
-            hostname: None,
-            ..Plan::default()
-        };
-        let opts = Options {
-            resolv_conf: dir.join("resolv.conf"),
-            ..Options::default()
-        };
+        let plan = one_step(Iface::AnyWithCarrier, Method::Dhcp);
         let log = Log::memory(Instant::now(), true);
-        let deadline = Deadline::after(Instant::now(), Duration::from_secs(20));
-        let out = bring_up(&plan, &opts, deadline, &mut XorShift::new(5), &log);
+        let out = bring_up(
+            &plan,
+            &options_in(&dir),
+            within(20),
+            &mut XorShift::new(5),
+            &log,
+        );
         later.join().unwrap();
         let Outcome::Configured(c) = out.unwrap_or_else(|e| panic!("{e}")) else {
             panic!("not configured")
@@ -1039,19 +1040,14 @@ mod tests {
         let dir = scratch(t);
         ip("link add lkt0 type veth peer name lkt1");
         ip("link set lkt1 up");
-        let plan = Plan {
-            steps: vec![Step {
-                iface: Iface::Name("lkt0".into()),
-                method: Method::Static {
-                    address: Ipv4Addr::new(192, 0, 2, 10).into(),
-                    prefix: 24,
-                    gateway: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
-                },
-            }],
-            nameservers: vec![],
-            hostname: None,
-            ..Plan::default()
-        };
+        let plan = one_step(
+            Iface::Name("lkt0".into()),
+            Method::Static {
+                address: Ipv4Addr::new(192, 0, 2, 10).into(),
+                prefix: 24,
+                gateway: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
+            },
+        );
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
             carrier_timeout: Duration::from_millis(500),
@@ -1059,7 +1055,7 @@ mod tests {
             dhcp_backoff: Backoff::new(Duration::from_millis(100), 2, Duration::from_millis(400)),
         };
         let log = Log::memory(Instant::now(), false);
-        let soon = || Deadline::after(Instant::now(), Duration::from_secs(2));
+        let soon = || within(2);
         let out = bring_up(&plan, &opts, soon(), &mut XorShift::new(1), &log).unwrap();
         assert_eq!(
             out,
@@ -1074,15 +1070,7 @@ mod tests {
 
         // Fresh namespace for the failure cases: nothing configured yet.
         latchkey_sys::mount::enter_new_network_namespace().unwrap();
-        let named = |n: &str| Plan {
-            steps: vec![Step {
-                iface: Iface::Name(n.into()),
-                method: Method::Dhcp,
-            }],
-            nameservers: vec![],
-            hostname: None,
-            ..Plan::default()
-        };
+        let named = |n: &str| one_step(Iface::Name(n.into()), Method::Dhcp);
         let e = bring_up(
             &named("nosuch0"),
             &opts,
@@ -1117,25 +1105,19 @@ mod tests {
         peers.take("lk61");
         peers.ip("addr add fd00:66::1/64 dev lk61 nodad");
         peers.ip("link set lk61 up");
-        let step = |addr: &str| Plan {
-            steps: vec![Step {
-                iface: Iface::Name("lk60".into()),
-                method: Method::Static {
+        let step = |addr: &str| {
+            one_step(
+                Iface::Name("lk60".into()),
+                Method::Static {
                     address: addr.parse().unwrap(),
                     prefix: 64,
                     gateway: Some("fd00:66::1".parse().unwrap()),
                 },
-            }],
-            nameservers: vec![],
-            hostname: None,
-            ..Plan::default()
+            )
         };
-        let opts = Options {
-            resolv_conf: dir.join("resolv.conf"),
-            ..Options::default()
-        };
+        let opts = options_in(&dir);
         let log = Log::memory(Instant::now(), false);
-        let soon = || Deadline::after(Instant::now(), Duration::from_secs(20));
+        let soon = || within(20);
         let out = bring_up(
             &step("fd00:66::15"),
             &opts,
@@ -1200,19 +1182,8 @@ mod tests {
             return;
         };
         let dir = scratch(t);
-        let plan = Plan {
-            steps: vec![Step {
-                iface: Iface::Name(iface.clone()),
-                method: Method::Dhcp,
-            }],
-            nameservers: vec![],
-            hostname: None,
-            ..Plan::default()
-        };
-        let opts = Options {
-            resolv_conf: dir.join("resolv.conf"),
-            ..Options::default()
-        };
+        let plan = one_step(Iface::Name(iface.clone()), Method::Dhcp);
+        let opts = options_in(&dir);
         let start = Instant::now();
         let log = Log::memory(start, true);
         let deadline = Deadline::after(start, Duration::from_secs(30));

@@ -13,8 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey_client::time::Deadline;
-use latchkey_luks::{ClevisBinding, Header};
-use latchkey_proto::jwe::Jwe;
+use latchkey_luks::Header;
 use latchkey_sys::blkid::{self, Probe};
 use latchkey_sys::dm::DevId;
 use latchkey_sys::proc::{self, BlockDevice, DmMapping};
@@ -49,12 +48,10 @@ pub struct Volume {
     pub header: Header,
     /// Activation options.
     pub options: Vec<String>,
-    /// The JWE of each clevis binding of `header`, in order, parsed once.
-    jwes: Vec<Result<Jwe, latchkey_proto::Error>>,
 }
 
 impl Volume {
-    /// The volume `name` on `path`; each clevis binding's JWE is parsed here.
+    /// The volume `name` on `path`.
     pub fn new(
         name: String,
         path: PathBuf,
@@ -63,11 +60,6 @@ impl Volume {
         header: Header,
         options: Vec<String>,
     ) -> Volume {
-        let jwes = header
-            .clevis_bindings()
-            .iter()
-            .map(|b| Jwe::parse(&b.jwe))
-            .collect();
         Volume {
             name,
             path,
@@ -75,15 +67,7 @@ impl Volume {
             sectors,
             header,
             options,
-            jwes,
         }
-    }
-
-    /// Each clevis binding with its parsed JWE (or why it does not parse).
-    pub fn bindings(
-        &self,
-    ) -> impl Iterator<Item = (&ClevisBinding, &Result<Jwe, latchkey_proto::Error>)> {
-        self.header.clevis_bindings().iter().zip(&self.jwes)
     }
 
     /// `NAME (UUID)`, how messages name a volume.

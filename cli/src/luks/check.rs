@@ -18,7 +18,6 @@ use latchkey_client::Options;
 use latchkey_client::time::Backoff;
 use latchkey_enroll::inventory;
 use latchkey_luks::{Argon2Variant, ClevisBinding, CopyState, Header, Kdf, Limits, unlock};
-use latchkey_proto::jwe::Jwe;
 use latchkey_proto::{jws, pin};
 use serde_json::{Map, Value, json};
 
@@ -192,7 +191,7 @@ fn check(a: CheckArgs) -> Result<i32> {
     }
     for b in bindings {
         let name = b.to_string();
-        let jwe = match Jwe::parse(&b.jwe) {
+        let jwe = match &b.jwe {
             Ok(j) => j,
             Err(e) => {
                 out.line(format!("{name}: unreadable JWE: {e}"));
@@ -207,13 +206,22 @@ fn check(a: CheckArgs) -> Result<i32> {
             out.line(format!("  {url}: {status}"));
             servers.push(json!({"url": url, "kid": kid, "status": status}));
         }
-        let outcome = latchkey_client::decrypt_with(&jwe, &opts, Some(tpm.clone()))
-            .map_err(|e| e.to_string())
-            .and_then(|pass| {
-                let mut f = File::open(dev).map_err(|e| e.to_string())?;
-                unlock(&hdr, &mut f, pass.expose(), Some(b.keyslot), &limits)
-                    .map_err(|e| format!("keyslot {}: {e}", b.keyslot))
-            });
+        let how = latchkey_client::Recover {
+            opts: &opts,
+            tpm: Some(tpm.clone()),
+            network: None,
+            deadline: opts.deadline(),
+        };
+        let outcome = latchkey_client::open_keyslot(
+            jwe,
+            b.keyslot,
+            &hdr,
+            how,
+            &limits,
+            || File::open(dev),
+            || (),
+        )
+        .map_err(|e| e.to_string());
         let mut entry = json!({"binding": name, "keyslot": b.keyslot,
             "policy": pin::describe(&jwe.header), "servers": servers});
         match outcome {

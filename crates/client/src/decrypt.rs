@@ -41,7 +41,18 @@ pub fn decrypt_with(
 /// Brings the network up, or says why it cannot; called by each Tang request before it
 /// connects, so that a caller who owns the network (the initrd agent) brings it up only
 /// when a Tang request is really made, and TPM steps never wait for it.
-pub type NetworkGate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type NetworkGate = Arc<dyn Fn() -> Result<(), NetworkDown> + Send + Sync>;
+
+/// Why a [`NetworkGate`] could not bring the network up: the caller's own error, kept
+/// whole (shared, since every waiting request reports the same one).
+#[derive(Debug, Clone)]
+pub struct NetworkDown(pub Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for NetworkDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// [`decrypt_with`], ending at the caller's `deadline` rather than `opts.budget` from now,
 /// each Tang request first passing `network` when given.
@@ -174,9 +185,9 @@ fn drive_gated(
             .stack_size(REQUEST_STACK)
             .spawn(move || {
                 let online = match &network {
-                    Some(gate) => gate().map_err(|reason| Error::Network {
+                    Some(gate) => gate().map_err(|cause| Error::Network {
                         url: req.url.clone(),
-                        reason,
+                        cause,
                     }),
                     None => Ok(()),
                 };

@@ -81,8 +81,8 @@ pub enum Error {
     Network {
         /// The URL as given.
         url: String,
-        /// Why not.
-        reason: String,
+        /// Why not, as the gate's owner tells it.
+        cause: crate::NetworkDown,
     },
     /// The request was abandoned because the answer was no longer needed.
     Cancelled {
@@ -136,7 +136,7 @@ impl fmt::Display for Error {
             Error::Status { url, status } => write!(f, "{url}: HTTP status {status}"),
             Error::BadReply { url, reason } => write!(f, "{url}: bad reply: {reason}"),
             Error::Cancelled { url } => write!(f, "{url}: cancelled"),
-            Error::Network { url, reason } => write!(f, "{url}: network: {reason}"),
+            Error::Network { url, cause } => write!(f, "{url}: network: {cause}"),
             Error::Input { reason } => write!(f, "{reason}"),
             Error::Output(e) => write!(f, "writing the plaintext: {e}"),
             Error::Jwe(e) => write!(f, "{e}"),

@@ -44,6 +44,7 @@ mod decrypt;
 pub mod dns;
 mod error;
 pub mod http;
+mod keyslot;
 mod options;
 pub mod time;
 mod tls;
@@ -52,9 +53,11 @@ pub mod trust;
 pub mod url;
 
 pub use decrypt::{
-    MAX_JWE_INPUT, NetworkGate, decrypt, decrypt_stdin, decrypt_until, decrypt_with, drive,
+    MAX_JWE_INPUT, NetworkDown, NetworkGate, decrypt, decrypt_stdin, decrypt_until, decrypt_with,
+    drive,
 };
 pub use error::Error;
+pub use keyslot::{KeyslotError, Recover, open_keyslot};
 pub use options::{Cancel, Options, Resolver, Retry, UrlRewrite};
 use transport::Request;
 pub use trust::{Fingerprint, Trust, TrustError};

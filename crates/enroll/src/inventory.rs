@@ -15,7 +15,8 @@
 use std::io::{Read, Seek};
 
 use latchkey_luks::luksmeta::LuksMeta;
-use latchkey_luks::{CLEVIS_UUID, Header, Version, compact_from_flattened};
+use latchkey_luks::{CLEVIS_UUID, Header, Version};
+use latchkey_proto::jwe::Jwe;
 
 use crate::journal::{self, Journal};
 
@@ -127,7 +128,7 @@ pub fn binding_of<R: Read + Seek>(hdr: &Header, dev: &mut R, slot: u32) -> Optio
             if token.kind != "clevis" || token.keyslots.first() != Some(&slot) {
                 return None;
             }
-            let jwe = compact_from_flattened(token.json.get("jwe")?, token.id).ok()?;
+            let jwe = Jwe::from_json(token.json.get("jwe")?).ok()?.to_compact();
             Some((Store::Token(token.id), jwe))
         }
         Version::Luks1 => {

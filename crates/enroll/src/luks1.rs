@@ -244,24 +244,8 @@ fn settle_rebind(
                 .ok_or_else(|| {
                     s.interrupted(j, format!("LUKSMeta slot {temp} does not hold its new JWE"))
                 })?;
-            let pass = s.pins.decrypt(jwe.trim()).map_err(|e| {
-                s.interrupted(
-                    j,
-                    format!(
-                        "cannot recover the new passphrase ({e}); the volume opens with the binding \
-                         of keyslot {temp} meanwhile; run the command again once the pin's servers answer"
-                    ),
-                )
-            })?;
-            let (_, vk) = s.dev.volume_key(None, pass.expose())?;
-            s.set_volume_key(vk);
+            s.restore_rebound_keyslot(j, temp, jwe.trim())?;
             let slot = j.keyslot;
-            if s.dev.in_use(slot) && !s.dev.opens(slot, pass.expose()) {
-                s.dev.kill_keyslot(slot)?;
-            }
-            if !s.dev.in_use(slot) {
-                s.add_and_check(slot, &pass)?;
-            }
             let mut clean = j.clone();
             clean.phase = Some(Phase::Clean);
             let clean = clean.to_bytes();

@@ -14,6 +14,7 @@
 //! undone by removing the keyslot J names; after, it is finished.
 
 use latchkey_proto::Secret;
+use latchkey_proto::jwe::Jwe;
 use serde_json::Value;
 
 use crate::Error;
@@ -42,6 +43,17 @@ fn keyslots(token: &Value) -> Vec<u32> {
 
 fn tag(token: &Value) -> Option<&str> {
     token["jwe"]["tag"].as_str()
+}
+
+/// The clevis token whose first keyslot is `slot` (the caller checked that it exists).
+fn token_of(s: &mut Session<'_>, slot: u32) -> u32 {
+    (0..MAX_TOKENS)
+        .find(|id| {
+            s.dev
+                .token(*id)
+                .is_some_and(|t| keyslots(&t).first() == Some(&slot))
+        })
+        .expect("the caller checked the binding")
 }
 
 fn free_token(s: &mut Session<'_>, except: &[u32]) -> Result<u32, Error> {
@@ -103,13 +115,7 @@ pub(crate) fn bind(s: &mut Session<'_>, req: &Request) -> Result<Bound, Error> {
 }
 
 pub(crate) fn unbind(s: &mut Session<'_>, slot: u32) -> Result<(), Error> {
-    let token = (0..MAX_TOKENS)
-        .find(|id| {
-            s.dev
-                .token(*id)
-                .is_some_and(|t| keyslots(&t).first() == Some(&slot))
-        })
-        .expect("the caller checked the binding");
+    let token = token_of(s, slot);
     let jid = free_token(s, &[token])?;
     let mut j = s.journal(Op::Unbind, slot, "", "");
     j.token = Some(token);
@@ -128,13 +134,7 @@ pub(crate) fn rebind(
     pin: &str,
     config: &str,
 ) -> Result<Bound, Error> {
-    let token = (0..MAX_TOKENS)
-        .find(|id| {
-            s.dev
-                .token(*id)
-                .is_some_and(|t| keyslots(&t).first() == Some(&slot))
-        })
-        .expect("the caller checked the binding");
+    let token = token_of(s, slot);
     let temp = s.free_keyslot(
         None,
         Some(slot),
@@ -256,25 +256,10 @@ fn settle_rebind(s: &mut Session<'_>, j: &Journal) -> Result<Settled, Error> {
     let token = token.expect("checked above");
     let names = keyslots(&token);
     if names == [temp] {
-        let jwe = latchkey_luks::compact_from_flattened(&token["jwe"], id)
-            .map_err(|e| s.interrupted(j, e.to_string()))?;
-        let pass = s.pins.decrypt(&jwe).map_err(|e| {
-            s.interrupted(
-                j,
-                format!(
-                    "cannot recover the new passphrase ({e}); the volume opens with the binding \
-                     of keyslot {temp} meanwhile; run the command again once the pin's servers answer"
-                ),
-            )
-        })?;
-        let (_, vk) = s.dev.volume_key(None, pass.expose())?;
-        s.set_volume_key(vk);
-        if s.dev.in_use(j.keyslot) && !s.dev.opens(j.keyslot, pass.expose()) {
-            s.dev.kill_keyslot(j.keyslot)?;
-        }
-        if !s.dev.in_use(j.keyslot) {
-            s.add_and_check(j.keyslot, &pass)?;
-        }
+        let jwe = Jwe::from_json(&token["jwe"])
+            .map_err(|e| s.interrupted(j, format!("clevis binding in token {id}: {e}")))?
+            .to_compact();
+        s.restore_rebound_keyslot(j, temp, &jwe)?;
         s.dev
             .set_token(id, &clevis_token(j.keyslot, &token["jwe"]))?;
     } else if names != [j.keyslot] {

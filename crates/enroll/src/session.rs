@@ -238,15 +238,7 @@ impl<'p> Session<'p> {
     /// Removes the binding of `slot` and the keyslot (`clevis luks unbind`);
     /// refuses to remove the last keyslot unless `force`.
     pub fn unbind(&mut self, slot: u32, force: bool) -> Result<(), Error> {
-        self.check_range(slot)?;
-        let hdr = self.header()?;
-        let mut reader = self.dev.file();
-        if inventory::binding_of(&hdr, &mut reader, slot).is_none() || hdr.keyslot(slot).is_none() {
-            return Err(Error::NotBound {
-                device: self.path().to_path_buf(),
-                slot,
-            });
-        }
+        let hdr = self.bound_header(slot)?;
         if !force && hdr.keyslots().len() == 1 {
             return Err(Error::LastKeyslot {
                 device: self.path().to_path_buf(),
@@ -263,6 +255,15 @@ impl<'p> Session<'p> {
     /// and `config` (`regen`, `edit`), keeping the keyslot number (and LUKS2
     /// token id). Needs [`Session::unlock`] first.
     pub fn rebind(&mut self, slot: u32, pin: &str, config: &str) -> Result<Bound, Error> {
+        self.bound_header(slot)?;
+        match self.dev.version() {
+            Version::Luks2 => luks2::rebind(self, slot, pin, config),
+            Version::Luks1 => luks1::rebind(self, slot, pin, config),
+        }
+    }
+
+    /// The header, once `slot` is known to be in range and to have a clevis binding.
+    fn bound_header(&self, slot: u32) -> Result<Header, Error> {
         self.check_range(slot)?;
         let hdr = self.header()?;
         let mut reader = self.dev.file();
@@ -272,10 +273,7 @@ impl<'p> Session<'p> {
                 slot,
             });
         }
-        match self.dev.version() {
-            Version::Luks2 => luks2::rebind(self, slot, pin, config),
-            Version::Luks1 => luks1::rebind(self, slot, pin, config),
-        }
+        Ok(hdr)
     }
 
     pub(crate) fn check_range(&self, slot: u32) -> Result<(), Error> {
@@ -368,6 +366,36 @@ impl<'p> Session<'p> {
                 device: self.path().to_path_buf(),
                 reason: format!("the new passphrase does not open keyslot {slot}"),
             });
+        }
+        Ok(())
+    }
+
+    /// Settling a rebind whose new JWE is already in place (token or LUKSMeta slot,
+    /// under temporary keyslot `temp`): recovers its passphrase, takes the volume key
+    /// from it, and makes `j.keyslot` open with it (replacing what an earlier run left).
+    pub(crate) fn restore_rebound_keyslot(
+        &mut self,
+        j: &Journal,
+        temp: u32,
+        jwe: &str,
+    ) -> Result<(), Error> {
+        let pass = self.pins.decrypt(jwe).map_err(|e| {
+            self.interrupted(
+                j,
+                format!(
+                    "cannot recover the new passphrase ({e}); the volume opens with the binding \
+                     of keyslot {temp} meanwhile; run the command again once the pin's servers answer"
+                ),
+            )
+        })?;
+        let (_, vk) = self.dev.volume_key(None, pass.expose())?;
+        self.set_volume_key(vk);
+        let slot = j.keyslot;
+        if self.dev.in_use(slot) && !self.dev.opens(slot, pass.expose()) {
+            self.dev.kill_keyslot(slot)?;
+        }
+        if !self.dev.in_use(slot) {
+            self.add_and_check(slot, &pass)?;
         }
         Ok(())
     }

@@ -23,8 +23,8 @@
 //!     Metadata sizes 16 KiB to 4 MiB.
 //!   - LUKS1: the binary header and its eight keyslots, plus LUKSMeta.
 //! * [`Header::clevis_bindings`]`() -> &[ClevisBinding]`: LUKS2 `clevis` tokens
-//!   and LUKS1 LUKSMeta slots (clevis UUID), each with its keyslot and the JWE
-//!   in compact form. [`Header::tokens`] (with each token's JSON) and
+//!   and LUKS1 LUKSMeta slots (clevis UUID), each with its keyslot and its JWE
+//!   parsed by `latchkey-proto` (or why it does not parse). [`Header::tokens`] (with each token's JSON) and
 //!   [`Header::luksmeta`] show the rest: tokens of other types, entries of
 //!   inactive keyslots. [`luksmeta`] is the one model of the LUKSMeta format,
 //!   which writers encode with too.
@@ -44,7 +44,6 @@
 
 mod af;
 mod cipher;
-mod clevis;
 mod crc32c;
 mod error;
 mod hash;
@@ -58,7 +57,6 @@ mod model;
 mod secret;
 mod unlock;
 
-pub use clevis::compact_from_flattened;
 pub use error::Error;
 pub use hash::Hash;
 pub use header::Header;

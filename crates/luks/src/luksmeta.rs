@@ -19,6 +19,7 @@ use crate::Error;
 use crate::crc32c;
 use crate::io::read_at;
 use crate::model::{BindingSource, ClevisBinding};
+use latchkey_proto::jwe::Jwe;
 use std::io::{Read, Seek};
 
 /// Alignment of the area and of every data block.
@@ -269,7 +270,7 @@ pub(crate) fn clevis_bindings<R: Read + Seek>(
         out.push(ClevisBinding {
             keyslot: slot as u32,
             token_id: None,
-            jwe: jwe.trim().to_owned(),
+            jwe: Jwe::parse(&jwe),
             source: BindingSource::LuksMeta(slot as u32),
         });
     }

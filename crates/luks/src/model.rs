@@ -1,6 +1,7 @@
 //! The parsed view of a LUKS header that callers see.
 
 use crate::hash::Hash;
+use latchkey_proto::jwe::Jwe;
 
 /// Largest volume key accepted, in bytes (dm-crypt's own limit is far below).
 pub(crate) const MAX_KEY_SIZE: usize = 512;
@@ -264,8 +265,10 @@ pub struct ClevisBinding {
     pub keyslot: u32,
     /// The LUKS2 token id, if the binding is a token.
     pub token_id: Option<u32>,
-    /// The JWE in compact serialization, `protected.encrypted_key.iv.ciphertext.tag`.
-    pub jwe: String,
+    /// The JWE, parsed once (a LUKS2 token's flattened JSON, a LUKSMeta entry's compact
+    /// text), or why it does not parse: one unreadable binding leaves the others usable.
+    /// [`Jwe::to_compact`] gives the text `clevis luks list` and `jose jwe fmt -c` show.
+    pub jwe: Result<Jwe, latchkey_proto::Error>,
     /// Where it came from.
     pub source: BindingSource,
 }

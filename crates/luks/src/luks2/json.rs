@@ -1,6 +1,5 @@
 //! LUKS2 JSON metadata: keyslots, digests, segments, tokens and config.
 
-use crate::clevis;
 use crate::hash::Hash;
 use crate::model::{
     Argon2Variant, ClevisBinding, DataSize, Digest, DmFlags, Kdf, Keyslot, MAX_KEY_SIZE, Priority,
@@ -8,6 +7,7 @@ use crate::model::{
 };
 use crate::{Error, af};
 use base64::Engine;
+use latchkey_proto::jwe::Jwe;
 use serde_json::{Map, Value};
 
 /// LUKS2 allows keyslots 0..32 and tokens 0..32.
@@ -150,9 +150,10 @@ pub(crate) fn parse(text: &[u8], hdr_size: u64) -> Result<Metadata, Error> {
         let kind = str_(get(t, "type", &path)?, &format!("{path}.type"))?.to_owned();
         let slots = id_list(get(t, "keyslots", &path)?, &format!("{path}.keyslots"))?;
         if kind == "clevis" {
-            // A token with no keyslot is an orphan that clevis itself ignores.
+            // A token with no keyslot is an orphan that clevis itself ignores. A JWE
+            // that does not parse is that binding's failure, not the header's.
             if !slots.is_empty() {
-                let jwe = clevis::compact_from_flattened(get(t, "jwe", &path)?, id)?;
+                let jwe = Jwe::from_json(get(t, "jwe", &path)?);
                 for &keyslot in &slots {
                     bindings.push(ClevisBinding {
                         keyslot,

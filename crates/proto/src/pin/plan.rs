@@ -294,22 +294,18 @@ impl Decryption {
         if std::mem::replace(&mut self.handed_out, true) {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        for (i, &idx) in self.leaves.iter().enumerate() {
-            if !self.live(idx) {
-                continue;
-            }
-            if let Kind::Tang(leaf) = &self.nodes[idx].kind {
-                out.push(RecRequest {
-                    id: RequestId(i as u32),
+        self.live_leaves()
+            .filter_map(|(id, kind)| match kind {
+                Kind::Tang(leaf) => Some(RecRequest {
+                    id,
                     url: leaf.url.clone(),
                     kid: leaf.kid.clone(),
                     rec_url: leaf.rec_url.clone(),
                     blinding: Arc::clone(&leaf.blinding),
-                });
-            }
-        }
-        out
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The TPM unseals to perform, each returned once, like [`Decryption::requests`].
@@ -317,19 +313,24 @@ impl Decryption {
         if std::mem::replace(&mut self.unseals_handed_out, true) {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        for (i, &idx) in self.leaves.iter().enumerate() {
-            if !self.live(idx) {
-                continue;
-            }
-            if let Kind::Tpm2(leaf) = &self.nodes[idx].kind {
-                out.push(UnsealRequest {
-                    id: RequestId(i as u32),
+        self.live_leaves()
+            .filter_map(|(id, kind)| match kind {
+                Kind::Tpm2(leaf) => Some(UnsealRequest {
+                    id,
                     binding: Arc::clone(&leaf.binding),
-                });
-            }
-        }
-        out
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The leaves under no resolved node, each with the id its request carries.
+    fn live_leaves(&self) -> impl Iterator<Item = (RequestId, &Kind)> {
+        self.leaves
+            .iter()
+            .enumerate()
+            .filter(|&(_, &idx)| self.live(idx))
+            .map(|(i, &idx)| (RequestId(i as u32), &self.nodes[idx].kind))
     }
 
     /// Hands in what the TPM unsealed for an unseal request, or why it could not. Like
