@@ -184,6 +184,8 @@ fn drive_gated(
             .name(format!("tang {}", req.url))
             .stack_size(REQUEST_STACK)
             .spawn(move || {
+                // The body's e·G first: its CPU time overlaps the wait for the network.
+                let body = req.body().map_err(Error::from);
                 let online = match &network {
                     Some(gate) => gate().map_err(|cause| Error::Network {
                         url: req.url.clone(),
@@ -191,7 +193,7 @@ fn drive_gated(
                     }),
                     None => Ok(()),
                 };
-                let body = online.and_then(|()| req.body().map_err(Error::from));
+                let body = online.and(body);
                 let result = body.and_then(|body| {
                     let r = Request {
                         method: "POST",
@@ -259,8 +261,8 @@ fn drive_gated(
             }
         }
     }
-    // Each request costs two scalar multiplications: e·G for its body (on its worker, which
-    // sends it at once) and e·S to unblind the reply. This thread computes the e·S terms,
+    // Each request costs two scalar multiplications: e·G for its body (on its worker, while
+    // the network comes up) and e·S to unblind the reply. This thread computes the e·S terms,
     // in request order, while the servers work, so replies find them ready.
     let mut to_prepare = requests.into_iter();
     drop(tx);

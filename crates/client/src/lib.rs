@@ -44,6 +44,7 @@ mod decrypt;
 pub mod dns;
 mod error;
 pub mod http;
+#[cfg(feature = "keyslot")]
 mod keyslot;
 mod options;
 pub mod time;
@@ -57,6 +58,7 @@ pub use decrypt::{
     drive,
 };
 pub use error::Error;
+#[cfg(feature = "keyslot")]
 pub use keyslot::{KeyslotError, Recover, open_keyslot};
 pub use options::{Cancel, Options, Resolver, Retry, UrlRewrite};
 use transport::Request;
