@@ -52,7 +52,7 @@ gen_scenarios() {
   case $1 in
     mkinitcpio) echo tang local-key ;;
     # The one with systemd boots the system into its own systemd, too.
-    dracut-systemd) echo "${DISTRO_SCENARIOS[*]} netdev" ;;
+    dracut-systemd) echo "${DISTRO_SCENARIOS[*]} netdev netdev-servers-down" ;;
     # What host-only mode changes: where the volume, the network card and
     # /boot come from (the fallbacks are dracut-systemd's).
     dracut-hostonly) echo tang local-key ;;
