@@ -12,6 +12,8 @@
 #   gen_build GEN OUT        installs latchkey, builds OUT and OUT.list (its
 #                            contents); OUT.baseline.list and its size come from
 #                            the same build without latchkey (cached)
+#   gen_check GEN OUT        what the hook recorded, read back from OUT; prints
+#                            notes, or the reason and fails
 #
 # One initrd per generator serves every scenario: the machine has /boot on a
 # partition of its own and the local key was there when the initrd was built,
@@ -25,7 +27,7 @@
 # Arch's paths (libgcc_s, a configured udev hook), so there is no prompt to
 # fall back to: servers-down is not booted, and sss is left to the others.
 
-GENERATORS=(initramfs-tools dracut dracut-systemd mkinitcpio)
+GENERATORS=(initramfs-tools dracut dracut-systemd dracut-hostonly mkinitcpio)
 MKINITCPIO_SRC=${MKINITCPIO_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/../shared/vendor/mkinitcpio-v41}
 
 # latchkey_install DIR: what a packager's install puts on the system, from
@@ -40,6 +42,7 @@ gen__n() {
     initramfs-tools) echo 81 ;;
     dracut) echo 82 ;;
     dracut-systemd) echo 83 ;;
+    dracut-hostonly) echo 85 ;;
     mkinitcpio) echo 84 ;;
     *) return 1 ;;
   esac
@@ -49,7 +52,10 @@ gen_scenarios() {
   case $1 in
     mkinitcpio) echo tang local-key ;;
     # The one with systemd boots the system into its own systemd, too.
-    dracut-systemd) echo "${DISTRO_SCENARIOS[*]} netdev" ;;
+    dracut-systemd) echo "${DISTRO_SCENARIOS[*]} netdev netdev-servers-down" ;;
+    # What host-only mode changes: where the volume, the network card and
+    # /boot come from (the fallbacks are dracut-systemd's).
+    dracut-hostonly) echo tang local-key ;;
     *) echo "${DISTRO_SCENARIOS[*]}" ;;
   esac
 }
@@ -65,6 +71,14 @@ gen_names() {
       GEN_NAME=cryptroot
       GEN_APPEND="root=/dev/mapper/cryptroot ro ip=dhcp"
       GEN_PROMPT="Please unlock disk cryptroot: "
+      ;;
+    dracut-hostonly)
+      # The volume comes from the /etc/crypttab dracut's crypt module copies
+      # in host-only mode (a name dracut would not choose itself); nothing on
+      # the command line names it or the network card.
+      GEN_NAME=cryptroot
+      GEN_APPEND="root=/dev/mapper/cryptroot ro ip=dhcp rd.shell=0"
+      GEN_PROMPT="Please enter passphrase for disk "
       ;;
     mkinitcpio)
       # No crypttab in the image: the command line names the volume.
@@ -102,7 +116,7 @@ gen_chroot() {
   esac
 }
 
-# gen__configure: the machine's own files, as an installer leaves them.
+# gen__configure GEN: the machine's own files, as an installer leaves them.
 gen__configure() {
   local r=$DEBIAN_ROOT
   cat >"$r/etc/fstab" <<EOF
@@ -110,7 +124,8 @@ gen__configure() {
 UUID=$GEN_BOOT_UUID /boot ext4 defaults 0 2
 EOF
   if [[ $GEN_NAME == cryptroot ]]; then
-    echo "cryptroot UUID=$GEN_UUID none luks,initramfs" >"$r/etc/crypttab"
+    # `initramfs`: Debian's mark for a volume its initrd must open.
+    echo "cryptroot UUID=$GEN_UUID none luks$([[ $1 != initramfs-tools ]] || echo ,initramfs)" >"$r/etc/crypttab"
   else
     : >"$r/etc/crypttab"
   fi
@@ -138,6 +153,7 @@ gen__run() {
       debian_run "$r" dracut -f ${GEN_ADD:+--add "$GEN_ADD"} /tmp/latchkey-initrd.img "$KERNEL_VERSION" || return 1
       mv "$r/tmp/latchkey-initrd.img" "$out"
       ;;
+    dracut-hostonly) gen__dracut_hostonly "$out" ;;
     mkinitcpio)
       # Arch keeps busybox where the base hook looks for it, and its sbin is
       # bin (mkinitcpio's PATH has only /bin). Copies, not links: a hook adds
@@ -168,6 +184,43 @@ EOF
       mv "$r/tmp/latchkey-initrd.img" "$out"
       ;;
   esac
+}
+
+# gen__dracut_hostonly OUT: `dracut --hostonly` (with systemd), as Fedora
+# and RHEL build every initrd. Host-only mode takes the devices from the
+# running machine, and a chroot on a build host sees the build host's: its
+# root is no LUKS volume, and it has no /dev/disk (no udev in a container).
+# So the machine's root volume is handed over the way dracut's --add-device
+# takes a device it cannot find by itself: a LUKS header with the root's
+# UUID on a loop device, linked from /dev/disk/by-uuid as udev links it.
+# dracut then finds it crypto_LUKS, copies its /etc/crypttab entry (and
+# writes rd.luks.uuid= into etc/cmdline.d). The disk's own driver is the
+# loop device's there, so the guest's (virtio_blk) is named with dracut's
+# --add-drivers, as for any initrd built for another machine. The network
+# card drivers are the ones latchkey's module finds, those of the build
+# host's cards (/sys/class/net): this host is a virtio guest as the booted
+# one is, and gen_check compares them with the image. /run is mounted
+# because dracut turns host-only mode off when it is not.
+gen__dracut_hostonly() {
+  local out=$1 r=$DEBIAN_ROOT hdr loop link rc
+  hdr=$(mktemp -p "$r/tmp" latchkey-root.XXXXXX) || return 1
+  truncate -s 16M "$hdr"
+  cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    --uuid "$GEN_UUID" --key-file <(head -c 32 /dev/urandom) "$hdr" || { rm -f "$hdr"; return 1; }
+  loop=$(losetup -f --show -r "$hdr") || { rm -f "$hdr"; return 1; }
+  link=/dev/disk/by-uuid/$GEN_UUID
+  mkdir -p /dev/disk/by-uuid && ln -sfn "../../${loop#/dev/}" "$link"
+  # shellcheck disable=SC2016 # expanded by the chroot's sh
+  debian_run "$r" sh -c 'mount -t tmpfs run /run || exit 1; "$@"; rc=$?; umount /run; exit $rc' sh \
+    dracut -f --hostonly ${GEN_ADD:+--add "$GEN_ADD"} --add-device "$loop" --add-drivers virtio_blk \
+    /tmp/latchkey-initrd.img "$KERNEL_VERSION"
+  rc=$?
+  rm -f "$link"
+  rmdir /dev/disk/by-uuid /dev/disk 2>/dev/null
+  losetup -d "$loop"
+  rm -f "$hdr"
+  ((rc == 0)) || return 1
+  mv "$r/tmp/latchkey-initrd.img" "$out"
 }
 
 # gen__mkinitcpio PROGRAM ARG...: mkinitcpio's PROGRAM (mkinitcpio,
@@ -201,7 +254,7 @@ gen__list() {
 # chroot and recipe; DIR gets baseline.img and baseline.list.
 gen__baseline() {
   local gen=$1 cache key list r=$DEBIAN_ROOT
-  key=$({ cat "$r/.latchkey-packages"; declare -f gen__configure gen__run; echo "$gen $GEN_NAME $GEN_UUID"; } |
+  key=$({ cat "$r/.latchkey-packages"; declare -f gen__configure gen__run gen__dracut_hostonly; echo "$gen $GEN_NAME $GEN_UUID"; } |
     sha256sum | cut -c1-12)
   cache=$LATCHKEY_CACHE/distro/$gen-baseline-$key
   if [[ ! -s $cache.img ]]; then
@@ -233,11 +286,47 @@ gen_build() {
   (
     flock 9 || exit 1
     latchkey_install "$DEBIAN_ROOT" || { echo "make install into $DEBIAN_ROOT failed"; exit 1; }
-    gen__configure
+    gen__configure "$gen"
     gen__baseline "$gen" "$dir" || exit 1
     GEN_ADD=latchkey gen__run "$gen" "$out" >"$dir/generator.log" 2>&1 ||
       { echo "$gen failed, see $dir/generator.log"; exit 1; }
     gen__list "$gen" "$out" >"$out.list"
   ) 9>"$DEBIAN_ROOT.lock" || return 1
   echo $((SECONDS - t0)) >"$dir/build.seconds"
+}
+
+# gen__file IMG PATH: one file of a dracut image.
+gen__file() {
+  local r=$DEBIAN_ROOT
+  cp "$1" "$r/tmp/latchkey-file.img"
+  debian_run "$r" lsinitrd -f "$2" /tmp/latchkey-file.img
+  rm -f "$r/tmp/latchkey-file.img"
+}
+
+gen_check() {
+  local gen=$1 img=$2 tab conf alias mod nics=() r=$DEBIAN_ROOT
+  [[ $gen == dracut-hostonly ]] || return 0
+  # The root volume, from the machine's /etc/crypttab (crypt's host-only copy).
+  tab=$(gen__file "$img" etc/crypttab)
+  [[ $tab == "cryptroot /dev/disk/by-uuid/$GEN_UUID none luks" ]] || { echo "etc/crypttab in the initrd: '$tab'"; return 1; }
+  echo "etc/crypttab: $tab"
+  # /boot, for the local key.
+  conf=$(gen__file "$img" etc/latchkey/initrd.conf)
+  grep -qx "latchkey.boot=UUID=$GEN_BOOT_UUID" <<<"$conf" ||
+    { echo "etc/latchkey/initrd.conf has no latchkey.boot=UUID=$GEN_BOOT_UUID: $(grep -v '^#' <<<"$conf")"; return 1; }
+  echo "initrd.conf: $(grep -v '^#' <<<"$conf" | tr '\n' ' ')"
+  # The driver of every card of the build host (by modalias, for this
+  # kernel), and no other Ethernet driver.
+  while read -r alias; do
+    mod=$(debian_run "$r" modprobe -S "$KERNEL_VERSION" --resolve-alias "$alias" | head -n 1)
+    [[ -n $mod ]] || continue
+    grep -qE "/${mod//_/[-_]}\.ko(\.[a-z]+)?\$" "$img.list" || { echo "no $mod (the driver of this host's $alias) in the initrd"; return 1; }
+    nics+=("$mod")
+  done < <(cat /sys/class/net/*/device/modalias 2>/dev/null)
+  ((${#nics[@]})) || { echo "this build host has no network card with a modular driver to look for"; return 1; }
+  if mod=$(grep -m 3 'drivers/net/ethernet/' "$img.list"); then
+    echo "host-only image with other cards' drivers: $(echo "$mod" | tr '\n' ' ')"
+    return 1
+  fi
+  echo "network card drivers: ${nics[*]} (this host's cards; no other Ethernet driver)"
 }

@@ -119,24 +119,65 @@ s_local_key() {
 # once network-online.target is reached, before systemd-cryptsetup, which
 # would otherwise ask for its passphrase; the data volume is then mounted.
 s_netdev() {
-  local tok data_uuid=4c4b0089-0000-4000-8000-000000000009 online
-  tok=$(token)
-  tang_up tang1 || return
-  new_secret "$W/pass"
-  disk_luks "$W/data.img" "$tok" "$data_uuid" "$W/pass" || fail "making data.img" || return
-  disk_bind_tang "$W/data.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
-  # A guest under TCG on a busy host can take longer than systemd's 90 s for udev.
-  distro_system_root "$W/system.img" "data UUID=$data_uuid none luks,_netdev,x-systemd.device-timeout=600" \
-    "/dev/mapper/data /data ext4 _netdev 0 2" || fail "making the system's root image" || return
-  vm_start "$W/vm" "$KERNEL_IMAGE" "$INITRD" "root=/dev/vda rw rd.luks=0 net.ifnames=0" \
-    -d "$W/system.img" -d "$W/data.img" -f "10.0.2.100=${PORT[tang1]}" -t 900 -m 512
+  local online
+  netdev_boot "" || return
   expect 'Reached target.*Network is Online' 720 || return
   online=$VM_AT
   expect 'latchkey: volume data open' 120 || return
   NOTES+=("network online at ${online}s, data volume open at ${VM_AT}s (+$(secs_between "$online" "$VM_AT")s)")
-  expect "data mounted: $tok\$" 120 || return
+  expect "data mounted: $NETDEV_TOKEN\$" 120 || return
   NOTES+=("/data mounted at ${VM_AT}s after QEMU start")
   ! vm_seen 'Please enter passphrase for disk' || fail "systemd asked for the data volume's passphrase" || return
+  netdev_powered_off
+}
+
+# The same system with its Tang server down: the agent gives up at
+# latchkey.deadline and says why (the server named, and the network's own
+# error), systemd's service for it ends there (no start timeout), and
+# systemd-cryptsetup's own prompt for the data volume, on the console
+# (systemd-ask-password-console), takes the passphrase typed there; the
+# volume opens, /data is mounted and the boot goes on to its end.
+s_netdev_servers_down() {
+  local failed started
+  netdev_boot "latchkey.deadline=20" down || return
+  expect 'latchkey: data \(.*\) NOT opened' 900 || return
+  failed=$VM_AT
+  vm__at 'Starting .*latchkey-netdev' && started=$VM_AT || fail "no 'Starting ... latchkey-netdev' on the console" || return
+  NOTES+=("the agent gave up $(secs_between "$started" "$failed")s after latchkey-netdev.service started (latchkey.deadline=20)")
+  expect "latchkey: +- .*http://10\\.0\\.2\\.100:80.*($NET_DOWN)" 10 || return
+  NOTES+=("agent at ${failed}s: $(vm__text | grep -aE -m1 'latchkey: +- .*http://10\.0\.2\.100:80')")
+  expect 'Please enter passphrase for disk .*data' 240 || return
+  less_than "$failed" "$VM_AT" || fail "systemd asked before latchkey gave up" || return
+  NOTES+=("systemd-cryptsetup's prompt at ${VM_AT}s")
+  ! vm_seen 'latchkey-netdev.service: (Start operation timed out|.*[Tt]imeout)' ||
+    fail "systemd stopped latchkey-netdev.service at its start timeout: the agent overran its deadline" || return
+  vm_send "$(cat "$W/pass")"
+  expect "data mounted: $NETDEV_TOKEN\$" 240 || return
+  NOTES+=("/data mounted at ${VM_AT}s after QEMU start")
+  ! vm_seen 'latchkey: volume data open' || fail "the agent opened the data volume with its server down" || return
+  netdev_powered_off
+}
+
+# netdev_boot EXTRA_APPEND [down]: data.img, LUKS bound to tang1 by clevis
+# (token in NETDEV_TOKEN, passphrase in $W/pass), and the system image booted
+# with tang1 at http://10.0.2.100:80, or down as a powered-off host is
+# (nothing answers at its address).
+netdev_boot() {
+  local data_uuid=4c4b0089-0000-4000-8000-000000000009 fwd=()
+  NETDEV_TOKEN=$(token)
+  tang_up tang1 || return
+  new_secret "$W/pass"
+  disk_luks "$W/data.img" "$NETDEV_TOKEN" "$data_uuid" "$W/pass" || fail "making data.img" || return
+  disk_bind_tang "$W/data.img" "$W/pass" http://10.0.2.100:80 "$W/tang1.adv" || fail "clevis luks bind" || return
+  # A guest under TCG on a busy host can take longer than systemd's 90 s for udev.
+  distro_system_root "$W/system.img" "data UUID=$data_uuid none luks,_netdev,x-systemd.device-timeout=600" \
+    "/dev/mapper/data /data ext4 _netdev 0 2" || fail "making the system's root image" || return
+  if [[ ${2:-} == down ]]; then server_stop tang1; else fwd=(-f "10.0.2.100=${PORT[tang1]}"); fi
+  vm_start "$W/vm" "$KERNEL_IMAGE" "$INITRD" "root=/dev/vda rw rd.luks=0 net.ifnames=0${1:+ $1}" \
+    -d "$W/system.img" -d "$W/data.img" "${fwd[@]}" -t 900 -m 512
+}
+
+netdev_powered_off() {
   vm_wait_exit 120 || fail "the system did not power off" || return
   vm_seen 'reboot: Power down' || fail "no 'reboot: Power down' on the console"
 }
@@ -177,9 +218,12 @@ UNIT
     systemctl --root="$t" -q mask apparmor.service systemd-timesyncd.service keyboard-setup.service \
       console-setup.service lvm2-monitor.service mdadm-shutdown.service e2scrub_reap.service \
       serial-getty@ttyS0.service getty@tty1.service 2>/dev/null
-    mkdir -p "$t/etc/systemd/system.conf.d"
+    mkdir -p "$t/etc/systemd/system.conf.d" "$t/etc/systemd/system/systemd-networkd-wait-online.service.d"
     printf '%s\n' '[Manager]' 'DefaultTimeoutStartSec=600' 'DefaultDeviceTimeoutSec=600' \
       >"$t/etc/systemd/system.conf.d/slow-guest.conf"
+    # wait-online gives DHCP 120 s of its own.
+    printf '%s\n' '[Service]' 'ExecStart=' 'ExecStart=/lib/systemd/systemd-networkd-wait-online --timeout=600' \
+      >"$t/etc/systemd/system/systemd-networkd-wait-online.service.d/slow-guest.conf"
     rm -f "$img"
     truncate -s 1536M "$img"
     mkfs.ext4 -q -F -d "$t" "$img"

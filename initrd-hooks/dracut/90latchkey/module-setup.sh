@@ -30,15 +30,18 @@ depends() {
 installkernel() {
     hostonly='' instmods dm_mod dm_crypt tpm_tis tpm_crb
     if [[ $hostonly ]]; then
-        # The cards of this machine.
+        # The cards of this machine, by what they are (their modalias), as
+        # dracut matches host-only modules: found for the kernel the initrd
+        # is for, even where the running kernel has the driver built in.
         local dev
         for dev in /sys/class/net/*/device; do
-            [[ -e $dev/driver/module ]] && instmods "$(basename "$(readlink -f "$dev/driver/module")")"
+            [[ -r $dev/modalias ]] && hostonly='' instmods "$(<"$dev/modalias")"
         done
     else
         # Any card, as dracut's network modules pick them.
         instmods '=drivers/net/ethernet' virtio_net
     fi
+    return 0
 }
 
 install() {
