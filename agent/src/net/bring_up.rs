@@ -714,7 +714,18 @@ pub(crate) mod testnet {
                 .args(["-n", "sleep", "60"])
                 .spawn()
                 .expect("unshare(1)");
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            // Ready once the child is in a network namespace other than ours
+            // (unshare(1) forks first; a fixed pause lost that race under load).
+            let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+            let (ours, theirs) = (ns("self"), child.id().to_string());
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while ns(&theirs) == ours {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "unshare -n: no new namespace in 10 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             PeerNs(Server(child))
         }
 
