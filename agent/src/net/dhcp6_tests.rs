@@ -344,12 +344,7 @@ fn recorded(label: &str) -> Vec<u8> {
     unhex(line)
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use latchkey_testkit::unhex;
 
 #[test]
 fn replay_dnsmasq_exchange() {

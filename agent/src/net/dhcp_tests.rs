@@ -39,9 +39,7 @@ fn get<'a>(r: &'a [Recorded], label: &str) -> &'a Recorded {
         .unwrap_or_else(|| panic!("no {label} frame recorded"))
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use latchkey_testkit::hex;
 
 /// The BOOTP payload of a frame we sent (to port 67), checked like a server would.
 fn sent_payload(frame: &[u8]) -> Vec<u8> {

@@ -228,12 +228,7 @@ impl AesKey {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use latchkey_testkit::unhex as hex;
 
     #[test]
     fn xts_ieee1619_vector_4() {

@@ -511,10 +511,5 @@ mod tests {
         assert!(RustCrypto.add(&g, &other).is_err());
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use latchkey_testkit::unhex as hex;
 }

@@ -183,9 +183,7 @@ mod tests {
         assert!(PcrSelection::new(Hash::Sha1, &[]).is_err());
     }
 
-    fn hex(d: &[u8]) -> String {
-        d.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use latchkey_testkit::hex;
 
     /// Made by tpm2-tools 5.4 against swtpm 0.7.1:
     /// `tpm2_createpolicy -g sha256 --policy-pcr -l sha256:7 -f z32 -L pol` with z32 the

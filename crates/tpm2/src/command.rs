@@ -446,9 +446,7 @@ pub fn parse_any_response(data: &[u8]) {
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use latchkey_testkit::hex;
 
     /// The command tpm2-tools sends for `tpm2_createprimary -C o -g sha256 -G ecc`.
     #[test]

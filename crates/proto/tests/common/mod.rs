@@ -58,12 +58,8 @@ pub fn http(raw: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// Decodes lower-case hex.
-pub fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+#[allow(unused_imports)] // not every test binary decodes hex
+pub use latchkey_testkit::unhex as hex;
 
 use latchkey_proto::curve::RustCrypto;
 use latchkey_proto::jwe::Jwe;
