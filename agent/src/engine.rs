@@ -558,7 +558,7 @@ mod tests {
         ip("link add lkl0 type veth peer name lkl1");
         peers.take("lkl1");
         peers.ip("addr add 10.88.7.1/24 dev lkl1");
-        let Some(_server) = udhcpd_in(t, &dir, "lkl1", 7, Some(&peers)) else {
+        let Some(_server) = udhcpd_in(&dir, "lkl1", 7, Some(&peers)) else {
             return;
         };
         let later = peers.ip_after(Duration::from_millis(2500), "link set lkl1 up");

@@ -654,12 +654,7 @@ pub(crate) mod testnet {
             println!("{test}: skipped: needs root");
             return false;
         }
-        if Command::new("ip").arg("-V").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: ip(8) missing (iproute2)"
-            );
-            println!("{test}: skipped: ip(8) not installed");
+        if !latchkey_testkit::have(&["ip"]) {
             return false;
         }
         latchkey_sys::mount::enter_new_network_namespace().expect("unshare(CLONE_NEWNET) as root");
@@ -700,8 +695,8 @@ pub(crate) mod testnet {
 
     /// busybox udhcpd on `iface` handing out 10.88.N.50-59 with router
     /// 10.88.N.1 and DNS 10.88.N.53 (`net` is the third octet).
-    pub fn udhcpd(test: &str, dir: &std::path::Path, iface: &str, net: u8) -> Option<Server> {
-        udhcpd_in(test, dir, iface, net, None)
+    pub fn udhcpd(dir: &std::path::Path, iface: &str, net: u8) -> Option<Server> {
+        udhcpd_in(dir, iface, net, None)
     }
 
     /// A second namespace for the far ends of veth pairs, so that the code
@@ -768,23 +763,12 @@ pub(crate) mod testnet {
 
     /// [`udhcpd`], inside `ns` when given.
     pub fn udhcpd_in(
-        test: &str,
         dir: &std::path::Path,
         iface: &str,
         net: u8,
         ns: Option<&PeerNs>,
     ) -> Option<Server> {
-        if Command::new("busybox")
-            .arg("udhcpd")
-            .arg("--help")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: busybox missing (busybox-static)"
-            );
-            println!("{test}: skipped: busybox not installed");
+        if !latchkey_testkit::have(&["busybox"]) {
             return None;
         }
         let conf = dir.join(format!("udhcpd-{iface}.conf"));
@@ -823,6 +807,9 @@ pub(crate) mod testnet {
 
     /// dnsmasq on `iface` with the same pool as [`udhcpd`], if installed.
     pub fn dnsmasq(dir: &std::path::Path, iface: &str, net: u8) -> Option<Server> {
+        if !latchkey_testkit::have(&["dnsmasq"]) {
+            return None;
+        }
         let child = Command::new("dnsmasq")
             .args([
                 "--keep-in-foreground",
@@ -846,7 +833,7 @@ pub(crate) mod testnet {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .ok()?;
+            .expect("dnsmasq");
         std::thread::sleep(std::time::Duration::from_millis(300));
         Some(Server(child))
     }
@@ -905,7 +892,7 @@ mod tests {
         }
         let dir = scratch(t);
         veth("lkc0", "lks0", "10.88.1.1/24");
-        let Some(_server) = udhcpd(t, &dir, "lks0", 1) else {
+        let Some(_server) = udhcpd(&dir, "lks0", 1) else {
             return;
         };
         let plan = Plan {
@@ -972,7 +959,7 @@ mod tests {
         // lka0's peer stays down, so lka0 never gets carrier.
         ip("link add lka0 type veth peer name lka1");
         veth("lkb0", "lkb1", "10.88.2.1/24");
-        let Some(_server) = udhcpd(t, &dir, "lkb1", 2) else {
+        let Some(_server) = udhcpd(&dir, "lkb1", 2) else {
             return;
         };
         let plan = Plan {
@@ -1014,7 +1001,7 @@ mod tests {
         peers.take("lky1");
         peers.ip("addr add 10.88.5.1/24 dev lky1");
         let later = peers.ip_after(Duration::from_secs(1), "link set lky1 up");
-        let Some(_server) = udhcpd_in(t, &dir, "lky1", 5, Some(&peers)) else {
+        let Some(_server) = udhcpd_in(&dir, "lky1", 5, Some(&peers)) else {
             return;
         };
         let plan = one_step(Iface::AnyWithCarrier, Method::Dhcp);

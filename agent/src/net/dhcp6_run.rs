@@ -211,13 +211,8 @@ mod tests {
 
     /// dnsmasq in `peers` as stateful DHCPv6 server and router on
     /// `lk6*` links, handing out fd6c:88::100 only.
-    fn dnsmasq6(t: &str, dir: &std::path::Path, peers: &PeerNs) -> Option<Server> {
-        if Command::new("dnsmasq").arg("--version").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{t}: dnsmasq missing (dnsmasq-base)"
-            );
-            println!("{t}: skipped: dnsmasq not installed");
+    fn dnsmasq6(dir: &std::path::Path, peers: &PeerNs) -> Option<Server> {
+        if !latchkey_testkit::have(&["dnsmasq"]) {
             return None;
         }
         let child = Command::new("nsenter")
@@ -266,7 +261,7 @@ mod tests {
         let dir = scratch(t);
         let peers = PeerNs::new();
         link_to(&peers, "lk6a", "lk6b");
-        let Some(_server) = dnsmasq6(t, &dir, &peers) else {
+        let Some(_server) = dnsmasq6(&dir, &peers) else {
             return;
         };
         let opts = Options {
@@ -336,7 +331,7 @@ mod tests {
         let dir = scratch(t);
         let peers = PeerNs::new();
         link_to(&peers, "lk6e", "lk6f");
-        let Some(_server) = dnsmasq6(t, &dir, &peers) else {
+        let Some(_server) = dnsmasq6(&dir, &peers) else {
             return;
         };
         // A fixed MAC: the recorded messages carry its DUID.

@@ -425,9 +425,7 @@ fn live_exchange(
 
 #[test]
 fn root_dhcp_live_udhcpd() {
-    live_exchange("udhcpd", 3, |d, i, n| {
-        testnet::udhcpd("root_dhcp_live_udhcpd", d, i, n)
-    });
+    live_exchange("udhcpd", 3, testnet::udhcpd);
 }
 
 #[test]

@@ -269,15 +269,7 @@ mod tests {
     use std::time::Duration;
 
     fn tool(name: &str) -> bool {
-        if Command::new(name).arg("-V").output().is_ok() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} missing (scripts/setup installs it)"
-        );
-        println!("skipped: {name} not installed");
-        false
+        latchkey_testkit::have(&[name])
     }
 
     fn blkid_value(img: &Path, tag: &str) -> Option<String> {
