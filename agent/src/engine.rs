@@ -187,10 +187,10 @@ enum Event {
     ConsoleGaveUp(Attempt),
 }
 
-/// Stack of the agent's worker threads. Memory is locked, so every page
-/// of a stack is resident: the 2 MiB default would be most of the agent's
-/// memory. The deepest work (serde_json at its nesting limit, a pin tree
-/// nested as deep as a LUKS2 token allows) takes a fraction of this.
+/// Stack of the agent's worker threads. Memory is locked as it is touched,
+/// so what a thread uses of its stack stays resident until it ends. The
+/// deepest work (serde_json at its nesting limit, a pin tree nested as deep
+/// as a LUKS2 token allows) takes a fraction of this.
 pub const WORKER_STACK: usize = 512 * 1024;
 
 /// A worker thread builder: named, with [`WORKER_STACK`].

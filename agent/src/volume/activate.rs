@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use latchkey_luks::{DataSize, Unlocked};
 use latchkey_sys::dm::{self, Control, DevId, Nodes, Target};
+use latchkey_sys::file::DirWatch;
 
 use super::Volume;
 use super::dm_table::{CryptTarget, DataDevice, Key, dm_uuid, features_from_options};
@@ -25,7 +26,12 @@ const UDEV_DATA: &str = "/run/udev/data";
 /// How long udev gets to run its rules on a new mapping before the agent
 /// makes the node itself.
 const UDEV_WAIT: Duration = Duration::from_secs(10);
+/// How often the database is read again without a watch on it, and how
+/// long the node may lag behind the database entry.
 const UDEV_POLL: Duration = Duration::from_millis(10);
+/// The longest wait for a change in the database directory before reading
+/// the entry again anyway.
+const UDEV_RECHECK: Duration = Duration::from_millis(100);
 
 /// The crypt target for `vol` opened as `u`. Options from crypttab and
 /// `rd.luks.options=` add to the header's persistent flags.
@@ -67,6 +73,12 @@ pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, Error>
         .iter()
         .any(|o| o == "readonly" || o == "read-only");
     let dm_err = |doing: String| move |source| Error::Dm { doing, source };
+    let nodes = nodes();
+    // Watched before the resume, so that udev's entry for it cannot be missed.
+    let watch = match nodes {
+        Nodes::Udev => DirWatch::new(Path::new(UDEV_DATA)).ok(),
+        Nodes::Caller => None,
+    };
     ctl.create(&vol.name, &uuid)
         .map_err(dm_err(format!("creating dm device {}", vol.name)))?;
     let loaded = ctl
@@ -80,7 +92,7 @@ pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, Error>
             }],
             read_only,
         )
-        .and_then(|()| ctl.resume(&vol.name, nodes()));
+        .and_then(|()| ctl.resume(&vol.name, nodes));
     let dev = match loaded {
         Ok(dev) => dev,
         Err(e) => {
@@ -91,8 +103,9 @@ pub fn activate(vol: &Volume, u: &Unlocked, log: &Log) -> Result<PathBuf, Error>
             ))(e));
         }
     };
-    if nodes() == Nodes::Udev {
-        match wait_for_udev(&vol.name, dev, Instant::now() + UDEV_WAIT) {
+    if nodes == Nodes::Udev {
+        let until = Instant::now() + UDEV_WAIT;
+        match wait_for_udev(Path::new(UDEV_DATA), &vol.name, dev, watch.as_ref(), until) {
             UdevOutcome::Ready => return Ok(Path::new("/dev/mapper").join(&vol.name)),
             UdevOutcome::NoNode => log.warn(&format!(
                 "udev processed {} ({dev}) but made no /dev/mapper/{}; making it",
@@ -132,23 +145,38 @@ enum UdevOutcome {
 
 /// Waits until udev's database records the resume's change event of `dev`
 /// (the flag the cookie carried, which only that event has) and
-/// `/dev/mapper/NAME` exists.
-fn wait_for_udev(name: &str, dev: DevId, until: Instant) -> UdevOutcome {
-    let db = Path::new(UDEV_DATA).join(format!("b{}:{}", dev.major, dev.minor));
+/// `/dev/mapper/NAME` exists. With a `watch` on the database directory it
+/// looks again as soon as udev writes an entry; without one, every
+/// [`UDEV_POLL`].
+fn wait_for_udev(
+    data: &Path,
+    name: &str,
+    dev: DevId,
+    watch: Option<&DirWatch>,
+    until: Instant,
+) -> UdevOutcome {
+    let db = data.join(format!("b{}:{}", dev.major, dev.minor));
     loop {
         let processed = std::fs::read_to_string(&db).is_ok_and(|t| change_processed(&t));
         if processed {
-            // udev writes the database after the symlinks; a moment more if not.
-            thread::sleep(UDEV_POLL);
+            // udev makes the symlinks before it writes the database; a moment more if not.
+            if !dm::node_exists(name) {
+                thread::sleep(UDEV_POLL);
+            }
             return match dm::node_exists(name) {
                 true => UdevOutcome::Ready,
                 false => UdevOutcome::NoNode,
             };
         }
-        if Instant::now() >= until {
+        let now = Instant::now();
+        if now >= until {
             return UdevOutcome::TimedOut;
         }
-        thread::sleep(UDEV_POLL);
+        let left = until - now;
+        match watch.map(|w| w.wait(UDEV_RECHECK.min(left))) {
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => thread::sleep(UDEV_POLL.min(left)),
+        }
     }
 }
 
@@ -179,13 +207,52 @@ mod tests {
     #[test]
     fn udev_wait_is_bounded() {
         let out = wait_for_udev(
+            Path::new(UDEV_DATA),
             "latchkey-no-such-volume",
             DevId {
                 major: 253,
                 minor: 4095,
             },
+            None,
             Instant::now() + Duration::from_millis(50),
         );
         assert_eq!(out, UdevOutcome::TimedOut);
+    }
+
+    #[test]
+    fn a_watched_udev_database_entry_ends_the_wait_when_it_is_written() {
+        let data = std::env::temp_dir().join(format!("latchkey-udev-data-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).unwrap();
+        let watch = DirWatch::new(&data).unwrap();
+        let dev = DevId {
+            major: 253,
+            minor: 4094,
+        };
+        // udev's way: the entry is written aside, then renamed into place.
+        let writer = std::thread::spawn({
+            let data = data.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(150));
+                let tmp = data.join(".b253:4094.tmp");
+                std::fs::write(&tmp, "S:mapper/x\nE:DM_UDEV_PRIMARY_SOURCE_FLAG=1\n").unwrap();
+                std::fs::rename(&tmp, data.join("b253:4094")).unwrap();
+            }
+        });
+        let start = Instant::now();
+        let out = wait_for_udev(
+            &data,
+            "latchkey-no-such-volume",
+            dev,
+            Some(&watch),
+            start + Duration::from_secs(30),
+        );
+        let waited = start.elapsed();
+        writer.join().unwrap();
+        // Processed, but no /dev/mapper node was made (no udev rules here).
+        assert_eq!(out, UdevOutcome::NoNode);
+        assert!(waited >= Duration::from_millis(140), "{waited:?}");
+        assert!(waited < Duration::from_secs(20), "{waited:?}");
+        std::fs::remove_dir_all(&data).unwrap();
     }
 }
