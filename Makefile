@@ -43,12 +43,15 @@ cli: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p latchkey-agent --features tls --all-targets -- -D warnings
 	@# The agent and the static cli never link libcryptsetup (only latchkey-luks does).
 	tree=$$($(CARGO) tree -p latchkey-agent -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
 	tree=$$($(CARGO) tree -p latchkey --no-default-features --features tls -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
 
 unit: setup
 	$(CARGO) test --workspace --release
+	@# The agent's own TLS build (latchkey-agent-tls) and its https:// tests.
+	$(CARGO) test --release -p latchkey-agent --features tls --test decrypt_tls
 
 # The NixOS module and the Guix channel, checked without Nix or Guix installed
 # (nix-instantiate evaluates the module with nixpkgs' lib; guile reads the channel).

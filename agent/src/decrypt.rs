@@ -1,11 +1,13 @@
 //! `latchkey-agent decrypt`: a clevis JWE on stdin, its plaintext on stdout,
 //! through the same engine the boot flow uses (tpm2 pins through the TPM
-//! `TPM2TOOLS_TCTI` names, else /dev/tpmrm0, then /dev/tpm0).
+//! `TPM2TOOLS_TCTI` names, else /dev/tpmrm0, then /dev/tpm0). `https://` Tang
+//! servers are checked against the system CA store, or, as at boot
+//! (`latchkey.ca=`, `latchkey.tls-pin=`), a CA file or a certificate pin.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_client::Options;
+use latchkey_client::{Fingerprint, Options, Trust};
 use latchkey_tpm2::{COMMAND_TIMEOUT, Unsealer};
 
 /// Runs the command; the process exit code.
@@ -40,6 +42,14 @@ pub fn run(mut args: impl Iterator<Item = String>) -> i32 {
             "--deadline" => match secs(args.next()) {
                 Ok(d) => opts.budget = d,
                 Err(e) => return usage(&e),
+            },
+            "--ca" => match args.next() {
+                Some(p) if !p.is_empty() => opts.trust = Trust::CaFile(p.into()),
+                _ => return usage("--ca expects the path of a PEM file of CA certificates"),
+            },
+            "--tls-pin" => match Fingerprint::parse(&args.next().unwrap_or_default()) {
+                Ok(fp) => opts.trust = Trust::Pin(fp),
+                Err(e) => return usage(&format!("--tls-pin: {e}")),
             },
             other => return usage(&format!("unknown option {other:?}")),
         }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--netdev] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
-       latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] < JWE > PLAINTEXT
+       latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] [--ca PEM | --tls-pin sha256:HEX] < JWE > PLAINTEXT
        latchkey-agent initrd-config [--root DIR] > initrd.conf
        latchkey-agent netdev-generator NORMAL_DIR [EARLY_DIR LATE_DIR]   (or run as latchkey-netdev-generator)
        latchkey-agent --version
@@ -17,7 +17,9 @@ unlock   open the LUKS volumes named by rd.luks.* / crypttab (or every clevis-bo
          the local key file and every clevis binding at once, then the console
          (/dev/console, or --console TTY, which also asks in a dry run);
          --netdev: late boot, the _netdev volumes of /etc/crypttab over the system's network
-decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine
+decrypt  recover a clevis JWE (compact or LUKS2 token JSON) with the same engine;
+         https:// Tang servers checked against the system CA store, the CA
+         certificates of --ca, or the server certificate --tls-pin names
 initrd-config  print the options an initrd hook records for the system at DIR (/)
 netdev-generator  systemd generator: the _netdev volumes of /etc/crypttab wait for
          latchkey-netdev.service, which opens them once the network is online";
