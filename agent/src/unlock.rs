@@ -60,9 +60,11 @@ fn open_image(path: &PathBuf, cfg: &VolumeOptions) -> Result<Volume, Error> {
     ))
 }
 
+/// One line per volume found and one per binding: on a serial console each
+/// line costs the boot its time to print.
 fn describe_plan(log: &Log, vol: &Volume) {
     log.info(&format!(
-        "{}: LUKS{} on {}",
+        "found {}: LUKS{} on {}",
         vol.label(),
         vol.header.version().number(),
         vol.path.display()
@@ -179,7 +181,7 @@ fn find_volumes(
             Deadline::after(start, Duration::from_secs(2)).min(deadline),
         );
     }
-    let (found, missing) = volume::locate(&wanted, deadline, log);
+    let (found, missing) = volume::locate(&wanted, deadline);
     failed.extend(missing.into_iter().map(|(n, why)| (n, vec![why.into()])));
     found
 }

@@ -21,7 +21,6 @@ use latchkey_sys::proc::{self, BlockDevice, DmMapping};
 use super::crypttab::{DeviceSpec, Entry};
 use crate::cmdline::{VolumeOptions, normalize_uuid};
 use crate::error::Error;
-use crate::kmsg_log::Log;
 
 /// A volume asked for, not yet located.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,11 +227,7 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, Error> {
 
 /// Locates every wanted volume, waiting for late devices until `until`.
 /// Returns the volumes found and, for the rest, why not.
-pub fn locate(
-    wanted: &[Wanted],
-    until: Deadline,
-    log: &Log,
-) -> (Vec<Volume>, Vec<(String, Error)>) {
+pub fn locate(wanted: &[Wanted], until: Deadline) -> (Vec<Volume>, Vec<(String, Error)>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut left: Vec<&Wanted> = wanted.iter().collect();
@@ -269,9 +264,6 @@ pub fn locate(
                 spec: describe(&w.device),
             },
         ));
-    }
-    for v in &found {
-        log.info(&format!("found {} on {}", v.label(), v.path.display()));
     }
     (found, missing)
 }
