@@ -284,7 +284,9 @@ pub fn bring_up(
                     dns: vec![],
                 }
             }
-            Method::Dhcp6 => dhcp6_run::configure(&mut nl, &links, opts, deadline, jitter, log)?,
+            Method::Dhcp6 => {
+                dhcp6_run::configure(&mut nl, &step.iface, links, opts, deadline, jitter, log)?
+            }
             Method::Dhcp => {
                 let (link, lease) = run_dhcp(
                     &mut nl,
@@ -546,6 +548,40 @@ fn start_attempt(
 /// How often interfaces that had no carrier yet are looked at again.
 const RESCAN: Duration = Duration::from_millis(500);
 
+/// Interfaces matching a step's `iface` that gain carrier after the first
+/// wait, so that DHCP (v4 or v6) on them joins in while the deadline
+/// allows. A named interface was waited for already: nothing to add.
+struct Rescan<'a> {
+    iface: &'a Iface,
+    next: Instant,
+}
+
+impl<'a> Rescan<'a> {
+    fn new(iface: &'a Iface) -> Rescan<'a> {
+        Rescan {
+            iface,
+            next: Instant::now() + RESCAN,
+        }
+    }
+
+    /// The links with carrier that `known` does not hold, at most once a
+    /// [`RESCAN`]; empty in between.
+    fn joining(
+        &mut self,
+        nl: &mut Netlink,
+        known: impl Fn(u32) -> bool,
+    ) -> Result<Vec<Link>, NetError> {
+        if matches!(self.iface, Iface::Name(_)) || Instant::now() < self.next {
+            return Ok(Vec::new());
+        }
+        self.next = Instant::now() + RESCAN;
+        Ok(candidates(&nl.links()?, self.iface)
+            .into_iter()
+            .filter(|l| l.carrier && !known(l.index))
+            .collect())
+    }
+}
+
 /// Runs one DHCP client per link until one is bound. For `AnyWithCarrier`
 /// and `Mac`, interfaces that gain carrier later join in.
 fn run_dhcp(
@@ -568,16 +604,11 @@ fn run_dhcp(
         ));
     }
     let mut buf = vec![0u8; 2048];
-    let mut next_scan = Instant::now() + RESCAN;
+    let mut rescan = Rescan::new(iface);
     while !deadline.expired(Instant::now()) {
-        if !matches!(iface, Iface::Name(_)) && Instant::now() >= next_scan {
-            next_scan = Instant::now() + RESCAN;
-            for l in candidates(&nl.links()?, iface) {
-                if l.carrier && !attempts.iter().any(|a| a.link.index == l.index) {
-                    log.debug(&format!("{}: carrier; joining DHCP", l.name));
-                    attempts.extend(start_attempt(&l, hostname, opts, jitter)?);
-                }
-            }
+        for l in rescan.joining(nl, |i| attempts.iter().any(|a| a.link.index == i))? {
+            log.debug(&format!("{}: carrier; joining DHCP", l.name));
+            attempts.extend(start_attempt(&l, hostname, opts, jitter)?);
         }
         // With several interfaces each socket gets a short slice in turn.
         let slice = Duration::from_millis(if attempts.len() == 1 { 250 } else { 50 });

@@ -19,18 +19,17 @@ struct Attempt {
 }
 
 /// Leases an address on one of `links` and configures it.
+/// Links of `iface` that gain carrier later join in.
 pub(super) fn configure(
     nl: &mut Netlink,
-    links: &[Link],
+    iface: &Iface,
+    links: Vec<Link>,
     opts: &Options,
     deadline: Deadline,
     jitter: &mut dyn Jitter,
     log: &Log,
 ) -> Result<Configured, NetError> {
-    for l in links {
-        latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
-    }
-    let (link, lease) = lease(nl, links, deadline, jitter, log)?;
+    let (link, lease) = lease(nl, iface, links, deadline, jitter, log)?;
     let address = lease.address;
     added(nl.add_address(link.index, address.into(), 128))?;
     let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
@@ -123,19 +122,30 @@ fn start(link: &Link, local: Ipv6Addr) -> Result<Option<Attempt>, NetError> {
     }))
 }
 
-/// Runs one client per link until one is bound.
+/// Runs one client per link until one is bound; a link of `iface` that
+/// gains carrier later joins in.
 fn lease(
     nl: &mut Netlink,
-    links: &[Link],
+    iface: &Iface,
+    mut links: Vec<Link>,
     deadline: Deadline,
     jitter: &mut dyn Jitter,
     log: &Log,
 ) -> Result<(Link, dhcp6::Lease), NetError> {
+    for l in &links {
+        latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
+    }
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut refused = None;
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut rescan = Rescan::new(iface);
     while !deadline.expired(Instant::now()) {
-        for l in links {
+        for l in rescan.joining(nl, |i| links.iter().any(|l| l.index == i))? {
+            log.debug(&format!("{}: carrier; joining DHCPv6", l.name));
+            latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
+            links.push(l);
+        }
+        for l in &links {
             if !attempts.iter().any(|a| a.link.index == l.index)
                 && let Some(local) = link_local(nl, l)?
             {
@@ -315,6 +325,57 @@ mod tests {
             e.to_string()
                 .starts_with("lk6c: the DHCPv6 server gave no address: NoAddrsAvail (2)"),
             "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_dhcp6_joins_a_link_that_gets_carrier_later() {
+        let t = "root_dhcp6_joins_a_link_that_gets_carrier_later";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        // lk7a has carrier at once but no server behind it; lk6g gets
+        // carrier (its far end, with dnsmasq, comes up) a second later.
+        let peers = PeerNs::new();
+        ip("link add lk7a type veth peer name lk7b");
+        peers.take("lk7b");
+        peers.ip("link set lk7b up");
+        ip("link add lk6g type veth peer name lk6h");
+        peers.take("lk6h");
+        peers.ip("addr add fd6c:88::1/64 dev lk6h nodad");
+        let Some(_server) = dnsmasq6(&dir, &peers) else {
+            return;
+        };
+        let later = peers.ip_after(Duration::from_secs(1), "link set lk6h up");
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::AnyWithCarrier,
+                method: Method::Dhcp6,
+            }],
+            ..Plan::default()
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let soon = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(&plan, &opts, soon, &mut XorShift::new(6), &log);
+        later.join().unwrap();
+        let Outcome::Configured(c) = out.unwrap_or_else(|e| panic!("{e}: {:?}", log.lines()))
+        else {
+            panic!("not configured")
+        };
+        assert_eq!(c[0].ifname, "lk6g");
+        assert_eq!(c[0].address, Some(("fd6c:88::100".parse().unwrap(), 128)));
+        assert!(
+            log.lines()
+                .iter()
+                .any(|(_, l)| l.contains("lk6g: carrier; joining DHCPv6")),
+            "{:?}",
+            log.lines()
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
