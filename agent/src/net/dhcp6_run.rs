@@ -31,15 +31,27 @@ pub(super) fn configure(
 ) -> Result<Configured, NetError> {
     let (link, lease) = lease(nl, iface, links, deadline, jitter, log)?;
     let address = lease.address;
-    added(nl.add_address(link.index, address.into(), 128))?;
+    // Usable while duplicate address detection runs, where the kernel
+    // offers it (the link was set up so); a duplicate still shows below.
+    let optimistic = latchkey_sys::netlink::set_optimistic_dad(&link.name)?;
+    let flags = if optimistic { IFA_F_OPTIMISTIC } else { 0 };
+    added(nl.add_address_flags(link.index, address.into(), 128, flags))?;
     let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
-    wait_for_ipv6(nl, std::slice::from_ref(&link), Some(address), until)?;
+    let one = std::slice::from_ref(&link);
+    wait_for_ipv6(nl, one, Some(address), optimistic, until)?;
+    log.debug(&format!(
+        "{}: {address} usable{}; waiting for a route",
+        link.name,
+        if optimistic { " (optimistic DAD)" } else { "" }
+    ));
     if !wait_for_route(nl, &link, address, until)? {
         log.warn(&format!(
             "{}: no router advertisement: only {address}/128 is reachable through it",
             link.name
         ));
     }
+    // Detection may have ended meanwhile.
+    wait_for_ipv6(nl, one, Some(address), optimistic, until)?;
     let dns: Vec<String> = lease.dns.iter().map(|d| d.to_string()).collect();
     log.info(&format!(
         "{}: DHCPv6 lease {address}/128, DNS {}",
@@ -98,7 +110,7 @@ fn link_local(nl: &mut Netlink, link: &Link) -> Result<Option<Ipv6Addr>, NetErro
         IpAddr::V6(v6)
             if a.index == link.index
                 && a.scope == RT_SCOPE_LINK
-                && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0 =>
+                && dad(a.flags, true) == Dad::Usable =>
         {
             Some(v6)
         }
@@ -305,7 +317,12 @@ mod tests {
             .into_iter()
             .find(|a| a.addr == want)
             .expect("the leased address");
-        assert_eq!((a.prefix, a.flags & IFA_F_TENTATIVE), (128, 0));
+        // Usable: duplicate address detection cleared it or, where the
+        // kernel offers it, it is optimistic.
+        let optimistic =
+            std::path::Path::new("/proc/sys/net/ipv6/conf/lk6a/optimistic_dad").exists();
+        assert_eq!(a.prefix, 128);
+        assert_eq!(dad(a.flags, optimistic), Dad::Usable, "{:#x}", a.flags);
         // The router advertisement gave the on-link prefix: the server's
         // side answers.
         let st = Command::new("busybox")
