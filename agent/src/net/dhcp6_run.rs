@@ -118,6 +118,26 @@ fn link_local(nl: &mut Netlink, link: &Link) -> Result<Option<Ipv6Addr>, NetErro
     }))
 }
 
+/// All routers on the link (`ff02::2`).
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+/// A Router Solicitation (RFC 4861 4.1; no source link-layer address
+/// option, as RFC 4429 asks of an optimistic sender), so that the router
+/// advertisement with the on-link prefix comes while DHCPv6 runs rather
+/// than after the kernel's own solicitation, which waits for duplicate
+/// address detection of the link-local address to end.
+fn solicit_router(link: &Link) -> std::io::Result<()> {
+    use rustix::net::{AddressFamily, SendFlags, SocketType, ipproto, sockopt};
+    let fd = rustix::net::socket(AddressFamily::INET6, SocketType::RAW, Some(ipproto::ICMPV6))?;
+    // Neighbour discovery takes only messages that crossed no router.
+    sockopt::set_ipv6_multicast_hops(&fd, 255)?;
+    // Type 133, code 0, checksum (the kernel fills it in), reserved.
+    let rs = [133, 0, 0, 0, 0, 0, 0, 0];
+    let to = SocketAddrV6::new(ALL_ROUTERS, 0, 0, link.index);
+    rustix::net::sendto(&fd, &rs, SendFlags::empty(), &to)?;
+    Ok(())
+}
+
 fn start(link: &Link, local: Ipv6Addr) -> Result<Option<Attempt>, NetError> {
     let Some(mac) = link.mac else { return Ok(None) };
     let sock = UdpSocket::bind(SocketAddrV6::new(local, CLIENT_PORT, 0, link.index)).map_err(
@@ -161,6 +181,9 @@ fn lease(
             if !attempts.iter().any(|a| a.link.index == l.index)
                 && let Some(local) = link_local(nl, l)?
             {
+                if let Err(e) = solicit_router(l) {
+                    log.debug(&format!("{}: router solicitation: {e}", l.name));
+                }
                 attempts.extend(start(l, local)?);
             }
         }
