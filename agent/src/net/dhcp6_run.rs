@@ -420,6 +420,48 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn root_dhcp6_duplicate_lease_is_an_error() {
+        let t = "root_dhcp6_duplicate_lease_is_an_error";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        // A third machine on the link already holds the one address
+        // dnsmasq hands out: the peers bridge lk6j's far end to it.
+        let (peers, holder) = (PeerNs::new(), PeerNs::new());
+        ip("link add lk6j type veth peer name lk6k");
+        peers.take("lk6k");
+        ip("link add lk6m type veth peer name lk6n");
+        peers.take("lk6m");
+        holder.take("lk6n");
+        peers.ip("link add lk6br type bridge");
+        for port in ["lk6k", "lk6m"] {
+            peers.ip(&format!("link set {port} master lk6br"));
+            peers.ip(&format!("link set {port} up"));
+        }
+        peers.ip("addr add fd6c:88::1/64 dev lk6br nodad");
+        peers.ip("link set lk6br up");
+        holder.ip("addr add fd6c:88::100/64 dev lk6n nodad");
+        holder.ip("link set lk6n up");
+        let Some(_server) = dnsmasq6(&dir, &peers) else {
+            return;
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let soon = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let e = bring_up(&plan_for("lk6j"), &opts, soon, &mut XorShift::new(7), &log)
+            .expect_err("a duplicate address is no network");
+        assert!(
+            matches!(e, NetError::DuplicateAddress { ref ifname, .. } if ifname == "lk6j"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The four-message exchange with dnsmasq (no Rapid Commit asked),
     /// driving the client directly; `--nocapture` prints the server's
     /// messages as hex (tests/data/dhcp6/dnsmasq.txt holds a recording).
