@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use latchkey_sys::netlink::{IFA_F_DADFAILED, IFA_F_TENTATIVE, Link, Netlink};
+use latchkey_sys::netlink::{IFA_F_DADFAILED, IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, Link, Netlink};
 use latchkey_sys::packet::PacketSocket;
 
 use super::dhcp::{self, Event};
@@ -242,7 +242,8 @@ pub fn bring_up(
     create_virtual_links(&mut nl, plan, opts, deadline, log)?;
     let mut done = Vec::new();
     for step in &plan.steps {
-        let links = wait_for_links(&mut nl, &step.iface, opts, deadline)?;
+        let optimistic = matches!(step.method, Method::Dhcp6);
+        let links = wait_for_links(&mut nl, &step.iface, optimistic, opts, deadline)?;
         let r = match &step.method {
             Method::Static {
                 address,
@@ -258,7 +259,7 @@ pub fn bring_up(
                 added(nl.add_address(link.index, *address, *prefix))?;
                 if let IpAddr::V6(a) = address {
                     let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
-                    wait_for_ipv6(&mut nl, std::slice::from_ref(link), Some(*a), until)?;
+                    wait_for_ipv6(&mut nl, std::slice::from_ref(link), Some(*a), false, until)?;
                 }
                 if let Some(g) = gateway {
                     added(nl.add_default_route(link.index, *g))?;
@@ -276,7 +277,7 @@ pub fn bring_up(
                     latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
                 }
                 let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
-                let (link, address, prefix) = wait_for_ipv6(&mut nl, &links, None, until)?;
+                let (link, address, prefix) = wait_for_ipv6(&mut nl, &links, None, false, until)?;
                 log.info(&format!(
                     "{}: address {address}/{prefix} from router advertisements",
                     link.name
@@ -288,7 +289,9 @@ pub fn bring_up(
                     dns: vec![],
                 }
             }
-            Method::Dhcp6 => dhcp6_run::configure(&mut nl, &links, opts, deadline, jitter, log)?,
+            Method::Dhcp6 => {
+                dhcp6_run::configure(&mut nl, &step.iface, links, opts, deadline, jitter, log)?
+            }
             Method::Dhcp => {
                 let (link, lease) = run_dhcp(
                     &mut nl,
@@ -429,12 +432,36 @@ fn added(r: Result<(), latchkey_sys::Error>) -> Result<(), NetError> {
     }
 }
 
+/// What duplicate address detection allows of an IPv6 address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dad {
+    /// Cleared, or optimistic (RFC 4429) where the link was set up for it.
+    Usable,
+    /// Still tentative.
+    Pending,
+    /// Another machine holds it.
+    Duplicate,
+}
+
+/// [`Dad`] of an address with these `IFA_F_*` flags; `optimistic`: its
+/// link was set up to use optimistic addresses (`set_optimistic_dad`).
+fn dad(flags: u32, optimistic: bool) -> Dad {
+    if flags & IFA_F_DADFAILED != 0 {
+        Dad::Duplicate
+    } else if flags & IFA_F_TENTATIVE == 0 || (optimistic && flags & IFA_F_OPTIMISTIC != 0) {
+        Dad::Usable
+    } else {
+        Dad::Pending
+    }
+}
+
 /// Waits until one of `links` holds a global IPv6 address (`want`, or any)
-/// that duplicate address detection has cleared.
+/// that duplicate address detection lets be used (see [`dad`]).
 fn wait_for_ipv6(
     nl: &mut Netlink,
     links: &[Link],
     want: Option<Ipv6Addr>,
+    optimistic: bool,
     until: Deadline,
 ) -> Result<(Link, Ipv6Addr, u8), NetError> {
     loop {
@@ -449,14 +476,15 @@ fn wait_for_ipv6(
             if a.scope >= RT_SCOPE_LINK || want.is_some_and(|w| w != addr) {
                 continue;
             }
-            if a.flags & IFA_F_DADFAILED != 0 {
-                return Err(NetError::DuplicateAddress {
-                    ifname: link.name.clone(),
-                    address: addr,
-                });
-            }
-            if a.flags & IFA_F_TENTATIVE == 0 {
-                return Ok((link.clone(), addr, a.prefix));
+            match dad(a.flags, optimistic) {
+                Dad::Duplicate => {
+                    return Err(NetError::DuplicateAddress {
+                        ifname: link.name.clone(),
+                        address: addr,
+                    });
+                }
+                Dad::Usable => return Ok((link.clone(), addr, a.prefix)),
+                Dad::Pending => {}
             }
         }
         if until.expired(Instant::now()) {
@@ -470,9 +498,12 @@ fn wait_for_ipv6(
 
 /// The links matching `iface`, set up; for `AnyWithCarrier` only those
 /// with carrier. Waits for the interface to appear and for carrier.
+/// `optimistic`: links this raises use optimistic DAD (their link-local
+/// address is usable at once), where the kernel offers it.
 fn wait_for_links(
     nl: &mut Netlink,
     iface: &Iface,
+    optimistic: bool,
     opts: &Options,
     deadline: Deadline,
 ) -> Result<Vec<Link>, NetError> {
@@ -483,6 +514,9 @@ fn wait_for_links(
         let mut raising = false;
         for l in &links {
             if !l.is_up() && !raised.contains(&l.index) {
+                if optimistic {
+                    latchkey_sys::netlink::set_optimistic_dad(&l.name)?;
+                }
                 nl.set_link_up(l.index)?;
                 raised.push(l.index);
                 raising = true;
@@ -550,6 +584,40 @@ fn start_attempt(
 /// How often interfaces that had no carrier yet are looked at again.
 const RESCAN: Duration = Duration::from_millis(500);
 
+/// Interfaces matching a step's `iface` that gain carrier after the first
+/// wait, so that DHCP (v4 or v6) on them joins in while the deadline
+/// allows. A named interface was waited for already: nothing to add.
+struct Rescan<'a> {
+    iface: &'a Iface,
+    next: Instant,
+}
+
+impl<'a> Rescan<'a> {
+    fn new(iface: &'a Iface) -> Rescan<'a> {
+        Rescan {
+            iface,
+            next: Instant::now() + RESCAN,
+        }
+    }
+
+    /// The links with carrier that `known` does not hold, at most once a
+    /// [`RESCAN`]; empty in between.
+    fn joining(
+        &mut self,
+        nl: &mut Netlink,
+        known: impl Fn(u32) -> bool,
+    ) -> Result<Vec<Link>, NetError> {
+        if matches!(self.iface, Iface::Name(_)) || Instant::now() < self.next {
+            return Ok(Vec::new());
+        }
+        self.next = Instant::now() + RESCAN;
+        Ok(candidates(&nl.links()?, self.iface)
+            .into_iter()
+            .filter(|l| l.carrier && !known(l.index))
+            .collect())
+    }
+}
+
 /// Runs one DHCP client per link until one is bound. For `AnyWithCarrier`
 /// and `Mac`, interfaces that gain carrier later join in.
 fn run_dhcp(
@@ -572,16 +640,11 @@ fn run_dhcp(
         ));
     }
     let mut buf = vec![0u8; 2048];
-    let mut next_scan = Instant::now() + RESCAN;
+    let mut rescan = Rescan::new(iface);
     while !deadline.expired(Instant::now()) {
-        if !matches!(iface, Iface::Name(_)) && Instant::now() >= next_scan {
-            next_scan = Instant::now() + RESCAN;
-            for l in candidates(&nl.links()?, iface) {
-                if l.carrier && !attempts.iter().any(|a| a.link.index == l.index) {
-                    log.debug(&format!("{}: carrier; joining DHCP", l.name));
-                    attempts.extend(start_attempt(&l, hostname, opts, jitter)?);
-                }
-            }
+        for l in rescan.joining(nl, |i| attempts.iter().any(|a| a.link.index == i))? {
+            log.debug(&format!("{}: carrier; joining DHCP", l.name));
+            attempts.extend(start_attempt(&l, hostname, opts, jitter)?);
         }
         // With several interfaces each socket gets a short slice in turn.
         let slice = Duration::from_millis(if attempts.len() == 1 { 250 } else { 50 });
@@ -874,6 +937,20 @@ mod tests {
     /// `secs` seconds from now.
     fn within(secs: u64) -> Deadline {
         Deadline::after(Instant::now(), Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn dad_lets_optimistic_addresses_be_used_only_where_asked() {
+        let (t, o, f) = (IFA_F_TENTATIVE, IFA_F_OPTIMISTIC, IFA_F_DADFAILED);
+        assert_eq!(dad(0, false), Dad::Usable);
+        assert_eq!(dad(0, true), Dad::Usable);
+        assert_eq!(dad(t, true), Dad::Pending);
+        assert_eq!(dad(t | o, false), Dad::Pending);
+        assert_eq!(dad(t | o, true), Dad::Usable);
+        // A duplicate is one, optimistic or not.
+        assert_eq!(dad(t | f, false), Dad::Duplicate);
+        assert_eq!(dad(t | o | f, true), Dad::Duplicate);
+        assert_eq!(dad(f, true), Dad::Duplicate);
     }
 
     #[test]

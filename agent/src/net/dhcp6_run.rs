@@ -19,28 +19,39 @@ struct Attempt {
 }
 
 /// Leases an address on one of `links` and configures it.
+/// Links of `iface` that gain carrier later join in.
 pub(super) fn configure(
     nl: &mut Netlink,
-    links: &[Link],
+    iface: &Iface,
+    links: Vec<Link>,
     opts: &Options,
     deadline: Deadline,
     jitter: &mut dyn Jitter,
     log: &Log,
 ) -> Result<Configured, NetError> {
-    for l in links {
-        latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
-    }
-    let (link, lease) = lease(nl, links, deadline, jitter, log)?;
+    let (link, lease) = lease(nl, iface, links, deadline, jitter, log)?;
     let address = lease.address;
-    added(nl.add_address(link.index, address.into(), 128))?;
+    // Usable while duplicate address detection runs, where the kernel
+    // offers it (the link was set up so); a duplicate still shows below.
+    let optimistic = latchkey_sys::netlink::set_optimistic_dad(&link.name)?;
+    let flags = if optimistic { IFA_F_OPTIMISTIC } else { 0 };
+    added(nl.add_address_flags(link.index, address.into(), 128, flags))?;
     let until = deadline.min(Deadline::after(Instant::now(), opts.ipv6_timeout));
-    wait_for_ipv6(nl, std::slice::from_ref(&link), Some(address), until)?;
+    let one = std::slice::from_ref(&link);
+    wait_for_ipv6(nl, one, Some(address), optimistic, until)?;
+    log.debug(&format!(
+        "{}: {address} usable{}; waiting for a route",
+        link.name,
+        if optimistic { " (optimistic DAD)" } else { "" }
+    ));
     if !wait_for_route(nl, &link, address, until)? {
         log.warn(&format!(
             "{}: no router advertisement: only {address}/128 is reachable through it",
             link.name
         ));
     }
+    // Detection may have ended meanwhile.
+    wait_for_ipv6(nl, one, Some(address), optimistic, until)?;
     let dns: Vec<String> = lease.dns.iter().map(|d| d.to_string()).collect();
     log.info(&format!(
         "{}: DHCPv6 lease {address}/128, DNS {}",
@@ -99,12 +110,32 @@ fn link_local(nl: &mut Netlink, link: &Link) -> Result<Option<Ipv6Addr>, NetErro
         IpAddr::V6(v6)
             if a.index == link.index
                 && a.scope == RT_SCOPE_LINK
-                && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0 =>
+                && dad(a.flags, true) == Dad::Usable =>
         {
             Some(v6)
         }
         _ => None,
     }))
+}
+
+/// All routers on the link (`ff02::2`).
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+/// A Router Solicitation (RFC 4861 4.1; no source link-layer address
+/// option, as RFC 4429 asks of an optimistic sender), so that the router
+/// advertisement with the on-link prefix comes while DHCPv6 runs rather
+/// than after the kernel's own solicitation, which waits for duplicate
+/// address detection of the link-local address to end.
+fn solicit_router(link: &Link) -> std::io::Result<()> {
+    use rustix::net::{AddressFamily, SendFlags, SocketType, ipproto, sockopt};
+    let fd = rustix::net::socket(AddressFamily::INET6, SocketType::RAW, Some(ipproto::ICMPV6))?;
+    // Neighbour discovery takes only messages that crossed no router.
+    sockopt::set_ipv6_multicast_hops(&fd, 255)?;
+    // Type 133, code 0, checksum (the kernel fills it in), reserved.
+    let rs = [133, 0, 0, 0, 0, 0, 0, 0];
+    let to = SocketAddrV6::new(ALL_ROUTERS, 0, 0, link.index);
+    rustix::net::sendto(&fd, &rs, SendFlags::empty(), &to)?;
+    Ok(())
 }
 
 fn start(link: &Link, local: Ipv6Addr) -> Result<Option<Attempt>, NetError> {
@@ -123,22 +154,36 @@ fn start(link: &Link, local: Ipv6Addr) -> Result<Option<Attempt>, NetError> {
     }))
 }
 
-/// Runs one client per link until one is bound.
+/// Runs one client per link until one is bound; a link of `iface` that
+/// gains carrier later joins in.
 fn lease(
     nl: &mut Netlink,
-    links: &[Link],
+    iface: &Iface,
+    mut links: Vec<Link>,
     deadline: Deadline,
     jitter: &mut dyn Jitter,
     log: &Log,
 ) -> Result<(Link, dhcp6::Lease), NetError> {
+    for l in &links {
+        latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
+    }
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut refused = None;
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut rescan = Rescan::new(iface);
     while !deadline.expired(Instant::now()) {
-        for l in links {
+        for l in rescan.joining(nl, |i| links.iter().any(|l| l.index == i))? {
+            log.debug(&format!("{}: carrier; joining DHCPv6", l.name));
+            latchkey_sys::netlink::set_ipv6_autoconf(&l.name, true)?;
+            links.push(l);
+        }
+        for l in &links {
             if !attempts.iter().any(|a| a.link.index == l.index)
                 && let Some(local) = link_local(nl, l)?
             {
+                if let Err(e) = solicit_router(l) {
+                    log.debug(&format!("{}: router solicitation: {e}", l.name));
+                }
                 attempts.extend(start(l, local)?);
             }
         }
@@ -295,7 +340,12 @@ mod tests {
             .into_iter()
             .find(|a| a.addr == want)
             .expect("the leased address");
-        assert_eq!((a.prefix, a.flags & IFA_F_TENTATIVE), (128, 0));
+        // Usable: duplicate address detection cleared it or, where the
+        // kernel offers it, it is optimistic.
+        let optimistic =
+            std::path::Path::new("/proc/sys/net/ipv6/conf/lk6a/optimistic_dad").exists();
+        assert_eq!(a.prefix, 128);
+        assert_eq!(dad(a.flags, optimistic), Dad::Usable, "{:#x}", a.flags);
         // The router advertisement gave the on-link prefix: the server's
         // side answers.
         let st = Command::new("busybox")
@@ -314,6 +364,99 @@ mod tests {
         assert!(
             e.to_string()
                 .starts_with("lk6c: the DHCPv6 server gave no address: NoAddrsAvail (2)"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_dhcp6_joins_a_link_that_gets_carrier_later() {
+        let t = "root_dhcp6_joins_a_link_that_gets_carrier_later";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        // lk7a has carrier at once but no server behind it; lk6g gets
+        // carrier (its far end, with dnsmasq, comes up) a second later.
+        let peers = PeerNs::new();
+        ip("link add lk7a type veth peer name lk7b");
+        peers.take("lk7b");
+        peers.ip("link set lk7b up");
+        ip("link add lk6g type veth peer name lk6h");
+        peers.take("lk6h");
+        peers.ip("addr add fd6c:88::1/64 dev lk6h nodad");
+        let Some(_server) = dnsmasq6(&dir, &peers) else {
+            return;
+        };
+        let later = peers.ip_after(Duration::from_secs(1), "link set lk6h up");
+        let plan = Plan {
+            steps: vec![Step {
+                iface: Iface::AnyWithCarrier,
+                method: Method::Dhcp6,
+            }],
+            ..Plan::default()
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let soon = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let out = bring_up(&plan, &opts, soon, &mut XorShift::new(6), &log);
+        later.join().unwrap();
+        let Outcome::Configured(c) = out.unwrap_or_else(|e| panic!("{e}: {:?}", log.lines()))
+        else {
+            panic!("not configured")
+        };
+        assert_eq!(c[0].ifname, "lk6g");
+        assert_eq!(c[0].address, Some(("fd6c:88::100".parse().unwrap(), 128)));
+        assert!(
+            log.lines()
+                .iter()
+                .any(|(_, l)| l.contains("lk6g: carrier; joining DHCPv6")),
+            "{:?}",
+            log.lines()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_dhcp6_duplicate_lease_is_an_error() {
+        let t = "root_dhcp6_duplicate_lease_is_an_error";
+        if !enter(t) {
+            return;
+        }
+        let dir = scratch(t);
+        // A third machine on the link already holds the one address
+        // dnsmasq hands out: the peers bridge lk6j's far end to it.
+        let (peers, holder) = (PeerNs::new(), PeerNs::new());
+        ip("link add lk6j type veth peer name lk6k");
+        peers.take("lk6k");
+        ip("link add lk6m type veth peer name lk6n");
+        peers.take("lk6m");
+        holder.take("lk6n");
+        peers.ip("link add lk6br type bridge");
+        for port in ["lk6k", "lk6m"] {
+            peers.ip(&format!("link set {port} master lk6br"));
+            peers.ip(&format!("link set {port} up"));
+        }
+        peers.ip("addr add fd6c:88::1/64 dev lk6br nodad");
+        peers.ip("link set lk6br up");
+        holder.ip("addr add fd6c:88::100/64 dev lk6n nodad");
+        holder.ip("link set lk6n up");
+        let Some(_server) = dnsmasq6(&dir, &peers) else {
+            return;
+        };
+        let opts = Options {
+            resolv_conf: dir.join("resolv.conf"),
+            ..Options::default()
+        };
+        let log = Log::memory(Instant::now(), true);
+        let soon = Deadline::after(Instant::now(), Duration::from_secs(20));
+        let e = bring_up(&plan_for("lk6j"), &opts, soon, &mut XorShift::new(7), &log)
+            .expect_err("a duplicate address is no network");
+        assert!(
+            matches!(e, NetError::DuplicateAddress { ref ifname, .. } if ifname == "lk6j"),
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -74,6 +74,9 @@ pub const IFA_F_DADFAILED: u32 = 0x08;
 /// `IFA_F_TENTATIVE`: duplicate address detection has not finished; the
 /// address cannot be used as a source yet.
 pub const IFA_F_TENTATIVE: u32 = 0x40;
+/// `IFA_F_OPTIMISTIC`: tentative, but usable while duplicate address
+/// detection runs (RFC 4429).
+pub const IFA_F_OPTIMISTIC: u32 = 0x04;
 
 /// RFC 2863 operational state as reported in `IFLA_OPERSTATE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -654,6 +657,18 @@ impl Netlink {
     /// Adds `addr/prefix` to interface `index` (an IPv4 address with its
     /// broadcast address).
     pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        self.add_address_flags(index, addr, prefix, 0)
+    }
+
+    /// [`Netlink::add_address`] with `IFA_F_*` flags (`IFA_FLAGS`), such as
+    /// [`IFA_F_OPTIMISTIC`].
+    pub fn add_address_flags(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix: u8,
+        ifa_flags: u32,
+    ) -> Result<()> {
         let (family, bytes, prefix, brd) = match addr {
             IpAddr::V4(a) => {
                 let prefix = prefix.min(32);
@@ -671,6 +686,10 @@ impl Netlink {
             let m = Msg::new(RTM_NEWADDR, flags, seq, &fixed)
                 .attr(IFA_LOCAL, &bytes)
                 .attr(IFA_ADDRESS, &bytes);
+            let m = match ifa_flags {
+                0 => m,
+                f => m.attr(IFA_FLAGS, &f.to_ne_bytes()),
+            };
             match brd {
                 Some(b) => m.attr(IFA_BROADCAST, &b),
                 None => m,
@@ -720,6 +739,23 @@ pub fn set_ipv6_autoconf(ifname: &str, on: bool) -> Result<()> {
             .map_err(|source| Error::File { path, source })?;
     }
     Ok(())
+}
+
+/// Lets IPv6 addresses on `ifname` be used while duplicate address
+/// detection runs (RFC 4429: `optimistic_dad`, and `use_optimistic` for
+/// source selection); takes effect for addresses made afterwards, so before
+/// the link goes up for its link-local one. False when the kernel lacks
+/// `CONFIG_IPV6_OPTIMISTIC_DAD` (no such knobs): DAD then runs as always.
+pub fn set_optimistic_dad(ifname: &str) -> Result<bool> {
+    for knob in ["optimistic_dad", "use_optimistic"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
+        match std::fs::write(&path, b"1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(Error::File { path, source }),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
