@@ -6,50 +6,11 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use latchkey_testkit::{Scratch, Tang, TlsFront, have, have_tools, run_with, save_adv, test_ca};
+use latchkey_testkit::{TlsTang, run_with};
 
 const SECRET: &[u8] = b"recovered over https by the agent";
 
-struct Setup {
-    pki: Scratch,
-    jwe: Vec<u8>,
-    _tang: Tang,
-    _front: TlsFront,
-}
-
-fn setup() -> Option<Setup> {
-    if !have_tools() || !have(&["openssl"]) {
-        return None;
-    }
-    let tang = Tang::start();
-    let pki = Scratch::new("agent-pki");
-    test_ca(pki.dir(), "IP:127.0.0.1");
-    let front = TlsFront::start(pki.dir(), tang.port);
-    let adv = save_adv(&tang, &pki);
-    let cfg = format!(
-        r#"{{"url":"https://127.0.0.1:{}","adv":"{}"}}"#,
-        front.port,
-        adv.display()
-    );
-    let out = run_with(
-        Command::new("clevis").args(["encrypt", "tang", &cfg]),
-        SECRET,
-        Duration::from_secs(20),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(Setup {
-        pki,
-        jwe: out.stdout,
-        _tang: tang,
-        _front: front,
-    })
-}
-
-fn decrypt(s: &Setup, args: &[&str]) -> Output {
+fn decrypt(s: &TlsTang, args: &[&str]) -> Output {
     run_with(
         Command::new(env!("CARGO_BIN_EXE_latchkey-agent-tls"))
             .arg("decrypt")
@@ -66,7 +27,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn the_ca_or_the_pin_given_opens_and_a_wrong_one_is_named() {
-    let Some(s) = setup() else {
+    let Some(s) = TlsTang::start(SECRET) else {
         return;
     };
     let ca = s.pki.dir().join("ca.pem");

@@ -288,9 +288,13 @@ mod tests {
     }
 
     fn plan_for(ifname: &str) -> Plan {
+        plan_on(Iface::Name(ifname.into()))
+    }
+
+    fn plan_on(iface: Iface) -> Plan {
         Plan {
             steps: vec![Step {
-                iface: Iface::Name(ifname.into()),
+                iface,
                 method: Method::Dhcp6,
             }],
             ..Plan::default()
@@ -389,13 +393,7 @@ mod tests {
             return;
         };
         let later = peers.ip_after(Duration::from_secs(1), "link set lk6h up");
-        let plan = Plan {
-            steps: vec![Step {
-                iface: Iface::AnyWithCarrier,
-                method: Method::Dhcp6,
-            }],
-            ..Plan::default()
-        };
+        let plan = plan_on(Iface::AnyWithCarrier);
         let opts = Options {
             resolv_conf: dir.join("resolv.conf"),
             ..Options::default()

@@ -4,52 +4,23 @@
 #![cfg(feature = "tls")]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use latchkey_client::{Error, Fingerprint, Options, Retry, Trust};
 use latchkey_proto::jwe::Jwe;
-use latchkey_testkit::{Scratch, Tang, TlsFront, have, have_tools, run_with, save_adv, test_ca};
+use latchkey_testkit::TlsTang;
 
 const SECRET: &[u8] = b"recovered over https";
 
 struct Setup {
-    pki: Scratch,
-    url: String,
+    server: TlsTang,
     jwe: Jwe,
-    _tang: Tang,
-    _front: TlsFront,
 }
 
 fn setup() -> Option<Setup> {
-    if !have_tools() || !have(&["openssl"]) {
-        return None;
-    }
-    let tang = Tang::start();
-    let pki = Scratch::new("pki");
-    test_ca(pki.dir(), "IP:127.0.0.1");
-    let front = TlsFront::start(pki.dir(), tang.port);
-    let url = format!("https://127.0.0.1:{}", front.port);
-    let adv = save_adv(&tang, &pki);
-    let cfg = format!(r#"{{"url":"{url}","adv":"{}"}}"#, adv.display());
-    let out = run_with(
-        Command::new("clevis").args(["encrypt", "tang", &cfg]),
-        SECRET,
-        Duration::from_secs(20),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let jwe = Jwe::parse(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
-    Some(Setup {
-        pki,
-        url,
-        jwe,
-        _tang: tang,
-        _front: front,
-    })
+    let server = TlsTang::start(SECRET)?;
+    let jwe = Jwe::parse(std::str::from_utf8(&server.jwe).unwrap()).unwrap();
+    Some(Setup { server, jwe })
 }
 
 fn opts(trust: Trust) -> Options {
@@ -83,15 +54,15 @@ fn refused(url: &str, trust: Trust) -> String {
 #[test]
 fn the_right_ca_recovers_the_key() {
     let Some(s) = setup() else { return };
-    let got = latchkey_client::decrypt(&s.jwe, &opts(ca(s.pki.dir(), "ca.pem"))).unwrap();
+    let got = latchkey_client::decrypt(&s.jwe, &opts(ca(s.server.pki.dir(), "ca.pem"))).unwrap();
     assert_eq!(got.expose(), SECRET);
 }
 
 #[test]
 fn a_wrong_ca_is_an_unknown_issuer() {
     let Some(s) = setup() else { return };
-    let other = s.pki.path("other-ca.pem");
-    let text = refused(&s.url, Trust::CaFile(other.clone()));
+    let other = s.server.pki.path("other-ca.pem");
+    let text = refused(&s.server.url, Trust::CaFile(other.clone()));
     assert!(
         text.ends_with(&format!(
             "unknown issuer: the server's certificate is not signed by a CA in {}",
@@ -105,19 +76,19 @@ fn a_wrong_ca_is_an_unknown_issuer() {
     };
     let text = err.to_string();
     assert!(
-        text.contains(&s.url) && text.contains("unknown issuer"),
+        text.contains(&s.server.url) && text.contains("unknown issuer"),
         "{text}"
     );
     // The system store does not know the test CA either.
-    let text = refused(&s.url, Trust::System);
+    let text = refused(&s.server.url, Trust::System);
     assert!(text.contains("unknown issuer"), "{text}");
 }
 
 #[test]
 fn a_certificate_for_another_name_is_a_name_mismatch() {
     let Some(s) = setup() else { return };
-    let url = s.url.replace("127.0.0.1", "localhost");
-    let text = refused(&url, ca(s.pki.dir(), "ca.pem"));
+    let url = s.server.url.replace("127.0.0.1", "localhost");
+    let text = refused(&url, ca(s.server.pki.dir(), "ca.pem"));
     assert!(
         text.ends_with("name mismatch: the server's certificate is not valid for localhost"),
         "{text}"
@@ -127,19 +98,19 @@ fn a_certificate_for_another_name_is_a_name_mismatch() {
 #[test]
 fn the_right_pin_recovers_without_a_ca() {
     let Some(s) = setup() else { return };
-    let got = latchkey_client::decrypt(&s.jwe, &opts(pin(s.pki.dir()))).unwrap();
+    let got = latchkey_client::decrypt(&s.jwe, &opts(pin(s.server.pki.dir()))).unwrap();
     assert_eq!(got.expose(), SECRET);
     // A pin replaces the chain and name checks: the same certificate under another name.
-    let url = s.url.replace("127.0.0.1", "localhost");
-    latchkey_client::get(&format!("{url}/adv"), &opts(pin(s.pki.dir()))).unwrap();
+    let url = s.server.url.replace("127.0.0.1", "localhost");
+    latchkey_client::get(&format!("{url}/adv"), &opts(pin(s.server.pki.dir()))).unwrap();
 }
 
 #[test]
 fn a_wrong_pin_is_refused_with_both_fingerprints() {
     let Some(s) = setup() else { return };
     let wrong = Fingerprint::of(b"some other certificate");
-    let text = refused(&s.url, Trust::Pin(wrong));
-    let Trust::Pin(right) = pin(s.pki.dir()) else {
+    let text = refused(&s.server.url, Trust::Pin(wrong));
+    let Trust::Pin(right) = pin(s.server.pki.dir()) else {
         unreachable!()
     };
     assert!(
@@ -153,11 +124,11 @@ fn a_wrong_pin_is_refused_with_both_fingerprints() {
 #[test]
 fn an_unreadable_ca_file_is_named() {
     let Some(s) = setup() else { return };
-    let text = refused(&s.url, ca(s.pki.dir(), "missing.pem"));
+    let text = refused(&s.server.url, ca(s.server.pki.dir(), "missing.pem"));
     assert!(
         text.contains(&format!(
             "unreadable CA file {}: ",
-            s.pki.path("missing.pem").display()
+            s.server.pki.path("missing.pem").display()
         )),
         "{text}"
     );

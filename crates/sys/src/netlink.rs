@@ -734,11 +734,16 @@ impl Netlink {
 /// off (a static configuration stays as it was given).
 pub fn set_ipv6_autoconf(ifname: &str, on: bool) -> Result<()> {
     for knob in ["accept_ra", "autoconf"] {
-        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
-        std::fs::write(&path, if on { b"1" } else { b"0" })
-            .map_err(|source| Error::File { path, source })?;
+        set_ipv6_conf(ifname, knob, on)?;
     }
     Ok(())
+}
+
+/// Writes `net.ipv6.conf.IFNAME.KNOB`.
+fn set_ipv6_conf(ifname: &str, knob: &str, on: bool) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
+    std::fs::write(&path, if on { b"1" } else { b"0" })
+        .map_err(|source| Error::File { path, source })
 }
 
 /// Lets IPv6 addresses on `ifname` be used while duplicate address
@@ -748,11 +753,12 @@ pub fn set_ipv6_autoconf(ifname: &str, on: bool) -> Result<()> {
 /// `CONFIG_IPV6_OPTIMISTIC_DAD` (no such knobs): DAD then runs as always.
 pub fn set_optimistic_dad(ifname: &str) -> Result<bool> {
     for knob in ["optimistic_dad", "use_optimistic"] {
-        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}");
-        match std::fs::write(&path, b"1") {
+        match set_ipv6_conf(ifname, knob, true) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(source) => return Err(Error::File { path, source }),
+            Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(true)

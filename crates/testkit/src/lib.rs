@@ -784,6 +784,51 @@ impl Drop for TlsFront {
     }
 }
 
+/// Debian's tangd behind a [`TlsFront`] whose certificate a throw-away CA made for
+/// IP 127.0.0.1 (`pki` holds what [`test_ca`] writes), and `secret` encrypted to
+/// it by `clevis encrypt tang`. `None` where the tools are missing (see [`have`]).
+pub struct TlsTang {
+    pub pki: Scratch,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The compact JWE clevis printed.
+    pub jwe: Vec<u8>,
+    _tang: Tang,
+    _front: TlsFront,
+}
+
+impl TlsTang {
+    pub fn start(secret: &[u8]) -> Option<TlsTang> {
+        if !have_tools() || !have(&["openssl"]) {
+            return None;
+        }
+        let tang = Tang::start();
+        let pki = Scratch::new("pki");
+        test_ca(pki.dir(), "IP:127.0.0.1");
+        let front = TlsFront::start(pki.dir(), tang.port);
+        let url = format!("https://127.0.0.1:{}", front.port);
+        let adv = save_adv(&tang, &pki);
+        let cfg = format!(r#"{{"url":"{url}","adv":"{}"}}"#, adv.display());
+        let out = run_with(
+            Command::new("clevis").args(["encrypt", "tang", &cfg]),
+            secret,
+            Duration::from_secs(20),
+        );
+        assert!(
+            out.status.success(),
+            "clevis encrypt tang: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(TlsTang {
+            pki,
+            url,
+            jwe: out.stdout,
+            _tang: tang,
+            _front: front,
+        })
+    }
+}
+
 /// The advertisement of `tang` saved to a file (what clevis's `"adv"` config names).
 pub fn save_adv(tang: &Tang, dir: &Scratch) -> PathBuf {
     // tang runs behind socat, one process per connection; under load a connection is
