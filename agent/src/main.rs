@@ -6,6 +6,10 @@ use latchkey_agent::{decrypt, initrd_config, netdev, unlock};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Small blocks from a pool the agent keeps (see `latchkey_sys::alloc`).
+#[global_allocator]
+static ALLOCATOR: latchkey_sys::alloc::PoolAllocator = latchkey_sys::alloc::PoolAllocator::new();
+
 const USAGE: &str = "\
 usage: latchkey-agent unlock [--dry-run] [--no-prompt] [--netdev] [--console TTY] [--cmdline FILE] [--crypttab FILE] [--device PATH]...
        latchkey-agent decrypt [--timeout SECONDS] [--deadline SECONDS] [--ca PEM | --tls-pin sha256:HEX] < JWE > PLAINTEXT

@@ -3,6 +3,7 @@
 //! ```text
 //!   agent ──────────┬──► latchkey-sys ──► kernel (and, in the companion, libcryptsetup)
 //!   latchkey-luks ──┘
+//!             ├─ alloc     the agent's allocator: a pool that keeps small blocks
 //!             ├─ dm        device-mapper ioctls on /dev/mapper/control
 //!             ├─ netlink   rtnetlink: links, addresses, routes
 //!             ├─ packet    AF_PACKET socket for DHCP before an address exists
@@ -23,6 +24,7 @@
 
 mod error;
 
+pub mod alloc;
 pub mod blkid;
 #[cfg(feature = "cryptsetup")]
 pub mod cryptsetup;
