@@ -180,8 +180,7 @@ pub enum Outcome {
 
 /// True when some non-loopback interface has a global address and a
 /// default route exists: the initrd's own scripts did the work.
-pub fn already_configured(nl: &mut Netlink) -> Result<bool, NetError> {
-    let links = nl.links()?;
+fn already_configured(nl: &mut Netlink, links: &[Link]) -> Result<bool, NetError> {
     let lo: Vec<u32> = links
         .iter()
         .filter(|l| l.is_loopback())
@@ -228,7 +227,8 @@ pub fn bring_up(
         return Ok(Outcome::Disabled);
     }
     let mut nl = Netlink::open()?;
-    if already_configured(&mut nl)? {
+    let links = nl.links()?;
+    if already_configured(&mut nl, &links)? {
         log.info("network already configured; leaving it as it is");
         return Ok(Outcome::AlreadyConfigured);
     }
@@ -236,7 +236,7 @@ pub fn bring_up(
     // address never answered ARP ("Host is unreachable") with an ICMP error
     // to itself, which goes over the loopback; without it the connect only
     // times out.
-    if let Some(lo) = nl.links()?.iter().find(|l| l.is_loopback() && !l.is_up()) {
+    if let Some(lo) = links.iter().find(|l| l.is_loopback() && !l.is_up()) {
         nl.set_link_up(lo.index)?;
     }
     create_virtual_links(&mut nl, plan, opts, deadline, log)?;
