@@ -634,11 +634,17 @@ t_tpm2_pcr_changed() {
   need_agent || return
   TPM_EXTEND=15 tpm_sss_disk 19 1 '{"pcr_bank":"sha256","pcr_ids":"15"}' || return
   tpm_sss_boot
-  expect 'latchkey: .*tpm2 \(sha256:15\): PCR sha256:15 policy does not match' || return
-  NOTES+=("TPM share refused at ${VM_AT}s after QEMU start")
   expect 'latchkey: key recovered' || return
   expect_root "/dev/mapper/luks-$TS_UUID" "$TS_TOKEN" || return
-  ! vm_seen 'tpm2 \(sha256:15\): unsealed' || fail "the TPM unsealed against a changed PCR 15"
+  ! vm_seen 'tpm2 \(sha256:15\): unsealed' || fail "the TPM unsealed against a changed PCR 15" || return
+  # The refusal is logged when the TPM answers before Tang's share completes
+  # the quorum; when Tang is first, the TPM step is cancelled unanswered. The
+  # refusal itself is proven against swtpm on the host (crates/tpm2/tests).
+  if vm_seen 'latchkey: .*tpm2 \(sha256:15\): PCR sha256:15 policy does not match'; then
+    NOTES+=("TPM share refused before Tang's share came")
+  else
+    NOTES+=("Tang's share came first; the TPM step was cancelled unanswered")
+  fi
   note_phases
 }
 
@@ -787,7 +793,9 @@ t_bond_lacp() {
   local AGENT_INITRD=${AGENT_INITRD:-}
   need_netdev_agent || return
   tang_disk 25 || return
-  boot "rd.luks.uuid=$TD_UUID bond=bond0:eth0,eth1:mode=802.3ad,miimon=100,lacp_rate=fast ip=bond0:dhcp" \
+  # Held up 10 s after the root is mounted: LACP complains a few seconds in,
+  # which can be after a fast boot's end.
+  boot "rd.luks.uuid=$TD_UUID bond=bond0:eth0,eth1:mode=802.3ad,miimon=100,lacp_rate=fast ip=bond0:dhcp test.hold=10" \
     -d "$W/root.img" -f "10.0.2.100=${PORT[tang1]}" -n hub -n hub
   expect 'latchkey: bond0: bond \(802\.3ad\) of eth0, eth1' || return
   expect 'latchkey: bond0: DHCP lease 10\.0\.2\.15/24' || return

@@ -78,7 +78,7 @@ impl VolumeOptions {
             .iter()
             .find(|(u, _)| *u == uuid)
             .map(|(_, n)| crate::volume::dm_name(n))
-            .unwrap_or_else(|| format!("luks-{uuid}"))
+            .unwrap_or_else(|| default_name(&uuid))
     }
 
     /// The options for LUKS `uuid`: its own `rd.luks.options=UUID=` if given,
@@ -160,6 +160,11 @@ pub struct LuksOptions {
     pub uuid: Option<String>,
     /// Comma-separated options, split.
     pub options: Vec<String>,
+}
+
+/// `luks-UUID`, the mapping name a volume gets when nothing names it.
+pub fn default_name(uuid: &str) -> String {
+    format!("luks-{}", normalize_uuid(uuid))
 }
 
 /// Strips `luks-` and lower-cases, so that UUIDs compare as LUKS headers

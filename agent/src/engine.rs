@@ -139,6 +139,21 @@ impl LocalKey {
         }
     }
 
+    /// A key read already (nothing to wait for: a file in the initrd, or none).
+    pub fn read(key: Result<Option<Secret>, Error>) -> LocalKey {
+        let cell = OnceLock::new();
+        let _ = cell.set(key.map(|k| k.map(Arc::new)).map_err(Arc::new));
+        LocalKey {
+            cell,
+            load: Box::new(|| Ok(None)),
+        }
+    }
+
+    /// True once the key is known to be missing: a race starts no thread for it.
+    pub fn is_absent(&self) -> bool {
+        matches!(self.cell.get(), Some(Ok(None)))
+    }
+
     /// The key, loading it if nobody has yet.
     pub fn get(&self) -> Result<Option<Arc<Secret>>, Arc<Error>> {
         self.cell
@@ -177,6 +192,23 @@ pub struct Opened {
     pub method: String,
     /// The keyslot, volume key and dm parameters.
     pub unlocked: Unlocked,
+}
+
+impl Opened {
+    /// The method and the keyslot, for the log.
+    pub fn how(&self) -> String {
+        method_and_keyslot(&self.method, self.unlocked.keyslot)
+    }
+}
+
+/// `clevis token 0 (keyslot 1)` as it is (a binding names its keyslot),
+/// `keyslot 0, local key`.
+fn method_and_keyslot(method: &str, slot: u32) -> String {
+    if method.contains(&format!("(keyslot {slot})")) {
+        method.to_owned()
+    } else {
+        format!("keyslot {slot}, {method}")
+    }
 }
 
 enum Event {
@@ -341,9 +373,12 @@ pub fn race(vol: Arc<Volume>, ctx: Arc<Ctx>) -> Result<Opened, Vec<Attempt>> {
         .until(ctx.deadline.instant())
         .cancelled_by(decided.0.clone());
     let (tx, rx) = mpsc::channel();
-    spawn_local_key(vol.clone(), ctx.clone(), automatic.clone(), tx.clone());
+    let local = !ctx.local_key.is_absent();
+    if local {
+        spawn_local_key(vol.clone(), ctx.clone(), automatic.clone(), tx.clone());
+    }
     let bindings = vol.header.clevis_bindings().len();
-    let mut pending = 1 + bindings;
+    let mut pending = usize::from(local) + bindings;
     let mut reasons: Vec<Attempt> = Vec::new();
     if bindings == 0 {
         reasons.push(Error::NoBinding.into());
@@ -448,6 +483,43 @@ mod tests {
             Arc::new(NetGate::new(bring_up, deadline, backoff, log.clone())),
             log,
         )
+    }
+
+    #[test]
+    fn the_log_names_the_keyslot_once() {
+        assert_eq!(
+            method_and_keyslot("clevis token 0 (keyslot 1)", 1),
+            "clevis token 0 (keyslot 1)"
+        );
+        assert_eq!(method_and_keyslot("local key", 0), "keyslot 0, local key");
+        assert_eq!(
+            method_and_keyslot("recovery codes for clevis token 2 (keyslot 3)", 3),
+            "recovery codes for clevis token 2 (keyslot 3)"
+        );
+        // Another keyslot named in the method is not this one.
+        assert_eq!(
+            method_and_keyslot("clevis token 0 (keyslot 1)", 2),
+            "keyslot 2, clevis token 0 (keyslot 1)"
+        );
+    }
+
+    #[test]
+    fn a_local_key_read_at_once_is_absent_only_when_there_is_none() {
+        assert!(LocalKey::read(Ok(None)).is_absent());
+        let key = LocalKey::read(Ok(Some(Secret::new(b"a key".to_vec()))));
+        assert!(!key.is_absent());
+        assert_eq!(key.get().unwrap().unwrap().expose(), b"a key");
+        let unreadable = LocalKey::read(Err(Error::NoBinding));
+        assert!(
+            !unreadable.is_absent(),
+            "an unreadable key is reported by its race"
+        );
+        assert!(unreadable.get().is_err());
+        // One read when a race asks is not known to be absent before that.
+        let later = LocalKey::new(Box::new(|| Ok(None)));
+        assert!(!later.is_absent());
+        assert!(later.get().unwrap().is_none());
+        assert!(later.is_absent());
     }
 
     #[test]

@@ -222,11 +222,17 @@ fn race_context(
 ) -> Ctx {
     let limits = Limits::for_this_machine();
 
-    let key_log = log.clone();
-    let key_cfg = cfg.boot_key.clone();
-    let local_key = LocalKey::new(Box::new(move || {
-        boot_key::load(&key_cfg, deadline, &key_log)
-    }));
+    // A key file in the initrd itself is read at once; one on a boot partition
+    // when a race first asks (the partition may take its time to appear).
+    let local_key = match cfg.boot_key.partition {
+        None => LocalKey::read(boot_key::load(&cfg.boot_key, deadline, &log)),
+        Some(_) => {
+            let (key_log, key_cfg) = (log.clone(), cfg.boot_key.clone());
+            LocalKey::new(Box::new(move || {
+                boot_key::load(&key_cfg, deadline, &key_log)
+            }))
+        }
+    };
 
     let net_log = log.clone();
     let net_cfg = cfg.network.clone();
@@ -272,7 +278,16 @@ fn race_context(
 }
 
 /// Races every volume in its own thread; what failed.
-fn open_all(vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
+fn open_all(mut vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
+    let mut failed = Failures::new();
+    // One volume (the usual root) needs no thread of its own.
+    if vols.len() == 1 {
+        let vol = Arc::new(vols.remove(0));
+        if let Err(reasons) = open_one(vol.clone(), ctx.clone(), dry_run) {
+            failed.push((vol.label(), reasons));
+        }
+        return failed;
+    }
     let workers: Vec<_> = vols
         .into_iter()
         .map(|vol| {
@@ -285,7 +300,6 @@ fn open_all(vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
             (vol, handle)
         })
         .collect();
-    let mut failed = Failures::new();
     for (vol, h) in workers {
         match h.map(|h| h.join()) {
             Ok(Ok(Ok(()))) => {}
@@ -331,13 +345,10 @@ fn open_one(vol: Arc<Volume>, ctx: Arc<Ctx>, dry_run: bool) -> Result<(), Vec<At
         return Ok(());
     }
     match activate::activate(&vol, &opened.unlocked, &ctx.log) {
-        Ok(path) => {
-            ctx.log.phase(&format!(
-                "volume {} open as {} (keyslot {slot}, {})",
-                vol.name,
-                path.display(),
-                opened.method
-            ));
+        Ok(_) => {
+            // As /dev/mapper/NAME, which goes without saying.
+            ctx.log
+                .phase(&format!("volume {} open ({})", vol.name, opened.how()));
             Ok(())
         }
         Err(e) => Err(vec![e.into()]),

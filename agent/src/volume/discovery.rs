@@ -69,9 +69,18 @@ impl Volume {
         }
     }
 
-    /// `NAME (UUID)`, how messages name a volume.
+    /// `NAME (UUID)`, how messages name a volume; only `NAME` when that is
+    /// `luks-UUID` and so names the UUID already.
     pub fn label(&self) -> String {
-        format!("{} ({})", self.name, self.header.uuid())
+        let uuid = self.header.uuid();
+        if self
+            .name
+            .eq_ignore_ascii_case(&crate::cmdline::default_name(uuid))
+        {
+            self.name.clone()
+        } else {
+            format!("{} ({uuid})", self.name)
+        }
     }
 }
 
@@ -471,6 +480,24 @@ mod tests {
             Header::from_bytes(header).unwrap(),
             vec![],
         )
+    }
+
+    #[test]
+    fn a_label_names_the_uuid_once() {
+        assert_eq!(
+            vol("root", "/dev/vda2", (252, 2), LUKS2).label(),
+            format!("root ({LUKS2_UUID})")
+        );
+        let named = format!("luks-{LUKS2_UUID}");
+        assert_eq!(vol(&named, "/dev/vda2", (252, 2), LUKS2).label(), named);
+        let upper = format!("luks-{}", LUKS2_UUID.to_uppercase());
+        assert_eq!(vol(&upper, "/dev/vda2", (252, 2), LUKS2).label(), upper);
+        // Another volume's UUID in the name is no reason to leave this one's out.
+        let other = "luks-00000000-0000-4000-8000-000000000001";
+        assert_eq!(
+            vol(other, "/dev/vda2", (252, 2), LUKS2).label(),
+            format!("{other} ({LUKS2_UUID})")
+        );
     }
 
     #[test]
