@@ -47,6 +47,9 @@ lint: setup
 	@# The agent and the static cli never link libcryptsetup (only latchkey-luks does).
 	tree=$$($(CARGO) tree -p latchkey-agent -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
 	tree=$$($(CARGO) tree -p latchkey --no-default-features --features tls -e normal,build) && ! grep -i cryptsetup <<<"$$tree"
+	@# Every fuzz target has its row in fuzz/README.md's table.
+	for f in fuzz/fuzz_targets/*.rs; do t=$$(basename "$$f" .rs); \
+	  grep -q "^| \`$$t\` |" fuzz/README.md || { echo "fuzz/README.md: no row for fuzz target $$t" >&2; exit 1; }; done
 
 unit: setup
 	$(CARGO) test --workspace --release
