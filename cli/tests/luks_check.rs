@@ -171,3 +171,34 @@ fn a_clevis_tpm2_binding_and_a_changed_pcr() {
     );
     assert!(text.contains("would NOT unlock"), "{text}");
 }
+
+/// sss 1 of [tang, tpm2 to PCR 7]: Tang alone opens the volume, so only a check that
+/// asks the TPM on its own shows that its share broke when PCR 7 changed.
+#[test]
+fn a_tpm2_share_that_tang_outvotes_is_still_checked() {
+    if !tools() || !have(&SWTPM_TOOLS) {
+        return;
+    }
+    let s = Scratch::new("check-sss-tpm2");
+    let sw = Swtpm::start();
+    let tang = Tang::start();
+    let (img, key) = luks2_image(&s);
+    let cfg = format!(
+        r#"{{"t":1,"pins":{{"tang":[{}],"tpm2":{PCR7}}}}}"#,
+        tang.config()
+    );
+    sw.clevis_luks_bind(&img, &key, "sss", &cfg);
+    let check = || check_with(sw.command(env!("CARGO_BIN_EXE_latchkey")), &[], &img);
+    let (ok, text) = check();
+    assert!(ok, "{text}");
+    assert!(text.contains("  tpm2 (sha256:7): unseals"), "{text}");
+
+    sw.extend_pcr("sha256", 7);
+    let (ok, text) = check();
+    assert!(ok, "Tang's share still opens it: {text}");
+    assert!(text.contains("opens keyslot 1"), "{text}");
+    assert!(
+        text.contains("  tpm2 (sha256:7): does NOT unseal: PCR sha256:7 policy does not match"),
+        "{text}"
+    );
+}

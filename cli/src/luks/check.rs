@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   header (both copies) ─▶ keyslots ─▶ clevis bindings ─▶ pin tree + Tang reachability
+//!                                             │              + each TPM share unsealed
 //!                                             │
 //!                         passphrase ─▶ keyslot opens?  (and --key-file)
 //! ```
@@ -10,6 +11,8 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +21,8 @@ use latchkey_client::Options;
 use latchkey_client::time::Backoff;
 use latchkey_enroll::inventory;
 use latchkey_luks::{Argon2Variant, ClevisBinding, CopyState, Header, Kdf, Limits, unlock};
+use latchkey_proto::jwe::Jwe;
+use latchkey_proto::pin::{Decryption, Unseal};
 use latchkey_proto::{jws, pin};
 use serde_json::{Map, Value, json};
 
@@ -120,6 +125,28 @@ fn probe_tang(url: &str, kid: &str, opts: &Options) -> String {
     }
 }
 
+/// Each tpm2 leaf of the tree unsealed on its own, as each Tang server is asked on its
+/// own: a share the boot would not wait for (an sss quorum met by Tang first) shows
+/// whether the TPM still gives it, say after a firmware update changed a PCR.
+fn probe_tpm(jwe: &Jwe, tpm: &Arc<dyn Unseal>, opts: &Options) -> Vec<(String, String)> {
+    // A tree that cannot be planned fails below, with its reason, in the binding's outcome.
+    let Ok(mut plan) = Decryption::new(jwe, &mut latchkey_sys::rng::os()) else {
+        return Vec::new();
+    };
+    let stop = AtomicBool::new(false);
+    plan.unseal_requests()
+        .into_iter()
+        .map(|req| {
+            // What the TPM gives is dropped (and zeroized) at once: only whether it did counts.
+            let status = match tpm.unseal(&req.binding, opts.deadline().instant(), &stop) {
+                Ok(_) => "unseals".to_owned(),
+                Err(e) => format!("does NOT unseal: {e}"),
+            };
+            (req.binding.describe(), status)
+        })
+        .collect()
+}
+
 fn check(a: CheckArgs) -> Result<i32> {
     let dev = &a.device;
     let mut f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
@@ -206,6 +233,11 @@ fn check(a: CheckArgs) -> Result<i32> {
             out.line(format!("  {url}: {status}"));
             servers.push(json!({"url": url, "kid": kid, "status": status}));
         }
+        let mut tpm2 = Vec::new();
+        for (what, status) in probe_tpm(jwe, &tpm, &opts) {
+            out.line(format!("  {what}: {status}"));
+            tpm2.push(json!({"binding": what, "status": status}));
+        }
         let how = latchkey_client::Recover {
             opts: &opts,
             tpm: Some(tpm.clone()),
@@ -223,7 +255,7 @@ fn check(a: CheckArgs) -> Result<i32> {
         )
         .map_err(|e| e.to_string());
         let mut entry = json!({"binding": name, "keyslot": b.keyslot,
-            "policy": pin::describe(&jwe.header), "servers": servers});
+            "policy": pin::describe(&jwe.header), "servers": servers, "tpm2": tpm2});
         match outcome {
             Ok(u) => {
                 out.line(format!("  opens keyslot {}", u.keyslot));
