@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use argh::FromArgs;
@@ -22,7 +22,8 @@ use latchkey_client::time::Backoff;
 use latchkey_enroll::inventory;
 use latchkey_luks::{Argon2Variant, ClevisBinding, CopyState, Header, Kdf, Limits, unlock};
 use latchkey_proto::jwe::Jwe;
-use latchkey_proto::pin::{Decryption, Unseal};
+use latchkey_proto::pin::{Decryption, Tpm2Binding, Unseal};
+use latchkey_proto::secret::Secret;
 use latchkey_proto::{jws, pin};
 use serde_json::{Map, Value, json};
 
@@ -125,26 +126,60 @@ fn probe_tang(url: &str, kid: &str, opts: &Options) -> String {
     }
 }
 
-/// Each tpm2 leaf of the tree unsealed on its own, as each Tang server is asked on its
+/// Each tpm2 share of a binding unsealed on its own, as each Tang server is asked on its
 /// own: a share the boot would not wait for (an sss quorum met by Tang first) shows
-/// whether the TPM still gives it, say after a firmware update changed a PCR.
-fn probe_tpm(jwe: &Jwe, tpm: &Arc<dyn Unseal>, opts: &Options) -> Vec<(String, String)> {
-    // A tree that cannot be planned fails below, with its reason, in the binding's outcome.
-    let Ok(mut plan) = Decryption::new(jwe, &mut latchkey_sys::rng::os()) else {
-        return Vec::new();
-    };
-    let stop = AtomicBool::new(false);
-    plan.unseal_requests()
-        .into_iter()
-        .map(|req| {
-            // What the TPM gives is dropped (and zeroized) at once: only whether it did counts.
-            let status = match tpm.unseal(&req.binding, opts.deadline().instant(), &stop) {
+/// whether the TPM still gives it, say after a firmware update changed a PCR. The
+/// answers then serve the binding's own recovery, so the TPM is asked once per share.
+struct Asked {
+    tpm: Arc<dyn Unseal>,
+    answers: Vec<(Tpm2Binding, Result<Secret, String>)>,
+}
+
+impl Asked {
+    fn probe(jwe: &Jwe, tpm: &Arc<dyn Unseal>, opts: &Options) -> Asked {
+        let stop = AtomicBool::new(false);
+        // A tree that cannot be planned fails in the binding's outcome, with its reason.
+        let answers = match Decryption::new(jwe, &mut latchkey_sys::rng::os()) {
+            Ok(mut plan) => plan
+                .unseal_requests()
+                .into_iter()
+                .map(|req| {
+                    let answer = tpm.unseal(&req.binding, opts.deadline().instant(), &stop);
+                    (Tpm2Binding::clone(&req.binding), answer)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Asked {
+            tpm: tpm.clone(),
+            answers,
+        }
+    }
+
+    /// `(tpm2 (sha256:7), unseals | does NOT unseal: WHY)` for each share asked.
+    fn findings(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.answers.iter().map(|(binding, answer)| {
+            let status = match answer {
                 Ok(_) => "unseals".to_owned(),
                 Err(e) => format!("does NOT unseal: {e}"),
             };
-            (req.binding.describe(), status)
+            (binding.describe(), status)
         })
-        .collect()
+    }
+}
+
+impl Unseal for Asked {
+    fn unseal(
+        &self,
+        binding: &Tpm2Binding,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Secret, String> {
+        match self.answers.iter().find(|(asked, _)| asked == binding) {
+            Some((_, answer)) => answer.clone(),
+            None => self.tpm.unseal(binding, deadline, stop),
+        }
+    }
 }
 
 fn check(a: CheckArgs) -> Result<i32> {
@@ -233,14 +268,15 @@ fn check(a: CheckArgs) -> Result<i32> {
             out.line(format!("  {url}: {status}"));
             servers.push(json!({"url": url, "kid": kid, "status": status}));
         }
+        let asked = Asked::probe(jwe, &tpm, &opts);
         let mut tpm2 = Vec::new();
-        for (what, status) in probe_tpm(jwe, &tpm, &opts) {
+        for (what, status) in asked.findings() {
             out.line(format!("  {what}: {status}"));
             tpm2.push(json!({"binding": what, "status": status}));
         }
         let how = latchkey_client::Recover {
             opts: &opts,
-            tpm: Some(tpm.clone()),
+            tpm: Some(Arc::new(asked)),
             network: None,
             deadline: opts.deadline(),
         };
@@ -273,7 +309,7 @@ fn check(a: CheckArgs) -> Result<i32> {
     if let Some(kf) = &a.key_file {
         let key =
             std::fs::read(kf).with_context(|| format!("reading key file {}", kf.display()))?;
-        let key = latchkey_proto::secret::Secret::new(key);
+        let key = Secret::new(key);
         let mut f = File::open(dev)?;
         match unlock(&hdr, &mut f, key.expose(), None, &limits) {
             Ok(u) => {
@@ -304,4 +340,73 @@ fn check(a: CheckArgs) -> Result<i32> {
     }
     out.line(format!("verdict: would unlock ({})", opened.join("; ")));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_proto::pin::{EncryptIo, SealRequest, Sealed};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Seals by keeping what it was given; no network, no files.
+    #[derive(Default)]
+    struct KeepingTpm {
+        sealed: Option<Secret>,
+    }
+
+    impl EncryptIo for KeepingTpm {
+        fn fetch_adv(&mut self, _: &str, _: Option<&str>) -> Result<Vec<u8>, String> {
+            Err("no network here".into())
+        }
+        fn read_file(&mut self, _: &str) -> Result<Vec<u8>, String> {
+            Err("no files here".into())
+        }
+        fn trust(&mut self, _: &str, _: &[String]) -> bool {
+            false
+        }
+        fn tpm2_seal(&mut self, req: &SealRequest) -> Result<Sealed, String> {
+            self.sealed = Some(req.data.clone());
+            Ok(Sealed {
+                jwk_pub: vec![1; 8],
+                jwk_priv: vec![2; 8],
+                pcr_bank: None,
+            })
+        }
+    }
+
+    /// Gives back what was sealed, counting how often it is asked.
+    struct CountingTpm {
+        sealed: Secret,
+        asked: AtomicUsize,
+    }
+
+    impl Unseal for CountingTpm {
+        fn unseal(&self, _: &Tpm2Binding, _: Instant, _: &AtomicBool) -> Result<Secret, String> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            Ok(self.sealed.clone())
+        }
+    }
+
+    #[test]
+    fn the_probe_and_the_bindings_recovery_ask_the_tpm_once_per_share() {
+        let mut io = KeepingTpm::default();
+        let mut rng = latchkey_sys::rng::os();
+        let compact =
+            pin::encrypt_json("tpm2", "{}", b"the passphrase", false, &mut io, &mut rng).unwrap();
+        let jwe = Jwe::parse(&compact).unwrap();
+        let tpm = Arc::new(CountingTpm {
+            sealed: io.sealed.unwrap(),
+            asked: AtomicUsize::new(0),
+        });
+        let opts = Options::new(Duration::from_secs(2), Duration::from_secs(6), 1);
+
+        let asked = Asked::probe(&jwe, &(tpm.clone() as Arc<dyn Unseal>), &opts);
+        assert_eq!(
+            asked.findings().collect::<Vec<_>>(),
+            vec![("tpm2 (no PCR policy)".to_owned(), "unseals".to_owned())]
+        );
+        let plaintext = latchkey_client::decrypt_with(&jwe, &opts, Some(Arc::new(asked))).unwrap();
+        assert_eq!(plaintext.expose(), b"the passphrase");
+        assert_eq!(tpm.asked.load(Ordering::SeqCst), 1);
+    }
 }
