@@ -139,16 +139,6 @@ impl LocalKey {
         }
     }
 
-    /// A key read already (nothing to wait for: a file in the initrd, or none).
-    pub fn read(key: Result<Option<Secret>, Error>) -> LocalKey {
-        let cell = OnceLock::new();
-        let _ = cell.set(key.map(|k| k.map(Arc::new)).map_err(Arc::new));
-        LocalKey {
-            cell,
-            load: Box::new(|| Ok(None)),
-        }
-    }
-
     /// True once the key is known to be missing: a race starts no thread for it.
     pub fn is_absent(&self) -> bool {
         matches!(self.cell.get(), Some(Ok(None)))
@@ -504,22 +494,20 @@ mod tests {
     }
 
     #[test]
-    fn a_local_key_read_at_once_is_absent_only_when_there_is_none() {
-        assert!(LocalKey::read(Ok(None)).is_absent());
-        let key = LocalKey::read(Ok(Some(Secret::new(b"a key".to_vec()))));
-        assert!(!key.is_absent());
+    fn a_local_key_is_absent_only_once_read_and_missing() {
+        let missing = LocalKey::new(Box::new(|| Ok(None)));
+        assert!(!missing.is_absent(), "not known before it is read");
+        assert!(missing.get().unwrap().is_none());
+        assert!(missing.is_absent());
+        let key = LocalKey::new(Box::new(|| Ok(Some(Secret::new(b"a key".to_vec())))));
         assert_eq!(key.get().unwrap().unwrap().expose(), b"a key");
-        let unreadable = LocalKey::read(Err(Error::NoBinding));
+        assert!(!key.is_absent());
+        let unreadable = LocalKey::new(Box::new(|| Err(Error::NoBinding)));
+        assert!(unreadable.get().is_err());
         assert!(
             !unreadable.is_absent(),
             "an unreadable key is reported by its race"
         );
-        assert!(unreadable.get().is_err());
-        // One read when a race asks is not known to be absent before that.
-        let later = LocalKey::new(Box::new(|| Ok(None)));
-        assert!(!later.is_absent());
-        assert!(later.get().unwrap().is_none());
-        assert!(later.is_absent());
     }
 
     #[test]

@@ -222,17 +222,17 @@ fn race_context(
 ) -> Ctx {
     let limits = Limits::for_this_machine();
 
-    // A key file in the initrd itself is read at once; one on a boot partition
-    // when a race first asks (the partition may take its time to appear).
-    let local_key = match cfg.boot_key.partition {
-        None => LocalKey::read(boot_key::load(&cfg.boot_key, deadline, &log)),
-        Some(_) => {
-            let (key_log, key_cfg) = (log.clone(), cfg.boot_key.clone());
-            LocalKey::new(Box::new(move || {
-                boot_key::load(&key_cfg, deadline, &key_log)
-            }))
-        }
-    };
+    let key_log = log.clone();
+    let key_cfg = cfg.boot_key.clone();
+    let local_key = LocalKey::new(Box::new(move || {
+        boot_key::load(&key_cfg, deadline, &key_log)
+    }));
+    // A key file in the initrd itself is read at once, so that no race waits on
+    // a thread for a key that is not there; one on a boot partition when a race
+    // first asks (the partition may take its time to appear).
+    if cfg.boot_key.partition.is_none() {
+        let _ = local_key.get();
+    }
 
     let net_log = log.clone();
     let net_cfg = cfg.network.clone();
@@ -277,21 +277,15 @@ fn race_context(
     }
 }
 
-/// Races every volume in its own thread; what failed.
-fn open_all(mut vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
-    let mut failed = Failures::new();
-    // One volume (the usual root) needs no thread of its own.
-    if vols.len() == 1 {
-        let vol = Arc::new(vols.remove(0));
-        if let Err(reasons) = open_one(vol.clone(), ctx.clone(), dry_run) {
-            failed.push((vol.label(), reasons));
-        }
-        return failed;
-    }
+/// Races every volume at once, the first on this thread and each other one in
+/// its own (the usual single root needs no thread); what failed, in order.
+fn open_all(vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
+    let mut vols = vols.into_iter().map(Arc::new);
+    let Some(first) = vols.next() else {
+        return Failures::new();
+    };
     let workers: Vec<_> = vols
-        .into_iter()
         .map(|vol| {
-            let vol = Arc::new(vol);
             let ctx = ctx.clone();
             let handle = engine::worker(vol.name.clone()).spawn({
                 let vol = vol.clone();
@@ -300,6 +294,10 @@ fn open_all(mut vols: Vec<Volume>, ctx: &Arc<Ctx>, dry_run: bool) -> Failures {
             (vol, handle)
         })
         .collect();
+    let mut failed = Failures::new();
+    if let Err(reasons) = open_one(first.clone(), ctx.clone(), dry_run) {
+        failed.push((first.label(), reasons));
+    }
     for (vol, h) in workers {
         match h.map(|h| h.join()) {
             Ok(Ok(Ok(()))) => {}
